@@ -1,0 +1,91 @@
+//! The registry of diagnostic codes: one table, stable forever.
+//!
+//! Numbering follows the phase that finds the problem: `SOV1xxx` syntax,
+//! `SOV2xxx` schema (lowering against the stdlib), `SOV3xxx` names,
+//! references, imports and cycles. Every code has a page in
+//! `docs/diagnostics/`, embedded here so `sovereign explain` can print it;
+//! a missing page is a compile error.
+
+use crate::Severity;
+
+/// A stable diagnostic code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Code {
+    /// The code users search for: `SOV2001`.
+    pub id: &'static str,
+    /// A kebab-case name that says what the problem is.
+    pub name: &'static str,
+    /// The default severity.
+    pub severity: Severity,
+    /// One line: what the code means.
+    pub summary: &'static str,
+    /// The full Markdown page from `docs/diagnostics/`.
+    pub doc: &'static str,
+}
+
+macro_rules! codes {
+    ($($konst:ident = $id:literal, $name:literal, $severity:ident, $summary:literal;)*) => {
+        $(
+            #[doc = $summary]
+            pub const $konst: Code = Code {
+                id: $id,
+                name: $name,
+                severity: Severity::$severity,
+                summary: $summary,
+                doc: include_str!(concat!("../../../docs/diagnostics/", $id, ".md")),
+            };
+        )*
+        /// Every code, in numeric order.
+        pub const ALL: &[Code] = &[$($konst),*];
+    };
+}
+
+codes! {
+    INVALID_SYNTAX = "SOV1001", "invalid-syntax", Error, "the text is not valid KDL 2.0 here";
+    UNTERMINATED_STRING = "SOV1002", "unterminated-string", Error, "a string is missing its closing quote";
+    UNTERMINATED_COMMENT = "SOV1003", "unterminated-comment", Error, "a block comment is missing its closing `*/`";
+    INVALID_ESCAPE = "SOV1004", "invalid-escape", Error, "a string contains an escape KDL 2.0 does not define";
+    INVALID_NUMBER = "SOV1005", "invalid-number", Error, "a value starts like a number but is not a valid KDL number";
+    UNBALANCED_BRACE = "SOV1006", "unbalanced-brace", Error, "a children block is not closed, or a `}` closes nothing";
+    BARE_KEYWORD = "SOV1007", "bare-keyword", Error, "`true`, `false`, `null`, `inf` and `nan` need a leading `#`";
+    MISSING_SPACE = "SOV1008", "missing-space", Error, "arguments and properties must be separated by whitespace";
+    INVALID_MULTILINE_STRING = "SOV1009", "invalid-multiline-string", Error, "a multi-line string is malformed or its lines do not share the closing line's indentation";
+    DISALLOWED_CHARACTER = "SOV1010", "disallowed-character", Error, "a code point KDL forbids (control or bidirectional character, or a misplaced byte-order mark)";
+    DANGLING_SLASHDASH = "SOV1011", "dangling-slashdash", Error, "a `/-` comment marker has nothing after it to comment out";
+    INVALID_TYPE_ANNOTATION = "SOV1012", "invalid-type-annotation", Error, "a type annotation is empty or malformed";
+    INVALID_UTF8 = "SOV1013", "invalid-utf8", Error, "the file is not valid UTF-8";
+    UNKNOWN_NODE = "SOV2001", "unknown-node", Error, "a node the schema does not define at this place";
+    UNKNOWN_PROPERTY = "SOV2002", "unknown-property", Error, "a property the node's schema does not define";
+    WRONG_TYPE = "SOV2003", "wrong-type", Error, "a value of the wrong type";
+    MISSING_VALUE = "SOV2004", "missing-value", Error, "a required name, argument, property or child is missing";
+    VALUE_NOT_ALLOWED = "SOV2005", "value-not-allowed", Error, "a value that is not one of the allowed ones";
+    UNEXPECTED_ARGUMENT = "SOV2006", "unexpected-argument", Error, "more arguments than the node takes";
+    DUPLICATE_PROPERTY = "SOV2007", "duplicate-property", Warning, "the same property is given twice on one node; the last one wins";
+    INVALID_QUANTITY = "SOV2008", "invalid-quantity", Error, "a memory or storage size that is not a number with a binary or decimal unit";
+    INVALID_DURATION = "SOV2009", "invalid-duration", Error, "a duration that is not a number with a unit (ms, s, m, h, d, w)";
+    INVALID_CRON = "SOV2010", "invalid-cron", Error, "a schedule that is not a five-field cron expression with every field in range";
+    UNKNOWN_REGION = "SOV2011", "unknown-region", Error, "a region or jurisdiction the catalog does not know";
+    TOO_MANY_CHILDREN = "SOV2012", "too-many-children", Error, "a child node given more often than its parent allows";
+    VALUE_OUT_OF_RANGE = "SOV2013", "value-out-of-range", Error, "a number outside the range the property allows";
+    IGNORED_TYPE_ANNOTATION = "SOV2014", "ignored-type-annotation", Warning, "a KDL type annotation, which fabric specs give no meaning";
+    INVALID_NAME = "SOV2015", "invalid-name", Error, "a name that cannot become a Kubernetes object name";
+    INVALID_CONDITION = "SOV2016", "invalid-condition", Error, "a routing condition that is not `metric op number` joined by `and`/`or`";
+    INVALID_URI = "SOV2017", "invalid-uri", Error, "a URI or secret source without an accepted scheme";
+    DUPLICATE_NAME = "SOV3001", "duplicate-name", Error, "two declarations of the same kind share a name";
+    UNKNOWN_REFERENCE = "SOV3002", "unknown-reference", Error, "a reference to a name that is not declared";
+    WRONG_REFERENCE_KIND = "SOV3003", "wrong-reference-kind", Error, "a reference names a declaration of the wrong kind";
+    AMBIGUOUS_REFERENCE = "SOV3004", "ambiguous-reference", Error, "a `depends-on` name matches declarations of several kinds";
+    DEPENDENCY_CYCLE = "SOV3005", "dependency-cycle", Error, "declarations depend on each other in a cycle";
+    SECRET_LITERAL = "SOV3006", "secret-literal", Error, "a secret written in clear text where a `secret` reference is required";
+    UNRESOLVED_IMPORT = "SOV3007", "unresolved-import", Error, "an import names a file or folder that cannot be read";
+    IMPORT_CYCLE = "SOV3008", "import-cycle", Error, "files import each other in a cycle";
+    MISSING_FABRIC = "SOV3009", "missing-fabric", Error, "the spec has no `fabric` declaration";
+}
+
+/// Looks a code up by its id (`SOV2001`) or name (`unknown-node`), ignoring case.
+#[must_use]
+pub fn lookup(query: &str) -> Option<Code> {
+    ALL.iter()
+        .copied()
+        .find(|c| c.id.eq_ignore_ascii_case(query) || c.name.eq_ignore_ascii_case(query))
+}

@@ -1,0 +1,447 @@
+//! Renderers: one diagnostic model, four views.
+//!
+//! - human: miette's graphical report (colour decided by the caller);
+//! - `json`: our own versioned format (`docs/json-output.md`);
+//! - `sarif`: SARIF 2.1.0 for code-scanning dashboards;
+//! - `github`: workflow commands that annotate pull requests.
+//!
+//! Renderers are the only place where byte offsets become lines and columns.
+
+use std::fmt::{self, Write as _};
+
+use miette::{
+    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError, MietteSpanContents,
+    SourceCode, SourceSpan, SpanContents,
+};
+use serde_json::{Value, json};
+
+use crate::codes::ALL;
+use crate::{Diagnostic, FileId, Severity, SourceMap, Span};
+
+/// The version of the JSON output format; bumped on any incompatible change.
+pub const JSON_FORMAT_VERSION: u32 = 1;
+
+/// Output format of `check` and friends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Human,
+    Json,
+    Sarif,
+    Github,
+}
+
+/// Settings of the human renderer.
+#[derive(Clone, Copy, Debug)]
+pub struct RenderConfig {
+    pub color: bool,
+    /// Terminal width used to wrap text.
+    pub width: usize,
+}
+
+/// Renders all diagnostics in `format`.
+#[must_use]
+pub fn render(
+    diagnostics: &[Diagnostic],
+    sources: &SourceMap,
+    format: Format,
+    config: RenderConfig,
+) -> String {
+    match format {
+        Format::Human => {
+            let mut out = String::new();
+            for diagnostic in diagnostics {
+                out.push_str(&render_one_human(diagnostic, sources, config));
+            }
+            out
+        }
+        Format::Json => {
+            let mut text = serde_json::to_string_pretty(&json_document(diagnostics, sources))
+                .unwrap_or_default();
+            text.push('\n');
+            text
+        }
+        Format::Sarif => {
+            let mut text = serde_json::to_string_pretty(&sarif_document(diagnostics, sources))
+                .unwrap_or_default();
+            text.push('\n');
+            text
+        }
+        Format::Github => diagnostics
+            .iter()
+            .map(|d| github_line(d, sources))
+            .collect(),
+    }
+}
+
+// ---------------------------------------------------------------- human
+
+/// Source text for miette, named and possibly redacted.
+struct NamedText {
+    name: String,
+    text: String,
+}
+
+impl SourceCode for NamedText {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let inner = self
+            .text
+            .read_span(span, context_lines_before, context_lines_after)?;
+        Ok(Box::new(MietteSpanContents::new_named(
+            self.name.clone(),
+            inner.data(),
+            *inner.span(),
+            inner.line(),
+            inner.column(),
+            inner.line_count(),
+        )))
+    }
+}
+
+/// A diagnostic (or the part of one that lives in one file) as miette sees it.
+struct MietteView {
+    code: Option<String>,
+    severity: Severity,
+    message: String,
+    help: Option<String>,
+    source: NamedText,
+    labels: Vec<LabeledSpan>,
+    related: Vec<MietteView>,
+}
+
+impl fmt::Debug for MietteView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+impl fmt::Display for MietteView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+impl std::error::Error for MietteView {}
+
+impl miette::Diagnostic for MietteView {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.code
+            .as_ref()
+            .map(|c| Box::new(c) as Box<dyn fmt::Display>)
+    }
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(match self.severity {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning => miette::Severity::Warning,
+        })
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        Some(&self.source)
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        Some(Box::new(self.labels.iter().cloned()))
+    }
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn miette::Diagnostic> + 'a>> {
+        if self.related.is_empty() {
+            None
+        } else {
+            Some(Box::new(
+                self.related.iter().map(|r| r as &dyn miette::Diagnostic),
+            ))
+        }
+    }
+}
+
+fn source_for(sources: &SourceMap, file: FileId, redact: Option<Span>) -> NamedText {
+    let mut text = sources.text(file).to_owned();
+    if let Some(span) = redact
+        && span.file == file
+        && text.is_char_boundary(span.start as usize)
+        && text.is_char_boundary(span.end as usize)
+    {
+        // Keep the length in bytes so every other span stays valid.
+        let stars = "*".repeat(span.len());
+        text.replace_range(span.range(), &stars);
+    }
+    NamedText {
+        name: sources.display_path(file),
+        text,
+    }
+}
+
+fn miette_label(span: Span, message: &str, primary: bool) -> LabeledSpan {
+    let label = if message.is_empty() {
+        None
+    } else {
+        Some(message.to_owned())
+    };
+    let source_span = SourceSpan::new((span.start as usize).into(), span.len());
+    if primary {
+        LabeledSpan::new_primary_with_span(label, source_span)
+    } else {
+        LabeledSpan::new_with_span(label, source_span)
+    }
+}
+
+/// Renders one diagnostic as miette's graphical report.
+#[must_use]
+pub fn render_one_human(
+    diagnostic: &Diagnostic,
+    sources: &SourceMap,
+    config: RenderConfig,
+) -> String {
+    let file = diagnostic.primary.span.file;
+    let redact = diagnostic.redact.then_some(diagnostic.primary.span);
+    let mut labels = vec![miette_label(
+        diagnostic.primary.span,
+        &diagnostic.primary.message,
+        true,
+    )];
+    let mut related: Vec<MietteView> = Vec::new();
+    for label in &diagnostic.labels {
+        if label.span.file == file {
+            labels.push(miette_label(label.span, &label.message, false));
+        } else {
+            // Labels in other files are shown as notes with their own snippet.
+            related.push(MietteView {
+                code: None,
+                severity: Severity::Warning,
+                message: format!("related: {}", label.message),
+                help: None,
+                source: source_for(sources, label.span.file, None),
+                labels: vec![miette_label(label.span, &label.message, true)],
+                related: Vec::new(),
+            });
+        }
+    }
+    let view = MietteView {
+        code: Some(format!("{}({})", diagnostic.code.id, diagnostic.code.name)),
+        severity: diagnostic.severity,
+        message: diagnostic.message.clone(),
+        help: diagnostic.help.clone(),
+        source: source_for(sources, file, redact),
+        labels,
+        related,
+    };
+    let theme = if config.color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    let handler = GraphicalReportHandler::new_themed(theme)
+        .with_width(config.width)
+        .with_links(false);
+    let mut out = String::new();
+    if handler.render_report(&mut out, &view).is_err() {
+        // miette failed (it should not): fall back to a plain line.
+        let _ = writeln!(
+            out,
+            "{}[{}]: {}",
+            diagnostic.severity.as_str(),
+            diagnostic.code.id,
+            diagnostic.message
+        );
+    }
+    out
+}
+
+// ---------------------------------------------------------------- json
+
+fn position(sources: &SourceMap, span: Span) -> Value {
+    let start = sources.line_col(span.file, span.start);
+    let end = sources.line_col(span.file, span.end);
+    json!({
+        "file": sources.display_path(span.file),
+        "byte_start": span.start,
+        "byte_end": span.end,
+        "line": start.line,
+        "column": start.column,
+        "end_line": end.line,
+        "end_column": end.column,
+    })
+}
+
+fn json_document(diagnostics: &[Diagnostic], sources: &SourceMap) -> Value {
+    let items: Vec<Value> = diagnostics
+        .iter()
+        .map(|d| {
+            json!({
+                "code": d.code.id,
+                "name": d.code.name,
+                "severity": d.severity.as_str(),
+                "message": d.message,
+                "location": position(sources, d.primary.span),
+                "label": d.primary.message,
+                "related": d.labels.iter().map(|l| json!({
+                    "location": position(sources, l.span),
+                    "message": l.message,
+                })).collect::<Vec<_>>(),
+                "help": d.help,
+                "fixes": d.fixes.iter().map(|f| json!({
+                    "title": f.title,
+                    "location": position(sources, f.span),
+                    "replacement": f.replacement,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let errors = diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    json!({
+        "version": JSON_FORMAT_VERSION,
+        "tool": "sovereign",
+        "diagnostics": items,
+        "summary": { "errors": errors, "warnings": diagnostics.len() - errors },
+    })
+}
+
+// ---------------------------------------------------------------- sarif
+
+fn sarif_level(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    }
+}
+
+fn sarif_location(sources: &SourceMap, span: Span) -> Value {
+    let start = sources.line_col(span.file, span.start);
+    let end = sources.line_col(span.file, span.end);
+    json!({
+        "physicalLocation": {
+            "artifactLocation": { "uri": sources.display_path(span.file) },
+            "region": {
+                "startLine": start.line,
+                "startColumn": start.column,
+                "endLine": end.line,
+                "endColumn": end.column,
+                "byteOffset": span.start,
+                "byteLength": span.len(),
+            }
+        }
+    })
+}
+
+fn sarif_document(diagnostics: &[Diagnostic], sources: &SourceMap) -> Value {
+    let rules: Vec<Value> = ALL
+        .iter()
+        .map(|c| {
+            json!({
+                "id": c.id,
+                "name": c.name,
+                "shortDescription": { "text": c.summary },
+                "fullDescription": { "text": c.summary },
+                "help": { "text": format!("Run `sovereign explain {}` for the full explanation.", c.id), "markdown": c.doc },
+                "defaultConfiguration": { "level": sarif_level(c.severity) },
+            })
+        })
+        .collect();
+    let results: Vec<Value> = diagnostics
+        .iter()
+        .map(|d| {
+            let rule_index = ALL.iter().position(|c| c.id == d.code.id).unwrap_or(0);
+            let mut message = d.message.clone();
+            if let Some(help) = &d.help {
+                message.push_str(". Help: ");
+                message.push_str(help);
+            }
+            let related: Vec<Value> = d
+                .labels
+                .iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    let mut location = sarif_location(sources, l.span);
+                    location["id"] = json!(i);
+                    location["message"] = json!({ "text": if l.message.is_empty() { "related" } else { &l.message } });
+                    location
+                })
+                .collect();
+            let fixes: Vec<Value> = d
+                .fixes
+                .iter()
+                .map(|f| {
+                    json!({
+                        "description": { "text": f.title },
+                        "artifactChanges": [{
+                            "artifactLocation": { "uri": sources.display_path(f.span.file) },
+                            "replacements": [{
+                                "deletedRegion": { "byteOffset": f.span.start, "byteLength": f.span.len() },
+                                "insertedContent": { "text": f.replacement },
+                            }]
+                        }]
+                    })
+                })
+                .collect();
+            let mut result = json!({
+                "ruleId": d.code.id,
+                "ruleIndex": rule_index,
+                "level": sarif_level(d.severity),
+                "message": { "text": message },
+                "locations": [sarif_location(sources, d.primary.span)],
+            });
+            if !related.is_empty() {
+                result["relatedLocations"] = Value::Array(related);
+            }
+            if !fixes.is_empty() {
+                result["fixes"] = Value::Array(fixes);
+            }
+            result
+        })
+        .collect();
+    json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": { "driver": {
+                "name": "sovereign",
+                "version": env!("CARGO_PKG_VERSION"),
+                "informationUri": "https://github.com/sovereign-fabric/sovereign",
+                "rules": rules,
+            }},
+            "columnKind": "unicodeCodePoints",
+            "results": results,
+        }]
+    })
+}
+
+// ---------------------------------------------------------------- github
+
+fn escape_data(text: &str) -> String {
+    text.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+fn escape_property(text: &str) -> String {
+    escape_data(text).replace(':', "%3A").replace(',', "%2C")
+}
+
+fn github_line(d: &Diagnostic, sources: &SourceMap) -> String {
+    let start = sources.line_col(d.primary.span.file, d.primary.span.start);
+    let end = sources.line_col(d.primary.span.file, d.primary.span.end);
+    let mut message = d.message.clone();
+    if let Some(help) = &d.help {
+        message.push_str("\nhelp: ");
+        message.push_str(help);
+    }
+    format!(
+        "::{} file={},line={},col={},endLine={},endColumn={},title={}::{}\n",
+        d.severity.as_str(),
+        escape_property(&sources.display_path(d.primary.span.file)),
+        start.line,
+        start.column,
+        end.line,
+        end.column,
+        escape_property(&format!("{} {}", d.code.id, d.code.name)),
+        escape_data(&message),
+    )
+}
