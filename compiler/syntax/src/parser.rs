@@ -809,7 +809,11 @@ impl<'a> Parser<'a> {
     /// when something else is there.
     fn token(&mut self) -> Option<Token<'a>> {
         let start = self.pos;
-        match self.peek()? {
+        let Some(first) = self.peek() else {
+            self.error(codes::INVALID_SYNTAX, start, start, "expected a name or value, found the end of the file");
+            return None;
+        };
+        match first {
             b'"' => Some(self.quoted_string()),
             b'#' if matches!(self.peek_at(1), Some(b'#' | b'"')) => Some(self.raw_string()),
             b'#' => self.keyword(),
