@@ -1,1 +1,102 @@
-fn main() {}
+//! The `sovereign` binary: command line, file access and output.
+//!
+//! Commands are thin: they read files through [`host::DiskHost`], call the
+//! pure compiler, and render its diagnostics. Exit codes: 0 no errors,
+//! 1 errors in the spec (or warnings with `--deny-warnings`), 2 usage or IO
+//! errors.
+
+mod check_command;
+mod host;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// A compiler for sovereign AI fabrics.
+#[derive(Parser, Debug)]
+#[command(name = "sovereign", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check a spec: syntax, schema, names, references, cycles.
+    Check(CheckArgs),
+    /// Print the documentation of a diagnostic code (such as SOV2001 or unknown-node).
+    Explain {
+        /// The code or its name.
+        code: String,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct CheckArgs {
+    /// The spec's root file, or a folder holding `fabric.kdl`.
+    #[arg(default_value = "fabric.kdl")]
+    spec: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    format: OutputFormat,
+    /// Fail (exit 1) on warnings too.
+    #[arg(long)]
+    deny_warnings: bool,
+    /// Use the stdlib (schema and catalogs) in this folder instead of the embedded one.
+    #[arg(long, value_name = "DIR")]
+    stdlib: Option<PathBuf>,
+    /// When to colour human output (never when NO_COLOR is set).
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum OutputFormat {
+    /// miette's graphical report, on stderr.
+    Human,
+    /// Versioned JSON (docs/json-output.md), on stdout.
+    Json,
+    /// SARIF 2.1.0, on stdout.
+    Sarif,
+    /// GitHub Actions workflow commands, on stdout.
+    Github,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(if error.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match cli.command {
+        Command::Check(args) => check_command::run(&args),
+        Command::Explain { code } => explain(&code),
+    }
+}
+
+fn explain(query: &str) -> ExitCode {
+    match sovereign_diagnostics::codes::lookup(query) {
+        Some(code) => {
+            let _ = std::io::stdout().write_all(code.doc.as_bytes());
+            ExitCode::SUCCESS
+        }
+        None => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: unknown diagnostic code `{query}`; codes look like SOV2001 (see docs/diagnostics/)"
+            );
+            ExitCode::from(2)
+        }
+    }
+}

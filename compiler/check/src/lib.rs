@@ -1,1 +1,69 @@
-//! placeholder
+//! The middle of the compiler: from KDL files to a checked Fabric IR.
+//!
+//! ```text
+//! files ─parse─▶ KDL trees ─lower (schema)─▶ IR items ─resolve─▶ names and references
+//!       ─cycles─▶ dependency graph checked ─▶ Checked { sources, fabric, diagnostics }
+//! ```
+//!
+//! Architecture Invariant: pure. No file, network, clock or environment
+//! access: files come through [`Host`]. The same input gives the same
+//! output, with diagnostics in a stable order.
+
+pub mod cycles;
+pub mod ir;
+mod load;
+pub mod lower;
+pub mod resolve;
+pub mod schema;
+pub mod values;
+
+use std::path::Path;
+
+use sovereign_diagnostics::{Diagnostic, FileId, SourceMap, Span};
+
+pub use load::{Host, MAX_FILE_BYTES};
+pub use schema::Schema;
+
+/// The result of checking a spec.
+#[derive(Debug)]
+pub struct Checked {
+    /// Every file read: stdlib files first when the schema was loaded with them, then the spec's.
+    pub sources: SourceMap,
+    pub fabric: ir::Fabric,
+    pub dependencies: Vec<cycles::Dependency>,
+    /// Sorted by file and position.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Checked {
+    #[must_use]
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Loads the embedded stdlib into `sources` and reads the schema from it.
+#[must_use]
+pub fn embedded_schema(sources: &mut SourceMap) -> (Schema, Vec<Diagnostic>) {
+    let files = |list: &[sovereign_stdlib::StdlibFile], sources: &mut SourceMap| -> Vec<(FileId, &'static str)> {
+        list.iter().map(|f| (sources.add(Path::new("<stdlib>").join(f.path), f.text.to_owned()), f.text)).collect()
+    };
+    let schema_files = files(sovereign_stdlib::SCHEMA, sources);
+    let catalog_files = files(sovereign_stdlib::CATALOG, sources);
+    Schema::load(&schema_files, &catalog_files)
+}
+
+/// Checks the spec whose root file is `root` (already read as `bytes`).
+/// `sources` may already hold stdlib files; spec files are added after them.
+#[must_use]
+pub fn check(root: &Path, bytes: Vec<u8>, host: &dyn Host, schema: &Schema, sources: SourceMap) -> Checked {
+    let mut loader = load::Loader::new(host, schema, sources);
+    let root_file = loader.load_text(root, bytes, None);
+    let mut diagnostics = std::mem::take(&mut loader.diagnostics);
+    let mut fabric = std::mem::take(&mut loader.fabric);
+    resolve::resolve(&mut fabric, Span::new(root_file, 0, 0), &mut diagnostics);
+    let dependencies = cycles::dependencies(&fabric);
+    cycles::check_cycles(&fabric, &dependencies, &mut diagnostics);
+    sovereign_diagnostics::sort(&mut diagnostics);
+    Checked { sources: loader.sources, fabric, dependencies, diagnostics }
+}

@@ -85,7 +85,5 @@ codes! {
 /// Looks a code up by its id (`SOV2001`) or name (`unknown-node`), ignoring case.
 #[must_use]
 pub fn lookup(query: &str) -> Option<Code> {
-    ALL.iter()
-        .copied()
-        .find(|c| c.id.eq_ignore_ascii_case(query) || c.name.eq_ignore_ascii_case(query))
+    ALL.iter().copied().find(|c| c.id.eq_ignore_ascii_case(query) || c.name.eq_ignore_ascii_case(query))
 }

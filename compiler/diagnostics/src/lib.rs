@@ -76,10 +76,7 @@ impl Diagnostic {
             code,
             severity: code.severity,
             message: message.into(),
-            primary: Label {
-                span,
-                message: String::new(),
-            },
+            primary: Label { span, message: String::new() },
             labels: Vec::new(),
             help: None,
             fixes: Vec::new(),
@@ -97,10 +94,7 @@ impl Diagnostic {
     /// Adds a related span.
     #[must_use]
     pub fn with_label(mut self, span: Span, message: impl Into<String>) -> Self {
-        self.labels.push(Label {
-            span,
-            message: message.into(),
-        });
+        self.labels.push(Label { span, message: message.into() });
         self
     }
 
@@ -113,17 +107,8 @@ impl Diagnostic {
 
     /// Adds a fix an editor can apply.
     #[must_use]
-    pub fn with_fix(
-        mut self,
-        title: impl Into<String>,
-        span: Span,
-        replacement: impl Into<String>,
-    ) -> Self {
-        self.fixes.push(Fix {
-            title: title.into(),
-            span,
-            replacement: replacement.into(),
-        });
+    pub fn with_fix(mut self, title: impl Into<String>, span: Span, replacement: impl Into<String>) -> Self {
+        self.fixes.push(Fix { title: title.into(), span, replacement: replacement.into() });
         self
     }
 
@@ -144,20 +129,13 @@ impl Diagnostic {
 /// on the order in which passes ran.
 pub fn sort(diagnostics: &mut [Diagnostic]) {
     diagnostics.sort_by(|a, b| {
-        (
-            a.primary.span.file,
-            a.primary.span.start,
-            a.primary.span.end,
-            a.code.id,
-            &a.message,
-        )
-            .cmp(&(
-                b.primary.span.file,
-                b.primary.span.start,
-                b.primary.span.end,
-                b.code.id,
-                &b.message,
-            ))
+        (a.primary.span.file, a.primary.span.start, a.primary.span.end, a.code.id, &a.message).cmp(&(
+            b.primary.span.file,
+            b.primary.span.start,
+            b.primary.span.end,
+            b.code.id,
+            &b.message,
+        ))
     });
 }
 
@@ -197,10 +175,7 @@ mod tests {
 
     #[test]
     fn closest_finds_typos_and_rejects_strangers() {
-        assert_eq!(
-            closest("replcas", ["replicas", "schedule"]),
-            Some("replicas")
-        );
+        assert_eq!(closest("replcas", ["replicas", "schedule"]), Some("replicas"));
         assert_eq!(closest("zzzz", ["replicas", "schedule"]), None);
         assert_eq!(closest("tier", ["tier", "tiers"]), Some("tier"));
     }

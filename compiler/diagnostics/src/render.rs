@@ -10,8 +10,8 @@
 use std::fmt::{self, Write as _};
 
 use miette::{
-    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError, MietteSpanContents,
-    SourceCode, SourceSpan, SpanContents,
+    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError, MietteSpanContents, SourceCode, SourceSpan,
+    SpanContents,
 };
 use serde_json::{Value, json};
 
@@ -40,36 +40,29 @@ pub struct RenderConfig {
 
 /// Renders all diagnostics in `format`.
 #[must_use]
-pub fn render(
-    diagnostics: &[Diagnostic],
-    sources: &SourceMap,
-    format: Format,
-    config: RenderConfig,
-) -> String {
+pub fn render(diagnostics: &[Diagnostic], sources: &SourceMap, format: Format, config: RenderConfig) -> String {
     match format {
         Format::Human => {
+            // A secret shown by one diagnostic could appear as context in
+            // another: mask every redacted span in every snippet.
+            let redactions: Vec<Span> = diagnostics.iter().filter(|d| d.redact).map(|d| d.primary.span).collect();
             let mut out = String::new();
             for diagnostic in diagnostics {
-                out.push_str(&render_one_human(diagnostic, sources, config));
+                out.push_str(&render_human(diagnostic, sources, config, &redactions));
             }
             out
         }
         Format::Json => {
-            let mut text = serde_json::to_string_pretty(&json_document(diagnostics, sources))
-                .unwrap_or_default();
+            let mut text = serde_json::to_string_pretty(&json_document(diagnostics, sources)).unwrap_or_default();
             text.push('\n');
             text
         }
         Format::Sarif => {
-            let mut text = serde_json::to_string_pretty(&sarif_document(diagnostics, sources))
-                .unwrap_or_default();
+            let mut text = serde_json::to_string_pretty(&sarif_document(diagnostics, sources)).unwrap_or_default();
             text.push('\n');
             text
         }
-        Format::Github => diagnostics
-            .iter()
-            .map(|d| github_line(d, sources))
-            .collect(),
+        Format::Github => diagnostics.iter().map(|d| github_line(d, sources)).collect(),
     }
 }
 
@@ -88,9 +81,7 @@ impl SourceCode for NamedText {
         context_lines_before: usize,
         context_lines_after: usize,
     ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
-        let inner = self
-            .text
-            .read_span(span, context_lines_before, context_lines_after)?;
+        let inner = self.text.read_span(span, context_lines_before, context_lines_after)?;
         Ok(Box::new(MietteSpanContents::new_named(
             self.name.clone(),
             inner.data(),
@@ -127,9 +118,7 @@ impl std::error::Error for MietteView {}
 
 impl miette::Diagnostic for MietteView {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.code
-            .as_ref()
-            .map(|c| Box::new(c) as Box<dyn fmt::Display>)
+        self.code.as_ref().map(|c| Box::new(c) as Box<dyn fmt::Display>)
     }
     fn severity(&self) -> Option<miette::Severity> {
         Some(match self.severity {
@@ -138,9 +127,7 @@ impl miette::Diagnostic for MietteView {
         })
     }
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help
-            .as_ref()
-            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
     fn source_code(&self) -> Option<&dyn SourceCode> {
         Some(&self.source)
@@ -152,36 +139,25 @@ impl miette::Diagnostic for MietteView {
         if self.related.is_empty() {
             None
         } else {
-            Some(Box::new(
-                self.related.iter().map(|r| r as &dyn miette::Diagnostic),
-            ))
+            Some(Box::new(self.related.iter().map(|r| r as &dyn miette::Diagnostic)))
         }
     }
 }
 
-fn source_for(sources: &SourceMap, file: FileId, redact: Option<Span>) -> NamedText {
+fn source_for(sources: &SourceMap, file: FileId, redactions: &[Span]) -> NamedText {
     let mut text = sources.text(file).to_owned();
-    if let Some(span) = redact
-        && span.file == file
-        && text.is_char_boundary(span.start as usize)
-        && text.is_char_boundary(span.end as usize)
-    {
-        // Keep the length in bytes so every other span stays valid.
-        let stars = "*".repeat(span.len());
-        text.replace_range(span.range(), &stars);
+    for span in redactions {
+        if span.file == file && text.is_char_boundary(span.start as usize) && text.is_char_boundary(span.end as usize) {
+            // Keep the length in bytes so every other span stays valid.
+            let stars = "*".repeat(span.len());
+            text.replace_range(span.range(), &stars);
+        }
     }
-    NamedText {
-        name: sources.display_path(file),
-        text,
-    }
+    NamedText { name: sources.display_path(file), text }
 }
 
 fn miette_label(span: Span, message: &str, primary: bool) -> LabeledSpan {
-    let label = if message.is_empty() {
-        None
-    } else {
-        Some(message.to_owned())
-    };
+    let label = if message.is_empty() { None } else { Some(message.to_owned()) };
     let source_span = SourceSpan::new((span.start as usize).into(), span.len());
     if primary {
         LabeledSpan::new_primary_with_span(label, source_span)
@@ -192,18 +168,14 @@ fn miette_label(span: Span, message: &str, primary: bool) -> LabeledSpan {
 
 /// Renders one diagnostic as miette's graphical report.
 #[must_use]
-pub fn render_one_human(
-    diagnostic: &Diagnostic,
-    sources: &SourceMap,
-    config: RenderConfig,
-) -> String {
+pub fn render_one_human(diagnostic: &Diagnostic, sources: &SourceMap, config: RenderConfig) -> String {
+    let redactions: Vec<Span> = diagnostic.redact.then_some(diagnostic.primary.span).into_iter().collect();
+    render_human(diagnostic, sources, config, &redactions)
+}
+
+fn render_human(diagnostic: &Diagnostic, sources: &SourceMap, config: RenderConfig, redactions: &[Span]) -> String {
     let file = diagnostic.primary.span.file;
-    let redact = diagnostic.redact.then_some(diagnostic.primary.span);
-    let mut labels = vec![miette_label(
-        diagnostic.primary.span,
-        &diagnostic.primary.message,
-        true,
-    )];
+    let mut labels = vec![miette_label(diagnostic.primary.span, &diagnostic.primary.message, true)];
     let mut related: Vec<MietteView> = Vec::new();
     for label in &diagnostic.labels {
         if label.span.file == file {
@@ -215,7 +187,7 @@ pub fn render_one_human(
                 severity: Severity::Warning,
                 message: format!("related: {}", label.message),
                 help: None,
-                source: source_for(sources, label.span.file, None),
+                source: source_for(sources, label.span.file, redactions),
                 labels: vec![miette_label(label.span, &label.message, true)],
                 related: Vec::new(),
             });
@@ -226,28 +198,16 @@ pub fn render_one_human(
         severity: diagnostic.severity,
         message: diagnostic.message.clone(),
         help: diagnostic.help.clone(),
-        source: source_for(sources, file, redact),
+        source: source_for(sources, file, redactions),
         labels,
         related,
     };
-    let theme = if config.color {
-        GraphicalTheme::unicode()
-    } else {
-        GraphicalTheme::unicode_nocolor()
-    };
-    let handler = GraphicalReportHandler::new_themed(theme)
-        .with_width(config.width)
-        .with_links(false);
+    let theme = if config.color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+    let handler = GraphicalReportHandler::new_themed(theme).with_width(config.width).with_links(false);
     let mut out = String::new();
     if handler.render_report(&mut out, &view).is_err() {
         // miette failed (it should not): fall back to a plain line.
-        let _ = writeln!(
-            out,
-            "{}[{}]: {}",
-            diagnostic.severity.as_str(),
-            diagnostic.code.id,
-            diagnostic.message
-        );
+        let _ = writeln!(out, "{}[{}]: {}", diagnostic.severity.as_str(), diagnostic.code.id, diagnostic.message);
     }
     out
 }
@@ -292,10 +252,7 @@ fn json_document(diagnostics: &[Diagnostic], sources: &SourceMap) -> Value {
             })
         })
         .collect();
-    let errors = diagnostics
-        .iter()
-        .filter(|d| d.severity == Severity::Error)
-        .count();
+    let errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
     json!({
         "version": JSON_FORMAT_VERSION,
         "tool": "sovereign",
@@ -416,9 +373,7 @@ fn sarif_document(diagnostics: &[Diagnostic], sources: &SourceMap) -> Value {
 // ---------------------------------------------------------------- github
 
 fn escape_data(text: &str) -> String {
-    text.replace('%', "%25")
-        .replace('\r', "%0D")
-        .replace('\n', "%0A")
+    text.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
 }
 
 fn escape_property(text: &str) -> String {

@@ -18,11 +18,7 @@ impl Span {
     #[must_use]
     pub fn new(file: FileId, start: usize, end: usize) -> Self {
         // Specs larger than 4 GiB are rejected when read, so offsets fit.
-        Span {
-            file,
-            start: u32::try_from(start).unwrap_or(u32::MAX),
-            end: u32::try_from(end).unwrap_or(u32::MAX),
-        }
+        Span { file, start: u32::try_from(start).unwrap_or(u32::MAX), end: u32::try_from(end).unwrap_or(u32::MAX) }
     }
 
     #[must_use]
@@ -43,11 +39,7 @@ impl Span {
     /// The smallest span covering both (same file assumed).
     #[must_use]
     pub fn cover(self, other: Span) -> Span {
-        Span {
-            file: self.file,
-            start: self.start.min(other.start),
-            end: self.end.max(other.end),
-        }
+        Span { file: self.file, start: self.start.min(other.start), end: self.end.max(other.end) }
     }
 }
 
@@ -95,17 +87,13 @@ impl SourceMap {
     }
 
     pub fn files(&self) -> impl Iterator<Item = (FileId, &SourceFile)> {
-        self.files
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (FileId(u32::try_from(i).unwrap_or(u32::MAX)), f))
+        self.files.iter().enumerate().map(|(i, f)| (FileId(u32::try_from(i).unwrap_or(u32::MAX)), f))
     }
 
     /// The path of a file with `/` separators, for machine-readable output.
     #[must_use]
     pub fn display_path(&self, file: FileId) -> String {
-        self.get(file)
-            .map_or_else(String::new, |f| f.path.to_string_lossy().replace('\\', "/"))
+        self.get(file).map_or_else(String::new, |f| f.path.to_string_lossy().replace('\\', "/"))
     }
 
     /// Line and column of a byte offset. Lines end at LF, CRLF or CR, as
@@ -132,10 +120,7 @@ impl SourceMap {
             }
             i += 1;
         }
-        let column = text
-            .get(line_start..offset)
-            .map_or(offset - line_start, |s| s.chars().count())
-            + 1;
+        let column = text.get(line_start..offset).map_or(offset - line_start, |s| s.chars().count()) + 1;
         LineCol { line, column }
     }
 }

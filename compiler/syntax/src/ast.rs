@@ -112,19 +112,13 @@ impl<'a> ValueKind<'a> {
 impl Node<'_> {
     /// The arguments, in order.
     pub fn arguments(&self) -> impl Iterator<Item = &Value<'_>> {
-        self.entries
-            .iter()
-            .filter(|e| e.key.is_none())
-            .map(|e| &e.value)
+        self.entries.iter().filter(|e| e.key.is_none()).map(|e| &e.value)
     }
 
     /// The last value given for property `key` (KDL: the rightmost wins).
     #[must_use]
     pub fn property(&self, key: &str) -> Option<&Entry<'_>> {
-        self.entries
-            .iter()
-            .rev()
-            .find(|e| e.key.as_ref().is_some_and(|k| k.text == key))
+        self.entries.iter().rev().find(|e| e.key.as_ref().is_some_and(|k| k.text == key))
     }
 
     /// The child nodes (empty when there is no block).

@@ -4,20 +4,13 @@
 /// `true` for the code points KDL 2.0 counts as newlines (CRLF is handled by the caller).
 #[must_use]
 pub fn is_newline(c: char) -> bool {
-    matches!(
-        c,
-        '\n' | '\r' | '\u{0B}' | '\u{0C}' | '\u{85}' | '\u{2028}' | '\u{2029}'
-    )
+    matches!(c, '\n' | '\r' | '\u{0B}' | '\u{0C}' | '\u{85}' | '\u{2028}' | '\u{2029}')
 }
 
 /// `true` for KDL's `unicode-space`.
 #[must_use]
 pub fn is_unicode_space(c: char) -> bool {
-    matches!(
-        c,
-        '\t' | ' ' | '\u{A0}' | '\u{1680}' | '\u{2000}'
-            ..='\u{200A}' | '\u{202F}' | '\u{205F}' | '\u{3000}'
-    )
+    matches!(c, '\t' | ' ' | '\u{A0}' | '\u{1680}' | '\u{2000}'..='\u{200A}' | '\u{202F}' | '\u{205F}' | '\u{3000}')
 }
 
 /// `true` for code points that may not appear anywhere in a document

@@ -23,10 +23,7 @@ pub(crate) fn classify(text: &str) -> Result<NumberForm, &'static str> {
         if !(*first as char).is_digit(radix) {
             return Err("the first digit after a radix prefix must be a digit, not `_`");
         }
-        if digits
-            .iter()
-            .all(|&b| b == b'_' || (b as char).is_digit(radix))
-        {
+        if digits.iter().all(|&b| b == b'_' || (b as char).is_digit(radix)) {
             return Ok(NumberForm::Integer { radix });
         }
         return Err(match radix {
@@ -39,10 +36,7 @@ pub(crate) fn classify(text: &str) -> Result<NumberForm, &'static str> {
         if !bytes.get(*i).is_some_and(u8::is_ascii_digit) {
             return false;
         }
-        while bytes
-            .get(*i)
-            .is_some_and(|b| b.is_ascii_digit() || *b == b'_')
-        {
+        while bytes.get(*i).is_some_and(|b| b.is_ascii_digit() || *b == b'_') {
             *i += 1;
         }
         true
@@ -71,11 +65,7 @@ pub(crate) fn classify(text: &str) -> Result<NumberForm, &'static str> {
     if i != bytes.len() {
         return Err("unexpected characters in a number");
     }
-    Ok(if decimal {
-        NumberForm::Decimal
-    } else {
-        NumberForm::Integer { radix: 10 }
-    })
+    Ok(if decimal { NumberForm::Decimal } else { NumberForm::Integer { radix: 10 } })
 }
 
 impl Number<'_> {
@@ -128,11 +118,7 @@ impl Number<'_> {
             NumberForm::NaN => "#nan".into(),
             NumberForm::Integer { radix } => {
                 let decimal = to_decimal(&digits, radix);
-                if decimal == "0" {
-                    decimal
-                } else {
-                    format!("{sign}{decimal}")
-                }
+                if decimal == "0" { decimal } else { format!("{sign}{decimal}") }
             }
             NumberForm::Decimal => {
                 let (mantissa, exponent) = match digits.find(['e', 'E']) {
@@ -201,19 +187,12 @@ mod tests {
     use super::*;
 
     fn normal(raw: &str) -> String {
-        Number {
-            raw,
-            form: classify(raw).unwrap(),
-        }
-        .normal_form()
+        Number { raw, form: classify(raw).unwrap() }.normal_form()
     }
 
     #[test]
     fn normal_forms_match_the_suite() {
-        assert_eq!(
-            normal("0xABCDEF0123456789abcdef"),
-            "207698809136909011942886895"
-        );
+        assert_eq!(normal("0xABCDEF0123456789abcdef"), "207698809136909011942886895");
         assert_eq!(normal("1e10"), "1E+10");
         assert_eq!(normal("1.0e-10_0"), "1.0E-100");
         assert_eq!(normal("+10"), "10");
@@ -223,19 +202,14 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in [
-            "1.", "1.e5", "0x", "0x_1", "1._0", "1.0.0", "1e", "0b2", "1abc",
-        ] {
+        for bad in ["1.", "1.e5", "0x", "0x_1", "1._0", "1.0.0", "1e", "0b2", "1abc"] {
             assert!(classify(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn converts() {
-        let n = |raw| Number {
-            raw,
-            form: classify(raw).unwrap(),
-        };
+        let n = |raw| Number { raw, form: classify(raw).unwrap() };
         assert_eq!(n("0x10").as_i64(), Some(16));
         assert_eq!(n("-1_000").as_i64(), Some(-1000));
         assert_eq!(n("2.5").as_f64(), Some(2.5));

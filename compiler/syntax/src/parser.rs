@@ -11,9 +11,7 @@ use std::borrow::Cow;
 use sovereign_diagnostics::{Code, Diagnostic, FileId, Span, codes};
 
 use crate::ast::{Children, Document, Entry, Ident, Node, Number, NumberForm, Value, ValueKind};
-use crate::chars::{
-    RESERVED_IDENTIFIERS, is_disallowed, is_identifier_char, is_newline, is_unicode_space,
-};
+use crate::chars::{RESERVED_IDENTIFIERS, is_disallowed, is_identifier_char, is_newline, is_unicode_space};
 use crate::number;
 use crate::strings::{self, BodyError, BodyErrorKind};
 
@@ -46,11 +44,7 @@ pub fn parse(file: FileId, text: &str) -> Parse<'_> {
         parser.pos = 3;
     }
     let nodes = parser.nodes(false);
-    Parse {
-        document: Document { nodes },
-        diagnostics: parser.diagnostics,
-        comments: parser.comments,
-    }
+    Parse { document: Document { nodes }, diagnostics: parser.diagnostics, comments: parser.comments }
 }
 
 struct Parser<'a> {
@@ -83,24 +77,14 @@ impl<'a> Parser<'a> {
 
     fn peek_char(&self) -> Option<char> {
         let byte = *self.bytes.get(self.pos)?;
-        if byte < 0x80 {
-            Some(byte as char)
-        } else {
-            self.src[self.pos..].chars().next()
-        }
+        if byte < 0x80 { Some(byte as char) } else { self.src[self.pos..].chars().next() }
     }
 
     fn span(&self, start: usize, end: usize) -> Span {
         Span::new(self.file, start, end)
     }
 
-    fn error(
-        &mut self,
-        code: Code,
-        start: usize,
-        end: usize,
-        message: impl Into<String>,
-    ) -> &mut Diagnostic {
+    fn error(&mut self, code: Code, start: usize, end: usize, message: impl Into<String>) -> &mut Diagnostic {
         let span = self.span(start, end);
         self.diagnostics.push(Diagnostic::new(code, span, message));
         self.diagnostics.last_mut().expect("just pushed")
@@ -113,12 +97,7 @@ impl<'a> Parser<'a> {
                 BodyErrorKind::Disallowed => codes::DISALLOWED_CHARACTER,
                 BodyErrorKind::Multiline => codes::INVALID_MULTILINE_STRING,
             };
-            self.error(
-                code,
-                offset + error.start,
-                offset + error.end,
-                error.message,
-            );
+            self.error(code, offset + error.start, offset + error.end, error.message);
         }
     }
 
@@ -160,13 +139,10 @@ impl<'a> Parser<'a> {
             let message = if c == '\u{FEFF}' {
                 "a byte-order mark (U+FEFF) is allowed only at the very start of a file".to_owned()
             } else {
-                format!(
-                    "the code point U+{:04X} may not appear in a KDL document",
-                    c as u32
-                )
+                format!("the code point U+{:04X} may not appear in a KDL document", c as u32)
             };
-            self.error(codes::DISALLOWED_CHARACTER, at, at + c.len_utf8(), message)
-                .help = Some("delete it; control and bidirectional-override characters can hide what the text says".into());
+            self.error(codes::DISALLOWED_CHARACTER, at, at + c.len_utf8(), message).help =
+                Some("delete it; control and bidirectional-override characters can hide what the text says".into());
         }
     }
 
@@ -196,17 +172,9 @@ impl<'a> Parser<'a> {
         while depth > 0 {
             match self.peek() {
                 None => {
-                    self.error(
-                        codes::UNTERMINATED_COMMENT,
-                        start,
-                        start + 2,
-                        "block comment is never closed",
-                    )
-                    .with_primary_label_mut("opened here")
-                    .help = Some(
-                        "close it with `*/` (block comments nest: every `/*` needs its own `*/`)"
-                            .into(),
-                    );
+                    self.error(codes::UNTERMINATED_COMMENT, start, start + 2, "block comment is never closed")
+                        .with_primary_label_mut("opened here")
+                        .help = Some("close it with `*/` (block comments nest: every `/*` needs its own `*/`)".into());
                     break;
                 }
                 Some(b'*') if self.peek_at(1) == Some(b'/') => {
@@ -217,10 +185,7 @@ impl<'a> Parser<'a> {
                     depth += 1;
                     self.pos += 2;
                 }
-                Some(b)
-                    if b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0B | 0x0C)
-                        || b == 0x7F =>
-                {
+                Some(b) if b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0B | 0x0C) || b == 0x7F => {
                     self.check_disallowed_at(self.pos, b as char);
                     self.pos += 1;
                 }
@@ -270,8 +235,13 @@ impl<'a> Parser<'a> {
         if self.peek() == Some(b'/') && self.peek_at(1) == Some(b'/') {
             self.line_comment();
         } else if !self.eat_newline() && self.peek().is_some() {
-            self.error(codes::INVALID_SYNTAX, start, start + 1, "a `\\` outside a string continues the line, so only whitespace or a comment may follow it")
-                .help = Some("to use a backslash in a name or value, put it in a quoted string: \"a\\\\b\"".into());
+            self.error(
+                codes::INVALID_SYNTAX,
+                start,
+                start + 1,
+                "a `\\` outside a string continues the line, so only whitespace or a comment may follow it",
+            )
+            .help = Some("to use a backslash in a name or value, put it in a quoted string: \"a\\\\b\"".into());
         }
     }
 
@@ -308,9 +278,7 @@ impl<'a> Parser<'a> {
     fn skip_bad_token(&mut self) {
         let start = self.pos;
         while let Some(c) = self.peek_char() {
-            if self.pos > start
-                && (is_unicode_space(c) || is_newline(c) || matches!(c, ';' | '{' | '}'))
-            {
+            if self.pos > start && (is_unicode_space(c) || is_newline(c) || matches!(c, ';' | '{' | '}')) {
                 break;
             }
             self.pos += c.len_utf8();
@@ -327,13 +295,8 @@ impl<'a> Parser<'a> {
                 None => break,
                 Some(b'}') if nested => break,
                 Some(b'}') => {
-                    self.error(
-                        codes::UNBALANCED_BRACE,
-                        self.pos,
-                        self.pos + 1,
-                        "this `}` closes no children block",
-                    )
-                    .help = Some("delete it, or add the `{` it was meant to close".into());
+                    self.error(codes::UNBALANCED_BRACE, self.pos, self.pos + 1, "this `}` closes no children block")
+                        .help = Some("delete it, or add the `{` it was meant to close".into());
                     self.pos += 1;
                 }
                 Some(b';') => {
@@ -368,8 +331,13 @@ impl<'a> Parser<'a> {
     }
 
     fn dangling_slashdash(&mut self, start: usize) {
-        self.error(codes::DANGLING_SLASHDASH, start, start + 2, "`/-` comments out the next node, argument, property or children block, but nothing follows it")
-            .help = Some("delete the `/-`, or put it right before the item to comment out".into());
+        self.error(
+            codes::DANGLING_SLASHDASH,
+            start,
+            start + 2,
+            "`/-` comments out the next node, argument, property or children block, but nothing follows it",
+        )
+        .help = Some("delete the `/-`, or put it right before the item to comment out".into());
     }
 
     fn node(&mut self) -> Option<Node<'a>> {
@@ -387,13 +355,7 @@ impl<'a> Parser<'a> {
             return None;
         };
         let name = self.ident(name, "a node name");
-        let mut node = Node {
-            annotation,
-            name,
-            entries: Vec::new(),
-            children: None,
-            span: self.span(start, start),
-        };
+        let mut node = Node { annotation, name, entries: Vec::new(), children: None, span: self.span(start, start) };
         let mut end = node.name.span.end as usize;
         // Set by any children block, slashdashed or not: entries may not follow one.
         let mut after_block = false;
@@ -438,9 +400,7 @@ impl<'a> Parser<'a> {
                             children.span.end as usize,
                             "a node has at most one children block",
                         )
-                        .help = Some(
-                            "merge the blocks into one, or comment this one out with `/-`".into(),
-                        );
+                        .help = Some("merge the blocks into one, or comment this one out with `/-`".into());
                     } else {
                         end = children.span.end as usize;
                         node.children = Some(children);
@@ -477,8 +437,13 @@ impl<'a> Parser<'a> {
     }
 
     fn entry_after_children(&mut self) {
-        self.error(codes::INVALID_SYNTAX, self.pos, self.pos + self.peek_char().map_or(1, char::len_utf8), "arguments and properties must come before the children block, and a node ends after it")
-            .help = Some("end the node with a newline or `;` after `}`, or move this entry before the `{`".into());
+        self.error(
+            codes::INVALID_SYNTAX,
+            self.pos,
+            self.pos + self.peek_char().map_or(1, char::len_utf8),
+            "arguments and properties must come before the children block, and a node ends after it",
+        )
+        .help = Some("end the node with a newline or `;` after `}`, or move this entry before the `{`".into());
     }
 
     /// After a node that could not be parsed: skip to its terminator.
@@ -523,10 +488,7 @@ impl<'a> Parser<'a> {
             )
             .help = Some("flatten the structure".into());
             self.skip_nested_block();
-            return Children {
-                nodes: Vec::new(),
-                span: self.span(open, self.pos),
-            };
+            return Children { nodes: Vec::new(), span: self.span(open, self.pos) };
         }
         self.depth += 1;
         let nodes = self.nodes(true);
@@ -534,19 +496,11 @@ impl<'a> Parser<'a> {
         if self.peek() == Some(b'}') {
             self.pos += 1;
         } else {
-            self.error(
-                codes::UNBALANCED_BRACE,
-                open,
-                open + 1,
-                "this children block is never closed",
-            )
-            .with_primary_label_mut("opened here")
-            .help = Some("add the missing `}`".into());
+            self.error(codes::UNBALANCED_BRACE, open, open + 1, "this children block is never closed")
+                .with_primary_label_mut("opened here")
+                .help = Some("add the missing `}`".into());
         }
-        Children {
-            nodes,
-            span: self.span(open, self.pos),
-        }
+        Children { nodes, span: self.span(open, self.pos) }
     }
 
     /// Skips a block too deep to parse, counting braces only.
@@ -591,16 +545,8 @@ impl<'a> Parser<'a> {
                 let _ = self.value();
                 return None;
             }
-            let value = Value {
-                annotation,
-                kind: token.kind,
-                span: token.span,
-            };
-            return Some(Entry {
-                key: None,
-                span: self.span(start, self.pos),
-                value,
-            });
+            let value = Value { annotation, kind: token.kind, span: token.span };
+            return Some(Entry { key: None, span: self.span(start, self.pos), value });
         }
         let Some(token) = self.token() else {
             self.skip_bad_token();
@@ -634,11 +580,7 @@ impl<'a> Parser<'a> {
             }
             let value = self.value()?;
             let key = self.ident(token, "a property name");
-            return Some(Entry {
-                span: key.span.cover(value.span),
-                key: Some(key),
-                value,
-            });
+            return Some(Entry { span: key.span.cover(value.span), key: Some(key), value });
         }
         // Not a property: rewind the lookahead so trivia is recorded once.
         self.pos = after_token;
@@ -647,11 +589,7 @@ impl<'a> Parser<'a> {
         Some(Entry {
             key: None,
             span: token.span,
-            value: Value {
-                annotation: None,
-                kind: token.kind,
-                span: token.span,
-            },
+            value: Value { annotation: None, kind: token.kind, span: token.span },
         })
     }
 
@@ -661,26 +599,13 @@ impl<'a> Parser<'a> {
             let annotation = self.annotation();
             self.skip_node_space();
             let token = self.value_token_after_annotation(start)?;
-            return Some(Value {
-                annotation,
-                kind: token.kind,
-                span: token.span,
-            });
+            return Some(Value { annotation, kind: token.kind, span: token.span });
         }
         match self.token() {
-            Some(token) => Some(Value {
-                annotation: None,
-                kind: token.kind,
-                span: token.span,
-            }),
+            Some(token) => Some(Value { annotation: None, kind: token.kind, span: token.span }),
             None => {
-                self.error(
-                    codes::INVALID_SYNTAX,
-                    start,
-                    start,
-                    "expected a value after `=`",
-                )
-                .help = Some("give the property a value, such as \"text\", 10 or #true".into());
+                self.error(codes::INVALID_SYNTAX, start, start, "expected a value after `=`").help =
+                    Some("give the property a value, such as \"text\", 10 or #true".into());
                 None
             }
         }
@@ -694,8 +619,7 @@ impl<'a> Parser<'a> {
                 self.pos + 2,
                 "a type annotation must be followed by its value, not by `/-`",
             )
-            .help =
-                Some("put `/-` before the type annotation to comment out the whole value".into());
+            .help = Some("put `/-` before the type annotation to comment out the whole value".into());
             self.pos += 2;
             self.skip_node_space();
             let _ = self.token();
@@ -732,13 +656,8 @@ impl<'a> Parser<'a> {
         }
         let ident = match self.peek() {
             Some(b')') => {
-                self.error(
-                    codes::INVALID_TYPE_ANNOTATION,
-                    open,
-                    self.pos + 1,
-                    "empty type annotation",
-                )
-                .help = Some("write a type name inside the parentheses, or remove them".into());
+                self.error(codes::INVALID_TYPE_ANNOTATION, open, self.pos + 1, "empty type annotation").help =
+                    Some("write a type name inside the parentheses, or remove them".into());
                 None
             }
             _ => match self.token() {
@@ -759,13 +678,8 @@ impl<'a> Parser<'a> {
         if self.peek() == Some(b')') {
             self.pos += 1;
         } else {
-            self.error(
-                codes::INVALID_TYPE_ANNOTATION,
-                open,
-                self.pos,
-                "type annotation is missing its closing `)`",
-            )
-            .help = Some("close it with `)`".into());
+            self.error(codes::INVALID_TYPE_ANNOTATION, open, self.pos, "type annotation is missing its closing `)`")
+                .help = Some("close it with `)`".into());
             // Skip to the `)` on this line, if there is one.
             while let Some(c) = self.peek_char() {
                 if is_newline(c) || matches!(c, ';' | '{' | '}') {
@@ -782,10 +696,7 @@ impl<'a> Parser<'a> {
 
     fn ident(&mut self, token: Token<'a>, what: &str) -> Ident<'a> {
         match token.kind {
-            ValueKind::String(text) => Ident {
-                text,
-                span: token.span,
-            },
+            ValueKind::String(text) => Ident { text, span: token.span },
             other => {
                 self.error(
                     codes::INVALID_SYNTAX,
@@ -795,10 +706,7 @@ impl<'a> Parser<'a> {
                 )
                 .help = Some("quote it: \"…\"".into());
                 let text = Cow::Borrowed(&self.src[token.span.range()]);
-                Ident {
-                    text,
-                    span: token.span,
-                }
+                Ident { text, span: token.span }
             }
         }
     }
@@ -825,27 +733,15 @@ impl<'a> Parser<'a> {
                 if is_disallowed(c) {
                     self.check_disallowed_at(start, c);
                 } else if is_newline(c) || is_unicode_space(c) {
-                    self.error(
-                        codes::INVALID_SYNTAX,
-                        start,
-                        start,
-                        "expected a name or value here",
-                    );
+                    self.error(codes::INVALID_SYNTAX, start, start, "expected a name or value here");
                 } else {
                     let hint = match c {
-                        '[' | ']' => {
-                            "KDL has no lists: give each item as its own argument, or quote the text"
-                        }
+                        '[' | ']' => "KDL has no lists: give each item as its own argument, or quote the text",
                         '=' => "a property needs a name before `=`",
                         _ => "quote the text if it is meant as a string",
                     };
-                    self.error(
-                        codes::INVALID_SYNTAX,
-                        start,
-                        start + c.len_utf8(),
-                        format!("unexpected `{c}`"),
-                    )
-                    .help = Some(hint.into());
+                    self.error(codes::INVALID_SYNTAX, start, start + c.len_utf8(), format!("unexpected `{c}`")).help =
+                        Some(hint.into());
                 }
                 None
             }
@@ -867,29 +763,24 @@ impl<'a> Parser<'a> {
             "true" => ValueKind::Bool(true),
             "false" => ValueKind::Bool(false),
             "null" => ValueKind::Null,
-            "inf" => ValueKind::Number(Number {
-                raw: &self.src[start..self.pos],
-                form: NumberForm::Inf,
-            }),
-            "-inf" => ValueKind::Number(Number {
-                raw: &self.src[start..self.pos],
-                form: NumberForm::NegInf,
-            }),
-            "nan" => ValueKind::Number(Number {
-                raw: &self.src[start..self.pos],
-                form: NumberForm::NaN,
-            }),
+            "inf" => ValueKind::Number(Number { raw: &self.src[start..self.pos], form: NumberForm::Inf }),
+            "-inf" => ValueKind::Number(Number { raw: &self.src[start..self.pos], form: NumberForm::NegInf }),
+            "nan" => ValueKind::Number(Number { raw: &self.src[start..self.pos], form: NumberForm::NaN }),
             _ => {
-                self.error(codes::INVALID_SYNTAX, start, self.pos.max(start + 1), format!("`#{word}` is not a keyword"))
-                    .help = Some("the keywords are #true, #false, #null, #inf, #-inf and #nan; quote the text to make it a string".into());
+                self.error(
+                    codes::INVALID_SYNTAX,
+                    start,
+                    self.pos.max(start + 1),
+                    format!("`#{word}` is not a keyword"),
+                )
+                .help = Some(
+                    "the keywords are #true, #false, #null, #inf, #-inf and #nan; quote the text to make it a string"
+                        .into(),
+                );
                 return None;
             }
         };
-        Some(Token {
-            kind,
-            span,
-            is_string: false,
-        })
+        Some(Token { kind, span, is_string: false })
     }
 
     fn bare(&mut self) -> Option<Token<'a>> {
@@ -911,21 +802,12 @@ impl<'a> Parser<'a> {
         let text = &self.src[start..self.pos];
         let span = self.span(start, self.pos);
         let bytes = text.as_bytes();
-        let after_sign = if matches!(bytes[0], b'+' | b'-') {
-            &bytes[1..]
-        } else {
-            bytes
-        };
+        let after_sign = if matches!(bytes[0], b'+' | b'-') { &bytes[1..] } else { bytes };
         let starts_numeric = after_sign.first().is_some_and(u8::is_ascii_digit);
-        let dot_digit =
-            after_sign.first() == Some(&b'.') && after_sign.get(1).is_some_and(u8::is_ascii_digit);
+        let dot_digit = after_sign.first() == Some(&b'.') && after_sign.get(1).is_some_and(u8::is_ascii_digit);
         if starts_numeric {
             return match number::classify(text) {
-                Ok(form) => Some(Token {
-                    kind: ValueKind::Number(Number { raw: text, form }),
-                    span,
-                    is_string: false,
-                }),
+                Ok(form) => Some(Token { kind: ValueKind::Number(Number { raw: text, form }), span, is_string: false }),
                 Err(reason) => {
                     self.error(
                         codes::INVALID_NUMBER,
@@ -939,8 +821,13 @@ impl<'a> Parser<'a> {
             };
         }
         if dot_digit {
-            self.error(codes::INVALID_NUMBER, start, self.pos, format!("`{text}` is not a valid number: a number needs a digit before the decimal point"))
-                .help = Some("write 0.5 rather than .5, or quote it to make it a string".into());
+            self.error(
+                codes::INVALID_NUMBER,
+                start,
+                self.pos,
+                format!("`{text}` is not a valid number: a number needs a digit before the decimal point"),
+            )
+            .help = Some("write 0.5 rather than .5, or quote it to make it a string".into());
             return None;
         }
         if RESERVED_IDENTIFIERS.contains(&text) {
@@ -948,18 +835,9 @@ impl<'a> Parser<'a> {
                 "true" => ValueKind::Bool(true),
                 "false" => ValueKind::Bool(false),
                 "null" => ValueKind::Null,
-                "inf" => ValueKind::Number(Number {
-                    raw: text,
-                    form: NumberForm::Inf,
-                }),
-                "-inf" => ValueKind::Number(Number {
-                    raw: text,
-                    form: NumberForm::NegInf,
-                }),
-                _ => ValueKind::Number(Number {
-                    raw: text,
-                    form: NumberForm::NaN,
-                }),
+                "inf" => ValueKind::Number(Number { raw: text, form: NumberForm::Inf }),
+                "-inf" => ValueKind::Number(Number { raw: text, form: NumberForm::NegInf }),
+                _ => ValueKind::Number(Number { raw: text, form: NumberForm::NaN }),
             };
             let diagnostic = self.error(
                 codes::BARE_KEYWORD,
@@ -967,26 +845,16 @@ impl<'a> Parser<'a> {
                 self.pos,
                 format!("`{text}` must be written `#{text}` in KDL 2.0"),
             );
-            diagnostic.help = Some(format!(
-                "write #{text} for the keyword, or \"{text}\" for the string"
-            ));
+            diagnostic.help = Some(format!("write #{text} for the keyword, or \"{text}\" for the string"));
             let fix_span = diagnostic.primary.span;
             diagnostic.fixes.push(sovereign_diagnostics::Fix {
                 title: format!("write #{text}"),
                 span: fix_span,
                 replacement: format!("#{text}"),
             });
-            return Some(Token {
-                kind,
-                span,
-                is_string: false,
-            });
+            return Some(Token { kind, span, is_string: false });
         }
-        Some(Token {
-            kind: ValueKind::String(Cow::Borrowed(text)),
-            span,
-            is_string: true,
-        })
+        Some(Token { kind: ValueKind::String(Cow::Borrowed(text)), span, is_string: true })
     }
 
     fn quoted_string(&mut self) -> Token<'a> {
@@ -1057,16 +925,14 @@ impl<'a> Parser<'a> {
         } else {
             Cow::Borrowed(body)
         };
-        Token {
-            kind: ValueKind::String(text),
-            span: self.span(start, self.pos),
-            is_string: true,
-        }
+        Token { kind: ValueKind::String(text), span: self.span(start, self.pos), is_string: true }
     }
 
     fn unterminated_string(&mut self, start: usize) {
         self.error(codes::UNTERMINATED_STRING, start, self.pos, "string is not closed before the end of the line")
-            .help = Some("close it with `\"`; for text over several lines use a multi-line string: \"\"\" on its own line".into());
+            .help = Some(
+            "close it with `\"`; for text over several lines use a multi-line string: \"\"\" on its own line".into(),
+        );
     }
 
     fn multiline_quoted(&mut self) -> Token<'a> {
@@ -1079,14 +945,9 @@ impl<'a> Parser<'a> {
             match self.peek() {
                 None => {
                     body_end = self.pos;
-                    self.error(
-                        codes::UNTERMINATED_STRING,
-                        start,
-                        start + 3,
-                        "multi-line string is never closed",
-                    )
-                    .with_primary_label_mut("opened here")
-                    .help = Some("close it with `\"\"\"` on its own line".into());
+                    self.error(codes::UNTERMINATED_STRING, start, start + 3, "multi-line string is never closed")
+                        .with_primary_label_mut("opened here")
+                        .help = Some("close it with `\"\"\"` on its own line".into());
                     break;
                 }
                 Some(b'"') if self.peek_at(1) == Some(b'"') && self.peek_at(2) == Some(b'"') => {
@@ -1118,16 +979,20 @@ impl<'a> Parser<'a> {
         let mut errors = Vec::new();
         let text = strings::multiline(body, false, &mut errors);
         self.body_errors(body_start, errors);
-        Token {
-            kind: ValueKind::String(Cow::Owned(text)),
-            span: self.span(start, self.pos),
-            is_string: true,
-        }
+        Token { kind: ValueKind::String(Cow::Owned(text)), span: self.span(start, self.pos), is_string: true }
     }
 
     fn multiline_needs_newline(&mut self, start: usize) {
-        self.error(codes::INVALID_MULTILINE_STRING, start, self.pos, "a multi-line string must start with a newline right after its opening quotes")
-            .help = Some("put the text on the lines between the opening and closing quotes, or use a single-line string \"…\"".into());
+        self.error(
+            codes::INVALID_MULTILINE_STRING,
+            start,
+            self.pos,
+            "a multi-line string must start with a newline right after its opening quotes",
+        )
+        .help = Some(
+            "put the text on the lines between the opening and closing quotes, or use a single-line string \"…\""
+                .into(),
+        );
     }
 
     fn raw_string(&mut self) -> Token<'a> {
@@ -1152,10 +1017,7 @@ impl<'a> Parser<'a> {
             };
         }
         let closing_matches = |parser: &Parser<'_>, at: usize| -> bool {
-            parser
-                .bytes
-                .get(at + 1..at + 1 + hashes)
-                .is_some_and(|h| h.iter().all(|&b| b == b'#'))
+            parser.bytes.get(at + 1..at + 1 + hashes).is_some_and(|h| h.iter().all(|&b| b == b'#'))
         };
         let multiline = self.peek_at(1) == Some(b'"') && self.peek_at(2) == Some(b'"');
         if multiline {
@@ -1173,10 +1035,7 @@ impl<'a> Parser<'a> {
                             start + hashes + 3,
                             "raw multi-line string is never closed",
                         )
-                        .help = Some(format!(
-                            "close it with `\"\"\"{}` on its own line",
-                            "#".repeat(hashes)
-                        ));
+                        .help = Some(format!("close it with `\"\"\"{}` on its own line", "#".repeat(hashes)));
                         break;
                     }
                     Some(b'"')

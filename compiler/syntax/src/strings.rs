@@ -41,10 +41,7 @@ fn escape_pass(body: &str, mode: EscapeMode, errors: &mut Vec<BodyError>) -> Str
                     kind: BodyErrorKind::Disallowed,
                     start: at,
                     end: at + c.len_utf8(),
-                    message: format!(
-                        "the code point U+{:04X} may not appear in a KDL document",
-                        c as u32
-                    ),
+                    message: format!("the code point U+{:04X} may not appear in a KDL document", c as u32),
                 });
             }
             out.push(c);
@@ -60,10 +57,7 @@ fn escape_pass(body: &str, mode: EscapeMode, errors: &mut Vec<BodyError>) -> Str
             break;
         };
         if is_unicode_space(next) || is_newline(next) {
-            while chars
-                .peek()
-                .is_some_and(|&(_, c)| is_unicode_space(c) || is_newline(c))
-            {
+            while chars.peek().is_some_and(|&(_, c)| is_unicode_space(c) || is_newline(c)) {
                 chars.next();
             }
             continue;
@@ -96,13 +90,10 @@ fn escape_pass(body: &str, mode: EscapeMode, errors: &mut Vec<BodyError>) -> Str
                     }
                 }
                 let end = chars.peek().map_or(body.len(), |&(i, _)| i);
-                let value = (closed
-                    && !hex.is_empty()
-                    && hex.len() <= 6
-                    && hex.chars().all(|c| c.is_ascii_hexdigit()))
-                .then(|| u32::from_str_radix(&hex, 16).ok())
-                .flatten()
-                .and_then(char::from_u32);
+                let value = (closed && !hex.is_empty() && hex.len() <= 6 && hex.chars().all(|c| c.is_ascii_hexdigit()))
+                    .then(|| u32::from_str_radix(&hex, 16).ok())
+                    .flatten()
+                    .and_then(char::from_u32);
                 match value {
                     Some(c) => c,
                     None => {
@@ -121,7 +112,9 @@ fn escape_pass(body: &str, mode: EscapeMode, errors: &mut Vec<BodyError>) -> Str
                     kind: BodyErrorKind::Escape,
                     start: at,
                     end: next_at + other.len_utf8(),
-                    message: format!("`\\{other}` is not an escape; KDL 2.0 knows \\\" \\\\ \\b \\f \\n \\r \\t \\s and \\u{{…}}"),
+                    message: format!(
+                        "`\\{other}` is not an escape; KDL 2.0 knows \\\" \\\\ \\b \\f \\n \\r \\t \\s and \\u{{…}}"
+                    ),
                 });
                 out.push(other);
                 continue;
@@ -177,10 +170,7 @@ pub(crate) fn multiline(body: &str, raw: bool, errors: &mut Vec<BodyError>) -> S
                     kind: BodyErrorKind::Disallowed,
                     start: at,
                     end: at + c.len_utf8(),
-                    message: format!(
-                        "the code point U+{:04X} may not appear in a KDL document",
-                        c as u32
-                    ),
+                    message: format!("the code point U+{:04X} may not appear in a KDL document", c as u32),
                 });
             }
         }
@@ -189,16 +179,15 @@ pub(crate) fn multiline(body: &str, raw: bool, errors: &mut Vec<BodyError>) -> S
         escape_pass(body, EscapeMode::WhitespaceOnly, errors)
     };
     let lines = split_lines(&stage1);
-    let (prefix, content) = lines
-        .split_last()
-        .expect("split_lines returns at least one line");
+    let (prefix, content) = lines.split_last().expect("split_lines returns at least one line");
     let whole = (0, body.len());
     if !prefix.chars().all(is_unicode_space) {
         errors.push(BodyError {
             kind: BodyErrorKind::Multiline,
             start: whole.0,
             end: whole.1,
-            message: "the closing `\"\"\"` of a multi-line string must be on its own line, after whitespace only".into(),
+            message: "the closing `\"\"\"` of a multi-line string must be on its own line, after whitespace only"
+                .into(),
         });
         return stage1;
     }
@@ -227,9 +216,5 @@ pub(crate) fn multiline(body: &str, raw: bool, errors: &mut Vec<BodyError>) -> S
             }
         }
     }
-    if raw {
-        out
-    } else {
-        escape_pass(&out, EscapeMode::All, &mut Vec::new())
-    }
+    if raw { out } else { escape_pass(&out, EscapeMode::All, &mut Vec::new()) }
 }

@@ -11,16 +11,9 @@ use sovereign_syntax::{normal_form, parse};
 #[test]
 fn every_suite_case_is_accepted_or_rejected_as_specified() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kdl-spec-tests");
-    let mut cases: Vec<_> = fs::read_dir(root.join("input"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let mut cases: Vec<_> = fs::read_dir(root.join("input")).unwrap().map(|e| e.unwrap().path()).collect();
     cases.sort();
-    assert!(
-        cases.len() > 300,
-        "the suite is incomplete: {} cases",
-        cases.len()
-    );
+    assert!(cases.len() > 300, "the suite is incomplete: {} cases", cases.len());
     let mut failures = Vec::new();
     for path in &cases {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
@@ -36,27 +29,16 @@ fn every_suite_case_is_accepted_or_rejected_as_specified() {
             continue;
         }
         if !parsed.diagnostics.is_empty() {
-            let messages: Vec<_> = parsed
-                .diagnostics
-                .iter()
-                .map(|d| format!("{} at {:?}", d.message, d.primary.span.range()))
-                .collect();
+            let messages: Vec<_> =
+                parsed.diagnostics.iter().map(|d| format!("{} at {:?}", d.message, d.primary.span.range())).collect();
             failures.push(format!("{name}: rejected: {messages:?}"));
             continue;
         }
         let expected = fs::read_to_string(root.join("expected_kdl").join(&name)).unwrap();
         let actual = normal_form(&parsed.document);
         if actual.trim_end() != expected.trim_end() {
-            failures.push(format!(
-                "{name}: normal form differs\n  expected: {expected:?}\n  actual:   {actual:?}"
-            ));
+            failures.push(format!("{name}: normal form differs\n  expected: {expected:?}\n  actual:   {actual:?}"));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} suite cases fail:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of {} suite cases fail:\n{}", failures.len(), cases.len(), failures.join("\n"));
 }

@@ -1,0 +1,136 @@
+//! The dependency graph between top-level declarations, and its cycles.
+//!
+//! Every resolved reference is an edge from the declaration that holds it
+//! to the declaration it names (`depends-on` included). A cycle is reported
+//! once per strongly connected component, with every edge on its own span.
+
+use std::collections::BTreeMap;
+
+use petgraph::algo::tarjan_scc;
+use petgraph::graph::{DiGraph, NodeIndex};
+use sovereign_diagnostics::{Diagnostic, Span, codes};
+
+use crate::ir::{Fabric, ItemId, Typed};
+
+/// One dependency: `from` needs `to`, because of the value at `span`.
+#[derive(Clone, Debug)]
+pub struct Dependency {
+    pub from: ItemId,
+    pub to: ItemId,
+    pub span: Span,
+    /// What the reference is (`uses`, `model`, `depends-on`…).
+    pub via: String,
+}
+
+/// All dependencies between top-level declarations, in item order.
+#[must_use]
+pub fn dependencies(fabric: &Fabric) -> Vec<Dependency> {
+    let mut out = Vec::new();
+    for (index, item) in fabric.items.iter().enumerate() {
+        let from = fabric.root_of(ItemId(index as u32));
+        let via_node = item.kind.rsplit('/').next().unwrap_or(&item.kind).to_owned();
+        let values =
+            item.args.iter().map(|v| (via_node.clone(), v)).chain(item.props.iter().map(|(k, v)| (k.clone(), v)));
+        for (via, val) in values {
+            let target = match &val.value {
+                Typed::Ref { target: Some(t), .. } | Typed::Secret { target: Some(t), .. } => *t,
+                _ => continue,
+            };
+            out.push(Dependency { from, to: fabric.root_of(target), span: val.span, via });
+        }
+    }
+    out
+}
+
+/// Reports every dependency cycle.
+pub fn check_cycles(fabric: &Fabric, deps: &[Dependency], diagnostics: &mut Vec<Diagnostic>) {
+    let mut graph: DiGraph<ItemId, usize> = DiGraph::new();
+    let mut index: BTreeMap<ItemId, NodeIndex> = BTreeMap::new();
+    for (i, dep) in deps.iter().enumerate() {
+        let a = *index.entry(dep.from).or_insert_with(|| graph.add_node(dep.from));
+        let b = *index.entry(dep.to).or_insert_with(|| graph.add_node(dep.to));
+        graph.add_edge(a, b, i);
+    }
+    let mut components = tarjan_scc(&graph);
+    for component in &mut components {
+        component.sort_by_key(|n| graph[*n]);
+    }
+    components.sort_by_key(|c| graph[c[0]]);
+    for component in components {
+        let start = component[0];
+        let is_cycle = component.len() > 1 || graph.find_edge(start, start).is_some();
+        if !is_cycle {
+            continue;
+        }
+        let path = cycle_path(&graph, &component, start);
+        if path.is_empty() {
+            continue;
+        }
+        let first = &deps[path[0]];
+        let mut d = Diagnostic::new(
+            codes::DEPENDENCY_CYCLE,
+            first.span,
+            format!(
+                "dependency cycle: {}",
+                path.iter()
+                    .map(|&e| fabric.describe(deps[e].from))
+                    .chain(std::iter::once(fabric.describe(first.from)))
+                    .collect::<Vec<_>>()
+                    .join(" → ")
+            ),
+        )
+        .with_primary_label(format!(
+            "{} needs {} (via `{}`)",
+            fabric.describe(first.from),
+            fabric.describe(first.to),
+            first.via
+        ));
+        for &edge in &path[1..] {
+            let dep = &deps[edge];
+            d = d.with_label(
+                dep.span,
+                format!("{} needs {} (via `{}`)", fabric.describe(dep.from), fabric.describe(dep.to), dep.via),
+            );
+        }
+        d = d.with_help("nothing in a cycle can be created first: remove one of these references or `depends-on`");
+        diagnostics.push(d);
+    }
+}
+
+/// Finds one cycle through `start` inside a strongly connected component,
+/// as a list of edge weights (dependency indices), by breadth-first search
+/// so the cycle shown is a shortest one.
+fn cycle_path(graph: &DiGraph<ItemId, usize>, component: &[NodeIndex], start: NodeIndex) -> Vec<usize> {
+    let mut edges: Vec<_> = graph.edges(start).map(|e| (*e.weight(), petgraph::visit::EdgeRef::target(&e))).collect();
+    edges.sort();
+    if let Some((w, _)) = edges.iter().find(|(_, t)| *t == start) {
+        return vec![*w];
+    }
+    let mut previous: BTreeMap<NodeIndex, (NodeIndex, usize)> = BTreeMap::new();
+    let mut queue = std::collections::VecDeque::from([start]);
+    while let Some(node) = queue.pop_front() {
+        let mut out: Vec<_> = graph.edges(node).map(|e| (*e.weight(), petgraph::visit::EdgeRef::target(&e))).collect();
+        out.sort();
+        for (weight, next) in out {
+            if !component.contains(&next) {
+                continue;
+            }
+            if next == start {
+                let mut path = vec![weight];
+                let mut at = node;
+                while at != start {
+                    let Some(&(prev, w)) = previous.get(&at) else { break };
+                    path.push(w);
+                    at = prev;
+                }
+                path.reverse();
+                return path;
+            }
+            if next != start && !previous.contains_key(&next) {
+                previous.insert(next, (node, weight));
+                queue.push_back(next);
+            }
+        }
+    }
+    Vec::new()
+}

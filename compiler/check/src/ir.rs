@@ -1,0 +1,113 @@
+//! The Fabric IR: every node of every file, lowered against the schema.
+//!
+//! Each item keeps the schema path of its kind, its declared name (if it
+//! declares one), its typed values with their spans, and its place in the
+//! tree. References are resolved to item ids by `resolve`.
+
+use std::collections::BTreeMap;
+
+use sovereign_diagnostics::Span;
+
+/// Index of an item in [`Fabric::items`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ItemId(pub u32);
+
+/// The checked spec.
+#[derive(Clone, Debug, Default)]
+pub struct Fabric {
+    /// Items in load order: files depth-first by import, nodes in source order.
+    pub items: Vec<Item>,
+    /// Declarations by kind path (`site`, `site/fleet`) and qualified name (`fra`, `field/tablets`).
+    pub names: BTreeMap<(String, String), ItemId>,
+}
+
+/// One node of the spec.
+#[derive(Clone, Debug)]
+pub struct Item {
+    /// The schema path of the node's kind, such as `serve` or `site/node`.
+    pub kind: String,
+    pub name: Option<Name>,
+    pub parent: Option<ItemId>,
+    pub children: Vec<ItemId>,
+    /// Positional values after the name.
+    pub args: Vec<Val>,
+    /// Properties (the last one given wins).
+    pub props: BTreeMap<String, Val>,
+    /// The node's span.
+    pub span: Span,
+    /// The span of the node's name (its kind keyword).
+    pub keyword_span: Span,
+}
+
+/// A declared name.
+#[derive(Clone, Debug)]
+pub struct Name {
+    pub text: String,
+    /// `parent/name` for nested declarations, else the name.
+    pub qualified: String,
+    pub span: Span,
+}
+
+/// A typed value and where it was written.
+#[derive(Clone, Debug)]
+pub struct Val {
+    pub value: Typed,
+    pub span: Span,
+}
+
+/// A value after type checking.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Typed {
+    Str(String),
+    Int(i64),
+    Num(f64),
+    Bool(bool),
+    /// A memory or storage size in bytes.
+    Bytes(u64),
+    /// A duration in milliseconds.
+    Millis(u64),
+    /// A reference by name; `target` is filled in by name resolution.
+    Ref {
+        name: String,
+        kinds: Vec<String>,
+        target: Option<ItemId>,
+    },
+    /// A secret reference. The text is kept only when it names a declared
+    /// secret, so a literal secret never survives into the IR.
+    Secret {
+        name: Option<String>,
+        target: Option<ItemId>,
+    },
+}
+
+impl Fabric {
+    #[must_use]
+    pub fn item(&self, id: ItemId) -> &Item {
+        &self.items[id.0 as usize]
+    }
+
+    /// The top-level declaration an item belongs to (itself when top-level).
+    #[must_use]
+    pub fn root_of(&self, mut id: ItemId) -> ItemId {
+        while let Some(parent) = self.item(id).parent {
+            id = parent;
+        }
+        id
+    }
+
+    /// Items of a kind path, in load order.
+    pub fn of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = (ItemId, &'a Item)> + 'a {
+        self.items.iter().enumerate().filter(move |(_, i)| i.kind == kind).map(|(i, item)| (ItemId(i as u32), item))
+    }
+
+    /// A readable label such as `serve "chat"`.
+    #[must_use]
+    pub fn describe(&self, id: ItemId) -> String {
+        let item = self.item(id);
+        let kind = item.kind.rsplit('/').next().unwrap_or(&item.kind);
+        match &item.name {
+            Some(name) => format!("{kind} \"{}\"", name.qualified),
+            None => kind.to_owned(),
+        }
+    }
+}

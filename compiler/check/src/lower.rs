@@ -1,0 +1,522 @@
+//! Lowering: one KDL document to IR items, checked against the schema.
+//!
+//! Reports unknown nodes and properties, wrong types, missing values,
+//! disallowed values, malformed quantities, durations, schedules, regions,
+//! names, URIs and conditions (`SOV2xxx`). References stay unresolved here.
+
+use std::collections::BTreeMap;
+
+use sovereign_diagnostics::{Diagnostic, Span, closest, codes};
+use sovereign_syntax::ast::{Document, Node, NumberForm, Value, ValueKind};
+
+use crate::ir::{Fabric, Item, ItemId, Name, Typed, Val};
+use crate::schema::{NodeDef, Schema, ValueDef, ValueType};
+use crate::values;
+
+/// An `import` found while lowering: the path as written and its span.
+#[derive(Clone, Debug)]
+pub struct ImportRequest {
+    pub path: String,
+    pub span: Span,
+}
+
+/// Lowers one document into `fabric`, returning the imports it asks for.
+pub fn lower_document(
+    document: &Document<'_>,
+    schema: &Schema,
+    fabric: &mut Fabric,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<ImportRequest> {
+    let mut lower = Lower { schema, fabric, diagnostics, imports: Vec::new() };
+    for node in &document.nodes {
+        lower.annotations(node);
+        match schema.kind(&node.name.text) {
+            Some(def) => {
+                let id = lower.node(node, def, None);
+                if node.name.text == "import"
+                    && let Some(Val { value: Typed::Str(path), span }) = lower.fabric.item(id).args.first()
+                {
+                    lower.imports.push(ImportRequest { path: path.clone(), span: *span });
+                }
+            }
+            None => lower.unknown_node(node, schema.kinds.iter().map(|k| k.name.as_str()), "at the top of a spec"),
+        }
+    }
+    lower.imports
+}
+
+struct Lower<'s, 'f> {
+    schema: &'s Schema,
+    fabric: &'f mut Fabric,
+    diagnostics: &'f mut Vec<Diagnostic>,
+    imports: Vec<ImportRequest>,
+}
+
+impl Lower<'_, '_> {
+    fn push(&mut self, diagnostic: Diagnostic) {
+        self.diagnostics.push(diagnostic);
+    }
+
+    fn annotations(&mut self, node: &Node<'_>) {
+        let mut spans: Vec<Span> = node.annotation.iter().map(|a| a.span).collect();
+        spans.extend(node.entries.iter().filter_map(|e| e.value.annotation.as_ref().map(|a| a.span)));
+        for span in spans {
+            self.push(
+                Diagnostic::new(
+                    codes::IGNORED_TYPE_ANNOTATION,
+                    span,
+                    "type annotations have no meaning in a fabric spec",
+                )
+                .with_primary_label("ignored")
+                .with_help("remove the `(…)`; the schema already fixes every value's type"),
+            );
+        }
+    }
+
+    fn unknown_node<'c>(
+        &mut self,
+        node: &Node<'_>,
+        candidates: impl IntoIterator<Item = &'c str> + Clone,
+        place: &str,
+    ) {
+        let name = node.name.text.as_ref();
+        let mut diagnostic =
+            Diagnostic::new(codes::UNKNOWN_NODE, node.name.span, format!("unknown node `{name}` {place}"))
+                .with_primary_label("not defined by the schema here");
+        let known: Vec<&str> = candidates.clone().into_iter().collect();
+        if let Some(suggestion) = closest(name, candidates) {
+            diagnostic = diagnostic.with_help(format!("did you mean `{suggestion}`?")).with_fix(
+                format!("replace with `{suggestion}`"),
+                node.name.span,
+                suggestion,
+            );
+        } else if known.is_empty() {
+            diagnostic = diagnostic.with_help("this node takes no children");
+        } else {
+            diagnostic = diagnostic.with_help(format!("expected one of: {}", known.join(", ")));
+        }
+        self.push(diagnostic);
+    }
+
+    fn node(&mut self, node: &Node<'_>, def: &NodeDef, parent: Option<ItemId>) -> ItemId {
+        let id = ItemId(u32::try_from(self.fabric.items.len()).unwrap_or(u32::MAX));
+        let mut item = Item {
+            kind: def.path.clone(),
+            name: None,
+            parent,
+            children: Vec::new(),
+            args: Vec::new(),
+            props: BTreeMap::new(),
+            span: node.span,
+            keyword_span: node.name.span,
+        };
+        let mut arguments = node.arguments().peekable();
+        if def.declares {
+            match arguments.next() {
+                Some(value) => match &value.kind {
+                    ValueKind::String(text) => {
+                        if let Err(reason) = values::check_name(text) {
+                            let mut d = Diagnostic::new(codes::INVALID_NAME, value.span, format!("`{text}` is not a valid name: {reason}"))
+                                .with_help("names become Kubernetes object names: lowercase letters, digits, `-` and `.`, starting with a letter, at most 63 characters");
+                            if let Some(fixed) = values::suggest_name(text) {
+                                d = d.with_fix(format!("rename to `{fixed}`"), value.span, format!("\"{fixed}\""));
+                            }
+                            self.push(d);
+                        }
+                        let qualified = match parent.and_then(|p| self.fabric.item(p).name.as_ref()) {
+                            Some(parent_name) => format!("{}/{text}", parent_name.qualified),
+                            None => text.to_string(),
+                        };
+                        item.name = Some(Name { text: text.to_string(), qualified, span: value.span });
+                    }
+                    other => self.push(
+                        Diagnostic::new(
+                            codes::WRONG_TYPE,
+                            value.span,
+                            format!("the name of a `{}` must be a string, not {}", def.name, other.type_name()),
+                        )
+                        .with_help(format!("write {} \"my-name\"", def.name)),
+                    ),
+                },
+                None => self.push(
+                    Diagnostic::new(codes::MISSING_VALUE, node.name.span, format!("`{}` needs a name", def.name))
+                        .with_primary_label("no name given")
+                        .with_help(format!("write {} \"my-name\" …", def.name)),
+                ),
+            }
+        }
+        // Positional arguments.
+        let mut index = 0;
+        for value in arguments {
+            let Some(arg_def) = def.args.get(index).or_else(|| def.args.last().filter(|a| a.variadic)) else {
+                let takes = match def.args.len() {
+                    0 if def.declares => "only a name".to_owned(),
+                    0 => "no arguments".to_owned(),
+                    1 => "one argument".to_owned(),
+                    n => format!("{n} arguments"),
+                };
+                self.push(
+                    Diagnostic::new(
+                        codes::UNEXPECTED_ARGUMENT,
+                        value.span,
+                        format!("unexpected argument: `{}` takes {takes}", def.name),
+                    )
+                    .with_primary_label("extra argument")
+                    .with_help("remove it, or give it as a property (key=value)"),
+                );
+                continue;
+            };
+            if let Some(val) = self.value(value, arg_def, &format!("the argument of `{}`", def.name)) {
+                item.args.push(val);
+            }
+            index += 1;
+        }
+        if index < def.args.len() && def.args[index].required && !(index > 0 && def.args[index].variadic) {
+            let arg = &def.args[index];
+            self.push(
+                Diagnostic::new(
+                    codes::MISSING_VALUE,
+                    node.name.span,
+                    format!("`{}` needs an argument: {}", def.name, arg.ty.describe()),
+                )
+                .with_primary_label("argument missing")
+                .with_help(if arg.doc.is_empty() {
+                    format!("add it after `{}`", def.name)
+                } else {
+                    arg.doc.clone()
+                }),
+            );
+        }
+        // Properties.
+        let mut seen: BTreeMap<&str, Span> = BTreeMap::new();
+        for entry in &node.entries {
+            let Some(key) = &entry.key else { continue };
+            let Some(prop_def) = def.prop(&key.text) else {
+                let mut d = Diagnostic::new(
+                    codes::UNKNOWN_PROPERTY,
+                    key.span,
+                    format!("`{}` has no property `{}`", def.name, key.text),
+                )
+                .with_primary_label("unknown property");
+                if let Some(suggestion) = closest(&key.text, def.props.iter().map(|(k, _)| k.as_str())) {
+                    d = d.with_help(format!("did you mean `{suggestion}`?")).with_fix(
+                        format!("replace with `{suggestion}`"),
+                        key.span,
+                        suggestion,
+                    );
+                } else if def.props.is_empty() {
+                    d = d.with_help(format!("`{}` takes no properties", def.name));
+                } else {
+                    d = d.with_help(format!(
+                        "its properties are: {}",
+                        def.props.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", ")
+                    ));
+                }
+                self.push(d);
+                continue;
+            };
+            if let Some(first) = seen.insert(key.text.as_ref(), key.span) {
+                self.push(
+                    Diagnostic::new(
+                        codes::DUPLICATE_PROPERTY,
+                        key.span,
+                        format!("property `{}` is given twice; this one wins", key.text),
+                    )
+                    .with_label(first, "first given here, and ignored")
+                    .with_help("remove one of them"),
+                );
+            }
+            if let Some(val) = self.value(&entry.value, prop_def, &format!("`{}`", key.text)) {
+                item.props.insert(key.text.to_string(), val);
+            }
+        }
+        for (key, prop_def) in &def.props {
+            if prop_def.required && !seen.contains_key(key.as_str()) {
+                let example = match &prop_def.ty {
+                    ValueType::Enum(values) => format!("{key}=\"{}\"", values.first().map_or("", String::as_str)),
+                    ValueType::Integer | ValueType::Number => format!("{key}=1"),
+                    _ => format!("{key}=\"…\""),
+                };
+                self.push(
+                    Diagnostic::new(
+                        codes::MISSING_VALUE,
+                        node.name.span,
+                        format!("`{}` needs the property `{key}`", def.name),
+                    )
+                    .with_primary_label(format!("`{key}` missing"))
+                    .with_help(format!("add {example}: {}", prop_def.doc)),
+                );
+            }
+        }
+        self.fabric.items.push(item);
+        // Children.
+        let mut counts: BTreeMap<&str, (u32, Span)> = BTreeMap::new();
+        for child in node.child_nodes() {
+            self.annotations(child);
+            let Some(child_def) = def.child(&child.name.text) else {
+                let names: Vec<&str> = def.children.iter().map(|c| c.node.name.as_str()).collect();
+                self.unknown_node(child, names.iter().copied(), &format!("inside `{}`", def.name));
+                continue;
+            };
+            let count = counts.entry(child_def.node.name.as_str()).or_insert((0, child.name.span));
+            count.0 += 1;
+            if child_def.max.is_some_and(|max| count.0 > max) {
+                let first = count.1;
+                self.push(
+                    Diagnostic::new(
+                        codes::TOO_MANY_CHILDREN,
+                        child.name.span,
+                        format!(
+                            "`{}` may appear at most {} time(s) in `{}`",
+                            child.name.text,
+                            child_def.max.unwrap_or(0),
+                            def.name
+                        ),
+                    )
+                    .with_label(first, "first given here")
+                    .with_help("remove the extra one"),
+                );
+                continue;
+            }
+            let child_id = self.node(child, &child_def.node, Some(id));
+            self.fabric.items[id.0 as usize].children.push(child_id);
+        }
+        for child_def in &def.children {
+            if child_def.required && !counts.contains_key(child_def.node.name.as_str()) {
+                self.push(
+                    Diagnostic::new(
+                        codes::MISSING_VALUE,
+                        node.name.span,
+                        format!("`{}` needs a `{}` child", def.name, child_def.node.name),
+                    )
+                    .with_primary_label(format!("no `{}` inside", child_def.node.name))
+                    .with_help(format!("add `{} …` inside the braces: {}", child_def.node.name, child_def.node.doc)),
+                );
+            }
+        }
+        id
+    }
+
+    fn wrong_type(&mut self, value: &Value<'_>, def: &ValueDef, what: &str) {
+        let mut d = Diagnostic::new(
+            codes::WRONG_TYPE,
+            value.span,
+            format!("{what} must be {}, not {}", def.ty.describe(), value.kind.type_name()),
+        )
+        .with_primary_label(format!("expected {}", def.ty.describe()));
+        d = match (&def.ty, &value.kind) {
+            (ty, ValueKind::Number(n)) if ty.is_string_like() => {
+                d.with_help("quote it to make it a string").with_fix("quote it", value.span, format!("\"{}\"", n.raw))
+            }
+            (ValueType::Integer | ValueType::Number, ValueKind::String(s)) if s.parse::<f64>().is_ok() => {
+                d.with_help("remove the quotes").with_fix("remove the quotes", value.span, s.to_string())
+            }
+            (ValueType::Bool, ValueKind::String(s)) if *s == "true" || *s == "false" => {
+                d.with_help(format!("write #{s}")).with_fix(format!("write #{s}"), value.span, format!("#{s}"))
+            }
+            _ => d,
+        };
+        self.push(d);
+    }
+
+    fn invalid(&mut self, code: sovereign_diagnostics::Code, span: Span, message: String, help: &str) {
+        self.push(Diagnostic::new(code, span, message).with_help(help));
+    }
+
+    fn value(&mut self, value: &Value<'_>, def: &ValueDef, what: &str) -> Option<Val> {
+        let span = value.span;
+        let text = value.kind.as_str();
+        let typed = match (&def.ty, &value.kind) {
+            (ValueType::Integer, ValueKind::Number(n)) if matches!(n.form, NumberForm::Integer { .. }) => {
+                let Some(v) = n.as_i64() else {
+                    self.invalid(
+                        codes::VALUE_OUT_OF_RANGE,
+                        span,
+                        format!("{what} does not fit in a 64-bit integer"),
+                        "use a smaller number",
+                    );
+                    return None;
+                };
+                self.range(v as f64, def, span, what)?;
+                Typed::Int(v)
+            }
+            (ValueType::Number, ValueKind::Number(n))
+                if !matches!(n.form, NumberForm::NaN | NumberForm::Inf | NumberForm::NegInf) =>
+            {
+                let v = n.as_f64()?;
+                self.range(v, def, span, what)?;
+                Typed::Num(v)
+            }
+            (ValueType::Bool, ValueKind::Bool(b)) => Typed::Bool(*b),
+            (ty, ValueKind::String(_)) if ty.is_string_like() => {
+                return self.string_value(text.unwrap_or_default(), span, def, what);
+            }
+            _ => {
+                self.wrong_type(value, def, what);
+                return None;
+            }
+        };
+        Some(Val { value: typed, span })
+    }
+
+    fn range(&mut self, v: f64, def: &ValueDef, span: Span, what: &str) -> Option<()> {
+        let low = def.min.is_some_and(|m| v < m);
+        let high = def.max.is_some_and(|m| v > m);
+        if low || high {
+            let bounds = match (def.min, def.max) {
+                (Some(a), Some(b)) => format!("from {a} to {b}"),
+                (Some(a), None) => format!("at least {a}"),
+                (None, Some(b)) => format!("at most {b}"),
+                (None, None) => String::new(),
+            };
+            self.push(
+                Diagnostic::new(codes::VALUE_OUT_OF_RANGE, span, format!("{what} must be {bounds}"))
+                    .with_primary_label(format!("{v} is out of range"))
+                    .with_help(format!("use a value {bounds}")),
+            );
+            return None;
+        }
+        Some(())
+    }
+
+    fn string_value(&mut self, text: &str, span: Span, def: &ValueDef, what: &str) -> Option<Val> {
+        let typed = match &def.ty {
+            ValueType::String | ValueType::Path => Typed::Str(text.to_owned()),
+            ValueType::Enum(allowed) => {
+                if !allowed.iter().any(|a| a == text) {
+                    let mut d =
+                        Diagnostic::new(codes::VALUE_NOT_ALLOWED, span, format!("`{text}` is not allowed for {what}"))
+                            .with_primary_label(format!("expected {}", def.ty.describe()));
+                    d = match closest(text, allowed.iter().map(String::as_str)) {
+                        Some(s) => d.with_help(format!("did you mean `{s}`?")).with_fix(
+                            format!("replace with \"{s}\""),
+                            span,
+                            format!("\"{s}\""),
+                        ),
+                        None => d.with_help(format!("use {}", def.ty.describe())),
+                    };
+                    self.push(d);
+                    return None;
+                }
+                Typed::Str(text.to_owned())
+            }
+            ValueType::Memory => match values::parse_bytes(text) {
+                Ok(bytes) => Typed::Bytes(bytes),
+                Err(reason) => {
+                    self.invalid(
+                        codes::INVALID_QUANTITY,
+                        span,
+                        format!("`{text}` is not a size: {reason}"),
+                        "write a number and a unit, such as \"50Gi\", \"512GiB\" or \"1.5TB\"",
+                    );
+                    return None;
+                }
+            },
+            ValueType::Duration => match values::parse_millis(text) {
+                Ok(ms) => Typed::Millis(ms),
+                Err(reason) => {
+                    self.invalid(
+                        codes::INVALID_DURATION,
+                        span,
+                        format!("`{text}` is not a duration: {reason}"),
+                        "write a number and a unit, such as \"800ms\", \"30s\", \"7d\" or \"1h30m\"",
+                    );
+                    return None;
+                }
+            },
+            ValueType::Cron => match values::check_cron(text) {
+                Ok(()) => Typed::Str(text.to_owned()),
+                Err(reason) => {
+                    self.invalid(
+                        codes::INVALID_CRON,
+                        span,
+                        format!("`{text}` is not a cron schedule: {reason}"),
+                        "write minute hour day-of-month month day-of-week, such as \"0 2 * * *\" (02:00 every day)",
+                    );
+                    return None;
+                }
+            },
+            ValueType::Region | ValueType::Jurisdiction => {
+                let (known, noun): (Vec<&str>, &str) = if def.ty == ValueType::Region {
+                    (self.schema.regions.keys().map(String::as_str).collect(), "region")
+                } else {
+                    (self.schema.jurisdictions.keys().map(String::as_str).collect(), "jurisdiction")
+                };
+                if !known.contains(&text) {
+                    let mut d = Diagnostic::new(codes::UNKNOWN_REGION, span, format!("unknown {noun} `{text}`"))
+                        .with_primary_label(format!("not in the {noun} catalog"));
+                    d = match closest(text, known.iter().copied()) {
+                        Some(s) => d.with_help(format!("did you mean `{s}`?")).with_fix(
+                            format!("replace with \"{s}\""),
+                            span,
+                            format!("\"{s}\""),
+                        ),
+                        None => d.with_help(format!(
+                            "use a {noun} from stdlib/catalog/regions.kdl, or add yours there and pass --stdlib"
+                        )),
+                    };
+                    self.push(d);
+                    return None;
+                }
+                Typed::Str(text.to_owned())
+            }
+            ValueType::Ref(kinds) => Typed::Ref { name: text.to_owned(), kinds: kinds.clone(), target: None },
+            ValueType::AnyRef => Typed::Ref { name: text.to_owned(), kinds: Vec::new(), target: None },
+            // Kept until resolution decides whether it names a secret; then
+            // a literal is dropped (see `resolve`).
+            ValueType::Secret => Typed::Secret { name: Some(text.to_owned()), target: None },
+            ValueType::SecretSource => match values::check_secret_source(text) {
+                Ok(()) => Typed::Str(text.to_owned()),
+                Err(reason) => {
+                    // Never echo the text: it may be the secret itself.
+                    self.push(
+                        Diagnostic::new(codes::INVALID_URI, span, format!("not a secret source: {reason}"))
+                            .with_help(
+                                "write from=\"env:VAR\", \"file:PATH\", \"vault:PATH\" or \"k8s:NAMESPACE/NAME\"",
+                            )
+                            .redacted(),
+                    );
+                    return None;
+                }
+            },
+            ValueType::Uri(schemes) => match values::check_uri(text, schemes) {
+                Ok(()) => Typed::Str(text.to_owned()),
+                Err(reason) => {
+                    self.invalid(
+                        codes::INVALID_URI,
+                        span,
+                        format!("`{text}` is not a valid address: {reason}"),
+                        &format!("write {}", def.ty.describe()),
+                    );
+                    return None;
+                }
+            },
+            ValueType::Condition => match values::check_condition(text) {
+                Ok(()) => Typed::Str(text.to_owned()),
+                Err(reason) => {
+                    self.invalid(
+                        codes::INVALID_CONDITION,
+                        span,
+                        format!("`{text}` is not a routing condition: {reason}"),
+                        "write `metric op number`, joined by `and` or `or`, such as \"confidence < 0.6\"",
+                    );
+                    return None;
+                }
+            },
+            ValueType::MigProfile => match values::check_mig_profile(text) {
+                Ok(()) => Typed::Str(text.to_owned()),
+                Err(reason) => {
+                    self.invalid(
+                        codes::VALUE_NOT_ALLOWED,
+                        span,
+                        reason,
+                        "use a MIG profile of the GPU, such as \"1g.10gb\", \"3g.40gb\" or \"7g.80gb\"",
+                    );
+                    return None;
+                }
+            },
+            ValueType::Integer | ValueType::Number | ValueType::Bool => return None,
+        };
+        Some(Val { value: typed, span })
+    }
+}

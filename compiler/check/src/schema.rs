@@ -1,0 +1,353 @@
+//! The schema of the fabric language, read from the stdlib's KDL files.
+//!
+//! The schema is data (`stdlib/schema/*.kdl`); this module only reads it.
+//! A malformed schema file (possible with `--stdlib DIR`) is reported as
+//! diagnostics on that file, like any spec.
+
+use std::collections::BTreeMap;
+
+use sovereign_diagnostics::{Diagnostic, FileId, Span, codes};
+use sovereign_syntax::ast::{Node, ValueKind};
+
+/// The type of an argument or property value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ValueType {
+    String,
+    Integer,
+    Number,
+    Bool,
+    Enum(Vec<String>),
+    Memory,
+    Duration,
+    Cron,
+    Region,
+    Jurisdiction,
+    /// A reference to a declaration of one of these kinds (schema paths such as `site/fleet`).
+    Ref(Vec<String>),
+    /// A reference to any declaration (`depends-on`).
+    AnyRef,
+    /// The name of a declared `secret`, never a literal.
+    Secret,
+    SecretSource,
+    Uri(Vec<String>),
+    Condition,
+    MigProfile,
+    Path,
+}
+
+impl ValueType {
+    /// How the type is described to users.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match self {
+            ValueType::String => "a string".into(),
+            ValueType::Integer => "an integer".into(),
+            ValueType::Number => "a number".into(),
+            ValueType::Bool => "#true or #false".into(),
+            ValueType::Enum(values) => {
+                format!("one of {}", values.iter().map(|v| format!("\"{v}\"")).collect::<Vec<_>>().join(", "))
+            }
+            ValueType::Memory => "a size such as \"50Gi\"".into(),
+            ValueType::Duration => "a duration such as \"7d\"".into(),
+            ValueType::Cron => "a cron schedule such as \"0 2 * * *\"".into(),
+            ValueType::Region => "a region name".into(),
+            ValueType::Jurisdiction => "a jurisdiction such as \"eu\"".into(),
+            ValueType::Ref(kinds) => format!("the name of a {}", kinds.join(" or ")),
+            ValueType::AnyRef => "the name of a declaration".into(),
+            ValueType::Secret => "the name of a secret".into(),
+            ValueType::SecretSource => "a secret source such as \"env:TOKEN\"".into(),
+            ValueType::Uri(schemes) => {
+                format!("an address ({})", schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(", "))
+            }
+            ValueType::Condition => "a condition such as \"confidence < 0.6\"".into(),
+            ValueType::MigProfile => "a MIG profile such as \"3g.40gb\"".into(),
+            ValueType::Path => "a file or folder path".into(),
+        }
+    }
+
+    /// `true` for types written as KDL strings.
+    #[must_use]
+    pub fn is_string_like(&self) -> bool {
+        !matches!(self, ValueType::Integer | ValueType::Number | ValueType::Bool)
+    }
+}
+
+/// The definition of one argument or property.
+#[derive(Clone, Debug)]
+pub struct ValueDef {
+    pub ty: ValueType,
+    pub required: bool,
+    pub variadic: bool,
+    pub default: Option<String>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub doc: String,
+}
+
+/// The definition of a node kind, top-level or nested.
+#[derive(Clone, Debug, Default)]
+pub struct NodeDef {
+    /// The node name (`node`).
+    pub name: String,
+    /// The schema path (`site/node`), which is also the kind of what it declares.
+    pub path: String,
+    pub doc: String,
+    /// The first argument is the name this node declares.
+    pub declares: bool,
+    /// At most one declaration of this kind per fabric.
+    pub singleton: bool,
+    pub args: Vec<ValueDef>,
+    /// Properties, in the order the schema lists them.
+    pub props: Vec<(String, ValueDef)>,
+    pub children: Vec<ChildDef>,
+}
+
+/// A child definition: the node and how often it may appear.
+#[derive(Clone, Debug)]
+pub struct ChildDef {
+    pub node: NodeDef,
+    pub max: Option<u32>,
+    pub required: bool,
+}
+
+impl NodeDef {
+    #[must_use]
+    pub fn prop(&self, key: &str) -> Option<&ValueDef> {
+        self.props.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    #[must_use]
+    pub fn child(&self, name: &str) -> Option<&ChildDef> {
+        self.children.iter().find(|c| c.node.name == name)
+    }
+}
+
+/// A region of the catalog.
+#[derive(Clone, Debug)]
+pub struct Region {
+    pub jurisdiction: String,
+    pub provider: Option<String>,
+    pub doc: String,
+}
+
+/// The whole schema and the catalogs the checks need.
+#[derive(Clone, Debug, Default)]
+pub struct Schema {
+    /// Kinds allowed at the top of a spec, in schema order.
+    pub kinds: Vec<NodeDef>,
+    pub regions: BTreeMap<String, Region>,
+    pub jurisdictions: BTreeMap<String, String>,
+}
+
+impl Schema {
+    #[must_use]
+    pub fn kind(&self, name: &str) -> Option<&NodeDef> {
+        self.kinds.iter().find(|k| k.name == name)
+    }
+
+    /// The definition at a schema path such as `site/node`.
+    #[must_use]
+    pub fn def_at(&self, path: &str) -> Option<&NodeDef> {
+        let mut parts = path.split('/');
+        let mut def = self.kind(parts.next()?)?;
+        for part in parts {
+            def = &def.child(part)?.node;
+        }
+        Some(def)
+    }
+
+    /// Reads the schema and catalog documents. `files` pairs each file's id
+    /// with its text.
+    #[must_use]
+    pub fn load(schema_files: &[(FileId, &str)], catalog_files: &[(FileId, &str)]) -> (Schema, Vec<Diagnostic>) {
+        let mut reader = Reader { diagnostics: Vec::new(), shared: BTreeMap::new() };
+        let mut schema = Schema::default();
+        let mut parsed = Vec::new();
+        for &(file, text) in schema_files {
+            let parse = sovereign_syntax::parse(file, text);
+            reader.diagnostics.extend(parse.diagnostics);
+            parsed.push(parse.document);
+        }
+        // Shared definitions first, so `use=` can find them in any file.
+        for document in &parsed {
+            for node in document.nodes.iter().filter(|n| n.name.text == "shared") {
+                if let Some(name) = first_string(node) {
+                    let def = reader.node_def(node, name, name);
+                    reader.shared.insert(name.to_owned(), def);
+                }
+            }
+        }
+        for document in &parsed {
+            for node in &document.nodes {
+                match node.name.text.as_ref() {
+                    "shared" => {}
+                    "kind" => match first_string(node) {
+                        Some(name) => schema.kinds.push(reader.node_def(node, name, name)),
+                        None => reader.bad(node.name.span, "a `kind` needs a name"),
+                    },
+                    other => reader.bad(node.name.span, &format!("unknown schema node `{other}`")),
+                }
+            }
+        }
+        for &(file, text) in catalog_files {
+            let parse = sovereign_syntax::parse(file, text);
+            reader.diagnostics.extend(parse.diagnostics);
+            for node in &parse.document.nodes {
+                let Some(name) = first_string(node) else {
+                    reader.bad(node.name.span, "a catalog entry needs a name");
+                    continue;
+                };
+                let doc = prop_string(node, "doc").unwrap_or_default().to_owned();
+                match node.name.text.as_ref() {
+                    "jurisdiction" => {
+                        schema.jurisdictions.insert(name.to_owned(), doc);
+                    }
+                    "region" => match prop_string(node, "jurisdiction") {
+                        Some(jurisdiction) => {
+                            schema.regions.insert(
+                                name.to_owned(),
+                                Region {
+                                    jurisdiction: jurisdiction.to_owned(),
+                                    provider: prop_string(node, "provider").map(str::to_owned),
+                                    doc,
+                                },
+                            );
+                        }
+                        None => reader.bad(node.name.span, "a region needs a jurisdiction"),
+                    },
+                    other => reader.bad(node.name.span, &format!("unknown catalog node `{other}`")),
+                }
+            }
+        }
+        for (name, region) in &schema.regions {
+            if !schema.jurisdictions.contains_key(&region.jurisdiction) {
+                reader.diagnostics.push(Diagnostic::new(
+                    codes::UNKNOWN_REGION,
+                    Span::default(),
+                    format!("catalog region `{name}` is in unknown jurisdiction `{}`", region.jurisdiction),
+                ));
+            }
+        }
+        (schema, reader.diagnostics)
+    }
+}
+
+fn first_string<'a>(node: &'a Node<'_>) -> Option<&'a str> {
+    node.arguments().next().and_then(|v| v.kind.as_str())
+}
+
+fn prop_string<'a>(node: &'a Node<'_>, key: &str) -> Option<&'a str> {
+    node.property(key).and_then(|e| e.value.kind.as_str())
+}
+
+fn prop_bool(node: &Node<'_>, key: &str) -> bool {
+    node.property(key).is_some_and(|e| e.value.kind == ValueKind::Bool(true))
+}
+
+fn prop_number(node: &Node<'_>, key: &str) -> Option<f64> {
+    match &node.property(key)?.value.kind {
+        ValueKind::Number(n) => n.as_f64(),
+        _ => None,
+    }
+}
+
+struct Reader {
+    diagnostics: Vec<Diagnostic>,
+    shared: BTreeMap<String, NodeDef>,
+}
+
+impl Reader {
+    fn bad(&mut self, span: Span, message: &str) {
+        self.diagnostics.push(Diagnostic::new(codes::UNKNOWN_NODE, span, format!("stdlib schema: {message}")));
+    }
+
+    fn node_def(&mut self, node: &Node<'_>, name: &str, path: &str) -> NodeDef {
+        let mut def = NodeDef { name: name.to_owned(), path: path.to_owned(), ..NodeDef::default() };
+        for child in node.child_nodes() {
+            match child.name.text.as_ref() {
+                "doc" => def.doc = first_string(child).unwrap_or_default().to_owned(),
+                "declares" => {
+                    def.declares = true;
+                    def.singleton = prop_bool(child, "singleton");
+                }
+                "arg" => {
+                    if let Some(value) = self.value_def(child) {
+                        def.args.push(value);
+                    }
+                }
+                "prop" => match (first_string(child), self.value_def(child)) {
+                    (Some(key), Some(value)) => def.props.push((key.to_owned(), value)),
+                    _ => self.bad(child.span, "a `prop` needs a name and a type"),
+                },
+                "child" => {
+                    let Some(child_name) = first_string(child) else {
+                        self.bad(child.span, "a `child` needs a name");
+                        continue;
+                    };
+                    let child_path = format!("{path}/{child_name}");
+                    let mut node_def = match prop_string(child, "use") {
+                        Some(shared) => match self.shared.get(shared) {
+                            Some(def) => def.clone(),
+                            None => {
+                                self.bad(child.span, &format!("no shared definition `{shared}`"));
+                                continue;
+                            }
+                        },
+                        None => self.node_def(child, child_name, &child_path),
+                    };
+                    node_def.name = child_name.to_owned();
+                    node_def.path = child_path;
+                    let max = prop_number(child, "max").and_then(|m| u32::try_from(m as i64).ok());
+                    def.children.push(ChildDef { node: node_def, max, required: prop_bool(child, "required") });
+                }
+                other => self.bad(child.name.span, &format!("unknown schema node `{other}`")),
+            }
+        }
+        def
+    }
+
+    fn value_def(&mut self, node: &Node<'_>) -> Option<ValueDef> {
+        let words = |key: &str| -> Vec<String> {
+            prop_string(node, key).map(|s| s.split_whitespace().map(str::to_owned).collect()).unwrap_or_default()
+        };
+        let ty = match prop_string(node, "type")? {
+            "string" => ValueType::String,
+            "integer" => ValueType::Integer,
+            "number" => ValueType::Number,
+            "bool" => ValueType::Bool,
+            "enum" => ValueType::Enum(words("values")),
+            "memory" => ValueType::Memory,
+            "duration" => ValueType::Duration,
+            "cron" => ValueType::Cron,
+            "region" => ValueType::Region,
+            "jurisdiction" => ValueType::Jurisdiction,
+            "ref" => ValueType::Ref(words("ref")),
+            "any-ref" => ValueType::AnyRef,
+            "secret" => ValueType::Secret,
+            "secret-source" => ValueType::SecretSource,
+            "uri" => ValueType::Uri(words("schemes")),
+            "condition" => ValueType::Condition,
+            "mig-profile" => ValueType::MigProfile,
+            "path" => ValueType::Path,
+            other => {
+                self.bad(node.span, &format!("unknown value type `{other}`"));
+                return None;
+            }
+        };
+        let default = node.property("default").map(|e| match &e.value.kind {
+            ValueKind::String(s) => s.to_string(),
+            ValueKind::Number(n) => n.raw.to_owned(),
+            ValueKind::Bool(b) => if *b { "#true" } else { "#false" }.to_owned(),
+            ValueKind::Null => "#null".to_owned(),
+        });
+        Some(ValueDef {
+            ty,
+            required: prop_bool(node, "required"),
+            variadic: prop_bool(node, "variadic"),
+            default,
+            min: prop_number(node, "min"),
+            max: prop_number(node, "max"),
+            doc: prop_string(node, "doc").unwrap_or_default().to_owned(),
+        })
+    }
+}

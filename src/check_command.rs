@@ -1,0 +1,114 @@
+//! `sovereign check`.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use sovereign_check::{Host as _, MAX_FILE_BYTES, Schema};
+use sovereign_diagnostics::{Diagnostic, FileId, Format, RenderConfig, Severity, SourceMap, render};
+
+use crate::host::DiskHost;
+use crate::{CheckArgs, ColorChoice, OutputFormat};
+
+pub(crate) fn run(args: &CheckArgs) -> ExitCode {
+    let mut stderr = std::io::stderr();
+    let root = resolve_root(&args.spec);
+    let bytes = match DiskHost.read(&root) {
+        Ok(bytes) if bytes.len() > MAX_FILE_BYTES => {
+            let _ = writeln!(stderr, "error: {} is larger than 1 GiB", root.display());
+            return ExitCode::from(2);
+        }
+        Ok(bytes) => bytes,
+        Err(error) => {
+            let _ = writeln!(stderr, "error: cannot read {}: {error}", root.display());
+            return ExitCode::from(2);
+        }
+    };
+    let mut sources = SourceMap::new();
+    let (schema, schema_diagnostics) = match &args.stdlib {
+        Some(dir) => match load_stdlib(dir, &mut sources) {
+            Ok(loaded) => loaded,
+            Err(message) => {
+                let _ = writeln!(stderr, "error: {message}");
+                return ExitCode::from(2);
+            }
+        },
+        None => sovereign_check::embedded_schema(&mut sources),
+    };
+    let config = render_config(args.color);
+    if schema_diagnostics.iter().any(Diagnostic::is_error) {
+        let _ = writeln!(stderr, "error: the stdlib is invalid:");
+        let _ = write!(stderr, "{}", render(&schema_diagnostics, &sources, Format::Human, config));
+        return ExitCode::from(2);
+    }
+    let checked = sovereign_check::check(&root, bytes, &DiskHost, &schema, sources);
+    let diagnostics = &checked.diagnostics;
+    let errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
+    let warnings = diagnostics.len() - errors;
+    let format = match args.format {
+        OutputFormat::Human => Format::Human,
+        OutputFormat::Json => Format::Json,
+        OutputFormat::Sarif => Format::Sarif,
+        OutputFormat::Github => Format::Github,
+    };
+    let output = render(diagnostics, &checked.sources, format, config);
+    if format == Format::Human {
+        let _ = write!(stderr, "{output}");
+        let files = checked.sources.files().filter(|(_, f)| !f.path.starts_with("<stdlib>")).count();
+        let declarations = checked.fabric.names.len();
+        let _ = writeln!(stderr, "{}", summary(errors, warnings, files, declarations));
+    } else {
+        let _ = std::io::stdout().write_all(output.as_bytes());
+    }
+    if errors > 0 || (args.deny_warnings && warnings > 0) { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
+fn summary(errors: usize, warnings: usize, files: usize, declarations: usize) -> String {
+    let plural = |n: usize, word: &str| if n == 1 { format!("{n} {word}") } else { format!("{n} {word}s") };
+    if errors == 0 && warnings == 0 {
+        format!("ok: {} and {} checked, no problems", plural(files, "file"), plural(declarations, "declaration"))
+    } else {
+        format!("{} and {} in {}", plural(errors, "error"), plural(warnings, "warning"), plural(files, "file"))
+    }
+}
+
+/// A folder stands for its `fabric.kdl`.
+fn resolve_root(spec: &Path) -> PathBuf {
+    if spec.is_dir() { spec.join("fabric.kdl") } else { spec.to_path_buf() }
+}
+
+fn render_config(choice: ColorChoice) -> RenderConfig {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let color = !no_color
+        && match choice {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => std::io::stderr().is_terminal(),
+        };
+    let width = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(100);
+    RenderConfig { color, width }
+}
+
+/// Reads `DIR/schema/*.kdl` and `DIR/catalog/*.kdl`.
+fn load_stdlib(dir: &Path, sources: &mut SourceMap) -> Result<(Schema, Vec<Diagnostic>), String> {
+    let read_folder = |name: &str, sources: &mut SourceMap| -> Result<Vec<FileId>, String> {
+        let folder = dir.join(name);
+        let files = DiskHost.kdl_files(&folder).map_err(|e| format!("cannot read {}: {e}", folder.display()))?;
+        if files.is_empty() {
+            return Err(format!("{} has no .kdl files", folder.display()));
+        }
+        files
+            .into_iter()
+            .map(|path| {
+                let text =
+                    std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                Ok(sources.add(path, text))
+            })
+            .collect()
+    };
+    let schema_ids = read_folder("schema", sources)?;
+    let catalog_ids = read_folder("catalog", sources)?;
+    let schema_files: Vec<(FileId, &str)> = schema_ids.iter().map(|&id| (id, sources.text(id))).collect();
+    let catalog_files: Vec<(FileId, &str)> = catalog_ids.iter().map(|&id| (id, sources.text(id))).collect();
+    Ok(Schema::load(&schema_files, &catalog_files))
+}
