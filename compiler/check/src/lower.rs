@@ -138,6 +138,7 @@ impl Lower<'_, '_> {
                         .with_help(format!("write {} \"my-name\"", def.name)),
                     ),
                 },
+                None if node.has_errors => {}
                 None => self.push(
                     Diagnostic::new(codes::MISSING_VALUE, node.name.span, format!("`{}` needs a name", def.name))
                         .with_primary_label("no name given")
@@ -171,7 +172,11 @@ impl Lower<'_, '_> {
             }
             index += 1;
         }
-        if index < def.args.len() && def.args[index].required && !(index > 0 && def.args[index].variadic) {
+        if !node.has_errors
+            && index < def.args.len()
+            && def.args[index].required
+            && !(index > 0 && def.args[index].variadic)
+        {
             let arg = &def.args[index];
             self.push(
                 Diagnostic::new(
@@ -231,7 +236,7 @@ impl Lower<'_, '_> {
             }
         }
         for (key, prop_def) in &def.props {
-            if prop_def.required && !seen.contains_key(key.as_str()) {
+            if !node.has_errors && prop_def.required && !seen.contains_key(key.as_str()) {
                 let example = match &prop_def.ty {
                     ValueType::Enum(values) => format!("{key}=\"{}\"", values.first().map_or("", String::as_str)),
                     ValueType::Integer | ValueType::Number => format!("{key}=1"),
@@ -282,7 +287,7 @@ impl Lower<'_, '_> {
             self.fabric.items[id.0 as usize].children.push(child_id);
         }
         for child_def in &def.children {
-            if child_def.required && !counts.contains_key(child_def.node.name.as_str()) {
+            if !node.has_errors && child_def.required && !counts.contains_key(child_def.node.name.as_str()) {
                 self.push(
                     Diagnostic::new(
                         codes::MISSING_VALUE,

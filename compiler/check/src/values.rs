@@ -95,7 +95,9 @@ pub fn check_cron(text: &str) -> Result<(), String> {
                 match step.parse::<u32>() {
                     Ok(s) if s >= 1 && s <= high => {}
                     _ => {
-                        return Err(format!("the step `/{step}` of the {what} field must be a number from 1 to {high}"));
+                        return Err(format!(
+                            "the step `/{step}` of the {what} field must be a number from 1 to {high}"
+                        ));
                     }
                 }
             }

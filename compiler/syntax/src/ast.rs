@@ -22,6 +22,9 @@ pub struct Node<'a> {
     pub children: Option<Children<'a>>,
     /// From the annotation (or name) to the end of the last entry or the closing brace.
     pub span: Span,
+    /// Syntax errors were found inside this node (later passes then skip
+    /// "missing value" checks that the broken text would only confuse).
+    pub has_errors: bool,
 }
 
 /// A `{ … }` block.

@@ -342,6 +342,7 @@ impl<'a> Parser<'a> {
 
     fn node(&mut self) -> Option<Node<'a>> {
         let start = self.pos;
+        let errors_before = self.diagnostics.len();
         let annotation = if self.peek() == Some(b'(') {
             let annotation = self.annotation();
             self.skip_node_space();
@@ -355,7 +356,14 @@ impl<'a> Parser<'a> {
             return None;
         };
         let name = self.ident(name, "a node name");
-        let mut node = Node { annotation, name, entries: Vec::new(), children: None, span: self.span(start, start) };
+        let mut node = Node {
+            annotation,
+            name,
+            entries: Vec::new(),
+            children: None,
+            span: self.span(start, start),
+            has_errors: false,
+        };
         let mut end = node.name.span.end as usize;
         // Set by any children block, slashdashed or not: entries may not follow one.
         let mut after_block = false;
@@ -433,6 +441,7 @@ impl<'a> Parser<'a> {
             }
         }
         node.span = self.span(start, end);
+        node.has_errors = self.diagnostics.len() > errors_before;
         Some(node)
     }
 
@@ -601,14 +610,14 @@ impl<'a> Parser<'a> {
             let token = self.value_token_after_annotation(start)?;
             return Some(Value { annotation, kind: token.kind, span: token.span });
         }
-        match self.token() {
-            Some(token) => Some(Value { annotation: None, kind: token.kind, span: token.span }),
-            None => {
-                self.error(codes::INVALID_SYNTAX, start, start, "expected a value after `=`").help =
-                    Some("give the property a value, such as \"text\", 10 or #true".into());
-                None
+        let Some(token) = self.token() else {
+            // Skip the malformed value so the node's loop does not see it again.
+            if !(self.at_newline() || matches!(self.peek(), None | Some(b';' | b'}'))) {
+                self.skip_bad_token();
             }
-        }
+            return None;
+        };
+        Some(Value { annotation: None, kind: token.kind, span: token.span })
     }
 
     fn value_token_after_annotation(&mut self, start: usize) -> Option<Token<'a>> {
