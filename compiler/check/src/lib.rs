@@ -13,6 +13,7 @@ pub mod cycles;
 pub mod ir;
 mod load;
 pub mod lower;
+pub mod reference;
 pub mod resolve;
 pub mod schema;
 pub mod values;

@@ -1,0 +1,130 @@
+//! End-to-end tests of the `sovereign` binary: exit codes, output formats,
+//! colour rules, `explain`, secrets and determinism.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn sovereign(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sovereign"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn examples_check_clean() {
+    for example in ["examples/lab", "examples/enterprise", "examples/airgapped", "examples/lab/fabric.kdl"] {
+        let output = sovereign(&["check", example]);
+        assert_eq!(output.status.code(), Some(0), "{example}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+}
+
+#[test]
+fn exit_codes() {
+    assert_eq!(sovereign(&["check", "tests/cases/names-duplicate.kdl"]).status.code(), Some(1));
+    assert_eq!(sovereign(&["check", "tests/cases/does-not-exist.kdl"]).status.code(), Some(2));
+    assert_eq!(sovereign(&["check", "--format", "yaml", "examples/lab"]).status.code(), Some(2));
+    assert_eq!(sovereign(&["frobnicate"]).status.code(), Some(2));
+    // A folder without fabric.kdl is an IO error, not a spec error.
+    assert_eq!(sovereign(&["check", "tests"]).status.code(), Some(2));
+}
+
+#[test]
+fn warnings_fail_only_when_denied() {
+    let case = "tests/cases/schema-duplicate-property.kdl";
+    assert_eq!(sovereign(&["check", case]).status.code(), Some(0));
+    assert_eq!(sovereign(&["check", "--deny-warnings", case]).status.code(), Some(1));
+}
+
+#[test]
+fn json_is_versioned_and_complete() {
+    let output = sovereign(&["check", "--format", "json", "tests/cases/names-unknown-reference.kdl"]);
+    assert_eq!(output.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(json["version"], 1);
+    let diagnostic = &json["diagnostics"][0];
+    assert_eq!(diagnostic["code"], "SOV3002");
+    assert_eq!(diagnostic["location"]["line"], 4);
+    assert_eq!(diagnostic["location"]["column"], 20);
+    assert_eq!(diagnostic["fixes"][0]["replacement"], "\"llama\"");
+    assert_eq!(json["summary"]["errors"], 1);
+}
+
+#[test]
+fn sarif_is_valid_against_the_2_1_0_schema() {
+    let schema_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sarif-schema-2.1.0.json");
+    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the SARIF schema compiles");
+    for case in ["tests/cases/cycle-three.kdl", "tests/cases/schema-unknown-node.kdl", "examples/lab", "tests/cases/secret-literal.kdl"] {
+        let output = sovereign(&["check", "--format", "sarif", case]);
+        let sarif: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+        let errors: Vec<String> = validator.iter_errors(&sarif).map(|e| format!("{e} at {}", e.instance_path())).collect();
+        assert!(errors.is_empty(), "{case}: SARIF is invalid:\n{}", errors.join("\n"));
+        assert_eq!(sarif["version"], "2.1.0");
+    }
+}
+
+#[test]
+fn github_annotations() {
+    let output = sovereign(&["check", "--format", "github", "tests/cases/schema-unknown-node.kdl"]);
+    let text = stdout(&output);
+    assert!(
+        text.starts_with("::error file=tests/cases/schema-unknown-node.kdl,line=3,col=1,endLine=3,endColumn=5,title=SOV2001 unknown-node::"),
+        "{text}"
+    );
+    assert!(text.contains("%0Ahelp: did you mean `serve`?"), "{text}");
+}
+
+#[test]
+fn colour_only_when_asked_and_never_with_no_color() {
+    let case = "tests/cases/schema-unknown-node.kdl";
+    let coloured = sovereign(&["check", "--color", "always", case]);
+    assert!(coloured.stderr.contains(&0x1b), "--color always colours");
+    let piped = sovereign(&["check", case]);
+    assert!(!piped.stderr.contains(&0x1b), "not a terminal: no colour");
+    let no_color = Command::new(env!("CARGO_BIN_EXE_sovereign"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["check", "--color", "always", case])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(!no_color.stderr.contains(&0x1b), "NO_COLOR wins");
+}
+
+#[test]
+fn secrets_are_never_printed() {
+    for case in ["tests/cases/secret-literal.kdl", "tests/cases/schema-invalid-secret-source.kdl"] {
+        let literal = if case.contains("literal") { "pylf_v1_eu_0123456789abcdef" } else { "hunter2-plaintext" };
+        for format in ["human", "json", "sarif", "github"] {
+            let output = sovereign(&["check", "--format", format, case]);
+            let all = format!("{}{}", stdout(&output), String::from_utf8_lossy(&output.stderr));
+            assert!(!all.contains(literal), "{case} --format {format} printed the secret");
+            assert_eq!(output.status.code(), Some(1));
+        }
+    }
+}
+
+#[test]
+fn explain_prints_the_page() {
+    let output = sovereign(&["explain", "SOV3005"]);
+    assert_eq!(output.status.code(), Some(0));
+    assert!(stdout(&output).starts_with("# SOV3005 dependency-cycle"));
+    assert_eq!(sovereign(&["explain", "unknown-node"]).status.code(), Some(0));
+    assert_eq!(sovereign(&["explain", "SOV9999"]).status.code(), Some(2));
+}
+
+#[test]
+fn output_is_deterministic() {
+    for format in ["human", "json", "sarif"] {
+        let a = sovereign(&["check", "--format", format, "tests/cases/syntax-many-errors.kdl"]);
+        let b = sovereign(&["check", "--format", format, "tests/cases/syntax-many-errors.kdl"]);
+        assert_eq!(a.stdout, b.stdout);
+        assert_eq!(a.stderr, b.stderr);
+    }
+}

@@ -1,0 +1,94 @@
+//! Keeps the documentation in step with the code:
+//! - `docs/language.md` equals the reference generated from the stdlib schema;
+//! - every diagnostic code has a page, every page belongs to a code, and each
+//!   page's example really produces its code;
+//! - every code is exercised by at least one data-driven case.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sovereign_diagnostics::{SourceMap, codes};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn language_reference_matches_the_schema() {
+    let mut sources = SourceMap::new();
+    let (schema, diagnostics) = sovereign_check::embedded_schema(&mut sources);
+    assert!(diagnostics.is_empty(), "the embedded stdlib has problems: {diagnostics:?}");
+    let generated = sovereign_check::reference::language_reference(&schema);
+    let path = root().join("docs/language.md");
+    if std::env::var_os("UPDATE_DOCS").is_some() {
+        fs::write(&path, &generated).unwrap();
+    }
+    let current = fs::read_to_string(&path).unwrap_or_default();
+    assert!(current == generated, "docs/language.md is stale: run `UPDATE_DOCS=1 cargo test --test docs`");
+}
+
+#[test]
+fn every_code_has_a_page_and_every_page_a_code() {
+    let mut pages: Vec<String> = fs::read_dir(root().join("docs/diagnostics"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".md") && n != "README.md")
+        .map(|n| n.trim_end_matches(".md").to_owned())
+        .collect();
+    pages.sort();
+    let ids: Vec<String> = codes::ALL.iter().map(|c| c.id.to_owned()).collect();
+    assert_eq!(pages, ids, "docs/diagnostics/ and the code table disagree");
+    for code in codes::ALL {
+        let title = format!("# {} {}", code.id, code.name);
+        assert!(code.doc.starts_with(&title), "{}: the page must start with `{title}`", code.id);
+        for section in ["## Example", "## How to fix"] {
+            assert!(code.doc.contains(section), "{}: the page has no `{section}` section", code.id);
+        }
+        let severity = format!("Severity: {}", code.severity.as_str());
+        assert!(code.doc.contains(&severity), "{}: the page must say `{severity}`", code.id);
+    }
+}
+
+/// Codes whose example cannot be written as text in a Markdown page.
+const EXAMPLE_NOT_TEXT: &[&str] = &["SOV1013", "SOV3007", "SOV3008"];
+
+#[test]
+fn every_page_example_produces_its_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    for code in codes::ALL.iter().filter(|c| !EXAMPLE_NOT_TEXT.contains(&c.id)) {
+        let after = code.doc.split("## Example").nth(1).unwrap_or_default();
+        let Some(block) = after.split("```kdl\n").nth(1).and_then(|b| b.split("\n```").next()) else {
+            failures.push(format!("{}: no ```kdl example", code.id));
+            continue;
+        };
+        let path = dir.path().join(format!("{}.kdl", code.id));
+        fs::write(&path, block).unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_sovereign"))
+            .args(["check", "--format", "json"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        if !stdout.contains(&format!("\"code\": \"{}\"", code.id)) {
+            failures.push(format!("{}: the example does not produce it; got {stdout}", code.id));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn every_code_has_a_case() {
+    let snapshots = root().join("tests/snapshots");
+    let all: String = fs::read_dir(&snapshots)
+        .unwrap()
+        .map(|e| fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let missing: Vec<&str> = codes::ALL.iter().map(|c| c.id).filter(|id| !all.contains(&format!("{id}("))).collect();
+    assert!(missing.is_empty(), "codes with no case in tests/cases/: {missing:?}");
+    let cases = fs::read_dir(root().join("tests/cases")).unwrap().count();
+    assert!(cases >= 60, "at least 60 cases are required, found {cases}");
+    assert!(Path::new(&snapshots).exists());
+}
