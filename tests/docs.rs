@@ -63,6 +63,8 @@ fn every_page_example_produces_its_code() {
             failures.push(format!("{}: no ```kdl example", code.id));
             continue;
         };
+        // Pages show invisible characters as stand-ins like ‹U+202E›.
+        let block = block.replace("‹U+202E›", "\u{202E}");
         let path = dir.path().join(format!("{}.kdl", code.id));
         fs::write(&path, block).unwrap();
         let output = Command::new(env!("CARGO_BIN_EXE_sovereign"))

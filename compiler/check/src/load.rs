@@ -68,7 +68,9 @@ impl<'a> Loader<'a> {
             self.diagnostics.push(
                 Diagnostic::new(
                     codes::INVALID_UTF8,
-                    Span::new(file, at, (at + 1).min(text.len())),
+                    // The valid prefix is unchanged in the lossy text; the first invalid
+                    // sequence became one U+FFFD there.
+                    Span::new(file, at, (at + '\u{FFFD}'.len_utf8()).min(text.len())),
                     "the file is not valid UTF-8",
                 )
                 .with_primary_label("invalid bytes start here")
