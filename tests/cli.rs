@@ -61,10 +61,16 @@ fn sarif_is_valid_against_the_2_1_0_schema() {
     let schema_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sarif-schema-2.1.0.json");
     let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
     let validator = jsonschema::validator_for(&schema).expect("the SARIF schema compiles");
-    for case in ["tests/cases/cycle-three.kdl", "tests/cases/schema-unknown-node.kdl", "examples/lab", "tests/cases/secret-literal.kdl"] {
+    for case in [
+        "tests/cases/cycle-three.kdl",
+        "tests/cases/schema-unknown-node.kdl",
+        "examples/lab",
+        "tests/cases/secret-literal.kdl",
+    ] {
         let output = sovereign(&["check", "--format", "sarif", case]);
         let sarif: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
-        let errors: Vec<String> = validator.iter_errors(&sarif).map(|e| format!("{e} at {}", e.instance_path())).collect();
+        let errors: Vec<String> =
+            validator.iter_errors(&sarif).map(|e| format!("{e} at {}", e.instance_path())).collect();
         assert!(errors.is_empty(), "{case}: SARIF is invalid:\n{}", errors.join("\n"));
         assert_eq!(sarif["version"], "2.1.0");
     }

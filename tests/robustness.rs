@@ -65,7 +65,20 @@ fn apply(text: &str, edit: &Edit) -> String {
 }
 
 fn edit() -> impl Strategy<Value = Edit> {
-    let pieces = prop::sample::select(vec!["{", "}", "\"", "/*", "/-", "=", "#true", "0x", "\n", "depends-on \"chat\"", "é", "\\"]);
+    let pieces = prop::sample::select(vec![
+        "{",
+        "}",
+        "\"",
+        "/*",
+        "/-",
+        "=",
+        "#true",
+        "0x",
+        "\n",
+        "depends-on \"chat\"",
+        "é",
+        "\\",
+    ]);
     prop_oneof![
         any::<usize>().prop_map(Edit::DeleteLine),
         (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Edit::SwapLines(a, b)),

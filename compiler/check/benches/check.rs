@@ -1,1 +1,53 @@
-fn main() {}
+//! Parse + check (lowering, resolution, cycles) of generated fabrics.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use sovereign_check::Host;
+use sovereign_diagnostics::SourceMap;
+
+struct NoFiles;
+
+impl Host for NoFiles {
+    fn read(&self, _: &Path) -> io::Result<Vec<u8>> {
+        Err(io::ErrorKind::NotFound.into())
+    }
+    fn is_dir(&self, _: &Path) -> bool {
+        false
+    }
+    fn kdl_files(&self, _: &Path) -> io::Result<Vec<PathBuf>> {
+        Ok(Vec::new())
+    }
+    fn canonical(&self, path: &Path) -> PathBuf {
+        path.to_path_buf()
+    }
+}
+
+fn check(c: &mut Criterion) {
+    let mut group = c.benchmark_group("check");
+    group.sample_size(10);
+    let mut sources = SourceMap::new();
+    let (schema, _) = sovereign_check::embedded_schema(&mut sources);
+    for declarations in [1_000, 10_000, 100_000] {
+        let text = fabric_gen::fabric(declarations);
+        group.throughput(Throughput::Bytes(text.len() as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(declarations), &text, |b, text| {
+            b.iter(|| {
+                let checked = sovereign_check::check(
+                    Path::new("bench.kdl"),
+                    text.clone().into_bytes(),
+                    &NoFiles,
+                    &schema,
+                    SourceMap::new(),
+                );
+                assert!(!checked.has_errors());
+                checked.fabric.items.len()
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, check);
+criterion_main!(benches);

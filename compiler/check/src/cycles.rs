@@ -30,7 +30,7 @@ pub fn dependencies(fabric: &Fabric) -> Vec<Dependency> {
         let from = fabric.root_of(ItemId(index as u32));
         let via_node = item.kind.rsplit('/').next().unwrap_or(&item.kind).to_owned();
         let values =
-            item.args.iter().map(|v| (via_node.clone(), v)).chain(item.props.iter().map(|(k, v)| (k.clone(), v)));
+            item.args.iter().map(|v| (via_node.clone(), v)).chain(item.props.iter().map(|(k, v)| (k.to_string(), v)));
         for (via, val) in values {
             let target = match &val.value {
                 Typed::Ref { target: Some(t), .. } | Typed::Secret { target: Some(t), .. } => *t,

@@ -5,6 +5,7 @@
 //! tree. References are resolved to item ids by `resolve`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use sovereign_diagnostics::Span;
 
@@ -25,14 +26,15 @@ pub struct Fabric {
 #[derive(Clone, Debug)]
 pub struct Item {
     /// The schema path of the node's kind, such as `serve` or `site/node`.
-    pub kind: String,
+    pub kind: Arc<str>,
     pub name: Option<Name>,
     pub parent: Option<ItemId>,
     pub children: Vec<ItemId>,
     /// Positional values after the name.
     pub args: Vec<Val>,
-    /// Properties (the last one given wins).
-    pub props: BTreeMap<String, Val>,
+    /// Properties sorted by key (the last one given wins). A vector, not a
+    /// map: nodes have few properties and there are many nodes.
+    pub props: Vec<(Arc<str>, Val)>,
     /// The node's span.
     pub span: Span,
     /// The span of the node's name (its kind keyword).
@@ -42,10 +44,19 @@ pub struct Item {
 /// A declared name.
 #[derive(Clone, Debug)]
 pub struct Name {
-    pub text: String,
     /// `parent/name` for nested declarations, else the name.
     pub qualified: String,
+    /// Where the name itself starts in `qualified` (one string, not two).
+    pub offset: usize,
     pub span: Span,
+}
+
+impl Name {
+    /// The name as written, without its parent.
+    #[must_use]
+    pub fn text(&self) -> &str {
+        &self.qualified[self.offset..]
+    }
 }
 
 /// A typed value and where it was written.
@@ -69,7 +80,7 @@ pub enum Typed {
     /// A reference by name; `target` is filled in by name resolution.
     Ref {
         name: String,
-        kinds: Vec<String>,
+        kinds: Arc<[String]>,
         target: Option<ItemId>,
     },
     /// A secret reference. The text is kept only when it names a declared
@@ -78,6 +89,22 @@ pub enum Typed {
         name: Option<String>,
         target: Option<ItemId>,
     },
+}
+
+impl Item {
+    /// The value of property `key`, if given.
+    #[must_use]
+    pub fn prop(&self, key: &str) -> Option<&Val> {
+        self.props.binary_search_by(|(k, _)| (**k).cmp(key)).ok().map(|i| &self.props[i].1)
+    }
+
+    /// Sets property `key`, replacing an earlier value.
+    pub fn set_prop(&mut self, key: &Arc<str>, val: Val) {
+        match self.props.binary_search_by(|(k, _)| k.cmp(key)) {
+            Ok(i) => self.props[i].1 = val,
+            Err(i) => self.props.insert(i, (key.clone(), val)),
+        }
+    }
 }
 
 impl Fabric {
@@ -97,7 +124,7 @@ impl Fabric {
 
     /// Items of a kind path, in load order.
     pub fn of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = (ItemId, &'a Item)> + 'a {
-        self.items.iter().enumerate().filter(move |(_, i)| i.kind == kind).map(|(i, item)| (ItemId(i as u32), item))
+        self.items.iter().enumerate().filter(move |(_, i)| &*i.kind == kind).map(|(i, item)| (ItemId(i as u32), item))
     }
 
     /// A readable label such as `serve "chat"`.

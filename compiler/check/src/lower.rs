@@ -106,7 +106,7 @@ impl Lower<'_, '_> {
             parent,
             children: Vec::new(),
             args: Vec::new(),
-            props: BTreeMap::new(),
+            props: Vec::new(),
             span: node.span,
             keyword_span: node.name.span,
         };
@@ -123,11 +123,13 @@ impl Lower<'_, '_> {
                             }
                             self.push(d);
                         }
-                        let qualified = match parent.and_then(|p| self.fabric.item(p).name.as_ref()) {
-                            Some(parent_name) => format!("{}/{text}", parent_name.qualified),
-                            None => text.to_string(),
+                        let (qualified, offset) = match parent.and_then(|p| self.fabric.item(p).name.as_ref()) {
+                            Some(parent_name) => {
+                                (format!("{}/{text}", parent_name.qualified), parent_name.qualified.len() + 1)
+                            }
+                            None => (text.to_string(), 0),
                         };
-                        item.name = Some(Name { text: text.to_string(), qualified, span: value.span });
+                        item.name = Some(Name { qualified, offset, span: value.span });
                     }
                     other => self.push(
                         Diagnostic::new(
@@ -196,14 +198,14 @@ impl Lower<'_, '_> {
         let mut seen: BTreeMap<&str, Span> = BTreeMap::new();
         for entry in &node.entries {
             let Some(key) = &entry.key else { continue };
-            let Some(prop_def) = def.prop(&key.text) else {
+            let Some((prop_key, prop_def)) = def.props.iter().find(|(k, _)| **k == *key.text) else {
                 let mut d = Diagnostic::new(
                     codes::UNKNOWN_PROPERTY,
                     key.span,
                     format!("`{}` has no property `{}`", def.name, key.text),
                 )
                 .with_primary_label("unknown property");
-                if let Some(suggestion) = closest(&key.text, def.props.iter().map(|(k, _)| k.as_str())) {
+                if let Some(suggestion) = closest(&key.text, def.props.iter().map(|(k, _)| &**k)) {
                     d = d.with_help(format!("did you mean `{suggestion}`?")).with_fix(
                         format!("replace with `{suggestion}`"),
                         key.span,
@@ -214,7 +216,7 @@ impl Lower<'_, '_> {
                 } else {
                     d = d.with_help(format!(
                         "its properties are: {}",
-                        def.props.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", ")
+                        def.props.iter().map(|(k, _)| &**k).collect::<Vec<_>>().join(", ")
                     ));
                 }
                 self.push(d);
@@ -232,11 +234,11 @@ impl Lower<'_, '_> {
                 );
             }
             if let Some(val) = self.value(&entry.value, prop_def, &format!("`{}`", key.text)) {
-                item.props.insert(key.text.to_string(), val);
+                item.set_prop(prop_key, val);
             }
         }
         for (key, prop_def) in &def.props {
-            if !node.has_errors && prop_def.required && !seen.contains_key(key.as_str()) {
+            if !node.has_errors && prop_def.required && !seen.contains_key(&**key) {
                 let example = match &prop_def.ty {
                     ValueType::Enum(values) => format!("{key}=\"{}\"", values.first().map_or("", String::as_str)),
                     ValueType::Integer | ValueType::Number => format!("{key}=1"),
@@ -466,7 +468,7 @@ impl Lower<'_, '_> {
                 Typed::Str(text.to_owned())
             }
             ValueType::Ref(kinds) => Typed::Ref { name: text.to_owned(), kinds: kinds.clone(), target: None },
-            ValueType::AnyRef => Typed::Ref { name: text.to_owned(), kinds: Vec::new(), target: None },
+            ValueType::AnyRef => Typed::Ref { name: text.to_owned(), kinds: Vec::new().into(), target: None },
             // Kept until resolution decides whether it names a secret; then
             // a literal is dropped (see `resolve`).
             ValueType::Secret => Typed::Secret { name: Some(text.to_owned()), target: None },

@@ -30,7 +30,7 @@ pub fn resolve(fabric: &mut Fabric, root_span: Span, diagnostics: &mut Vec<Diagn
             .iter()
             .enumerate()
             .map(|(i, v)| (None, i, v))
-            .chain(item.props.iter().map(|(k, v)| (Some(k.clone()), 0, v)));
+            .chain(item.props.iter().map(|(k, v)| (Some(k.to_string()), 0, v)));
         for (key, position, val) in values {
             let resolved = match &val.value {
                 Typed::Ref { name, kinds, .. } if kinds.is_empty() => {
@@ -60,7 +60,7 @@ pub fn resolve(fabric: &mut Fabric, root_span: Span, diagnostics: &mut Vec<Diagn
     for (id, key, position, typed) in resolutions {
         let item = &mut fabric.items[id.0 as usize];
         let slot = match key {
-            Some(key) => item.props.get_mut(&key),
+            Some(key) => item.props.iter_mut().find(|(k, _)| **k == *key).map(|(_, v)| v),
             None => item.args.get_mut(position),
         };
         if let Some(slot) = slot {
@@ -73,7 +73,7 @@ fn declare(fabric: &mut Fabric, diagnostics: &mut Vec<Diagnostic>) {
     let mut singleton_seen: Option<Span> = None;
     for (index, item) in fabric.items.iter().enumerate() {
         let Some(name) = &item.name else { continue };
-        if item.kind == "fabric" {
+        if &*item.kind == "fabric" {
             if let Some(first) = singleton_seen {
                 diagnostics.push(
                     Diagnostic::new(
@@ -88,7 +88,7 @@ fn declare(fabric: &mut Fabric, diagnostics: &mut Vec<Diagnostic>) {
             }
             singleton_seen = Some(name.span);
         }
-        let key = (item.kind.clone(), name.qualified.clone());
+        let key = (item.kind.to_string(), name.qualified.clone());
         if let Some(existing) = fabric.names.get(&key) {
             let first = fabric.items[existing.0 as usize].name.as_ref().map_or(Span::default(), |n| n.span);
             let kind = item.kind.rsplit('/').next().unwrap_or(&item.kind);

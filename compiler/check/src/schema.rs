@@ -5,6 +5,7 @@
 //! diagnostics on that file, like any spec.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use sovereign_diagnostics::{Diagnostic, FileId, Span, codes};
 use sovereign_syntax::ast::{Node, ValueKind};
@@ -23,7 +24,7 @@ pub enum ValueType {
     Region,
     Jurisdiction,
     /// A reference to a declaration of one of these kinds (schema paths such as `site/fleet`).
-    Ref(Vec<String>),
+    Ref(Arc<[String]>),
     /// A reference to any declaration (`depends-on`).
     AnyRef,
     /// The name of a declared `secret`, never a literal.
@@ -90,7 +91,7 @@ pub struct NodeDef {
     /// The node name (`node`).
     pub name: String,
     /// The schema path (`site/node`), which is also the kind of what it declares.
-    pub path: String,
+    pub path: Arc<str>,
     pub doc: String,
     /// The first argument is the name this node declares.
     pub declares: bool,
@@ -98,7 +99,7 @@ pub struct NodeDef {
     pub singleton: bool,
     pub args: Vec<ValueDef>,
     /// Properties, in the order the schema lists them.
-    pub props: Vec<(String, ValueDef)>,
+    pub props: Vec<(Arc<str>, ValueDef)>,
     pub children: Vec<ChildDef>,
 }
 
@@ -113,7 +114,7 @@ pub struct ChildDef {
 impl NodeDef {
     #[must_use]
     pub fn prop(&self, key: &str) -> Option<&ValueDef> {
-        self.props.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.props.iter().find(|(k, _)| **k == *key).map(|(_, v)| v)
     }
 
     #[must_use]
@@ -262,7 +263,7 @@ impl Reader {
     }
 
     fn node_def(&mut self, node: &Node<'_>, name: &str, path: &str) -> NodeDef {
-        let mut def = NodeDef { name: name.to_owned(), path: path.to_owned(), ..NodeDef::default() };
+        let mut def = NodeDef { name: name.to_owned(), path: path.into(), ..NodeDef::default() };
         for child in node.child_nodes() {
             match child.name.text.as_ref() {
                 "doc" => def.doc = first_string(child).unwrap_or_default().to_owned(),
@@ -276,7 +277,7 @@ impl Reader {
                     }
                 }
                 "prop" => match (first_string(child), self.value_def(child)) {
-                    (Some(key), Some(value)) => def.props.push((key.to_owned(), value)),
+                    (Some(key), Some(value)) => def.props.push((key.into(), value)),
                     _ => self.bad(child.span, "a `prop` needs a name and a type"),
                 },
                 "child" => {
@@ -296,7 +297,7 @@ impl Reader {
                         None => self.node_def(child, child_name, &child_path),
                     };
                     node_def.name = child_name.to_owned();
-                    node_def.path = child_path;
+                    node_def.path = child_path.into();
                     let max = prop_number(child, "max").and_then(|m| u32::try_from(m as i64).ok());
                     def.children.push(ChildDef { node: node_def, max, required: prop_bool(child, "required") });
                 }
@@ -321,7 +322,7 @@ impl Reader {
             "cron" => ValueType::Cron,
             "region" => ValueType::Region,
             "jurisdiction" => ValueType::Jurisdiction,
-            "ref" => ValueType::Ref(words("ref")),
+            "ref" => ValueType::Ref(words("ref").into()),
             "any-ref" => ValueType::AnyRef,
             "secret" => ValueType::Secret,
             "secret-source" => ValueType::SecretSource,

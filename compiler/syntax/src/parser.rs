@@ -538,9 +538,7 @@ impl<'a> Parser<'a> {
         if self.peek() == Some(b'(') {
             let annotation = self.annotation();
             self.skip_node_space();
-            let Some(token) = self.value_token_after_annotation(start) else {
-                return None;
-            };
+            let token = self.value_token_after_annotation(start)?;
             if self.peek() == Some(b'=') {
                 self.error(
                     codes::INVALID_TYPE_ANNOTATION,
