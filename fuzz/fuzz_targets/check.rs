@@ -2,35 +2,16 @@
 //! and every diagnostic must point inside its file on char boundaries.
 #![no_main]
 
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use sovereign_check::Host;
+use sovereign_check::EmptyHost;
 use sovereign_diagnostics::{Format, RenderConfig, SourceMap, render};
-
-/// An empty file system: imports resolve to nothing.
-struct NoFiles;
-
-impl Host for NoFiles {
-    fn read(&self, _: &Path) -> io::Result<Vec<u8>> {
-        Err(io::ErrorKind::NotFound.into())
-    }
-    fn is_dir(&self, _: &Path) -> bool {
-        false
-    }
-    fn kdl_files(&self, _: &Path) -> io::Result<Vec<PathBuf>> {
-        Ok(Vec::new())
-    }
-    fn canonical(&self, path: &Path) -> PathBuf {
-        path.to_path_buf()
-    }
-}
 
 fuzz_target!(|data: &[u8]| {
     let mut sources = SourceMap::new();
     let (schema, _) = sovereign_check::embedded_schema(&mut sources);
-    let checked = sovereign_check::check(Path::new("fuzz.kdl"), data.to_vec(), &NoFiles, &schema, sources);
+    let checked = sovereign_check::check(Path::new("fuzz.kdl"), data.to_vec(), &EmptyHost, &schema, sources);
     for d in &checked.diagnostics {
         let text = checked.sources.text(d.primary.span.file);
         assert!(d.primary.span.end as usize <= text.len(), "span past the end");

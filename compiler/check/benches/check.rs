@@ -1,28 +1,10 @@
 //! Parse + check (lowering, resolution, cycles) of generated fabrics.
 
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use sovereign_check::Host;
+use sovereign_check::EmptyHost;
 use sovereign_diagnostics::SourceMap;
-
-struct NoFiles;
-
-impl Host for NoFiles {
-    fn read(&self, _: &Path) -> io::Result<Vec<u8>> {
-        Err(io::ErrorKind::NotFound.into())
-    }
-    fn is_dir(&self, _: &Path) -> bool {
-        false
-    }
-    fn kdl_files(&self, _: &Path) -> io::Result<Vec<PathBuf>> {
-        Ok(Vec::new())
-    }
-    fn canonical(&self, path: &Path) -> PathBuf {
-        path.to_path_buf()
-    }
-}
 
 fn check(c: &mut Criterion) {
     let mut group = c.benchmark_group("check");
@@ -37,7 +19,7 @@ fn check(c: &mut Criterion) {
                 let checked = sovereign_check::check(
                     Path::new("bench.kdl"),
                     text.clone().into_bytes(),
-                    &NoFiles,
+                    &EmptyHost,
                     &schema,
                     SourceMap::new(),
                 );

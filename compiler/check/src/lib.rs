@@ -22,7 +22,7 @@ use std::path::Path;
 
 use sovereign_diagnostics::{Diagnostic, FileId, SourceMap, Span};
 
-pub use load::{Host, MAX_FILE_BYTES};
+pub use load::{EmptyHost, Host, MAX_FILE_BYTES};
 pub use schema::Schema;
 
 /// The result of checking a spec.

@@ -169,3 +169,22 @@ impl<'a> Loader<'a> {
         }
     }
 }
+
+/// A file system with no files: every import is unresolved. For fuzzing,
+/// benchmarks and single-buffer checks.
+pub struct EmptyHost;
+
+impl Host for EmptyHost {
+    fn read(&self, _: &Path) -> io::Result<Vec<u8>> {
+        Err(io::ErrorKind::NotFound.into())
+    }
+    fn is_dir(&self, _: &Path) -> bool {
+        false
+    }
+    fn kdl_files(&self, _: &Path) -> io::Result<Vec<PathBuf>> {
+        Ok(Vec::new())
+    }
+    fn canonical(&self, path: &Path) -> PathBuf {
+        path.to_path_buf()
+    }
+}
