@@ -5,6 +5,7 @@
 //! once per strongly connected component, with every edge on its own span.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -19,7 +20,7 @@ pub struct Dependency {
     pub to: ItemId,
     pub span: Span,
     /// What the reference is (`uses`, `model`, `depends-on`…).
-    pub via: String,
+    pub via: Arc<str>,
 }
 
 /// All dependencies between top-level declarations, in item order.
@@ -27,16 +28,21 @@ pub struct Dependency {
 pub fn dependencies(fabric: &Fabric) -> Vec<Dependency> {
     let mut out = Vec::new();
     for (index, item) in fabric.items.iter().enumerate() {
+        let target = |val: &crate::ir::Val| match &val.value {
+            Typed::Ref { target: Some(t), .. } | Typed::Secret { target: Some(t), .. } => Some(*t),
+            _ => None,
+        };
         let from = fabric.root_of(ItemId(index as u32));
-        let via_node = item.kind.rsplit('/').next().unwrap_or(&item.kind).to_owned();
-        let values =
-            item.args.iter().map(|v| (via_node.clone(), v)).chain(item.props.iter().map(|(k, v)| (k.to_string(), v)));
-        for (via, val) in values {
-            let target = match &val.value {
-                Typed::Ref { target: Some(t), .. } | Typed::Secret { target: Some(t), .. } => *t,
-                _ => continue,
-            };
-            out.push(Dependency { from, to: fabric.root_of(target), span: val.span, via });
+        // An argument is named after its node (`uses "store"`): made once per item, only when needed.
+        let mut via_node: Option<Arc<str>> = None;
+        for val in &item.args {
+            let Some(to) = target(val) else { continue };
+            let via = via_node.get_or_insert_with(|| item.kind.rsplit('/').next().unwrap_or(&item.kind).into()).clone();
+            out.push(Dependency { from, to: fabric.root_of(to), span: val.span, via });
+        }
+        for (key, val) in &item.props {
+            let Some(to) = target(val) else { continue };
+            out.push(Dependency { from, to: fabric.root_of(to), span: val.span, via: key.clone() });
         }
     }
     out
@@ -45,10 +51,13 @@ pub fn dependencies(fabric: &Fabric) -> Vec<Dependency> {
 /// Reports every dependency cycle.
 pub fn check_cycles(fabric: &Fabric, deps: &[Dependency], diagnostics: &mut Vec<Diagnostic>) {
     let mut graph: DiGraph<ItemId, usize> = DiGraph::new();
-    let mut index: BTreeMap<ItemId, NodeIndex> = BTreeMap::new();
+    let mut index: Vec<Option<NodeIndex>> = vec![None; fabric.items.len()];
+    let mut node = |graph: &mut DiGraph<ItemId, usize>, id: ItemId| {
+        *index[id.0 as usize].get_or_insert_with(|| graph.add_node(id))
+    };
     for (i, dep) in deps.iter().enumerate() {
-        let a = *index.entry(dep.from).or_insert_with(|| graph.add_node(dep.from));
-        let b = *index.entry(dep.to).or_insert_with(|| graph.add_node(dep.to));
+        let a = node(&mut graph, dep.from);
+        let b = node(&mut graph, dep.to);
         graph.add_edge(a, b, i);
     }
     let mut components = tarjan_scc(&graph);

@@ -4,8 +4,10 @@
 //! declares one), its typed values with their spans, and its place in the
 //! tree. References are resolved to item ids by `resolve`.
 
-use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+
+use hashbrown::{Equivalent, HashMap};
 
 use sovereign_diagnostics::Span;
 
@@ -18,8 +20,33 @@ pub struct ItemId(pub u32);
 pub struct Fabric {
     /// Items in load order: files depth-first by import, nodes in source order.
     pub items: Vec<Item>,
-    /// Declarations by kind path (`site`, `site/fleet`) and qualified name (`fra`, `field/tablets`).
-    pub names: BTreeMap<(String, String), ItemId>,
+    /// Declarations by kind path (`site`, `site/fleet`) and qualified name
+    /// (`fra`, `field/tablets`). Look up with [`Fabric::lookup`]; its
+    /// iteration order is unspecified, so sort before showing anything.
+    pub names: HashMap<DeclKey, ItemId>,
+}
+
+/// The key of a declaration: its kind path and qualified name, shared with the item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeclKey {
+    pub kind: Arc<str>,
+    pub name: Arc<str>,
+}
+
+impl Hash for DeclKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        DeclQuery(&self.kind, &self.name).hash(state);
+    }
+}
+
+/// A borrowed [`DeclKey`], so that lookups allocate nothing.
+#[derive(Hash)]
+struct DeclQuery<'a>(&'a str, &'a str);
+
+impl Equivalent<DeclKey> for DeclQuery<'_> {
+    fn equivalent(&self, key: &DeclKey) -> bool {
+        *self.0 == *key.kind && *self.1 == *key.name
+    }
 }
 
 /// One node of the spec.
@@ -45,7 +72,7 @@ pub struct Item {
 #[derive(Clone, Debug)]
 pub struct Name {
     /// `parent/name` for nested declarations, else the name.
-    pub qualified: String,
+    pub qualified: Arc<str>,
     /// Where the name itself starts in `qualified` (one string, not two).
     pub offset: usize,
     pub span: Span,
@@ -120,6 +147,12 @@ impl Fabric {
             id = parent;
         }
         id
+    }
+
+    /// The declaration of kind path `kind` named `name` (qualified).
+    #[must_use]
+    pub fn lookup(&self, kind: &str, name: &str) -> Option<ItemId> {
+        self.names.get(&DeclQuery(kind, name)).copied()
     }
 
     /// Items of a kind path, in load order.

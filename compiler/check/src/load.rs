@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use sovereign_diagnostics::{Diagnostic, FileId, SourceMap, Span, codes};
 
 use crate::ir::Fabric;
-use crate::lower::lower_document;
+use crate::lower::Lower;
 use crate::schema::Schema;
 
 /// Everything the compiler may ask of the outside world.
@@ -77,9 +77,12 @@ impl<'a> Loader<'a> {
                 .with_help("save the file as UTF-8"),
             );
         }
-        let parse = sovereign_syntax::parse(file, &text);
-        self.diagnostics.extend(parse.diagnostics);
-        let imports = lower_document(&parse.document, self.schema, &mut self.fabric, &mut self.diagnostics);
+        // Each top-level node is lowered as soon as it is parsed and then
+        // dropped: the whole tree of a large file is never alive at once.
+        let mut lower = Lower::new(self.schema, &mut self.fabric, &mut self.diagnostics);
+        let rest = sovereign_syntax::parse_each(file, &text, |node| lower.top_level(&node));
+        let imports = lower.into_imports();
+        self.diagnostics.extend(rest.diagnostics);
         let added = self.sources.add(path.to_path_buf(), text);
         debug_assert_eq!(added, file);
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();

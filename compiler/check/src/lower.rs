@@ -5,9 +5,10 @@
 //! names, URIs and conditions (`SOV2xxx`). References stay unresolved here.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use sovereign_diagnostics::{Diagnostic, Span, closest, codes};
-use sovereign_syntax::ast::{Document, Node, NumberForm, Value, ValueKind};
+use sovereign_syntax::ast::{Node, NumberForm, Value, ValueKind};
 
 use crate::ir::{Fabric, Item, ItemId, Name, Typed, Val};
 use crate::schema::{NodeDef, Schema, ValueDef, ValueType};
@@ -20,36 +21,44 @@ pub struct ImportRequest {
     pub span: Span,
 }
 
-/// Lowers one document into `fabric`, returning the imports it asks for.
-pub fn lower_document(
-    document: &Document<'_>,
-    schema: &Schema,
-    fabric: &mut Fabric,
-    diagnostics: &mut Vec<Diagnostic>,
-) -> Vec<ImportRequest> {
-    let mut lower = Lower { schema, fabric, diagnostics, imports: Vec::new() };
-    for node in &document.nodes {
-        lower.annotations(node);
-        match schema.kind(&node.name.text) {
-            Some(def) => {
-                let id = lower.node(node, def, None);
-                if node.name.text == "import"
-                    && let Some(Val { value: Typed::Str(path), span }) = lower.fabric.item(id).args.first()
-                {
-                    lower.imports.push(ImportRequest { path: path.clone(), span: *span });
-                }
-            }
-            None => lower.unknown_node(node, schema.kinds.iter().map(|k| k.name.as_str()), "at the top of a spec"),
-        }
-    }
-    lower.imports
-}
-
-struct Lower<'s, 'f> {
+/// Lowers top-level nodes one at a time, so that the loader can drop each
+/// node's tree as soon as it is lowered (see `sovereign_syntax::parse_each`).
+pub struct Lower<'s, 'f> {
     schema: &'s Schema,
     fabric: &'f mut Fabric,
     diagnostics: &'f mut Vec<Diagnostic>,
     imports: Vec<ImportRequest>,
+}
+
+impl<'s, 'f> Lower<'s, 'f> {
+    pub fn new(schema: &'s Schema, fabric: &'f mut Fabric, diagnostics: &'f mut Vec<Diagnostic>) -> Self {
+        Lower { schema, fabric, diagnostics, imports: Vec::new() }
+    }
+
+    /// Lowers one top-level node.
+    pub fn top_level(&mut self, node: &Node<'_>) {
+        self.annotations(node);
+        match self.schema.kind(&node.name.text) {
+            Some(def) => {
+                let id = self.node(node, def, None);
+                if node.name.text == "import"
+                    && let Some(Val { value: Typed::Str(path), span }) = self.fabric.item(id).args.first()
+                {
+                    self.imports.push(ImportRequest { path: path.clone(), span: *span });
+                }
+            }
+            None => {
+                let schema = self.schema;
+                self.unknown_node(node, schema.kinds.iter().map(|k| k.name.as_str()), "at the top of a spec");
+            }
+        }
+    }
+
+    /// The imports the lowered nodes asked for, in order.
+    #[must_use]
+    pub fn into_imports(self) -> Vec<ImportRequest> {
+        self.imports
+    }
 }
 
 impl Lower<'_, '_> {
@@ -104,9 +113,13 @@ impl Lower<'_, '_> {
             kind: def.path.clone(),
             name: None,
             parent,
-            children: Vec::new(),
-            args: Vec::new(),
-            props: Vec::new(),
+            // Sized exactly: most nodes have one or two of each, and the
+            // default growth would reserve four.
+            children: Vec::with_capacity(node.child_nodes().len()),
+            args: Vec::with_capacity(
+                node.entries.iter().filter(|e| e.key.is_none()).count().saturating_sub(usize::from(def.declares)),
+            ),
+            props: Vec::with_capacity(node.entries.iter().filter(|e| e.key.is_some()).count()),
             span: node.span,
             keyword_span: node.name.span,
         };
@@ -125,9 +138,9 @@ impl Lower<'_, '_> {
                         }
                         let (qualified, offset) = match parent.and_then(|p| self.fabric.item(p).name.as_ref()) {
                             Some(parent_name) => {
-                                (format!("{}/{text}", parent_name.qualified), parent_name.qualified.len() + 1)
+                                (format!("{}/{text}", parent_name.qualified).into(), parent_name.qualified.len() + 1)
                             }
-                            None => (text.to_string(), 0),
+                            None => (Arc::from(&**text), 0),
                         };
                         item.name = Some(Name { qualified, offset, span: value.span });
                     }
@@ -169,7 +182,7 @@ impl Lower<'_, '_> {
                 );
                 continue;
             };
-            if let Some(val) = self.value(value, arg_def, &format!("the argument of `{}`", def.name)) {
+            if let Some(val) = self.value(value, arg_def, What::Argument(&def.name)) {
                 item.args.push(val);
             }
             index += 1;
@@ -233,7 +246,7 @@ impl Lower<'_, '_> {
                     .with_help("remove one of them"),
                 );
             }
-            if let Some(val) = self.value(&entry.value, prop_def, &format!("`{}`", key.text)) {
+            if let Some(val) = self.value(&entry.value, prop_def, What::Property(&key.text)) {
                 item.set_prop(prop_key, val);
             }
         }
@@ -304,7 +317,7 @@ impl Lower<'_, '_> {
         id
     }
 
-    fn wrong_type(&mut self, value: &Value<'_>, def: &ValueDef, what: &str) {
+    fn wrong_type(&mut self, value: &Value<'_>, def: &ValueDef, what: What<'_>) {
         let mut d = Diagnostic::new(
             codes::WRONG_TYPE,
             value.span,
@@ -330,7 +343,7 @@ impl Lower<'_, '_> {
         self.push(Diagnostic::new(code, span, message).with_help(help));
     }
 
-    fn value(&mut self, value: &Value<'_>, def: &ValueDef, what: &str) -> Option<Val> {
+    fn value(&mut self, value: &Value<'_>, def: &ValueDef, what: What<'_>) -> Option<Val> {
         let span = value.span;
         let text = value.kind.as_str();
         let typed = match (&def.ty, &value.kind) {
@@ -366,7 +379,7 @@ impl Lower<'_, '_> {
         Some(Val { value: typed, span })
     }
 
-    fn range(&mut self, v: f64, def: &ValueDef, span: Span, what: &str) -> Option<()> {
+    fn range(&mut self, v: f64, def: &ValueDef, span: Span, what: What<'_>) -> Option<()> {
         let low = def.min.is_some_and(|m| v < m);
         let high = def.max.is_some_and(|m| v > m);
         if low || high {
@@ -386,7 +399,7 @@ impl Lower<'_, '_> {
         Some(())
     }
 
-    fn string_value(&mut self, text: &str, span: Span, def: &ValueDef, what: &str) -> Option<Val> {
+    fn string_value(&mut self, text: &str, span: Span, def: &ValueDef, what: What<'_>) -> Option<Val> {
         let typed = match &def.ty {
             ValueType::String | ValueType::Path => Typed::Str(text.to_owned()),
             ValueType::Enum(allowed) => {
@@ -444,12 +457,18 @@ impl Lower<'_, '_> {
                 }
             },
             ValueType::Region | ValueType::Jurisdiction => {
-                let (known, noun): (Vec<&str>, &str) = if def.ty == ValueType::Region {
-                    (self.schema.regions.keys().map(String::as_str).collect(), "region")
+                let is_region = def.ty == ValueType::Region;
+                let found = if is_region {
+                    self.schema.regions.contains_key(text)
                 } else {
-                    (self.schema.jurisdictions.keys().map(String::as_str).collect(), "jurisdiction")
+                    self.schema.jurisdictions.contains_key(text)
                 };
-                if !known.contains(&text) {
+                if !found {
+                    let (known, noun): (Vec<&str>, &str) = if is_region {
+                        (self.schema.regions.keys().map(String::as_str).collect(), "region")
+                    } else {
+                        (self.schema.jurisdictions.keys().map(String::as_str).collect(), "jurisdiction")
+                    };
                     let mut d = Diagnostic::new(codes::UNKNOWN_REGION, span, format!("unknown {noun} `{text}`"))
                         .with_primary_label(format!("not in the {noun} catalog"));
                     d = match closest(text, known.iter().copied()) {
@@ -525,5 +544,23 @@ impl Lower<'_, '_> {
             ValueType::Integer | ValueType::Number | ValueType::Bool => return None,
         };
         Some(Val { value: typed, span })
+    }
+}
+
+/// What a value is, for messages; formatted only when a diagnostic needs it.
+#[derive(Clone, Copy)]
+enum What<'a> {
+    /// The argument of the named kind.
+    Argument(&'a str),
+    /// The named property.
+    Property(&'a str),
+}
+
+impl std::fmt::Display for What<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            What::Argument(kind) => write!(f, "the argument of `{kind}`"),
+            What::Property(key) => write!(f, "`{key}`"),
+        }
     }
 }

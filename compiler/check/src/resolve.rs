@@ -2,11 +2,11 @@
 //! nothing or to the wrong kind, `depends-on`, secrets written as literals,
 //! and the presence of a `fabric` (`SOV3001`–`SOV3004`, `SOV3006`, `SOV3009`).
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use sovereign_diagnostics::{Diagnostic, Span, closest, codes};
 
-use crate::ir::{Fabric, ItemId, Typed};
+use crate::ir::{DeclKey, Fabric, ItemId, Typed};
 
 /// Fills `fabric.names` and resolves every reference in place.
 pub fn resolve(fabric: &mut Fabric, root_span: Span, diagnostics: &mut Vec<Diagnostic>) {
@@ -17,60 +17,107 @@ pub fn resolve(fabric: &mut Fabric, root_span: Span, diagnostics: &mut Vec<Diagn
                 .with_help("add `fabric \"my-fabric\" { residency \"eu\" }` to the root file"),
         );
     }
-    // Reverse index for "wrong kind" and depends-on: name -> declarations.
-    let mut by_name: BTreeMap<&str, Vec<(&str, ItemId)>> = BTreeMap::new();
-    for ((kind, name), id) in &fabric.names {
-        by_name.entry(name.as_str()).or_default().push((kind.as_str(), *id));
-    }
-    let mut resolutions: Vec<(ItemId, Option<String>, usize, Typed)> = Vec::new();
+    let declared = Declared::new(fabric);
+    // Found first, written after: the fabric is borrowed while resolving.
+    let mut resolutions: Vec<(ItemId, Slot, Option<ItemId>)> = Vec::new();
     for (index, item) in fabric.items.iter().enumerate() {
         let id = ItemId(index as u32);
         let values = item
             .args
             .iter()
             .enumerate()
-            .map(|(i, v)| (None, i, v))
-            .chain(item.props.iter().map(|(k, v)| (Some(k.to_string()), 0, v)));
-        for (key, position, val) in values {
-            let resolved = match &val.value {
+            .map(|(i, v)| (Slot::Arg(i), v))
+            .chain(item.props.iter().enumerate().map(|(i, (_, v))| (Slot::Prop(i), v)));
+        for (slot, val) in values {
+            let target = match &val.value {
                 Typed::Ref { name, kinds, .. } if kinds.is_empty() => {
-                    resolve_any(fabric, &by_name, name, val.span, diagnostics)
+                    resolve_any(fabric, &declared, name, val.span, diagnostics)
                 }
-                Typed::Ref { name, kinds, .. } => resolve_kind(fabric, &by_name, name, kinds, val.span, diagnostics),
+                Typed::Ref { name, kinds, .. } => resolve_kind(fabric, &declared, name, kinds, val.span, diagnostics),
                 Typed::Secret { name: Some(name), .. } => {
-                    let target = fabric.names.get(&("secret".to_owned(), name.clone())).copied();
+                    let target = fabric.lookup("secret", name);
                     if target.is_none() {
                         secret_not_declared(fabric, name, val.span, diagnostics);
                     }
-                    resolutions.push((id, key, position, Typed::Secret { name: target.map(|_| name.clone()), target }));
-                    continue;
+                    target
                 }
                 _ => continue,
             };
-            if let Typed::Ref { name, kinds, .. } = &val.value {
-                resolutions.push((
-                    id,
-                    key,
-                    position,
-                    Typed::Ref { name: name.clone(), kinds: kinds.clone(), target: resolved },
-                ));
-            }
+            resolutions.push((id, slot, target));
         }
     }
-    for (id, key, position, typed) in resolutions {
+    for (id, slot, resolved) in resolutions {
         let item = &mut fabric.items[id.0 as usize];
-        let slot = match key {
-            Some(key) => item.props.iter_mut().find(|(k, _)| **k == *key).map(|(_, v)| v),
-            None => item.args.get_mut(position),
+        let val = match slot {
+            Slot::Arg(i) => &mut item.args[i],
+            Slot::Prop(i) => &mut item.props[i].1,
         };
-        if let Some(slot) = slot {
-            slot.value = typed;
+        match &mut val.value {
+            Typed::Ref { target, .. } => *target = resolved,
+            Typed::Secret { name, target } => {
+                *target = resolved;
+                // A literal secret does not survive into the IR.
+                if resolved.is_none() {
+                    *name = None;
+                }
+            }
+            _ => {}
         }
     }
 }
 
+/// Where a value sits in its item.
+#[derive(Clone, Copy)]
+enum Slot {
+    Arg(usize),
+    Prop(usize),
+}
+
+/// The kinds that declare names, sorted: a bare `depends-on "x"` may name any of them.
+struct Declared {
+    kinds: Vec<Arc<str>>,
+}
+
+impl Declared {
+    fn new(fabric: &Fabric) -> Self {
+        let mut kinds: Vec<Arc<str>> = Vec::new();
+        for key in fabric.names.keys() {
+            if !kinds.contains(&key.kind) {
+                kinds.push(key.kind.clone());
+            }
+        }
+        kinds.sort();
+        Declared { kinds }
+    }
+
+    /// Every declaration named `name`, by kind.
+    fn named<'a>(&'a self, fabric: &'a Fabric, name: &'a str) -> impl Iterator<Item = (&'a str, ItemId)> + 'a {
+        self.kinds.iter().filter_map(move |kind| fabric.lookup(kind, name).map(|id| (&**kind, id)))
+    }
+}
+
+/// The declared names of the given kinds (all kinds when `None`), sorted and
+/// without repeats; only built for a diagnostic.
+fn names_of<'a>(fabric: &'a Fabric, kinds: Option<&[String]>) -> Vec<&'a str> {
+    let mut keys: Vec<(&str, &str)> = fabric
+        .names
+        .keys()
+        .filter(|k| kinds.is_none_or(|kinds| kinds.iter().any(|wanted| **wanted == *k.kind)))
+        .map(|k| (&*k.kind, &*k.name))
+        .collect();
+    keys.sort_unstable();
+    let mut names: Vec<&str> = keys.into_iter().map(|(_, name)| name).collect();
+    if kinds.is_none() {
+        names.sort_unstable();
+        names.dedup();
+    }
+    names
+}
+
 fn declare(fabric: &mut Fabric, diagnostics: &mut Vec<Diagnostic>) {
     let mut singleton_seen: Option<Span> = None;
+    // Sized once: rehashing a growing table was a tenth of a large check.
+    fabric.names.reserve(fabric.items.iter().filter(|i| i.name.is_some()).count());
     for (index, item) in fabric.items.iter().enumerate() {
         let Some(name) = &item.name else { continue };
         if &*item.kind == "fabric" {
@@ -88,8 +135,7 @@ fn declare(fabric: &mut Fabric, diagnostics: &mut Vec<Diagnostic>) {
             }
             singleton_seen = Some(name.span);
         }
-        let key = (item.kind.to_string(), name.qualified.clone());
-        if let Some(existing) = fabric.names.get(&key) {
+        if let Some(existing) = fabric.lookup(&item.kind, &name.qualified) {
             let first = fabric.items[existing.0 as usize].name.as_ref().map_or(Span::default(), |n| n.span);
             let kind = item.kind.rsplit('/').next().unwrap_or(&item.kind);
             diagnostics.push(
@@ -107,7 +153,8 @@ fn declare(fabric: &mut Fabric, diagnostics: &mut Vec<Diagnostic>) {
             );
             continue;
         }
-        fabric.names.insert(key, crate::ir::ItemId(index as u32));
+        let key = DeclKey { kind: item.kind.clone(), name: name.qualified.clone() };
+        fabric.names.insert(key, ItemId(index as u32));
     }
 }
 
@@ -117,20 +164,19 @@ fn kind_word(kind: &str) -> &str {
 
 fn resolve_kind(
     fabric: &Fabric,
-    by_name: &BTreeMap<&str, Vec<(&str, ItemId)>>,
+    declared: &Declared,
     name: &str,
     kinds: &[String],
     span: Span,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Option<ItemId> {
     for kind in kinds {
-        if let Some(id) = fabric.names.get(&(kind.clone(), name.to_owned())) {
-            return Some(*id);
+        if let Some(id) = fabric.lookup(kind, name) {
+            return Some(id);
         }
     }
     let wanted = kinds.iter().map(|k| kind_word(k)).collect::<Vec<_>>().join(" or ");
-    if let Some(others) = by_name.get(name) {
-        let (other_kind, other_id) = others[0];
+    if let Some((other_kind, other_id)) = declared.named(fabric, name).next() {
         let declared = fabric.item(other_id).name.as_ref().map_or(span, |n| n.span);
         diagnostics.push(
             Diagnostic::new(
@@ -144,8 +190,7 @@ fn resolve_kind(
         );
         return None;
     }
-    let candidates: Vec<&str> =
-        fabric.names.keys().filter(|(k, _)| kinds.contains(k)).map(|(_, n)| n.as_str()).collect();
+    let candidates = names_of(fabric, Some(kinds));
     let mut d = Diagnostic::new(codes::UNKNOWN_REFERENCE, span, format!("no {wanted} named `{name}`"))
         .with_primary_label("not declared");
     d = match closest(name, candidates.iter().copied()) {
@@ -166,24 +211,25 @@ fn resolve_kind(
 
 fn resolve_any(
     fabric: &Fabric,
-    by_name: &BTreeMap<&str, Vec<(&str, ItemId)>>,
+    declared: &Declared,
     text: &str,
     span: Span,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Option<ItemId> {
     if let Some((kind, name)) = text.split_once(':') {
-        return resolve_kind(fabric, by_name, name, &[kind.to_owned()], span, diagnostics);
+        return resolve_kind(fabric, declared, name, &[kind.to_owned()], span, diagnostics);
     }
-    match by_name.get(text).map(Vec::as_slice) {
-        Some([(_, id)]) => Some(*id),
-        Some(several) => {
+    let several: Vec<(&str, ItemId)> = declared.named(fabric, text).collect();
+    match several.as_slice() {
+        [(_, id)] => Some(*id),
+        [_, _, ..] => {
             let mut d = Diagnostic::new(
                 codes::AMBIGUOUS_REFERENCE,
                 span,
                 format!("`{text}` names declarations of several kinds"),
             )
             .with_primary_label("ambiguous");
-            for (kind, id) in several {
+            for (kind, id) in &several {
                 if let Some(name) = &fabric.item(*id).name {
                     d = d.with_label(name.span, format!("a {}", kind_word(kind)));
                 }
@@ -193,8 +239,8 @@ fn resolve_any(
             diagnostics.push(d);
             None
         }
-        None => {
-            let candidates: Vec<&str> = by_name.keys().copied().collect();
+        [] => {
+            let candidates = names_of(fabric, None);
             let mut d =
                 Diagnostic::new(codes::UNKNOWN_REFERENCE, span, format!("nothing is declared with the name `{text}`"))
                     .with_primary_label("not declared");
@@ -212,7 +258,7 @@ fn resolve_any(
 }
 
 fn secret_not_declared(fabric: &Fabric, text: &str, span: Span, diagnostics: &mut Vec<Diagnostic>) {
-    let secrets: Vec<&str> = fabric.names.keys().filter(|(k, _)| k == "secret").map(|(_, n)| n.as_str()).collect();
+    let secrets = names_of(fabric, Some(&["secret".to_owned()]));
     // A near miss of a declared name is a typo, safe to show; anything else
     // may be the secret itself and is never echoed.
     if let Some(s) = closest(text, secrets.iter().copied()) {

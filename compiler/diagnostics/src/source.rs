@@ -1,6 +1,7 @@
 //! Files, spans and the line index used only when rendering.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Identifies one source file in a [`SourceMap`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -55,7 +56,8 @@ pub struct LineCol {
 pub struct SourceFile {
     /// The path as the user should see it (relative when the user gave it so).
     pub path: PathBuf,
-    pub text: String,
+    /// Shared so that a map can be cloned cheaply (the fuzzer, the editor).
+    pub text: Arc<str>,
 }
 
 /// Every file a run has read, indexed by [`FileId`].
@@ -70,9 +72,9 @@ impl SourceMap {
         SourceMap::default()
     }
 
-    pub fn add(&mut self, path: PathBuf, text: String) -> FileId {
+    pub fn add(&mut self, path: PathBuf, text: impl Into<Arc<str>>) -> FileId {
         let id = FileId(u32::try_from(self.files.len()).expect("fewer than 4 billion files"));
-        self.files.push(SourceFile { path, text });
+        self.files.push(SourceFile { path, text: text.into() });
         id
     }
 
@@ -83,7 +85,7 @@ impl SourceMap {
 
     #[must_use]
     pub fn text(&self, file: FileId) -> &str {
-        self.get(file).map_or("", |f| f.text.as_str())
+        self.get(file).map_or("", |f| &f.text)
     }
 
     pub fn files(&self) -> impl Iterator<Item = (FileId, &SourceFile)> {

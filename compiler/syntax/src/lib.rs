@@ -17,4 +17,4 @@ mod parser;
 mod strings;
 
 pub use normal::{normal_form, quote};
-pub use parser::{Parse, parse};
+pub use parser::{Parse, ParseRest, parse, parse_each};

@@ -32,20 +32,25 @@ pub struct Parse<'a> {
 /// Parses a KDL 2.0 document.
 #[must_use]
 pub fn parse(file: FileId, text: &str) -> Parse<'_> {
-    let mut parser = Parser {
-        src: text,
-        bytes: text.as_bytes(),
-        pos: 0,
-        file,
-        diagnostics: Vec::new(),
-        comments: Vec::new(),
-        depth: 0,
-    };
-    if text.starts_with('\u{FEFF}') {
-        parser.pos = 3;
-    }
+    let mut parser = Parser::new(file, text);
     let nodes = parser.nodes(false);
     Parse { document: Document { nodes }, diagnostics: parser.diagnostics, comments: parser.comments }
+}
+
+/// What [`parse_each`] leaves after handing over the nodes.
+#[derive(Debug)]
+pub struct ParseRest {
+    pub diagnostics: Vec<Diagnostic>,
+    pub comments: Vec<Span>,
+}
+
+/// Parses a KDL 2.0 document and hands each top-level node to `sink` as
+/// soon as it is complete, so that a caller can lower a large file without
+/// the whole tree in memory at once. Same nodes, same diagnostics as [`parse`].
+pub fn parse_each<'a>(file: FileId, text: &'a str, mut sink: impl FnMut(Node<'a>)) -> ParseRest {
+    let mut parser = Parser::new(file, text);
+    parser.nodes_into(false, &mut sink);
+    ParseRest { diagnostics: parser.diagnostics, comments: parser.comments }
 }
 
 struct Parser<'a> {
@@ -66,6 +71,12 @@ struct Token<'a> {
 }
 
 impl<'a> Parser<'a> {
+    fn new(file: FileId, text: &'a str) -> Self {
+        // A byte-order mark is not part of the document.
+        let pos = if text.starts_with('\u{FEFF}') { 3 } else { 0 };
+        Parser { src: text, bytes: text.as_bytes(), pos, file, diagnostics: Vec::new(), comments: Vec::new(), depth: 0 }
+    }
+
     // ------------------------------------------------------------ helpers
 
     fn peek(&self) -> Option<u8> {
@@ -290,6 +301,11 @@ impl<'a> Parser<'a> {
 
     fn nodes(&mut self, nested: bool) -> Vec<Node<'a>> {
         let mut nodes = Vec::new();
+        self.nodes_into(nested, &mut |node| nodes.push(node));
+        nodes
+    }
+
+    fn nodes_into(&mut self, nested: bool, sink: &mut dyn FnMut(Node<'a>)) {
         loop {
             self.skip_line_space();
             match self.peek() {
@@ -323,12 +339,11 @@ impl<'a> Parser<'a> {
                 }
                 Some(_) => {
                     if let Some(node) = self.node() {
-                        nodes.push(node);
+                        sink(node);
                     }
                 }
             }
         }
-        nodes
     }
 
     fn dangling_slashdash(&mut self, start: usize) {
