@@ -22,5 +22,10 @@ pub const SCHEMA: &[StdlibFile] = &[
 ];
 
 /// The catalog files.
-pub const CATALOG: &[StdlibFile] =
-    &[StdlibFile { path: "catalog/regions.kdl", text: include_str!("../catalog/regions.kdl") }];
+pub const CATALOG: &[StdlibFile] = &[
+    StdlibFile { path: "catalog/regions.kdl", text: include_str!("../catalog/regions.kdl") },
+    StdlibFile { path: "catalog/gpus.kdl", text: include_str!("../catalog/gpus.kdl") },
+    StdlibFile { path: "catalog/tpus.kdl", text: include_str!("../catalog/tpus.kdl") },
+    StdlibFile { path: "catalog/socs.kdl", text: include_str!("../catalog/socs.kdl") },
+    StdlibFile { path: "catalog/models.kdl", text: include_str!("../catalog/models.kdl") },
+];

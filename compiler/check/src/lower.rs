@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use sovereign_catalog::EntryKind;
 use sovereign_diagnostics::{Diagnostic, Span, closest, codes};
 use sovereign_syntax::ast::{Node, NumberForm, Value, ValueKind};
 
@@ -458,17 +459,9 @@ impl Lower<'_, '_> {
             },
             ValueType::Region | ValueType::Jurisdiction => {
                 let is_region = def.ty == ValueType::Region;
-                let found = if is_region {
-                    self.schema.regions.contains_key(text)
-                } else {
-                    self.schema.jurisdictions.contains_key(text)
-                };
-                if !found {
-                    let (known, noun): (Vec<&str>, &str) = if is_region {
-                        (self.schema.regions.keys().map(String::as_str).collect(), "region")
-                    } else {
-                        (self.schema.jurisdictions.keys().map(String::as_str).collect(), "jurisdiction")
-                    };
+                let kind = if is_region { EntryKind::Region } else { EntryKind::Jurisdiction };
+                if !self.schema.catalog.contains(kind, text) {
+                    let (known, noun) = (self.schema.catalog.names(kind), kind.word());
                     let mut d = Diagnostic::new(codes::UNKNOWN_REGION, span, format!("unknown {noun} `{text}`"))
                         .with_primary_label(format!("not in the {noun} catalog"));
                     d = match closest(text, known.iter().copied()) {
@@ -479,6 +472,31 @@ impl Lower<'_, '_> {
                         ),
                         None => d.with_help(format!(
                             "use a {noun} from stdlib/catalog/regions.kdl, or add yours there and pass --stdlib"
+                        )),
+                    };
+                    self.push(d);
+                    return None;
+                }
+                Typed::Str(text.to_owned())
+            }
+            ValueType::Catalog(kinds) => {
+                if !kinds.iter().any(|k| self.schema.catalog.contains(*k, text)) {
+                    let known: Vec<&str> = kinds.iter().flat_map(|k| self.schema.catalog.names(*k)).collect();
+                    let noun = kinds.iter().map(|k| k.word()).collect::<Vec<_>>().join(" or ");
+                    let mut d = Diagnostic::new(codes::UNKNOWN_CATALOG_ENTRY, span, format!("unknown {noun} `{text}`"))
+                        .with_primary_label(format!("not in the {noun} catalog"));
+                    // `h100` means `h100-80gb` more often than `h200`: a prefix beats edit distance.
+                    let prefixed = known.iter().copied().find(|k| !text.is_empty() && k.starts_with(text));
+                    d = match prefixed.or_else(|| closest(text, known.iter().copied())) {
+                        Some(s) => d.with_help(format!("did you mean `{s}`?")).with_fix(
+                            format!("replace with \"{s}\""),
+                            span,
+                            format!("\"{s}\""),
+                        ),
+                        None => d.with_help(format!(
+                            "known: {}; or add yours to {} and pass --stdlib",
+                            known.join(", "),
+                            kinds[0].file()
                         )),
                     };
                     self.push(d);

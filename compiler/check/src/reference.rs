@@ -29,12 +29,96 @@ pub fn language_reference(schema: &Schema) -> String {
         write_def(&mut out, kind, 3);
     }
     out.push_str("## Jurisdictions and regions\n\n| jurisdiction | meaning | regions |\n| --- | --- | --- |\n");
-    for (name, doc) in &schema.jurisdictions {
-        let regions: Vec<String> =
-            schema.regions.iter().filter(|(_, r)| &r.jurisdiction == name).map(|(n, _)| format!("`{n}`")).collect();
+    for (name, doc) in &schema.catalog.jurisdictions {
+        let regions: Vec<String> = schema
+            .catalog
+            .regions
+            .iter()
+            .filter(|(_, r)| &r.jurisdiction == name)
+            .map(|(n, _)| format!("`{n}`"))
+            .collect();
         let _ = writeln!(out, "| `{name}` | {doc} | {} |", regions.join(", "));
     }
+    catalogs(&mut out, &schema.catalog);
     out
+}
+
+/// The hardware and model catalogs, so a reader can see what a name means.
+fn catalogs(out: &mut String, catalog: &sovereign_catalog::Catalog) {
+    out.push_str(
+        "\n## GPUs\n\nFrom `stdlib/catalog/gpus.kdl`. MIG profiles as `nvidia-smi mig -lgip` / `-lgipp` print them: \
+         memory, instances per GPU, and the start slots on the grid of 8 memory slices.\n\n\
+         | GPU | product | memory | MIG profiles (memory GiB, max instances, starts) |\n| --- | --- | --- | --- |\n",
+    );
+    for gpu in catalog.gpus.values() {
+        let profiles: Vec<String> = gpu
+            .mig
+            .iter()
+            .map(|p| {
+                let starts: Vec<String> = p.starts.iter().map(u32::to_string).collect();
+                format!(
+                    "`{}` ({}.{:02}, ×{}, {{{}}})",
+                    p.name,
+                    p.memory_centigib / 100,
+                    p.memory_centigib % 100,
+                    p.instances,
+                    starts.join(",")
+                )
+            })
+            .collect();
+        let mig = if profiles.is_empty() { "no MIG".to_owned() } else { profiles.join(", ") };
+        let _ = writeln!(out, "| `{}` | {} | {} MiB | {mig} |", gpu.name, gpu.product, gpu.memory_mib);
+    }
+    out.push_str(
+        "\n## TPUs\n\nFrom `stdlib/catalog/tpus.kdl`.\n\n\
+         | TPU | HBM per chip | bf16 TFLOPS per chip | chips per host | topologies |\n| --- | --- | --- | --- | --- |\n",
+    );
+    for tpu in catalog.tpus.values() {
+        let _ = writeln!(
+            out,
+            "| `{}` | {} GiB | {} | {} | {} |",
+            tpu.name,
+            tpu.hbm_gib,
+            tpu.bf16_tflops,
+            tpu.chips_per_host,
+            tpu.topologies.join(", ")
+        );
+    }
+    out.push_str(
+        "\n## Device SoCs\n\nFrom `stdlib/catalog/socs.kdl`.\n\n\
+         | SoC | NPU | TOPS | precisions | formats | max memory |\n| --- | --- | --- | --- | --- | --- |\n",
+    );
+    for soc in catalog.socs.values() {
+        let tops = soc.tops.map_or_else(|| "not published".to_owned(), |t| t.to_string());
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {tops} | {} | {} | {} GiB |",
+            soc.name,
+            soc.npu,
+            soc.precisions.join(", "),
+            soc.formats.join(", "),
+            soc.max_memory_gib
+        );
+    }
+    out.push_str(
+        "\n## Model architectures\n\nFrom `stdlib/catalog/models.kdl` (each model's `config.json`).\n\n\
+         | base | parameters | layers | hidden | heads | KV heads | head dim | max position |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+    );
+    for m in catalog.models.values() {
+        let _ = writeln!(
+            out,
+            "| `{}` | {:.2} B | {} | {} | {} | {} | {} | {} |",
+            m.name,
+            m.params as f64 / 1e9,
+            m.layers,
+            m.hidden,
+            m.heads,
+            m.kv_heads,
+            m.head_dim,
+            m.max_position
+        );
+    }
 }
 
 fn first_sentence(text: &str) -> &str {

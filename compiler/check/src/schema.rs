@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use sovereign_catalog::{Catalog, EntryKind};
 use sovereign_diagnostics::{Diagnostic, FileId, Span, codes};
 use sovereign_syntax::ast::{Node, ValueKind};
 
@@ -34,6 +35,8 @@ pub enum ValueType {
     Condition,
     MigProfile,
     Path,
+    /// The name of a catalog entry of one of these kinds (`gpu`, `tpu`, `soc`, `model`).
+    Catalog(Vec<EntryKind>),
 }
 
 impl ValueType {
@@ -63,6 +66,12 @@ impl ValueType {
             ValueType::Condition => "a condition such as \"confidence < 0.6\"".into(),
             ValueType::MigProfile => "a MIG profile such as \"3g.40gb\"".into(),
             ValueType::Path => "a file or folder path".into(),
+            ValueType::Catalog(kinds) => {
+                format!(
+                    "the name of a {} from the catalog",
+                    kinds.iter().map(|k| k.word()).collect::<Vec<_>>().join(" or ")
+                )
+            }
         }
     }
 
@@ -123,21 +132,12 @@ impl NodeDef {
     }
 }
 
-/// A region of the catalog.
-#[derive(Clone, Debug)]
-pub struct Region {
-    pub jurisdiction: String,
-    pub provider: Option<String>,
-    pub doc: String,
-}
-
 /// The whole schema and the catalogs the checks need.
 #[derive(Clone, Debug, Default)]
 pub struct Schema {
     /// Kinds allowed at the top of a spec, in schema order.
     pub kinds: Vec<NodeDef>,
-    pub regions: BTreeMap<String, Region>,
-    pub jurisdictions: BTreeMap<String, String>,
+    pub catalog: Catalog,
 }
 
 impl Schema {
@@ -190,45 +190,9 @@ impl Schema {
                 }
             }
         }
-        for &(file, text) in catalog_files {
-            let parse = sovereign_syntax::parse(file, text);
-            reader.diagnostics.extend(parse.diagnostics);
-            for node in &parse.document.nodes {
-                let Some(name) = first_string(node) else {
-                    reader.bad(node.name.span, "a catalog entry needs a name");
-                    continue;
-                };
-                let doc = prop_string(node, "doc").unwrap_or_default().to_owned();
-                match node.name.text.as_ref() {
-                    "jurisdiction" => {
-                        schema.jurisdictions.insert(name.to_owned(), doc);
-                    }
-                    "region" => match prop_string(node, "jurisdiction") {
-                        Some(jurisdiction) => {
-                            schema.regions.insert(
-                                name.to_owned(),
-                                Region {
-                                    jurisdiction: jurisdiction.to_owned(),
-                                    provider: prop_string(node, "provider").map(str::to_owned),
-                                    doc,
-                                },
-                            );
-                        }
-                        None => reader.bad(node.name.span, "a region needs a jurisdiction"),
-                    },
-                    other => reader.bad(node.name.span, &format!("unknown catalog node `{other}`")),
-                }
-            }
-        }
-        for (name, region) in &schema.regions {
-            if !schema.jurisdictions.contains_key(&region.jurisdiction) {
-                reader.diagnostics.push(Diagnostic::new(
-                    codes::UNKNOWN_REGION,
-                    Span::default(),
-                    format!("catalog region `{name}` is in unknown jurisdiction `{}`", region.jurisdiction),
-                ));
-            }
-        }
+        let (catalog, catalog_diagnostics) = Catalog::load(catalog_files);
+        schema.catalog = catalog;
+        reader.diagnostics.extend(catalog_diagnostics);
         (schema, reader.diagnostics)
     }
 }
@@ -330,6 +294,14 @@ impl Reader {
             "condition" => ValueType::Condition,
             "mig-profile" => ValueType::MigProfile,
             "path" => ValueType::Path,
+            "catalog" => {
+                let kinds: Vec<EntryKind> = words("of").iter().filter_map(|w| EntryKind::from_word(w)).collect();
+                if kinds.is_empty() || kinds.len() != words("of").len() {
+                    self.bad(node.span, "a `catalog` value needs of=\"gpu\", \"tpu\", \"soc\" or \"model\"");
+                    return None;
+                }
+                ValueType::Catalog(kinds)
+            }
             other => {
                 self.bad(node.span, &format!("unknown value type `{other}`"));
                 return None;
