@@ -4,44 +4,73 @@ use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use sovereign_check::{Host as _, MAX_FILE_BYTES, Schema};
+use sovereign_analyze::Analysis;
+use sovereign_check::{Checked, Host as _, MAX_FILE_BYTES, Schema};
 use sovereign_diagnostics::{Diagnostic, FileId, Format, RenderConfig, Severity, SourceMap, render};
 
 use crate::host::DiskHost;
 use crate::{CheckArgs, ColorChoice, OutputFormat};
 
-pub(crate) fn run(args: &CheckArgs) -> ExitCode {
+/// A spec read, checked and, when it checked clean, analyzed.
+pub(crate) struct Loaded {
+    pub(crate) checked: Checked,
+    /// `None` when the check found errors: the analysis needs a sound spec.
+    pub(crate) analysis: Option<Analysis>,
+}
+
+/// Reads the spec at `spec` (a file, or a folder holding `fabric.kdl`),
+/// checks it and analyzes it. `Err` is the exit code of a usage or IO
+/// error, already reported on stderr.
+pub(crate) fn load(spec: &Path, stdlib: Option<&Path>, config: RenderConfig) -> Result<Loaded, ExitCode> {
     let mut stderr = std::io::stderr();
-    let root = resolve_root(&args.spec);
+    let root = resolve_root(spec);
     let bytes = match DiskHost.read(&root) {
         Ok(bytes) if bytes.len() > MAX_FILE_BYTES => {
             let _ = writeln!(stderr, "error: {} is larger than 1 GiB", root.display());
-            return ExitCode::from(2);
+            return Err(ExitCode::from(2));
         }
         Ok(bytes) => bytes,
         Err(error) => {
             let _ = writeln!(stderr, "error: cannot read {}: {error}", root.display());
-            return ExitCode::from(2);
+            return Err(ExitCode::from(2));
         }
     };
     let mut sources = SourceMap::new();
-    let (schema, schema_diagnostics) = match &args.stdlib {
+    let (schema, schema_diagnostics) = match stdlib {
         Some(dir) => match load_stdlib(dir, &mut sources) {
             Ok(loaded) => loaded,
             Err(message) => {
                 let _ = writeln!(stderr, "error: {message}");
-                return ExitCode::from(2);
+                return Err(ExitCode::from(2));
             }
         },
         None => sovereign_check::embedded_schema(&mut sources),
     };
-    let config = render_config(args.color);
     if schema_diagnostics.iter().any(Diagnostic::is_error) {
         let _ = writeln!(stderr, "error: the stdlib is invalid:");
         let _ = write!(stderr, "{}", render(&schema_diagnostics, &sources, Format::Human, config));
-        return ExitCode::from(2);
+        return Err(ExitCode::from(2));
     }
-    let checked = sovereign_check::check(&root, bytes, &DiskHost, &schema, sources);
+    let mut checked = sovereign_check::check(&root, bytes, &DiskHost, &schema, sources);
+    let analysis = if checked.has_errors() {
+        None
+    } else {
+        let analysis = sovereign_analyze::analyze(&checked.fabric, &schema);
+        checked.diagnostics.extend(analysis.diagnostics.iter().cloned());
+        sovereign_diagnostics::sort(&mut checked.diagnostics);
+        Some(analysis)
+    };
+    Ok(Loaded { checked, analysis })
+}
+
+pub(crate) fn run(args: &CheckArgs) -> ExitCode {
+    let mut stderr = std::io::stderr();
+    let config = render_config(args.color);
+    let loaded = match load(&args.spec, args.stdlib.as_deref(), config) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let checked = &loaded.checked;
     let diagnostics = &checked.diagnostics;
     let errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
     let warnings = diagnostics.len() - errors;
@@ -63,7 +92,7 @@ pub(crate) fn run(args: &CheckArgs) -> ExitCode {
     let failed = errors > 0 || (args.deny_warnings && warnings > 0);
     // The process is about to exit: freeing a large spec's IR item by item
     // would cost a sixth of the run, and the OS reclaims it anyway.
-    std::mem::forget(checked);
+    std::mem::forget(loaded);
     if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }
 
@@ -81,7 +110,7 @@ fn resolve_root(spec: &Path) -> PathBuf {
     if spec.is_dir() { spec.join("fabric.kdl") } else { spec.to_path_buf() }
 }
 
-fn render_config(choice: ColorChoice) -> RenderConfig {
+pub(crate) fn render_config(choice: ColorChoice) -> RenderConfig {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let color = !no_color
         && match choice {

@@ -5,7 +5,9 @@
 //! 1 errors in the spec (or warnings with `--deny-warnings`), 2 usage or IO
 //! errors.
 
+mod analyze_command;
 mod check_command;
+mod graph_command;
 mod host;
 
 use std::io::Write as _;
@@ -26,6 +28,10 @@ struct Cli {
 enum Command {
     /// Check a spec: syntax, schema, names, references, cycles.
     Check(CheckArgs),
+    /// Show where every serve is placed, how devices fit, which data flows where, and the waves.
+    Analyze(AnalyzeArgs),
+    /// Draw the resource graph: Graphviz DOT, Mermaid, JSON, or SVG (with Graphviz installed).
+    Graph(GraphArgs),
     /// Print the documentation of a diagnostic code (such as SOV2001 or unknown-node).
     Explain {
         /// The code or its name.
@@ -50,6 +56,50 @@ struct CheckArgs {
     /// When to colour human output (never when NO_COLOR is set).
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     color: ColorChoice,
+}
+
+#[derive(clap::Args, Debug)]
+struct AnalyzeArgs {
+    /// The spec's root file, or a folder holding `fabric.kdl`.
+    #[arg(default_value = "fabric.kdl")]
+    spec: PathBuf,
+    /// Print the analysis as versioned JSON (docs/analyze-json.md) instead of tables.
+    #[arg(long)]
+    json: bool,
+    /// Use the stdlib (schema and catalogs) in this folder instead of the embedded one.
+    #[arg(long, value_name = "DIR")]
+    stdlib: Option<PathBuf>,
+    /// When to colour diagnostics (never when NO_COLOR is set).
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
+}
+
+#[derive(clap::Args, Debug)]
+struct GraphArgs {
+    /// The spec's root file, or a folder holding `fabric.kdl`.
+    #[arg(default_value = "fabric.kdl")]
+    spec: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+    format: GraphFormat,
+    /// Use the stdlib (schema and catalogs) in this folder instead of the embedded one.
+    #[arg(long, value_name = "DIR")]
+    stdlib: Option<PathBuf>,
+    /// When to colour diagnostics (never when NO_COLOR is set).
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum GraphFormat {
+    /// Graphviz DOT.
+    Dot,
+    /// A Mermaid flowchart.
+    Mermaid,
+    /// Nodes and edges as JSON.
+    Json,
+    /// SVG, rendered by Graphviz's `dot` (must be on the PATH).
+    Svg,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -81,6 +131,8 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check(args) => check_command::run(&args),
+        Command::Analyze(args) => analyze_command::run(&args),
+        Command::Graph(args) => graph_command::run(&args),
         Command::Explain { code } => explain(&code),
     }
 }

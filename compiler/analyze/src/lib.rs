@@ -1,1 +1,52 @@
-//! placeholder
+//! The analysis of a checked fabric: where every workload runs and whether
+//! it fits, which data flows where and whether it may, and in what order
+//! the implied resources must exist.
+//!
+//! ```text
+//! Fabric IR ─view─▶ sites, hardware ─capacity (memory, placement)─▶ serve plans, MIG layouts
+//!           ─devices─▶ edge model fits ─flows─▶ allowed data flows ─graph─▶ resource DAG, waves
+//! ```
+//!
+//! Architecture Invariant: pure and deterministic, like the front end: no
+//! IO, the same fabric gives the same analysis. It runs only on a fabric
+//! that checked without errors (references are resolved).
+
+pub mod capacity;
+pub mod devices;
+pub mod flows;
+pub mod graph;
+pub mod memory;
+pub mod placement;
+pub mod view;
+
+use sovereign_check::Schema;
+use sovereign_check::ir::Fabric;
+use sovereign_diagnostics::Diagnostic;
+
+/// Everything the analysis decided.
+#[derive(Clone, Debug, Default)]
+pub struct Analysis {
+    pub sites: view::Sites,
+    /// One per `serve`, in spec order, with its placements.
+    pub serves: Vec<capacity::ServePlan>,
+    /// Every accelerator and what holds it (the per-GPU MIG layouts).
+    pub inventory: placement::Inventory,
+    pub devices: Vec<devices::DeviceFit>,
+    pub flows: flows::Flows,
+    pub graph: graph::ResourceGraph,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Analyzes a fabric that checked without errors.
+#[must_use]
+pub fn analyze(fabric: &Fabric, schema: &Schema) -> Analysis {
+    let catalog = &schema.catalog;
+    let mut diagnostics = Vec::new();
+    let sites = view::Sites::read(fabric, catalog);
+    let (serves, inventory) = capacity::plan(fabric, catalog, &sites, &mut diagnostics);
+    let devices = devices::check(fabric, catalog, &sites, &mut diagnostics);
+    let flows = flows::analyze(fabric, catalog, &sites, &serves, &mut diagnostics);
+    let graph = graph::build(fabric, &sites, &serves, &inventory, &mut diagnostics);
+    sovereign_diagnostics::sort(&mut diagnostics);
+    Analysis { sites, serves, inventory, devices, flows, graph, diagnostics }
+}

@@ -2,7 +2,8 @@
 //!
 //! Numbering follows the phase that finds the problem: `SOV1xxx` syntax,
 //! `SOV2xxx` schema (lowering against the stdlib), `SOV3xxx` names,
-//! references, imports and cycles. Every code has a page in
+//! references, imports and cycles, `SOV4xxx` capacity and placement,
+//! `SOV5xxx` sovereignty (data flows). Every code has a page in
 //! `docs/diagnostics/`, embedded here so `sovereign explain` can print it;
 //! a missing page is a compile error.
 
@@ -81,6 +82,16 @@ codes! {
     UNRESOLVED_IMPORT = "SOV3007", "unresolved-import", Error, "an import names a file or folder that cannot be read";
     IMPORT_CYCLE = "SOV3008", "import-cycle", Error, "files import each other in a cycle";
     MISSING_FABRIC = "SOV3009", "missing-fabric", Error, "the spec has no `fabric` declaration";
+    CAPACITY_SHORT = "SOV4001", "capacity-short", Error, "a serve asks for more GPUs, MIG slices or TPU slices than its sites have left";
+    MODEL_TOO_LARGE = "SOV4002", "model-too-large", Error, "the weights plus one max-model-len sequence of KV cache do not fit the device";
+    DEVICE_MODEL_TOO_LARGE = "SOV4003", "device-model-too-large", Error, "an on-device model is larger than the fleet's memory";
+    DEVICE_UNSUPPORTED = "SOV4004", "device-unsupported", Error, "an on-device model's precision or format is not one the fleet's NPU runs";
+    CONFLICTING_RESOURCES = "SOV4005", "conflicting-resources", Error, "a serve asks for MIG slices and whole GPUs, or for GPUs and a different tensor-parallel degree";
+    RESOURCE_CYCLE = "SOV4006", "resource-cycle", Error, "the resources the fabric implies depend on each other in a cycle";
+    RESTRICTED_LEAVES_SITE = "SOV5001", "restricted-leaves-site", Error, "restricted data leaves the site where it lives without redaction";
+    CONFIDENTIAL_OFF_SERVER = "SOV5002", "confidential-off-server", Error, "confidential data reaches a site outside the server tier without redaction";
+    RESIDENCY_VIOLATION = "SOV5003", "residency-violation", Error, "data reaches a site outside the jurisdiction it must reside in";
+    UNKNOWN_DESTINATION = "SOV5004", "unknown-destination", Error, "telemetry leaves for a destination whose site or jurisdiction is not declared";
 }
 
 /// Looks a code up by its id (`SOV2001`) or name (`unknown-node`), ignoring case.

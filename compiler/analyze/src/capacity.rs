@@ -1,0 +1,350 @@
+//! Capacity: from each `serve` to a placement request (shape, candidate
+//! sites, accelerators its model fits), then placement, then the
+//! diagnostics for what does not fit (`SOV4001`, `SOV4002`, `SOV4005`).
+
+use sovereign_catalog::Catalog;
+use sovereign_check::ir::{Fabric, Item, ItemId};
+use sovereign_diagnostics::{Diagnostic, codes};
+
+use crate::memory::{DEFAULT_GPU_MEMORY_UTILIZATION, ReplicaMemory, gib};
+use crate::placement::{self, Devices, Inventory, Placement, Request, Shape};
+use crate::view::{Sites, Tier, child_int, child_number, child_str, name_of, name_span, ref_prop, str_prop};
+
+/// What the analysis knows about one serve.
+#[derive(Clone, Debug)]
+pub struct ServePlan {
+    pub serve: ItemId,
+    pub name: String,
+    /// The model's catalog base and dtype.
+    pub base: String,
+    pub dtype: String,
+    pub shape: Shape,
+    pub replicas: u32,
+    /// Where it was asked to run, for messages: `site fra`, `tier server`.
+    pub wanted: String,
+    /// The memory of one replica on each accelerator model it may use.
+    pub memory: Vec<(String, ReplicaMemory)>,
+    pub placements: Vec<Placement>,
+}
+
+impl ServePlan {
+    /// The memory of a replica on `accelerator`.
+    #[must_use]
+    pub fn memory_on(&self, accelerator: &str) -> Option<&ReplicaMemory> {
+        self.memory.iter().find(|(a, _)| a == accelerator).map(|(_, m)| m)
+    }
+}
+
+/// Plans every serve: requests, placement and capacity diagnostics.
+pub fn plan(
+    fabric: &Fabric,
+    catalog: &Catalog,
+    sites: &Sites,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> (Vec<ServePlan>, Inventory) {
+    let mut inventory = Inventory::new(sites, catalog);
+    let mut plans = Vec::new();
+    let mut requests = Vec::new();
+    for (id, item) in fabric.of_kind("serve") {
+        if let Some((plan, request)) = serve_request(fabric, catalog, sites, &inventory, id, item, diagnostics) {
+            plans.push(plan);
+            requests.push(request);
+        }
+    }
+    let outcomes = placement::place(&requests, &mut inventory, catalog);
+    for outcome in outcomes {
+        let plan = &mut plans[outcome.request];
+        plan.placements = outcome.placed;
+        if plan.placements.len() < plan.replicas as usize {
+            diagnostics.push(shortfall(fabric, sites, &inventory, &requests[outcome.request], plan));
+        }
+    }
+    (plans, inventory)
+}
+
+fn serve_request(
+    fabric: &Fabric,
+    catalog: &Catalog,
+    sites: &Sites,
+    inventory: &Inventory,
+    id: ItemId,
+    item: &Item,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<(ServePlan, Request)> {
+    let model = fabric.item(ref_prop(item, "model")?);
+    let base = str_prop(model, "base")?.to_owned();
+    let arch = catalog.models.get(&base)?;
+    let dtype = str_prop(model, "dtype").unwrap_or("bf16").to_owned();
+    let name = name_of(fabric, id);
+    let span = name_span(item);
+
+    let mig = child_str(fabric, item, "mig");
+    let gpus = child_int(fabric, item, "gpus");
+    let tensor_parallel = child_int(fabric, item, "tensor-parallel");
+    if let (Some((profile, mig_span)), Some((_, other_span))) = (mig, gpus.or(tensor_parallel)) {
+        diagnostics.push(
+            Diagnostic::new(codes::CONFLICTING_RESOURCES, other_span, format!("serve \"{name}\" asks for MIG slices and whole GPUs"))
+                .with_primary_label("whole GPUs")
+                .with_label(mig_span, format!("one {profile} slice per replica"))
+                .with_help("MIG slices have no NVLink or P2P, so tensor parallelism needs whole GPUs: keep either `mig` or `gpus`/`tensor-parallel`"),
+        );
+        return None;
+    }
+    if let (Some((g, g_span)), Some((t, t_span))) = (gpus, tensor_parallel)
+        && g != t
+    {
+        diagnostics.push(
+            Diagnostic::new(
+                codes::CONFLICTING_RESOURCES,
+                t_span,
+                format!("serve \"{name}\" has tensor-parallel {t} but {g} GPUs per replica"),
+            )
+            .with_primary_label(format!("shards the model {t} ways"))
+            .with_label(g_span, format!("{g} GPUs per replica"))
+            .with_help("vLLM shards one replica over exactly its GPUs on one node: make them equal (pipeline parallelism across nodes is not supported)"),
+        );
+        return None;
+    }
+
+    let (wanted, site_indices) = candidate_sites(sites, item);
+    let has_gpus = site_indices.iter().any(|&s| inventory.gpus.iter().any(|g| g.site == s));
+    let has_tpus = site_indices.iter().any(|&s| inventory.tpu_slices.iter().any(|t| t.site == s));
+    let shape = match (mig, gpus.or(tensor_parallel)) {
+        (Some((profile, _)), _) => Shape::Mig(profile.to_owned()),
+        (None, Some((n, _))) => Shape::Gpus(n),
+        (None, None) if !has_gpus && has_tpus => Shape::TpuSlice,
+        (None, None) => Shape::Gpus(1),
+    };
+    let replicas = child_int(fabric, item, "replicas").map_or(1, |(r, _)| r);
+    let max_len = child_int(fabric, item, "max-model-len").map_or(arch.max_position, |(l, _)| u64::from(l));
+    let utilization =
+        child_number(fabric, item, "gpu-memory-utilization").map_or(DEFAULT_GPU_MEMORY_UTILIZATION, |(u, _)| u);
+    let kv_bytes = match child_str(fabric, item, "kv-cache-dtype") {
+        Some(("fp8", _)) => 1.0,
+        _ if dtype == "fp32" => 4.0,
+        // `auto`: the activations' dtype, 16 bits for bf16/fp16 and weight-only quantized models.
+        _ => 2.0,
+    };
+
+    // Every accelerator model in the candidate sites that offers the shape, with the replica's memory on it.
+    let mut offered: Vec<(String, ReplicaMemory)> = Vec::new();
+    let mut add = |model: &str, device: u64, devices: u32| {
+        if !offered.iter().any(|(m, _)| m == model) {
+            offered.push((
+                model.to_owned(),
+                ReplicaMemory::new(arch, &dtype, kv_bytes, max_len, utilization, device, devices),
+            ));
+        }
+    };
+    for gpu in inventory.gpus.iter().filter(|g| site_indices.contains(&g.site)) {
+        let Some(card) = catalog.gpus.get(&gpu.model) else { continue };
+        match &shape {
+            Shape::Mig(profile) => {
+                if let Some(p) = card.profile(profile).filter(|_| gpu.mig_capable) {
+                    add(&gpu.model, p.memory_bytes(), 1);
+                }
+            }
+            Shape::Gpus(n) => add(&gpu.model, card.memory_mib << 20, *n),
+            Shape::TpuSlice => {}
+        }
+    }
+    if shape == Shape::TpuSlice {
+        for slice in inventory.tpu_slices.iter().filter(|t| site_indices.contains(&t.site)) {
+            if let Some(tpu) = catalog.tpus.get(&slice.tpu) {
+                add(&slice.tpu, tpu.hbm_gib << 30, slice.chips);
+            }
+        }
+    }
+    let plan = ServePlan {
+        serve: id,
+        name: name.clone(),
+        base: base.clone(),
+        dtype: dtype.clone(),
+        shape: shape.clone(),
+        replicas,
+        wanted: wanted.clone(),
+        memory: offered.clone(),
+        placements: Vec::new(),
+    };
+    let accelerators: Vec<String> = offered.iter().filter(|(_, m)| m.fits()).map(|(a, _)| a.clone()).collect();
+    if !offered.is_empty() && accelerators.is_empty() {
+        // The largest device shows the smallest shortfall.
+        let (accelerator, memory) =
+            offered.iter().max_by(|a, b| a.1.usable.total_cmp(&b.1.usable)).expect("offered is not empty");
+        let device = match &shape {
+            Shape::Mig(profile) => format!("one {accelerator} {profile} slice"),
+            Shape::Gpus(1) => format!("one {accelerator}"),
+            Shape::Gpus(n) => format!("{n} × {accelerator}"),
+            Shape::TpuSlice => format!("one {accelerator} slice of {} chips", memory.devices),
+        };
+        let mut d = Diagnostic::new(
+            codes::MODEL_TOO_LARGE,
+            span,
+            format!("serve \"{name}\": {base} in {dtype} does not fit {device}: {}", memory.arithmetic()),
+        )
+        .with_primary_label("does not fit");
+        if let Some((_, shape_span)) = mig.or(gpus.map(|(_, s)| ("", s))) {
+            d = d.with_label(shape_span, "each replica gets this");
+        }
+        if let Some((_, len_span)) = child_int(fabric, item, "max-model-len") {
+            d = d.with_label(len_span, "KV cache is sized for this many tokens");
+        }
+        let max_len_hint = if child_int(fabric, item, "max-model-len").is_none() {
+            format!(" (without `max-model-len`, vLLM takes the model's {max_len} tokens)")
+        } else {
+            String::new()
+        };
+        diagnostics.push(d.with_help(format!(
+            "use a larger slice, more GPUs with `tensor-parallel`, a smaller dtype (fp8), `kv-cache-dtype \"fp8\"`, or a shorter `max-model-len`{max_len_hint}"
+        )));
+        return Some((plan, Request { serve: id, replicas: 0, shape, sites: site_indices, accelerators }));
+    }
+    Some((plan, Request { serve: id, replicas, shape, sites: site_indices, accelerators }))
+}
+
+/// The sites a workload may run on, in preference order, and how to say so.
+/// `site=` names one; `tier=` all of that tier; neither, the server tier
+/// and then the cloud tier. Without `site=`, only sites in the fabric's
+/// residency are candidates.
+pub fn candidate_sites(sites: &Sites, item: &Item) -> (String, Vec<usize>) {
+    if let Some(site) = ref_prop(item, "site").and_then(|id| sites.by_id(id)) {
+        return (format!("site {}", sites.sites[site].name), vec![site]);
+    }
+    let tiers: Vec<Tier> = match str_prop(item, "tier") {
+        Some("cloud") => vec![Tier::Cloud],
+        Some("server") => vec![Tier::Server],
+        Some("device") => vec![Tier::Device],
+        _ => vec![Tier::Server, Tier::Cloud],
+    };
+    let resident = |jurisdiction: &str| sites.residency.as_deref().is_none_or(|r| r == jurisdiction);
+    let mut chosen = Vec::new();
+    for tier in &tiers {
+        for (i, site) in sites.sites.iter().enumerate() {
+            if site.tier == *tier && resident(&site.jurisdiction) {
+                chosen.push(i);
+            }
+        }
+    }
+    let tier_words: Vec<&str> = tiers.iter().map(|t| t.word()).collect();
+    let residency = sites.residency.as_deref().map(|r| format!(" in {r}")).unwrap_or_default();
+    (format!("tier {}{residency}", tier_words.join(" or ")), chosen)
+}
+
+/// The `SOV4001` error for a request that did not fully fit.
+fn shortfall(fabric: &Fabric, sites: &Sites, inventory: &Inventory, request: &Request, plan: &ServePlan) -> Diagnostic {
+    let item = fabric.item(plan.serve);
+    let what = match &plan.shape {
+        Shape::Mig(profile) => profile.clone(),
+        Shape::Gpus(1) => "whole GPU".to_owned(),
+        Shape::Gpus(n) => format!("group of {n} GPUs on one node"),
+        Shape::TpuSlice => "TPU slice".to_owned(),
+    };
+    let mut per_site: Vec<String> = Vec::new();
+    for &s in &request.sites {
+        let mine: Vec<&Placement> = plan.placements.iter().filter(|p| p.site == s).collect();
+        let mut where_: Vec<String> = Vec::new();
+        for p in &mine {
+            let text = match &p.devices {
+                Devices::Mig { gpu, start, .. } => (format!("{}/{gpu}", p.node), Some(*start)),
+                Devices::Gpus { indices } => {
+                    (format!("{}/{}", p.node, indices.iter().map(u32::to_string).collect::<Vec<_>>().join("+")), None)
+                }
+                Devices::Tpu { machine, .. } => (format!("{}#{machine}", p.node), None),
+            };
+            match text {
+                (place, Some(start)) => {
+                    // Group MIG starts per GPU: gpu-01/0 [0,4].
+                    let prefix = format!("{place} [");
+                    if let Some(existing) = where_.iter_mut().find(|w| w.starts_with(&prefix)) {
+                        existing.truncate(existing.len() - 1);
+                        existing.push_str(&format!(",{start}]"));
+                    } else {
+                        where_.push(format!("{place} [{start}]"));
+                    }
+                }
+                (place, None) => where_.push(place),
+            }
+        }
+        let list = if where_.is_empty() { String::new() } else { format!(": {}", where_.join(", ")) };
+        per_site.push(format!("site {} has room for {}{list}", sites.sites[s].name, mine.len()));
+    }
+    let found = if per_site.is_empty() { format!("no site matches {}", plan.wanted) } else { per_site.join("; ") };
+    let mut d = Diagnostic::new(
+        codes::CAPACITY_SHORT,
+        name_span(item),
+        format!("serve \"{}\" needs {} × {what} in {}; {found}", plan.name, plan.replicas, plan.wanted),
+    )
+    .with_primary_label(format!("{} of {} replicas placed", plan.placements.len(), plan.replicas));
+    if let Some((_, span)) = child_int(fabric, item, "replicas") {
+        d = d.with_label(span, "replicas asked for");
+    }
+    // Say why every node of the candidate sites could not take more.
+    for &s in &request.sites {
+        let site = &sites.sites[s];
+        for node in &site.nodes {
+            let reason = node_reason(inventory, request, plan, s, &node.name, node.gpu.as_deref(), node.mig, fabric);
+            d = d.with_label(name_span(fabric.item(node.id)), format!("{}: {reason}", node.name));
+        }
+        for pool in &site.pools {
+            let used =
+                inventory.tpu_slices.iter().filter(|t| t.pool_item == pool.id).filter(|t| t.used_by.is_some()).count()
+                    + inventory.gpus.iter().filter(|g| g.node_item == pool.id && !g.is_free()).count();
+            d = d.with_label(
+                name_span(fabric.item(pool.id)),
+                format!(
+                    "{}: {} × {}, max {} machines, {used} in use",
+                    pool.name,
+                    pool.accelerator,
+                    pool.topology.as_deref().unwrap_or("1"),
+                    pool.max
+                ),
+            );
+        }
+        if site.nodes.is_empty() && site.pools.is_empty() {
+            d = d.with_label(site.span, format!("site {} has no GPU nodes or accelerator pools", site.name));
+        }
+    }
+    d.with_help(
+        "lower `replicas`, add GPUs or nodes, enable MIG on a node (`mig=#true`), or widen `site=` to a `tier=`",
+    )
+}
+
+/// Why a node could not take another replica of `plan`.
+#[allow(clippy::too_many_arguments)]
+fn node_reason(
+    inventory: &Inventory,
+    request: &Request,
+    plan: &ServePlan,
+    site: usize,
+    node: &str,
+    model: Option<&str>,
+    mig: bool,
+    fabric: &Fabric,
+) -> String {
+    let Some(model) = model else { return "no GPUs".to_owned() };
+    if !request.accelerators.iter().any(|a| a == model) {
+        return match (&plan.shape, plan.memory_on(model)) {
+            (Shape::Mig(_), _) if !mig => "MIG is off (mig=#false)".to_owned(),
+            (Shape::Mig(profile), None) => format!("{model} has no {profile} profile"),
+            (_, Some(memory)) => format!(
+                "{model}: the model does not fit ({} needed, {} usable)",
+                gib(memory.weights + memory.kv_per_sequence),
+                gib(memory.usable)
+            ),
+            (_, None) => format!("{model} is not usable for this serve"),
+        };
+    }
+    let gpus: Vec<&placement::GpuState> = inventory.gpus.iter().filter(|g| g.site == site && g.node == node).collect();
+    let describe = |g: &placement::GpuState| -> String {
+        if let Some(serve) = g.whole {
+            return format!("{}: whole, {}", g.index, name_of(fabric, serve));
+        }
+        if g.instances.is_empty() {
+            return format!("{}: free", g.index);
+        }
+        let parts: Vec<String> =
+            g.instances.iter().map(|i| format!("{}@{} {}", i.profile, i.start, name_of(fabric, i.serve))).collect();
+        format!("{}: {}", g.index, parts.join(", "))
+    };
+    format!("{} × {model}; {}", gpus.len(), gpus.iter().map(|g| describe(g)).collect::<Vec<_>>().join("; "))
+}

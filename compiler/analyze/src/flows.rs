@@ -1,0 +1,610 @@
+//! Sovereignty: where every dataset flows, and whether it may.
+//!
+//! Data enters where it is read (`edge reads`, an eval's `dataset`), or at
+//! its ledger's site when the ledger names one. It then flows along every
+//! edge that carries it: an edge's `fallback` (what the edge reads), an
+//! eval's `target` (the eval sends its dataset to the serve), `serve uses`
+//! (both ways), and telemetry: each site's collector gathers what the
+//! workloads on that site process, and every `export` sends it on (spans
+//! can carry payloads) unless the export redacts.
+//!
+//! Rules, at each hop into site T:
+//! - residency: T's jurisdiction must be the dataset's residency, redacted or not (`SOV5003`);
+//! - restricted: it may not leave the site it is on unless the hop redacts (`SOV5001`);
+//! - confidential: it may reach only server-tier sites unless the hop redacts (`SOV5002`);
+//! - restricted and confidential data are never read directly in the cloud tier;
+//! - a redacting hop turns restricted and confidential into internal.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use sovereign_catalog::Catalog;
+use sovereign_check::ir::{Fabric, Item, ItemId, Typed};
+use sovereign_diagnostics::{Diagnostic, Span, codes};
+
+use crate::capacity::{ServePlan, candidate_sites};
+use crate::view::{Sites, Tier, bool_prop, children, name_of, name_span, ref_prop, ref_target, str_prop};
+
+/// A data classification, ordered from least to most sensitive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Class {
+    Public,
+    Internal,
+    Confidential,
+    Restricted,
+}
+
+impl Class {
+    fn parse(text: &str) -> Class {
+        match text {
+            "public" => Class::Public,
+            "internal" => Class::Internal,
+            "confidential" => Class::Confidential,
+            _ => Class::Restricted,
+        }
+    }
+
+    #[must_use]
+    pub fn word(self) -> &'static str {
+        match self {
+            Class::Public => "public",
+            Class::Internal => "internal",
+            Class::Confidential => "confidential",
+            Class::Restricted => "restricted",
+        }
+    }
+
+    /// What a redacting hop leaves of it.
+    fn redacted(self) -> Class {
+        self.min(Class::Internal)
+    }
+}
+
+/// A place data can be: a site of the fabric or an outside service.
+#[derive(Clone, Debug)]
+pub struct Place {
+    pub name: String,
+    pub tier: Tier,
+    pub jurisdiction: String,
+    /// The site, when the place is one of the fabric's.
+    pub site: Option<usize>,
+}
+
+/// One allowed hop of one dataset: the K3s target turns these into NetworkPolicies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataFlow {
+    pub from: ItemId,
+    pub from_place: usize,
+    pub to: ItemId,
+    pub to_place: usize,
+    pub dataset: ItemId,
+    /// The class as it arrives.
+    pub class: Class,
+    pub redacted: bool,
+    pub because: String,
+}
+
+/// The result of the sovereignty analysis.
+#[derive(Clone, Debug, Default)]
+pub struct Flows {
+    pub places: Vec<Place>,
+    pub flows: Vec<DataFlow>,
+}
+
+/// A workload at a place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct Point {
+    item: ItemId,
+    place: usize,
+}
+
+/// An edge that carries data.
+struct Carrier {
+    from: Point,
+    to: Point,
+    redact: bool,
+    span: Span,
+    /// How the hop reads in a path: `fallback to serve "chat"`.
+    label: String,
+}
+
+/// Data on its way: where it is, as what, and how it got there.
+#[derive(Clone)]
+struct Carried {
+    at: Point,
+    dataset: ItemId,
+    class: Class,
+    redacted: bool,
+    path: Vec<(Span, String)>,
+}
+
+struct Dataset {
+    class: Class,
+    residency: String,
+    /// The ledger's site, where the data lives, if declared.
+    home: Option<usize>,
+}
+
+/// Follows every dataset along every carrier and checks each hop.
+pub fn analyze(
+    fabric: &Fabric,
+    _catalog: &Catalog,
+    sites: &Sites,
+    serves: &[ServePlan],
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Flows {
+    let mut places: Vec<Place> = sites
+        .sites
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Place { name: s.name.clone(), tier: s.tier, jurisdiction: s.jurisdiction.clone(), site: Some(i) })
+        .collect();
+    let datasets = read_datasets(fabric, sites);
+    let sites_of = Workloads::new(fabric, sites, serves);
+
+    let mut carriers: Vec<Carrier> = Vec::new();
+    let mut entries: Vec<Carried> = Vec::new();
+    // Entries: edge reads and eval datasets.
+    for (edge_id, edge) in fabric.of_kind("edge") {
+        let Some(site) = sites_of.site(edge_id) else { continue };
+        let at = Point { item: edge_id, place: site };
+        for (_, reads) in children(fabric, edge, "reads") {
+            for val in &reads.args {
+                if let Some(dataset) = ref_target(val) {
+                    let label = format!("edge \"{}\" reads it on site {}", name_of(fabric, edge_id), places[site].name);
+                    entry(fabric, &datasets, &mut carriers, &mut entries, dataset, at, val.span, label);
+                }
+            }
+            // fallback: what the edge reads goes to the serve.
+        }
+        for (_, fallback) in children(fabric, edge, "fallback") {
+            let Some(target) = fallback.args.first().and_then(ref_target) else { continue };
+            let redact = bool_prop(fallback, "redact").unwrap_or(false);
+            for to_site in sites_of.sites(target) {
+                carriers.push(Carrier {
+                    from: at,
+                    to: Point { item: target, place: to_site },
+                    redact,
+                    span: fallback.args[0].span,
+                    label: format!(
+                        "falls back to serve \"{}\" on site {}{}",
+                        name_of(fabric, target),
+                        places[to_site].name,
+                        if redact { ", redacted" } else { "" }
+                    ),
+                });
+            }
+        }
+    }
+    for (eval_id, eval) in fabric.of_kind("eval") {
+        let Some(site) = sites_of.site(eval_id) else { continue };
+        let at = Point { item: eval_id, place: site };
+        if let (Some(dataset), Some(val)) = (ref_prop(eval, "dataset"), eval.prop("dataset")) {
+            let label = format!("eval \"{}\" reads it on site {}", name_of(fabric, eval_id), places[site].name);
+            entry(fabric, &datasets, &mut carriers, &mut entries, dataset, at, val.span, label);
+        }
+        if let (Some(target), Some(val)) = (ref_prop(eval, "target"), eval.prop("target")) {
+            for to_site in sites_of.sites(target) {
+                carriers.push(Carrier {
+                    from: at,
+                    to: Point { item: target, place: to_site },
+                    redact: false,
+                    span: val.span,
+                    label: format!(
+                        "sent to serve \"{}\" under evaluation on site {}",
+                        name_of(fabric, target),
+                        places[to_site].name
+                    ),
+                });
+            }
+        }
+    }
+    // serve uses: both ways.
+    for plan in serves {
+        let serve = fabric.item(plan.serve);
+        for (_, uses) in children(fabric, serve, "uses") {
+            for val in &uses.args {
+                let Some(store) = ref_target(val) else { continue };
+                for from_site in sites_of.sites(plan.serve) {
+                    for to_site in sites_of.sites(store) {
+                        let a = Point { item: plan.serve, place: from_site };
+                        let b = Point { item: store, place: to_site };
+                        let names = (name_of(fabric, plan.serve), name_of(fabric, store));
+                        carriers.push(Carrier {
+                            from: a,
+                            to: b,
+                            redact: false,
+                            span: val.span,
+                            label: format!("stored in vectorstore \"{}\" on site {}", names.1, places[to_site].name),
+                        });
+                        carriers.push(Carrier {
+                            from: b,
+                            to: a,
+                            redact: false,
+                            span: val.span,
+                            label: format!("retrieved by serve \"{}\" on site {}", names.0, places[from_site].name),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    // Telemetry: every workload point on a site with a cluster, through each export.
+    let workload_points: Vec<Point> = {
+        let mut points: Vec<Point> =
+            carriers.iter().flat_map(|c| [c.from, c.to]).chain(entries.iter().map(|e| e.at)).collect();
+        points.sort();
+        points.dedup();
+        points.into_iter().filter(|p| places[p.place].site.is_some_and(|s| sites.sites[s].has_cluster)).collect()
+    };
+    for (_, observe) in fabric.of_kind("observe") {
+        for (export_id, export) in children(fabric, observe, "export") {
+            let Some(destination) =
+                export_destination(fabric, sites, export, &mut places, diagnostics, &workload_points)
+            else {
+                continue;
+            };
+            let redact = bool_prop(export, "redact").unwrap_or(false);
+            for &from in &workload_points {
+                let to_place = destination.unwrap_or(from.place);
+                if destination.is_none() {
+                    // In-cluster: stays on each site.
+                    continue;
+                }
+                carriers.push(Carrier {
+                    from,
+                    to: Point { item: export_id, place: to_place },
+                    redact,
+                    span: export.keyword_span,
+                    label: format!(
+                        "its telemetry is exported to {}{}",
+                        places[to_place].name,
+                        if redact { ", redacted" } else { "" }
+                    ),
+                });
+            }
+        }
+    }
+
+    // Breadth first from every entry; the first path to reach a state is a shortest one.
+    let mut outgoing: BTreeMap<Point, Vec<usize>> = BTreeMap::new();
+    for (i, c) in carriers.iter().enumerate() {
+        outgoing.entry(c.from).or_default().push(i);
+    }
+    let mut seen: BTreeMap<(Point, ItemId, bool), ()> = BTreeMap::new();
+    let mut flows: Vec<DataFlow> = Vec::new();
+    let mut flow_set = std::collections::BTreeSet::new();
+    let mut reported: BTreeMap<(ItemId, usize, u8), ()> = BTreeMap::new();
+    let mut queue: VecDeque<Carried> = VecDeque::new();
+    for carried in entries {
+        // Read where it lives: only residency and the cloud rule apply.
+        match judge_read(&places, &datasets[&carried.dataset], carried.at.place) {
+            Ok(()) => queue.push_back(carried),
+            Err((code, message)) => {
+                if reported.insert((carried.dataset, carried.at.place, code_rank(code)), ()).is_none() {
+                    diagnostics.push(violation(fabric, code, carried.dataset, &message, &carried.path));
+                }
+            }
+        }
+    }
+    while let Some(carried) = queue.pop_front() {
+        if seen.insert((carried.at, carried.dataset, carried.redacted), ()).is_some() {
+            continue;
+        }
+        for &c in outgoing.get(&carried.at).map(Vec::as_slice).unwrap_or_default() {
+            let carrier = &carriers[c];
+            let data = &datasets[&carried.dataset];
+            let mut path = carried.path.clone();
+            path.push((carrier.span, carrier.label.clone()));
+            let verdict = judge(&places, data, carried.class, carrier.from.place, carrier.to.place, carrier.redact);
+            match verdict {
+                Err((code, message)) => {
+                    let key = (carried.dataset, carrier.to.place, code_rank(code));
+                    if reported.insert(key, ()).is_none() {
+                        diagnostics.push(violation(fabric, code, carried.dataset, &message, &path));
+                    }
+                }
+                Ok(because) => {
+                    let (class, redacted) = if carrier.redact && carrier.from.place != carrier.to.place {
+                        (carried.class.redacted(), carried.redacted || carried.class > Class::Internal)
+                    } else {
+                        (carried.class, carried.redacted)
+                    };
+                    let flow = DataFlow {
+                        from: carrier.from.item,
+                        from_place: carrier.from.place,
+                        to: carrier.to.item,
+                        to_place: carrier.to.place,
+                        dataset: carried.dataset,
+                        class,
+                        redacted,
+                        because,
+                    };
+                    if flow_set.insert((
+                        flow.from,
+                        flow.from_place,
+                        flow.to,
+                        flow.to_place,
+                        flow.dataset,
+                        flow.redacted,
+                    )) {
+                        flows.push(flow);
+                    }
+                    queue.push_back(Carried { at: carrier.to, dataset: carried.dataset, class, redacted, path });
+                }
+            }
+        }
+    }
+    flows.sort_by(|a, b| {
+        (a.from.0, a.from_place, a.to.0, a.to_place, a.dataset.0, a.redacted).cmp(&(
+            b.from.0,
+            b.from_place,
+            b.to.0,
+            b.to_place,
+            b.dataset.0,
+            b.redacted,
+        ))
+    });
+    Flows { places, flows }
+}
+
+fn code_rank(code: sovereign_diagnostics::Code) -> u8 {
+    code.id.as_bytes().last().copied().unwrap_or(0)
+}
+
+/// Adds the entry of `dataset` at `at`: directly, or from its ledger's site.
+#[allow(clippy::too_many_arguments)]
+fn entry(
+    fabric: &Fabric,
+    datasets: &BTreeMap<ItemId, Dataset>,
+    carriers: &mut Vec<Carrier>,
+    entries: &mut Vec<Carried>,
+    dataset: ItemId,
+    at: Point,
+    span: Span,
+    label: String,
+) {
+    let Some(data) = datasets.get(&dataset) else { return };
+    let item = fabric.item(dataset);
+    let declared = (name_span(item), format!("dataset \"{}\" is {}", name_of(fabric, dataset), data.class.word()));
+    match data.home {
+        Some(home) => {
+            let ledger = ref_prop(item, "ledger").unwrap_or(dataset);
+            let source = Point { item: ledger, place: home };
+            carriers.push(Carrier { from: source, to: at, redact: false, span, label });
+            entries.push(Carried { at: source, dataset, class: data.class, redacted: false, path: vec![declared] });
+        }
+        None => {
+            // Read where it lives: the reading site is its home. Still check the site.
+            entries.push(Carried {
+                at,
+                dataset,
+                class: data.class,
+                redacted: false,
+                path: vec![declared, (span, label)],
+            });
+        }
+    }
+}
+
+/// Whether `data` may be read at `place` where it lives (no hop).
+fn judge_read(places: &[Place], data: &Dataset, place: usize) -> Result<(), (sovereign_diagnostics::Code, String)> {
+    let target = &places[place];
+    if !target.jurisdiction.is_empty() && !data.residency.is_empty() && target.jurisdiction != data.residency {
+        return Err((
+            codes::RESIDENCY_VIOLATION,
+            format!("must stay in {} but is read on {} in {}", data.residency, target.name, target.jurisdiction),
+        ));
+    }
+    match data.class {
+        Class::Restricted if target.tier == Tier::Cloud => Err((
+            codes::RESTRICTED_LEAVES_SITE,
+            format!("is restricted and is read on {}, in the cloud tier", target.name),
+        )),
+        Class::Confidential if target.tier == Tier::Cloud => Err((
+            codes::CONFIDENTIAL_OFF_SERVER,
+            format!("is confidential and is read on {}, in the cloud tier", target.name),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Whether `class` data of `data` may go from place `from` to place `to`, and why.
+fn judge(
+    places: &[Place],
+    data: &Dataset,
+    class: Class,
+    from: usize,
+    to: usize,
+    redact: bool,
+) -> Result<String, (sovereign_diagnostics::Code, String)> {
+    let target = &places[to];
+    if !target.jurisdiction.is_empty() && !data.residency.is_empty() && target.jurisdiction != data.residency {
+        return Err((
+            codes::RESIDENCY_VIOLATION,
+            format!("must stay in {} but reaches {} in {}", data.residency, target.name, target.jurisdiction),
+        ));
+    }
+    let residency = format!("{} is in {}", target.name, target.jurisdiction);
+    if from == to {
+        return Ok(format!("same site; {residency}"));
+    }
+    match class {
+        Class::Restricted if !redact => Err((
+            codes::RESTRICTED_LEAVES_SITE,
+            format!("is restricted and leaves site {} for {} without redaction", places[from].name, target.name),
+        )),
+        Class::Confidential if !redact && target.tier != Tier::Server => Err((
+            codes::CONFIDENTIAL_OFF_SERVER,
+            format!("is confidential and reaches {} ({} tier) without redaction", target.name, target.tier.word()),
+        )),
+        Class::Confidential if !redact => Ok(format!("confidential to the server tier; {residency}")),
+        Class::Restricted | Class::Confidential => Ok(format!("redacted to internal; {residency}")),
+        Class::Internal => Ok(format!("internal may go to any site; {residency}")),
+        Class::Public => Ok("public".to_owned()),
+    }
+}
+
+fn violation(
+    fabric: &Fabric,
+    code: sovereign_diagnostics::Code,
+    dataset: ItemId,
+    message: &str,
+    path: &[(Span, String)],
+) -> Diagnostic {
+    let (last_span, last_label) = path.last().cloned().unwrap_or_default();
+    let mut d = Diagnostic::new(code, last_span, format!("dataset \"{}\" {message}", name_of(fabric, dataset)))
+        .with_primary_label(last_label);
+    for (span, label) in &path[..path.len().saturating_sub(1)] {
+        d = d.with_label(*span, label.clone());
+    }
+    let help = if code == codes::RESIDENCY_VIOLATION {
+        "keep the flow inside the dataset's jurisdiction: move the receiving workload to a site there, or remove the edge"
+    } else {
+        "redact on the hop that leaves (`redact=#true` on the fallback or export), move the receiving workload to a server-tier site, or lower the dataset's classification if it is wrong"
+    };
+    d.with_help(help)
+}
+
+fn read_datasets(fabric: &Fabric, sites: &Sites) -> BTreeMap<ItemId, Dataset> {
+    let mut out = BTreeMap::new();
+    for (id, item) in fabric.of_kind("dataset") {
+        let home = ref_prop(item, "ledger").and_then(|l| ref_prop(fabric.item(l), "site")).and_then(|s| sites.by_id(s));
+        out.insert(
+            id,
+            Dataset {
+                class: Class::parse(str_prop(item, "classification").unwrap_or("restricted")),
+                residency: str_prop(item, "residency")
+                    .map(str::to_owned)
+                    .or_else(|| sites.residency.clone())
+                    .unwrap_or_default(),
+                home,
+            },
+        );
+    }
+    out
+}
+
+/// Where an export sends telemetry: `Some(Some(place))` an outside place or
+/// another site, `Some(None)` in-cluster (stays on each site), `None` unknown
+/// (reported when anything but public data would go there).
+fn export_destination(
+    fabric: &Fabric,
+    sites: &Sites,
+    export: &Item,
+    places: &mut Vec<Place>,
+    diagnostics: &mut Vec<Diagnostic>,
+    workload_points: &[Point],
+) -> Option<Option<usize>> {
+    let service = export.args.first().and_then(|v| match &v.value {
+        Typed::Str(s) => Some(s.as_str()),
+        _ => None,
+    })?;
+    if let Some(site) = ref_prop(export, "site").and_then(|s| sites.by_id(s)) {
+        return Some(Some(site));
+    }
+    let region = str_prop(export, "region");
+    let endpoint = str_prop(export, "endpoint");
+    if service == "otlp" && endpoint.is_some_and(in_cluster) {
+        return Some(None);
+    }
+    if let Some(region) = region {
+        let name = format!("{service} ({region})");
+        let place = places.iter().position(|p| p.name == name).unwrap_or_else(|| {
+            places.push(Place { name, tier: Tier::Cloud, jurisdiction: region.to_owned(), site: None });
+            places.len() - 1
+        });
+        return Some(Some(place));
+    }
+    if !workload_points.is_empty() {
+        let _ = fabric;
+        diagnostics.push(
+            Diagnostic::new(
+                codes::UNKNOWN_DESTINATION,
+                export.keyword_span,
+                format!("telemetry is exported to {}, but where that is is not declared", endpoint.unwrap_or(service)),
+            )
+            .with_primary_label("destination site and jurisdiction unknown")
+            .with_help("give the export `site=` (a site of the fabric that hosts it) or `region=` (the jurisdiction of an outside service), or point it at an in-cluster address (`….svc.cluster.local`)"),
+        );
+    }
+    None
+}
+
+/// An address inside the cluster the collector runs in.
+fn in_cluster(endpoint: &str) -> bool {
+    let host = endpoint.split("://").nth(1).unwrap_or(endpoint).split(['/', ':']).next().unwrap_or_default();
+    host.ends_with(".svc") || host.ends_with(".svc.cluster.local") || host == "localhost" || host == "127.0.0.1"
+}
+
+/// The sites of workloads that are not placed by capacity: edges, evals,
+/// vector stores; and of serves, from their placements.
+struct Workloads {
+    sites: BTreeMap<ItemId, Vec<usize>>,
+}
+
+impl Workloads {
+    fn new(fabric: &Fabric, sites: &Sites, serves: &[ServePlan]) -> Self {
+        let mut map: BTreeMap<ItemId, Vec<usize>> = BTreeMap::new();
+        for plan in serves {
+            let mut placed: Vec<usize> = plan.placements.iter().map(|p| p.site).collect();
+            placed.sort_unstable();
+            placed.dedup();
+            map.insert(plan.serve, placed);
+        }
+        for (id, item) in fabric.of_kind("edge") {
+            if let Some((site, _)) = ref_prop(item, "fleet").and_then(|f| sites.fleet(f)) {
+                map.insert(id, vec![site]);
+            }
+        }
+        for (id, item) in fabric.of_kind("temporal") {
+            if let Some(site) = ref_prop(item, "site").and_then(|s| sites.by_id(s)) {
+                map.insert(id, vec![site]);
+            }
+        }
+        for (id, item) in fabric.of_kind("eval") {
+            let runs_on =
+                children(fabric, item, "runs-on").next().and_then(|(_, r)| r.args.first()).and_then(ref_target);
+            if let Some(site) = runs_on.and_then(|t| map.get(&t)).and_then(|s| s.first().copied()) {
+                map.insert(id, vec![site]);
+            }
+        }
+        for (id, item) in fabric.of_kind("vectorstore") {
+            if let Some(site) = vectorstore_site(fabric, sites, serves, id, item) {
+                map.insert(id, vec![site]);
+            }
+        }
+        Workloads { sites: map }
+    }
+
+    fn site(&self, id: ItemId) -> Option<usize> {
+        self.sites.get(&id).and_then(|s| s.first().copied())
+    }
+
+    fn sites(&self, id: ItemId) -> Vec<usize> {
+        self.sites.get(&id).cloned().unwrap_or_default()
+    }
+}
+
+/// A vector store runs on its `site`; with `tier` (or neither), beside the
+/// first serve that uses it, else on the first candidate site.
+pub fn vectorstore_site(
+    fabric: &Fabric,
+    sites: &Sites,
+    serves: &[ServePlan],
+    id: ItemId,
+    item: &Item,
+) -> Option<usize> {
+    let (_, candidates) = candidate_sites(sites, item);
+    if ref_prop(item, "site").is_some() {
+        return candidates.first().copied();
+    }
+    let beside = serves.iter().find_map(|plan| {
+        let uses = children(fabric, fabric.item(plan.serve), "uses")
+            .any(|(_, u)| u.args.iter().any(|v| ref_target(v) == Some(id)));
+        if !uses {
+            return None;
+        }
+        plan.placements.iter().map(|p| p.site).find(|s| candidates.contains(s))
+    });
+    beside.or_else(|| candidates.iter().copied().find(|&s| sites.sites[s].has_cluster))
+}
