@@ -94,3 +94,35 @@ fn every_code_has_a_case() {
     assert!(cases >= 60, "at least 60 cases are required, found {cases}");
     assert!(Path::new(&snapshots).exists());
 }
+
+/// The fix of a capacity, sovereignty or catalog page is a whole spec that
+/// checks clean: the analysis finds nothing left to say about it. (Older
+/// pages show fragments that only fix the one line.)
+#[test]
+fn analysis_pages_show_a_fix_that_checks_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    for code in codes::ALL.iter().filter(|c| c.id.starts_with("SOV4") || c.id.starts_with("SOV5") || c.id == "SOV2018")
+    {
+        let after = code.doc.split("## How to fix").nth(1).unwrap_or_default();
+        let Some(block) = after.split("```kdl\n").nth(1).and_then(|b| b.split("\n```").next()) else {
+            failures.push(format!("{}: no ```kdl fix", code.id));
+            continue;
+        };
+        let path = dir.path().join(format!("{}-fix.kdl", code.id));
+        fs::write(&path, block).unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_sovereign"))
+            .args(["check", "--format", "json"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        if output.status.code() != Some(0) || String::from_utf8_lossy(&output.stdout).contains("\"code\"") {
+            failures.push(format!(
+                "{}: the fix does not check clean: {}",
+                code.id,
+                String::from_utf8_lossy(&output.stdout)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

@@ -55,7 +55,8 @@ pub fn plan(
     for outcome in outcomes {
         let plan = &mut plans[outcome.request];
         plan.placements = outcome.placed;
-        if plan.placements.len() < plan.replicas as usize {
+        // A request emptied by a memory error (SOV4002) was already reported.
+        if plan.placements.len() < plan.replicas as usize && requests[outcome.request].replicas > 0 {
             diagnostics.push(shortfall(fabric, sites, &inventory, &requests[outcome.request], plan));
         }
     }
@@ -243,6 +244,7 @@ fn shortfall(fabric: &Fabric, sites: &Sites, inventory: &Inventory, request: &Re
     for &s in &request.sites {
         let mine: Vec<&Placement> = plan.placements.iter().filter(|p| p.site == s).collect();
         let mut where_: Vec<String> = Vec::new();
+        let mut starts: Vec<(String, Vec<u32>)> = Vec::new();
         for p in &mine {
             let text = match &p.devices {
                 Devices::Mig { gpu, start, .. } => (format!("{}/{gpu}", p.node), Some(*start)),
@@ -252,18 +254,18 @@ fn shortfall(fabric: &Fabric, sites: &Sites, inventory: &Inventory, request: &Re
                 Devices::Tpu { machine, .. } => (format!("{}#{machine}", p.node), None),
             };
             match text {
-                (place, Some(start)) => {
-                    // Group MIG starts per GPU: gpu-01/0 [0,4].
-                    let prefix = format!("{place} [");
-                    if let Some(existing) = where_.iter_mut().find(|w| w.starts_with(&prefix)) {
-                        existing.truncate(existing.len() - 1);
-                        existing.push_str(&format!(",{start}]"));
-                    } else {
-                        where_.push(format!("{place} [{start}]"));
-                    }
-                }
+                (place, Some(start)) => match starts.iter_mut().find(|(p, _)| *p == place) {
+                    Some((_, list)) => list.push(start),
+                    None => starts.push((place, vec![start])),
+                },
                 (place, None) => where_.push(place),
             }
+        }
+        // MIG starts grouped per GPU, ascending: gpu-01/0 [0,4].
+        for (place, mut list) in starts {
+            list.sort_unstable();
+            let list: Vec<String> = list.iter().map(u32::to_string).collect();
+            where_.push(format!("{place} [{}]", list.join(",")));
         }
         let list = if where_.is_empty() { String::new() } else { format!(": {}", where_.join(", ")) };
         per_site.push(format!("site {} has room for {}{list}", sites.sites[s].name, mine.len()));
@@ -304,6 +306,20 @@ fn shortfall(fabric: &Fabric, sites: &Sites, inventory: &Inventory, request: &Re
             d = d.with_label(site.span, format!("site {} has no GPU nodes or accelerator pools", site.name));
         }
     }
+    // Sites left out by residency: say so, they are the first place a reader looks.
+    if let Some(residency) = &sites.residency {
+        for site in sites.sites.iter().filter(|s| s.tier != Tier::Device && &s.jurisdiction != residency) {
+            if !request.sites.iter().any(|&c| sites.sites[c].id == site.id) {
+                d = d.with_label(
+                    site.span,
+                    format!(
+                        "site {} is in {}, outside the fabric's residency {residency}: only `site=` places there",
+                        site.name, site.jurisdiction
+                    ),
+                );
+            }
+        }
+    }
     d.with_help(
         "lower `replicas`, add GPUs or nodes, enable MIG on a node (`mig=#true`), or widen `site=` to a `tier=`",
     )
@@ -322,6 +338,9 @@ fn node_reason(
     fabric: &Fabric,
 ) -> String {
     let Some(model) = model else { return "no GPUs".to_owned() };
+    if matches!(plan.shape, Shape::Mig(_)) && !mig {
+        return "MIG is off (mig=#false)".to_owned();
+    }
     if !request.accelerators.iter().any(|a| a == model) {
         return match (&plan.shape, plan.memory_on(model)) {
             (Shape::Mig(_), _) if !mig => "MIG is off (mig=#false)".to_owned(),
