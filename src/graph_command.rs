@@ -158,8 +158,10 @@ fn dot(analysis: &Analysis) -> String {
     out
 }
 
-fn mermaid_id(id: &str) -> String {
-    id.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
+/// Mermaid ids are bare words: number the resources so that no two
+/// names can collide and no name can be a keyword (`end`).
+fn mermaid_id(index: usize) -> String {
+    format!("r{index}")
 }
 
 fn mermaid(analysis: &Analysis) -> String {
@@ -174,7 +176,7 @@ fn mermaid(analysis: &Analysis) -> String {
         for (site, members) in sites {
             if let Some(site) = site {
                 let s = &analysis.sites.sites[site];
-                let _ = writeln!(out, "    subgraph site_{}[\"site {} ({})\"]", mermaid_id(&s.name), s.name, s.region);
+                let _ = writeln!(out, "    subgraph site_{site}[\"site {} ({})\"]", s.name, s.region);
             }
             for r in members {
                 let res = &graph.resources[r];
@@ -189,7 +191,7 @@ fn mermaid(analysis: &Analysis) -> String {
                     ResourceKind::Eval => ("{", "}"),
                     ResourceKind::EdgeBundle => ("[\\", "\\]"),
                 };
-                let _ = writeln!(out, "        {}{open}\"{text}\"{close}", mermaid_id(&res.id));
+                let _ = writeln!(out, "        {}{open}\"{text}\"{close}", mermaid_id(r));
             }
             if site.is_some() {
                 out.push_str("    end\n");
@@ -200,13 +202,7 @@ fn mermaid(analysis: &Analysis) -> String {
         }
     }
     for e in &graph.edges {
-        let _ = writeln!(
-            out,
-            "    {} -->|{}| {}",
-            mermaid_id(&graph.resources[e.from].id),
-            e.why,
-            mermaid_id(&graph.resources[e.to].id)
-        );
+        let _ = writeln!(out, "    {} -->|{}| {}", mermaid_id(e.from), e.why, mermaid_id(e.to));
     }
     out
 }

@@ -272,10 +272,23 @@ pub fn child_str<'a>(fabric: &'a Fabric, item: &'a Item, name: &str) -> Option<(
     }
 }
 
-/// The name of a declared item, or its kind.
+/// The name of a declared item; for an unnamed one (an `export "logfire"`),
+/// its parent's name and its first argument (`autopilot/logfire`).
 #[must_use]
 pub fn name_of(fabric: &Fabric, id: ItemId) -> String {
-    fabric.item(id).name.as_ref().map_or_else(|| fabric.item(id).kind.to_string(), |n| n.qualified.to_string())
+    let item = fabric.item(id);
+    if let Some(name) = &item.name {
+        return name.qualified.to_string();
+    }
+    let arg = item.args.first().and_then(|v| match &v.value {
+        Typed::Str(s) => Some(s.as_str()),
+        _ => None,
+    });
+    match (item.parent, arg) {
+        (Some(parent), Some(arg)) => format!("{}/{arg}", name_of(fabric, parent)),
+        (None, Some(arg)) => arg.to_owned(),
+        _ => item.kind.to_string(),
+    }
 }
 
 /// The span of an item's name, or of its keyword.
