@@ -1,6 +1,9 @@
 //! Capacity: from each `serve` to a placement request (shape, candidate
 //! sites, accelerators its model fits), then placement, then the
 //! diagnostics for what does not fit (`SOV4001`, `SOV4002`, `SOV4005`).
+//! Vector stores, which need no accelerator, go beside their users.
+
+use std::collections::BTreeMap;
 
 use sovereign_catalog::Catalog;
 use sovereign_check::ir::{Fabric, Item, ItemId};
@@ -8,7 +11,9 @@ use sovereign_diagnostics::{Diagnostic, codes};
 
 use crate::memory::{DEFAULT_GPU_MEMORY_UTILIZATION, ReplicaMemory, gib};
 use crate::placement::{self, Devices, Inventory, Placement, Request, Shape};
-use crate::view::{Sites, Tier, child_int, child_number, child_str, name_of, name_span, ref_prop, str_prop};
+use crate::view::{
+    Sites, Tier, child_int, child_number, child_str, children, name_of, name_span, ref_prop, ref_target, str_prop,
+};
 
 /// What the analysis knows about one serve.
 #[derive(Clone, Debug)]
@@ -108,8 +113,8 @@ fn serve_request(
     }
 
     let (wanted, site_indices) = candidate_sites(sites, item);
-    let has_gpus = site_indices.iter().any(|&s| inventory.gpus.iter().any(|g| g.site == s));
-    let has_tpus = site_indices.iter().any(|&s| inventory.tpu_slices.iter().any(|t| t.site == s));
+    let has_gpus = site_indices.iter().any(|&s| inventory.site_gpus(s).next().is_some());
+    let has_tpus = site_indices.iter().any(|&s| inventory.site_slices(s).next().is_some());
     let shape = match (mig, gpus.or(tensor_parallel)) {
         (Some((profile, _)), _) => Shape::Mig(profile.to_owned()),
         (None, Some((n, _))) => Shape::Gpus(n),
@@ -137,7 +142,7 @@ fn serve_request(
             ));
         }
     };
-    for gpu in inventory.gpus.iter().filter(|g| site_indices.contains(&g.site)) {
+    for (_, gpu) in site_indices.iter().flat_map(|&s| inventory.site_gpus(s)) {
         let Some(card) = catalog.gpus.get(&gpu.model) else { continue };
         match &shape {
             Shape::Mig(profile) => {
@@ -150,7 +155,7 @@ fn serve_request(
         }
     }
     if shape == Shape::TpuSlice {
-        for slice in inventory.tpu_slices.iter().filter(|t| site_indices.contains(&t.site)) {
+        for (_, slice) in site_indices.iter().flat_map(|&s| inventory.site_slices(s)) {
             if let Some(tpu) = catalog.tpus.get(&slice.tpu) {
                 add(&slice.tpu, tpu.hbm_gib << 30, slice.chips);
             }
@@ -366,4 +371,36 @@ fn node_reason(
         format!("{}: {}", g.index, parts.join(", "))
     };
     format!("{} × {model}; {}", gpus.len(), gpus.iter().map(|g| describe(g)).collect::<Vec<_>>().join("; "))
+}
+
+/// Where each vector store runs: its `site`; with `tier` (or neither),
+/// beside the first serve that uses it, else on the first candidate site
+/// with a cluster. Stores with nowhere to go are left out.
+#[must_use]
+pub fn vectorstore_sites(fabric: &Fabric, sites: &Sites, serves: &[ServePlan]) -> BTreeMap<ItemId, usize> {
+    // The sites of the serves that use each store, in spec order.
+    let mut users: BTreeMap<ItemId, Vec<usize>> = BTreeMap::new();
+    for plan in serves {
+        for (_, uses) in children(fabric, fabric.item(plan.serve), "uses") {
+            for store in uses.args.iter().filter_map(ref_target) {
+                users.entry(store).or_default().extend(plan.placements.iter().map(|p| p.site));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (id, item) in fabric.of_kind("vectorstore") {
+        let (_, candidates) = candidate_sites(sites, item);
+        let site = if ref_prop(item, "site").is_some() {
+            candidates.first().copied()
+        } else {
+            users
+                .get(&id)
+                .and_then(|used| used.iter().copied().find(|s| candidates.contains(s)))
+                .or_else(|| candidates.iter().copied().find(|&s| sites.sites[s].has_cluster))
+        };
+        if let Some(site) = site {
+            out.insert(id, site);
+        }
+    }
+    out
 }

@@ -21,7 +21,7 @@ use sovereign_catalog::Catalog;
 use sovereign_check::ir::{Fabric, Item, ItemId, Typed};
 use sovereign_diagnostics::{Diagnostic, Span, codes};
 
-use crate::capacity::{ServePlan, candidate_sites};
+use crate::capacity::ServePlan;
 use crate::view::{Sites, Tier, bool_prop, children, name_of, name_span, ref_prop, ref_target, str_prop};
 
 /// A data classification, ordered from least to most sensitive.
@@ -130,6 +130,7 @@ pub fn analyze(
     _catalog: &Catalog,
     sites: &Sites,
     serves: &[ServePlan],
+    stores: &BTreeMap<ItemId, usize>,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Flows {
     let mut places: Vec<Place> = sites
@@ -139,7 +140,7 @@ pub fn analyze(
         .map(|(i, s)| Place { name: s.name.clone(), tier: s.tier, jurisdiction: s.jurisdiction.clone(), site: Some(i) })
         .collect();
     let datasets = read_datasets(fabric, sites);
-    let sites_of = Workloads::new(fabric, sites, serves);
+    let sites_of = Workloads::new(fabric, sites, serves, stores);
 
     let mut carriers: Vec<Carrier> = Vec::new();
     let mut entries: Vec<Carried> = Vec::new();
@@ -543,7 +544,7 @@ struct Workloads {
 }
 
 impl Workloads {
-    fn new(fabric: &Fabric, sites: &Sites, serves: &[ServePlan]) -> Self {
+    fn new(fabric: &Fabric, sites: &Sites, serves: &[ServePlan], stores: &BTreeMap<ItemId, usize>) -> Self {
         let mut map: BTreeMap<ItemId, Vec<usize>> = BTreeMap::new();
         for plan in serves {
             let mut placed: Vec<usize> = plan.placements.iter().map(|p| p.site).collect();
@@ -568,10 +569,8 @@ impl Workloads {
                 map.insert(id, vec![site]);
             }
         }
-        for (id, item) in fabric.of_kind("vectorstore") {
-            if let Some(site) = vectorstore_site(fabric, sites, serves, id, item) {
-                map.insert(id, vec![site]);
-            }
+        for (&id, &site) in stores {
+            map.insert(id, vec![site]);
         }
         Workloads { sites: map }
     }
@@ -583,28 +582,4 @@ impl Workloads {
     fn sites(&self, id: ItemId) -> Vec<usize> {
         self.sites.get(&id).cloned().unwrap_or_default()
     }
-}
-
-/// A vector store runs on its `site`; with `tier` (or neither), beside the
-/// first serve that uses it, else on the first candidate site.
-pub fn vectorstore_site(
-    fabric: &Fabric,
-    sites: &Sites,
-    serves: &[ServePlan],
-    id: ItemId,
-    item: &Item,
-) -> Option<usize> {
-    let (_, candidates) = candidate_sites(sites, item);
-    if ref_prop(item, "site").is_some() {
-        return candidates.first().copied();
-    }
-    let beside = serves.iter().find_map(|plan| {
-        let uses = children(fabric, fabric.item(plan.serve), "uses")
-            .any(|(_, u)| u.args.iter().any(|v| ref_target(v) == Some(id)));
-        if !uses {
-            return None;
-        }
-        plan.placements.iter().map(|p| p.site).find(|s| candidates.contains(s))
-    });
-    beside.or_else(|| candidates.iter().copied().find(|&s| sites.sites[s].has_cluster))
 }

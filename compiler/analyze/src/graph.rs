@@ -16,7 +16,6 @@ use sovereign_check::ir::{Fabric, ItemId};
 use sovereign_diagnostics::{Diagnostic, Span, codes};
 
 use crate::capacity::ServePlan;
-use crate::flows::vectorstore_site;
 use crate::placement::{Devices, Inventory};
 use crate::view::{Sites, children, name_of, name_span, ref_prop, ref_target, str_prop};
 
@@ -119,6 +118,7 @@ pub fn build(
     sites: &Sites,
     serves: &[ServePlan],
     inventory: &Inventory,
+    stores: &BTreeMap<ItemId, usize>,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> ResourceGraph {
     let mut b = Builder {
@@ -167,7 +167,7 @@ pub fn build(
         }
     }
     for (id, item) in fabric.of_kind("vectorstore") {
-        let site = vectorstore_site(fabric, sites, serves, id, item);
+        let site = stores.get(&id).copied();
         let store = b.add(format!("vectorstore/{}", name_of(fabric, id)), ResourceKind::VectorStore, site, id);
         if let Some(cluster) = site.and_then(|s| b.cluster(sites, s)) {
             b.edge(store, cluster, "runs on", name_span(item));
@@ -270,15 +270,15 @@ fn waves(fabric: &Fabric, graph: &ResourceGraph, diagnostics: &mut Vec<Diagnosti
     for (i, e) in graph.edges.iter().enumerate() {
         g.add_edge(nodes[e.from], nodes[e.to], i);
     }
-    let mut cyclic = false;
-    let mut components = tarjan_scc(&g);
-    components.iter_mut().for_each(|c| c.sort_by_key(|n| graph.resources[g[*n]].id.clone()));
-    components.sort_by_key(|c| graph.resources[g[c[0]]].id.clone());
-    for component in components.iter().filter(|c| c.len() > 1) {
-        cyclic = true;
-        diagnostics.push(cycle_diagnostic(fabric, graph, &g, component));
-    }
-    if cyclic {
+    let id = |n: &NodeIndex| graph.resources[g[*n]].id.as_str();
+    let mut cycles: Vec<Vec<NodeIndex>> = tarjan_scc(&g).into_iter().filter(|c| c.len() > 1).collect();
+    if !cycles.is_empty() {
+        // Sorted by resource id, so the report does not depend on traversal order.
+        cycles.iter_mut().for_each(|c| c.sort_by(|a, b| id(a).cmp(id(b))));
+        cycles.sort_by(|a, b| id(&a[0]).cmp(id(&b[0])));
+        for component in &cycles {
+            diagnostics.push(cycle_diagnostic(fabric, graph, &g, component));
+        }
         return Vec::new();
     }
     // tarjan_scc returns components in reverse topological order: with
@@ -298,7 +298,7 @@ fn waves(fabric: &Fabric, graph: &ResourceGraph, diagnostics: &mut Vec<Diagnosti
         waves[w].push(r);
     }
     for w in &mut waves {
-        w.sort_by(|a, b| graph.resources[*a].id.cmp(&graph.resources[*b].id));
+        w.sort_unstable_by(|a, b| graph.resources[*a].id.cmp(&graph.resources[*b].id));
     }
     waves
 }

@@ -44,9 +44,10 @@ pub fn analyze(fabric: &Fabric, schema: &Schema) -> Analysis {
     let mut diagnostics = Vec::new();
     let sites = view::Sites::read(fabric, catalog);
     let (serves, inventory) = capacity::plan(fabric, catalog, &sites, &mut diagnostics);
+    let stores = capacity::vectorstore_sites(fabric, &sites, &serves);
     let devices = devices::check(fabric, catalog, &sites, &mut diagnostics);
-    let flows = flows::analyze(fabric, catalog, &sites, &serves, &mut diagnostics);
-    let graph = graph::build(fabric, &sites, &serves, &inventory, &mut diagnostics);
+    let flows = flows::analyze(fabric, catalog, &sites, &serves, &stores, &mut diagnostics);
+    let graph = graph::build(fabric, &sites, &serves, &inventory, &stores, &mut diagnostics);
     sovereign_diagnostics::sort(&mut diagnostics);
     Analysis { sites, serves, inventory, devices, flows, graph, diagnostics }
 }

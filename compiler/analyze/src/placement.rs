@@ -16,7 +16,7 @@
 //! overlap, a profile never exceeds its instance count, and the compute
 //! slices of a GPU's instances never exceed 7.
 
-use sovereign_catalog::{Catalog, MIG_COMPUTE_SLICES, MIG_MEMORY_SLICES};
+use sovereign_catalog::{Catalog, MIG_COMPUTE_SLICES, MIG_MEMORY_SLICES, MigProfile};
 use sovereign_check::ir::ItemId;
 
 use crate::view::Sites;
@@ -136,6 +136,22 @@ pub struct TpuSlice {
 pub struct Inventory {
     pub gpus: Vec<GpuState>,
     pub tpu_slices: Vec<TpuSlice>,
+    /// Indices into `gpus` per site, in order: placement looks only at candidate sites.
+    gpus_by_site: Vec<Vec<usize>>,
+    /// Indices into `tpu_slices` per site.
+    slices_by_site: Vec<Vec<usize>>,
+}
+
+impl Inventory {
+    /// The GPUs of a site, in node and index order.
+    pub fn site_gpus(&self, site: usize) -> impl Iterator<Item = (usize, &GpuState)> {
+        self.gpus_by_site.get(site).into_iter().flatten().map(|&g| (g, &self.gpus[g]))
+    }
+
+    /// The TPU pool slices of a site.
+    pub fn site_slices(&self, site: usize) -> impl Iterator<Item = (usize, &TpuSlice)> {
+        self.slices_by_site.get(site).into_iter().flatten().map(|&t| (t, &self.tpu_slices[t]))
+    }
 }
 
 impl Inventory {
@@ -204,6 +220,14 @@ impl Inventory {
                 }
             }
         }
+        inventory.gpus_by_site = vec![Vec::new(); sites.sites.len()];
+        for (g, gpu) in inventory.gpus.iter().enumerate() {
+            inventory.gpus_by_site[gpu.site].push(g);
+        }
+        inventory.slices_by_site = vec![Vec::new(); sites.sites.len()];
+        for (t, slice) in inventory.tpu_slices.iter().enumerate() {
+            inventory.slices_by_site[slice.site].push(t);
+        }
         inventory
     }
 }
@@ -259,10 +283,6 @@ type MigKey = (u32, u32, u32, usize, usize, u32, std::cmp::Reverse<u32>);
 /// Spread on node, MIG node, free GPUs after, site rank, node.
 type GroupKey = (u32, bool, usize, usize, usize);
 
-fn site_rank(request: &Request, site: usize) -> Option<usize> {
-    request.sites.iter().position(|&s| s == site)
-}
-
 fn place_mig(
     request: &Request,
     profile_name: &str,
@@ -273,24 +293,40 @@ fn place_mig(
     on_gpu: &mut [u32],
 ) -> Option<Placement> {
     let mut best: Option<(MigKey, usize, u32)> = None;
-    for (g, gpu) in inventory.gpus.iter().enumerate() {
-        if !gpu.mig_capable || gpu.whole.is_some() || !request.accelerators.contains(&gpu.model) {
-            continue;
-        }
-        let Some(rank) = site_rank(request, gpu.site) else { continue };
-        let Some(profile) = catalog.gpus.get(&gpu.model).and_then(|m| m.profile(profile_name)) else { continue };
-        let same_profile = gpu.instances.iter().filter(|i| i.profile == profile.name).count();
-        if same_profile >= profile.instances as usize || gpu.compute + profile.compute > MIG_COMPUTE_SLICES {
-            continue;
-        }
-        let Some(start) = profile.starts.iter().rev().copied().find(|&s| profile.mask(s) & gpu.occupied == 0) else {
-            continue;
-        };
-        let free_after = MIG_MEMORY_SLICES - (gpu.occupied | profile.mask(start)).count_ones();
-        let key =
-            (on_node[gpu.node_key], on_gpu[g], free_after, rank, gpu.node_key, gpu.index, std::cmp::Reverse(start));
-        if best.as_ref().is_none_or(|(k, _, _)| key < *k) {
-            best = Some((key, g, start));
+    // The profile on each accelerator model the request may use, looked up once.
+    let mut profiles: Vec<(&str, Option<&MigProfile>)> = Vec::new();
+    for (rank, &site) in request.sites.iter().enumerate() {
+        for (g, gpu) in inventory.site_gpus(site) {
+            if !gpu.mig_capable || gpu.whole.is_some() {
+                continue;
+            }
+            let profile = match profiles.iter().find(|(m, _)| *m == gpu.model) {
+                Some((_, p)) => *p,
+                None => {
+                    let p = catalog
+                        .gpus
+                        .get(&gpu.model)
+                        .and_then(|m| m.profile(profile_name))
+                        .filter(|_| request.accelerators.contains(&gpu.model));
+                    profiles.push((&gpu.model, p));
+                    p
+                }
+            };
+            let Some(profile) = profile else { continue };
+            let same_profile = gpu.instances.iter().filter(|i| i.profile == profile.name).count();
+            if same_profile >= profile.instances as usize || gpu.compute + profile.compute > MIG_COMPUTE_SLICES {
+                continue;
+            }
+            let Some(start) = profile.starts.iter().rev().copied().find(|&s| profile.mask(s) & gpu.occupied == 0)
+            else {
+                continue;
+            };
+            let free_after = MIG_MEMORY_SLICES - (gpu.occupied | profile.mask(start)).count_ones();
+            let key =
+                (on_node[gpu.node_key], on_gpu[g], free_after, rank, gpu.node_key, gpu.index, std::cmp::Reverse(start));
+            if best.as_ref().is_none_or(|(k, _, _)| key < *k) {
+                best = Some((key, g, start));
+            }
         }
     }
     let (_, g, start) = best?;
@@ -321,25 +357,31 @@ fn place_gpus(
 ) -> Option<Placement> {
     // Free GPUs per node, in GPU order.
     let mut best: Option<(GroupKey, Vec<usize>)> = None;
-    let mut g = 0;
-    while g < inventory.gpus.len() {
-        let node_key = inventory.gpus[g].node_key;
-        let end =
-            inventory.gpus[g..].iter().position(|x| x.node_key != node_key).map_or(inventory.gpus.len(), |p| g + p);
-        let first = &inventory.gpus[g];
-        if let Some(rank) = site_rank(request, first.site)
-            && request.accelerators.contains(&first.model)
-        {
-            let free: Vec<usize> = (g..end).filter(|&i| inventory.gpus[i].is_free()).collect();
+    let mut allowed: Vec<(&str, bool)> = Vec::new();
+    for (rank, &site) in request.sites.iter().enumerate() {
+        let gpus: Vec<usize> = inventory.site_gpus(site).map(|(g, _)| g).collect();
+        for node in gpus.chunk_by(|&a, &b| inventory.gpus[a].node_key == inventory.gpus[b].node_key) {
+            let first = &inventory.gpus[node[0]];
+            let ok = match allowed.iter().find(|(m, _)| *m == first.model) {
+                Some((_, ok)) => *ok,
+                None => {
+                    let ok = request.accelerators.contains(&first.model);
+                    allowed.push((&first.model, ok));
+                    ok
+                }
+            };
+            if !ok {
+                continue;
+            }
+            let free: Vec<usize> = node.iter().copied().filter(|&i| inventory.gpus[i].is_free()).collect();
             if free.len() >= n as usize {
                 // Whole GPUs on a MIG node use up its flexibility: prefer nodes without MIG.
-                let key = (on_node[node_key], first.mig_capable, free.len() - n as usize, rank, node_key);
+                let key = (on_node[first.node_key], first.mig_capable, free.len() - n as usize, rank, first.node_key);
                 if best.as_ref().is_none_or(|(k, _)| key < *k) {
                     best = Some((key, free[..n as usize].to_vec()));
                 }
             }
         }
-        g = end;
     }
     let (_, chosen) = best?;
     let mut indices = Vec::with_capacity(chosen.len());
@@ -362,14 +404,15 @@ fn place_gpus(
 
 fn place_tpu(request: &Request, replica: u32, inventory: &mut Inventory, on_node: &mut [u32]) -> Option<Placement> {
     let mut best: Option<((u32, usize, usize, u32), usize)> = None;
-    for (i, slice) in inventory.tpu_slices.iter().enumerate() {
-        if slice.used_by.is_some() || !request.accelerators.contains(&slice.tpu) {
-            continue;
-        }
-        let Some(rank) = site_rank(request, slice.site) else { continue };
-        let key = (on_node[slice.pool_key], rank, slice.pool_key, slice.machine);
-        if best.as_ref().is_none_or(|(k, _)| key < *k) {
-            best = Some((key, i));
+    for (rank, &site) in request.sites.iter().enumerate() {
+        for (i, slice) in inventory.site_slices(site) {
+            if slice.used_by.is_some() || !request.accelerators.contains(&slice.tpu) {
+                continue;
+            }
+            let key = (on_node[slice.pool_key], rank, slice.pool_key, slice.machine);
+            if best.as_ref().is_none_or(|(k, _)| key < *k) {
+                best = Some((key, i));
+            }
         }
     }
     let (_, i) = best?;

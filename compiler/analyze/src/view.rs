@@ -3,6 +3,8 @@
 //!
 //! Values the spec leaves out get the schema's defaults here, in one place.
 
+use std::collections::BTreeMap;
+
 use sovereign_catalog::Catalog;
 use sovereign_check::ir::{Fabric, Item, ItemId, Typed, Val};
 use sovereign_diagnostics::Span;
@@ -93,6 +95,8 @@ pub struct Sites {
     pub sites: Vec<Site>,
     /// The fabric's residency (jurisdiction), if declared.
     pub residency: Option<String>,
+    /// Site and fleet items to their site index (and fleet index).
+    index: BTreeMap<ItemId, (usize, Option<usize>)>,
 }
 
 impl Sites {
@@ -154,19 +158,32 @@ impl Sites {
                     _ => None,
                 }
             });
-        Sites { sites, residency }
+        let mut index = BTreeMap::new();
+        for (i, site) in sites.iter().enumerate() {
+            index.insert(site.id, (i, None));
+            for (f, fleet) in site.fleets.iter().enumerate() {
+                index.insert(fleet.id, (i, Some(f)));
+            }
+        }
+        Sites { sites, residency, index }
     }
 
     /// The site declared as item `id`.
     #[must_use]
     pub fn by_id(&self, id: ItemId) -> Option<usize> {
-        self.sites.iter().position(|s| s.id == id)
+        match self.index.get(&id) {
+            Some(&(site, None)) => Some(site),
+            _ => None,
+        }
     }
 
     /// The site a fleet (`site/fleet` item) belongs to, and the fleet.
     #[must_use]
     pub fn fleet(&self, id: ItemId) -> Option<(usize, &Fleet)> {
-        self.sites.iter().enumerate().find_map(|(i, s)| s.fleets.iter().find(|f| f.id == id).map(|f| (i, f)))
+        match self.index.get(&id) {
+            Some(&(site, Some(fleet))) => Some((site, &self.sites[site].fleets[fleet])),
+            _ => None,
+        }
     }
 }
 

@@ -41,25 +41,25 @@ struct Serve {
 }
 
 const GPUS: &[&str] = &["h100-80gb", "h200", "a100-40gb", "a100-80gb", "l40s"];
-const PROFILES: &[&str] = &["1g.10gb", "1g.20gb", "2g.20gb", "3g.40gb", "4g.40gb", "7g.80gb", "1g.18gb", "3g.71gb", "1g.5gb", "3g.20gb"];
+const PROFILES: &[&str] =
+    &["1g.10gb", "1g.20gb", "2g.20gb", "3g.40gb", "4g.40gb", "7g.80gb", "1g.18gb", "3g.71gb", "1g.5gb", "3g.20gb"];
 
 fn node() -> impl Strategy<Value = Node> {
     (prop::sample::select(GPUS), 0u32..5, any::<bool>()).prop_map(|(gpu, gpus, mig)| Node { gpu, gpus, mig })
 }
 
 fn serve(sites: usize) -> impl Strategy<Value = Serve> {
-    let shape = prop_oneof![prop::sample::select(PROFILES).prop_map(ServeShape::Mig), (1u32..4).prop_map(ServeShape::Gpus)];
-    (prop::option::of(0..sites), shape, 1u32..6, prop::option::of(0usize..8)).prop_map(|(site, shape, replicas, depends_on)| {
-        Serve { site, shape, replicas, depends_on }
-    })
+    let shape =
+        prop_oneof![prop::sample::select(PROFILES).prop_map(ServeShape::Mig), (1u32..4).prop_map(ServeShape::Gpus)];
+    (prop::option::of(0..sites), shape, 1u32..6, prop::option::of(0usize..8))
+        .prop_map(|(site, shape, replicas, depends_on)| Serve { site, shape, replicas, depends_on })
 }
 
 fn fabric() -> impl Strategy<Value = (Vec<Vec<Node>>, Vec<Serve>)> {
-    prop::collection::vec(prop::collection::vec(node(), 0..4), 1..4)
-        .prop_flat_map(|sites| {
-            let n = sites.len();
-            (Just(sites), prop::collection::vec(serve(n), 0..8))
-        })
+    prop::collection::vec(prop::collection::vec(node(), 0..4), 1..4).prop_flat_map(|sites| {
+        let n = sites.len();
+        (Just(sites), prop::collection::vec(serve(n), 0..8))
+    })
 }
 
 /// The spec text of a random fabric. Small models (Llama 3.2 1B, 4K
@@ -67,7 +67,10 @@ fn fabric() -> impl Strategy<Value = (Vec<Vec<Node>>, Vec<Serve>)> {
 fn spec(sites: &[Vec<Node>], serves: &[Serve]) -> String {
     let mut out = String::from("fabric \"p\" { residency \"eu\"; }\nmodel \"m\" base=\"llama-3.2-1b-instruct\"\n");
     for (s, nodes) in sites.iter().enumerate() {
-        let _ = writeln!(out, "site \"s{s}\" tier=\"server\" region=\"eu-central\" {{\n    cluster kind=\"k3s\" context=\"s{s}\"");
+        let _ = writeln!(
+            out,
+            "site \"s{s}\" tier=\"server\" region=\"eu-central\" {{\n    cluster kind=\"k3s\" context=\"s{s}\""
+        );
         for (n, node) in nodes.iter().enumerate() {
             let _ = writeln!(out, "    node \"n{n}\" gpu=\"{}\" gpus={} mig=#{}", node.gpu, node.gpus, node.mig);
         }
@@ -76,7 +79,11 @@ fn spec(sites: &[Vec<Node>], serves: &[Serve]) -> String {
     out.push_str("vectorstore \"v\" tier=\"server\"\n");
     for (i, serve) in serves.iter().enumerate() {
         let site = serve.site.map(|s| format!(" site=\"s{s}\"")).unwrap_or_default();
-        let _ = writeln!(out, "serve \"x{i}\" model=\"m\"{site} {{\n    replicas {}\n    max-model-len 4096\n    uses \"v\"", serve.replicas);
+        let _ = writeln!(
+            out,
+            "serve \"x{i}\" model=\"m\"{site} {{\n    replicas {}\n    max-model-len 4096\n    uses \"v\"",
+            serve.replicas
+        );
         match serve.shape {
             ServeShape::Mig(profile) => {
                 let _ = writeln!(out, "    mig \"{profile}\"");
@@ -112,8 +119,13 @@ fn slices(catalog: &Catalog, model: &str, profile: &str, start: u32) -> Result<V
     Ok((start..start + p.size).collect())
 }
 
+/// Site, node, GPU index.
+type GpuKey = (usize, String, u32);
+/// Held whole; MIG instances as (profile, start).
+type GpuUse = (bool, Vec<(String, u32)>);
+
 fn verify_placement(analysis: &Analysis, catalog: &Catalog) -> Result<(), String> {
-    let mut taken: BTreeMap<(usize, String, u32), (bool, Vec<(String, u32)>)> = BTreeMap::new();
+    let mut taken: BTreeMap<GpuKey, GpuUse> = BTreeMap::new();
     for plan in &analysis.serves {
         if plan.placements.len() > plan.replicas as usize {
             return Err(format!("{} placed more replicas than asked", plan.name));
@@ -190,7 +202,8 @@ fn verify_placement(analysis: &Analysis, catalog: &Catalog) -> Result<(), String
                 let Some(model) = node.gpu.as_deref() else { continue };
                 let Some(p) = catalog.gpus[model].mig.iter().find(|p| &p.name == profile) else { continue };
                 for gpu in 0..node.gpus {
-                    let (whole, instances) = taken.get(&(site_index, node.name.clone(), gpu)).cloned().unwrap_or_default();
+                    let (whole, instances) =
+                        taken.get(&(site_index, node.name.clone(), gpu)).cloned().unwrap_or_default();
                     if whole {
                         continue;
                     }
@@ -205,7 +218,10 @@ fn verify_placement(analysis: &Analysis, catalog: &Catalog) -> Result<(), String
                     let same = instances.iter().filter(|(q, _)| q == profile).count() as u32;
                     let free_start = p.starts.iter().any(|&s| (s..s + p.size).all(|i| !used[i as usize]));
                     if free_start && same < p.instances && compute + p.compute <= 7 {
-                        return Err(format!("{} did not fit, but {}/{gpu} has room for a {profile}", plan.name, node.name));
+                        return Err(format!(
+                            "{} did not fit, but {}/{gpu} has room for a {profile}",
+                            plan.name, node.name
+                        ));
                     }
                 }
             }
@@ -233,7 +249,10 @@ fn verify_waves(analysis: &Analysis) -> Result<(), String> {
     }
     for e in &graph.edges {
         if wave[e.from] <= wave[e.to] {
-            return Err(format!("{} (wave {}) needs {} (wave {})", graph.resources[e.from].id, wave[e.from], graph.resources[e.to].id, wave[e.to]));
+            return Err(format!(
+                "{} (wave {}) needs {} (wave {})",
+                graph.resources[e.from].id, wave[e.from], graph.resources[e.to].id, wave[e.to]
+            ));
         }
     }
     // Fewest waves: everything after the first waits for something in the wave just before.
@@ -271,10 +290,13 @@ fn the_issue_geometry() {
     // On an H100, two 3g.40gb fit at slices 0 and 4; a 4g.40gb fits beside a 3g.40gb; three 3g.40gb do not.
     let base = "fabric \"p\" { residency \"eu\"; }\nmodel \"m\" base=\"llama-3.2-1b-instruct\"\nsite \"s\" tier=\"server\" region=\"eu-central\" {\n    cluster kind=\"k3s\" context=\"s\"\n    node \"n\" gpu=\"h100-80gb\" gpus=1 mig=#true\n}\n";
     let serve = |name: &str, profile: &str, replicas: u32| {
-        format!("serve \"{name}\" model=\"m\" {{\n    mig \"{profile}\"\n    replicas {replicas}\n    max-model-len 4096\n}}\n")
+        format!(
+            "serve \"{name}\" model=\"m\" {{\n    mig \"{profile}\"\n    replicas {replicas}\n    max-model-len 4096\n}}\n"
+        )
     };
     let starts = |analysis: &Analysis| {
-        let mut s: Vec<(String, u32)> = analysis.inventory.gpus[0].instances.iter().map(|i| (i.profile.clone(), i.start)).collect();
+        let mut s: Vec<(String, u32)> =
+            analysis.inventory.gpus[0].instances.iter().map(|i| (i.profile.clone(), i.start)).collect();
         s.sort_by_key(|(_, start)| *start);
         s
     };

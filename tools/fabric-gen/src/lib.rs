@@ -25,3 +25,36 @@ pub fn fabric(declarations: usize) -> String {
     }
     out
 }
+
+/// A placement workload: one server site with `gpus` H100s (rounded up to
+/// whole 8-GPU nodes; four in five nodes allow MIG) and serves totalling
+/// `replicas` replicas: 40% on 3g.40gb, 30% on 2g.20gb, 20% on 1g.10gb and
+/// 10% on one whole GPU, ten replicas per serve.
+#[must_use]
+pub fn placement(replicas: usize, gpus: usize) -> String {
+    let mut out = String::from(
+        "fabric \"placement\" {\n    residency \"eu\"\n}\nmodel \"small\" base=\"llama-3.2-1b-instruct\" dtype=\"bf16\"\n\
+         site \"fra\" tier=\"server\" region=\"eu-central\" {\n    cluster kind=\"k3s\" context=\"fra\"\n",
+    );
+    let nodes = gpus.div_ceil(8);
+    for n in 0..nodes {
+        let mig = n % 5 != 4;
+        let _ = writeln!(out, "    node \"gpu-{n:03}\" gpu=\"h100-80gb\" gpus=8 mig=#{mig}");
+    }
+    out.push_str("}\n");
+    let serves = replicas.div_ceil(10);
+    for s in 0..serves {
+        let shape = match s % 10 {
+            0..=3 => "mig \"3g.40gb\"",
+            4..=6 => "mig \"2g.20gb\"",
+            7 | 8 => "mig \"1g.10gb\"",
+            _ => "gpus 1",
+        };
+        let count = 10.min(replicas - s * 10);
+        let _ = writeln!(
+            out,
+            "serve \"serve-{s:04}\" model=\"small\" tier=\"server\" {{\n    {shape}\n    replicas {count}\n    max-model-len 4096\n}}"
+        );
+    }
+    out
+}

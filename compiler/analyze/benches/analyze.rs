@@ -1,0 +1,52 @@
+//! The analysis on top of check: placement, memory, device fits, flows and
+//! the resource graph for generated fabrics; and placement alone of 1,000
+//! replicas onto 500 GPUs.
+
+use std::path::Path;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use sovereign_check::{Checked, EmptyHost, Schema};
+use sovereign_diagnostics::SourceMap;
+
+fn checked(schema: &Schema, text: &str) -> Checked {
+    let checked =
+        sovereign_check::check(Path::new("bench.kdl"), text.as_bytes().to_vec(), &EmptyHost, schema, SourceMap::new());
+    assert!(!checked.has_errors());
+    checked
+}
+
+fn analysis(c: &mut Criterion) {
+    let mut sources = SourceMap::new();
+    let (schema, _) = sovereign_check::embedded_schema(&mut sources);
+    let mut group = c.benchmark_group("analyze");
+    group.sample_size(10);
+    for declarations in [1_000, 10_000] {
+        let checked = checked(&schema, &fabric_gen::fabric(declarations));
+        group.bench_with_input(BenchmarkId::from_parameter(declarations), &checked, |b, checked| {
+            b.iter(|| {
+                let analysis = sovereign_analyze::analyze(&checked.fabric, &schema);
+                assert!(analysis.diagnostics.is_empty());
+                analysis.graph.waves.len()
+            });
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("placement");
+    group.sample_size(10);
+    let checked = checked(&schema, &fabric_gen::placement(1_000, 500));
+    let sites = sovereign_analyze::view::Sites::read(&checked.fabric, &schema.catalog);
+    group.bench_function("1000-replicas-500-gpus", |b| {
+        b.iter(|| {
+            let mut diagnostics = Vec::new();
+            let (plans, _) =
+                sovereign_analyze::capacity::plan(&checked.fabric, &schema.catalog, &sites, &mut diagnostics);
+            assert!(diagnostics.is_empty(), "{diagnostics:?}");
+            plans.iter().map(|p| p.placements.len()).sum::<usize>()
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, analysis);
+criterion_main!(benches);
