@@ -89,8 +89,8 @@ fn rows(fabric: &Fabric, analysis: &Analysis) -> Vec<Row> {
                 serve: plan.name.clone(),
                 replica: p.replica.to_string(),
                 site: analysis.sites.sites[p.site].name.clone(),
-                node: p.node.clone(),
-                accelerator: p.accelerator.clone(),
+                node: p.node.to_string(),
+                accelerator: p.accelerator.to_string(),
                 devices,
                 profile,
                 slice,
@@ -225,7 +225,7 @@ fn tables(fabric: &Fabric, analysis: &Analysis) -> String {
                     sovereign_analyze::view::name_of(fabric, f.dataset),
                     f.class.word().to_owned(),
                     if f.redacted { "yes" } else { "no" }.to_owned(),
-                    f.because.clone(),
+                    f.because(&analysis.flows.places),
                 ]
             })
             .collect();
@@ -294,8 +294,8 @@ fn json_document(fabric: &Fabric, analysis: &Analysis) -> Value {
                     "serve": plan.name,
                     "replica": p.replica,
                     "site": sites[p.site].name,
-                    "node": p.node,
-                    "accelerator": p.accelerator,
+                    "node": &*p.node,
+                    "accelerator": &*p.accelerator,
                     "devices": devices,
                     "memory": memory.map(|m| json!({
                         "weights_bytes": m.weights.round() as u64,
@@ -341,9 +341,9 @@ fn json_document(fabric: &Fabric, analysis: &Analysis) -> Value {
             instances.sort_by_key(|i| i.start);
             json!({
                 "site": sites[g.site].name,
-                "node": g.node,
+                "node": &*g.node,
                 "gpu": g.index,
-                "model": g.model,
+                "model": &*g.model,
                 "instances": instances.iter().map(|i| json!({
                     "profile": i.profile, "start": i.start, "slices": i.size,
                     "serve": sovereign_analyze::view::name_of(fabric, i.serve),
@@ -372,7 +372,7 @@ fn json_document(fabric: &Fabric, analysis: &Analysis) -> Value {
                 "from": short(fabric, f.from), "from_site": places[f.from_place].name,
                 "to": short(fabric, f.to), "to_site": places[f.to_place].name,
                 "data": sovereign_analyze::view::name_of(fabric, f.dataset),
-                "class": f.class.word(), "redacted": f.redacted, "because": f.because,
+                "class": f.class.word(), "redacted": f.redacted, "because": f.because(places),
             })
         })
         .collect();

@@ -55,6 +55,8 @@ pub(crate) fn load(spec: &Path, stdlib: Option<&Path>, config: RenderConfig) -> 
     let analysis = if checked.has_errors() {
         None
     } else {
+        // The reference graph has done its work (cycles); the analysis builds its own.
+        checked.dependencies = Vec::new();
         let analysis = sovereign_analyze::analyze(&checked.fabric, &schema);
         checked.diagnostics.extend(analysis.diagnostics.iter().cloned());
         sovereign_diagnostics::sort(&mut checked.diagnostics);

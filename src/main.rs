@@ -16,6 +16,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// mimalloc instead of glibc's allocator: a large spec makes hundreds of
+/// thousands of small allocations, and glibc's consolidation of freed
+/// chunks grew faster than the spec (see docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A compiler for sovereign AI fabrics.
 #[derive(Parser, Debug)]
 #[command(name = "sovereign", version, about, long_about = None)]
@@ -121,7 +127,24 @@ enum ColorChoice {
     Never,
 }
 
+/// Makes mimalloc commit memory as it is touched and return freed memory at
+/// once (`MIMALLOC_ARENA_EAGER_COMMIT=0`, `MIMALLOC_PURGE_DELAY=0`): its
+/// defaults kept 2-3× more resident than needed for a one-shot compiler.
+#[allow(unsafe_code)]
+fn tune_allocator() {
+    // Option numbers from mimalloc.h (v2, the version libmimalloc-sys builds).
+    const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    // SAFETY: mi_option_set only stores a number in mimalloc's option table;
+    // this runs first in main, before any other thread exists.
+    unsafe {
+        libmimalloc_sys::mi_option_set(ARENA_EAGER_COMMIT, 0);
+        libmimalloc_sys::mi_option_set(PURGE_DELAY, 0);
+    }
+}
+
 fn main() -> ExitCode {
+    tune_allocator();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {

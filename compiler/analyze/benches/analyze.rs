@@ -20,7 +20,7 @@ fn analysis(c: &mut Criterion) {
     let (schema, _) = sovereign_check::embedded_schema(&mut sources);
     let mut group = c.benchmark_group("analyze");
     group.sample_size(10);
-    for declarations in [1_000, 10_000] {
+    for declarations in [1_000, 10_000, 100_000] {
         let checked = checked(&schema, &fabric_gen::fabric(declarations));
         group.bench_with_input(BenchmarkId::from_parameter(declarations), &checked, |b, checked| {
             b.iter(|| {

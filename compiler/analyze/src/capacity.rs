@@ -143,7 +143,7 @@ fn serve_request(
         }
     };
     for (_, gpu) in site_indices.iter().flat_map(|&s| inventory.site_gpus(s)) {
-        let Some(card) = catalog.gpus.get(&gpu.model) else { continue };
+        let Some(card) = catalog.gpus.get(&*gpu.model) else { continue };
         match &shape {
             Shape::Mig(profile) => {
                 if let Some(p) = card.profile(profile).filter(|_| gpu.mig_capable) {
@@ -156,7 +156,7 @@ fn serve_request(
     }
     if shape == Shape::TpuSlice {
         for (_, slice) in site_indices.iter().flat_map(|&s| inventory.site_slices(s)) {
-            if let Some(tpu) = catalog.tpus.get(&slice.tpu) {
+            if let Some(tpu) = catalog.tpus.get(&*slice.tpu) {
                 add(&slice.tpu, tpu.hbm_gib << 30, slice.chips);
             }
         }
@@ -358,7 +358,8 @@ fn node_reason(
             (_, None) => format!("{model} is not usable for this serve"),
         };
     }
-    let gpus: Vec<&placement::GpuState> = inventory.gpus.iter().filter(|g| g.site == site && g.node == node).collect();
+    let gpus: Vec<&placement::GpuState> =
+        inventory.gpus.iter().filter(|g| g.site == site && &*g.node == node).collect();
     let describe = |g: &placement::GpuState| -> String {
         if let Some(serve) = g.whole {
             return format!("{}: whole, {}", g.index, name_of(fabric, serve));

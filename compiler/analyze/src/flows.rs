@@ -17,6 +17,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use hashbrown::{HashMap, HashSet};
+
 use sovereign_catalog::Catalog;
 use sovereign_check::ir::{Fabric, Item, ItemId, Typed};
 use sovereign_diagnostics::{Diagnostic, Span, codes};
@@ -80,7 +82,37 @@ pub struct DataFlow {
     /// The class as it arrives.
     pub class: Class,
     pub redacted: bool,
-    pub because: String,
+    pub because: Because,
+}
+
+/// Why a flow is allowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Because {
+    /// It does not leave the site.
+    SameSite,
+    Public,
+    /// Internal data may go to any site.
+    Internal,
+    /// Confidential data may go to the server tier.
+    ConfidentialToServer,
+    /// The hop redacts it to internal.
+    Redacted,
+}
+
+impl DataFlow {
+    /// The reason in words, with the receiving place's jurisdiction.
+    #[must_use]
+    pub fn because(&self, places: &[Place]) -> String {
+        let to = &places[self.to_place];
+        let residency = format!("{} is in {}", to.name, to.jurisdiction);
+        match self.because {
+            Because::SameSite => format!("same site; {residency}"),
+            Because::Public => "public".to_owned(),
+            Because::Internal => format!("internal may go to any site; {residency}"),
+            Because::ConfidentialToServer => format!("confidential to the server tier; {residency}"),
+            Because::Redacted => format!("redacted to internal; {residency}"),
+        }
+    }
 }
 
 /// The result of the sovereignty analysis.
@@ -103,18 +135,95 @@ struct Carrier {
     to: Point,
     redact: bool,
     span: Span,
-    /// How the hop reads in a path: `fallback to serve "chat"`.
-    label: String,
+    hop: Hop,
+}
+
+/// What a step of a path is; put into words only when a violation is reported.
+#[derive(Clone, Copy)]
+enum Hop {
+    Declared { dataset: ItemId },
+    EdgeReads { edge: ItemId, place: usize },
+    EvalReads { eval: ItemId, place: usize },
+    FallsBack { serve: ItemId, place: usize, redact: bool },
+    SentForEvaluation { serve: ItemId, place: usize },
+    Stored { store: ItemId, place: usize },
+    Retrieved { serve: ItemId, place: usize },
+    Exported { place: usize, redact: bool },
+}
+
+impl Hop {
+    fn text(self, fabric: &Fabric, places: &[Place], datasets: &HashMap<ItemId, Dataset>) -> String {
+        let redacted = |r: bool| if r { ", redacted" } else { "" };
+        match self {
+            Hop::Declared { dataset } => format!(
+                "dataset \"{}\" is {}",
+                name_of(fabric, dataset),
+                datasets.get(&dataset).map_or("", |d| d.class.word())
+            ),
+            Hop::EdgeReads { edge, place } => {
+                format!("edge \"{}\" reads it on site {}", name_of(fabric, edge), places[place].name)
+            }
+            Hop::EvalReads { eval, place } => {
+                format!("eval \"{}\" reads it on site {}", name_of(fabric, eval), places[place].name)
+            }
+            Hop::FallsBack { serve, place, redact } => format!(
+                "falls back to serve \"{}\" on site {}{}",
+                name_of(fabric, serve),
+                places[place].name,
+                redacted(redact)
+            ),
+            Hop::SentForEvaluation { serve, place } => {
+                format!("sent to serve \"{}\" under evaluation on site {}", name_of(fabric, serve), places[place].name)
+            }
+            Hop::Stored { store, place } => {
+                format!("stored in vectorstore \"{}\" on site {}", name_of(fabric, store), places[place].name)
+            }
+            Hop::Retrieved { serve, place } => {
+                format!("retrieved by serve \"{}\" on site {}", name_of(fabric, serve), places[place].name)
+            }
+            Hop::Exported { place, redact } => {
+                format!("its telemetry is exported to {}{}", places[place].name, redacted(redact))
+            }
+        }
+    }
+}
+
+/// The paths data took, as a tree of steps: each carried datum points at its
+/// last step, so extending a path is one push, not a copy.
+#[derive(Default)]
+struct Trail {
+    steps: Vec<(Option<u32>, Span, Hop)>,
+}
+
+impl Trail {
+    fn push(&mut self, parent: Option<u32>, span: Span, hop: Hop) -> u32 {
+        self.steps.push((parent, span, hop));
+        u32::try_from(self.steps.len() - 1).unwrap_or(u32::MAX)
+    }
+
+    /// The steps from the first to `last`.
+    fn path(&self, last: u32) -> Vec<(Span, Hop)> {
+        let mut path = Vec::new();
+        let mut at = Some(last);
+        while let Some(i) = at {
+            let (parent, span, hop) = self.steps[i as usize];
+            path.push((span, hop));
+            at = parent;
+        }
+        path.reverse();
+        path
+    }
 }
 
 /// Data on its way: where it is, as what, and how it got there.
-#[derive(Clone)]
+#[derive(Clone, Copy)]
 struct Carried {
     at: Point,
     dataset: ItemId,
     class: Class,
     redacted: bool,
-    path: Vec<(Span, String)>,
+    /// Its last step in the [`Trail`].
+    step: u32,
 }
 
 struct Dataset {
@@ -144,6 +253,7 @@ pub fn analyze(
 
     let mut carriers: Vec<Carrier> = Vec::new();
     let mut entries: Vec<Carried> = Vec::new();
+    let mut trail = Trail::default();
     // Entries: edge reads and eval datasets.
     for (edge_id, edge) in fabric.of_kind("edge") {
         let Some(site) = sites_of.site(edge_id) else { continue };
@@ -151,8 +261,8 @@ pub fn analyze(
         for (_, reads) in children(fabric, edge, "reads") {
             for val in &reads.args {
                 if let Some(dataset) = ref_target(val) {
-                    let label = format!("edge \"{}\" reads it on site {}", name_of(fabric, edge_id), places[site].name);
-                    entry(fabric, &datasets, &mut carriers, &mut entries, dataset, at, val.span, label);
+                    let hop = Hop::EdgeReads { edge: edge_id, place: site };
+                    entry(fabric, &datasets, &mut carriers, &mut trail, &mut entries, dataset, at, val.span, hop);
                 }
             }
             // fallback: what the edge reads goes to the serve.
@@ -166,12 +276,7 @@ pub fn analyze(
                     to: Point { item: target, place: to_site },
                     redact,
                     span: fallback.args[0].span,
-                    label: format!(
-                        "falls back to serve \"{}\" on site {}{}",
-                        name_of(fabric, target),
-                        places[to_site].name,
-                        if redact { ", redacted" } else { "" }
-                    ),
+                    hop: Hop::FallsBack { serve: target, place: to_site, redact },
                 });
             }
         }
@@ -180,8 +285,8 @@ pub fn analyze(
         let Some(site) = sites_of.site(eval_id) else { continue };
         let at = Point { item: eval_id, place: site };
         if let (Some(dataset), Some(val)) = (ref_prop(eval, "dataset"), eval.prop("dataset")) {
-            let label = format!("eval \"{}\" reads it on site {}", name_of(fabric, eval_id), places[site].name);
-            entry(fabric, &datasets, &mut carriers, &mut entries, dataset, at, val.span, label);
+            let hop = Hop::EvalReads { eval: eval_id, place: site };
+            entry(fabric, &datasets, &mut carriers, &mut trail, &mut entries, dataset, at, val.span, hop);
         }
         if let (Some(target), Some(val)) = (ref_prop(eval, "target"), eval.prop("target")) {
             for to_site in sites_of.sites(target) {
@@ -190,11 +295,7 @@ pub fn analyze(
                     to: Point { item: target, place: to_site },
                     redact: false,
                     span: val.span,
-                    label: format!(
-                        "sent to serve \"{}\" under evaluation on site {}",
-                        name_of(fabric, target),
-                        places[to_site].name
-                    ),
+                    hop: Hop::SentForEvaluation { serve: target, place: to_site },
                 });
             }
         }
@@ -209,20 +310,19 @@ pub fn analyze(
                     for to_site in sites_of.sites(store) {
                         let a = Point { item: plan.serve, place: from_site };
                         let b = Point { item: store, place: to_site };
-                        let names = (name_of(fabric, plan.serve), name_of(fabric, store));
                         carriers.push(Carrier {
                             from: a,
                             to: b,
                             redact: false,
                             span: val.span,
-                            label: format!("stored in vectorstore \"{}\" on site {}", names.1, places[to_site].name),
+                            hop: Hop::Stored { store, place: to_site },
                         });
                         carriers.push(Carrier {
                             from: b,
                             to: a,
                             redact: false,
                             span: val.span,
-                            label: format!("retrieved by serve \"{}\" on site {}", names.0, places[from_site].name),
+                            hop: Hop::Retrieved { serve: plan.serve, place: from_site },
                         });
                     }
                 }
@@ -256,52 +356,51 @@ pub fn analyze(
                     to: Point { item: export_id, place: to_place },
                     redact,
                     span: export.keyword_span,
-                    label: format!(
-                        "its telemetry is exported to {}{}",
-                        places[to_place].name,
-                        if redact { ", redacted" } else { "" }
-                    ),
+                    hop: Hop::Exported { place: to_place, redact },
                 });
             }
         }
     }
 
     // Breadth first from every entry; the first path to reach a state is a shortest one.
-    let mut outgoing: BTreeMap<Point, Vec<usize>> = BTreeMap::new();
+    let mut outgoing: HashMap<Point, Vec<usize>> = HashMap::new();
     for (i, c) in carriers.iter().enumerate() {
         outgoing.entry(c.from).or_default().push(i);
     }
-    let mut seen: BTreeMap<(Point, ItemId, bool), ()> = BTreeMap::new();
+    let mut seen: HashSet<(Point, ItemId, bool)> = HashSet::new();
     let mut flows: Vec<DataFlow> = Vec::new();
-    let mut flow_set = std::collections::BTreeSet::new();
-    let mut reported: BTreeMap<(ItemId, usize, u8), ()> = BTreeMap::new();
+    let mut flow_set = HashSet::new();
+    let mut reported: HashSet<(ItemId, usize, u8)> = HashSet::new();
     let mut queue: VecDeque<Carried> = VecDeque::new();
+    let report = |code, dataset, message: &str, step, trail: &Trail, places: &[Place]| {
+        let path: Vec<(Span, String)> =
+            trail.path(step).into_iter().map(|(span, hop)| (span, hop.text(fabric, places, &datasets))).collect();
+        violation(fabric, code, dataset, message, &path)
+    };
     for carried in entries {
         // Read where it lives: only residency and the cloud rule apply.
         match judge_read(&places, &datasets[&carried.dataset], carried.at.place) {
             Ok(()) => queue.push_back(carried),
             Err((code, message)) => {
-                if reported.insert((carried.dataset, carried.at.place, code_rank(code)), ()).is_none() {
-                    diagnostics.push(violation(fabric, code, carried.dataset, &message, &carried.path));
+                if reported.insert((carried.dataset, carried.at.place, code_rank(code))) {
+                    diagnostics.push(report(code, carried.dataset, &message, carried.step, &trail, &places));
                 }
             }
         }
     }
     while let Some(carried) = queue.pop_front() {
-        if seen.insert((carried.at, carried.dataset, carried.redacted), ()).is_some() {
+        if !seen.insert((carried.at, carried.dataset, carried.redacted)) {
             continue;
         }
         for &c in outgoing.get(&carried.at).map(Vec::as_slice).unwrap_or_default() {
             let carrier = &carriers[c];
             let data = &datasets[&carried.dataset];
-            let mut path = carried.path.clone();
-            path.push((carrier.span, carrier.label.clone()));
             let verdict = judge(&places, data, carried.class, carrier.from.place, carrier.to.place, carrier.redact);
             match verdict {
                 Err((code, message)) => {
-                    let key = (carried.dataset, carrier.to.place, code_rank(code));
-                    if reported.insert(key, ()).is_none() {
-                        diagnostics.push(violation(fabric, code, carried.dataset, &message, &path));
+                    if reported.insert((carried.dataset, carrier.to.place, code_rank(code))) {
+                        let step = trail.push(Some(carried.step), carrier.span, carrier.hop);
+                        diagnostics.push(report(code, carried.dataset, &message, step, &trail, &places));
                     }
                 }
                 Ok(because) => {
@@ -310,41 +409,28 @@ pub fn analyze(
                     } else {
                         (carried.class, carried.redacted)
                     };
-                    let flow = DataFlow {
-                        from: carrier.from.item,
-                        from_place: carrier.from.place,
-                        to: carrier.to.item,
-                        to_place: carrier.to.place,
-                        dataset: carried.dataset,
-                        class,
-                        redacted,
-                        because,
-                    };
-                    if flow_set.insert((
-                        flow.from,
-                        flow.from_place,
-                        flow.to,
-                        flow.to_place,
-                        flow.dataset,
-                        flow.redacted,
-                    )) {
-                        flows.push(flow);
+                    let key = (carrier.from, carrier.to, carried.dataset, redacted);
+                    if flow_set.insert(key) {
+                        flows.push(DataFlow {
+                            from: carrier.from.item,
+                            from_place: carrier.from.place,
+                            to: carrier.to.item,
+                            to_place: carrier.to.place,
+                            dataset: carried.dataset,
+                            class,
+                            redacted,
+                            because,
+                        });
                     }
-                    queue.push_back(Carried { at: carrier.to, dataset: carried.dataset, class, redacted, path });
+                    if !seen.contains(&(carrier.to, carried.dataset, redacted)) {
+                        let step = trail.push(Some(carried.step), carrier.span, carrier.hop);
+                        queue.push_back(Carried { at: carrier.to, dataset: carried.dataset, class, redacted, step });
+                    }
                 }
             }
         }
     }
-    flows.sort_by(|a, b| {
-        (a.from.0, a.from_place, a.to.0, a.to_place, a.dataset.0, a.redacted).cmp(&(
-            b.from.0,
-            b.from_place,
-            b.to.0,
-            b.to_place,
-            b.dataset.0,
-            b.redacted,
-        ))
-    });
+    flows.sort_by_key(|f| (f.from.0, f.from_place, f.to.0, f.to_place, f.dataset.0, f.redacted));
     Flows { places, flows }
 }
 
@@ -356,33 +442,29 @@ fn code_rank(code: sovereign_diagnostics::Code) -> u8 {
 #[allow(clippy::too_many_arguments)]
 fn entry(
     fabric: &Fabric,
-    datasets: &BTreeMap<ItemId, Dataset>,
+    datasets: &HashMap<ItemId, Dataset>,
     carriers: &mut Vec<Carrier>,
+    trail: &mut Trail,
     entries: &mut Vec<Carried>,
     dataset: ItemId,
     at: Point,
     span: Span,
-    label: String,
+    hop: Hop,
 ) {
     let Some(data) = datasets.get(&dataset) else { return };
     let item = fabric.item(dataset);
-    let declared = (name_span(item), format!("dataset \"{}\" is {}", name_of(fabric, dataset), data.class.word()));
+    let declared = trail.push(None, name_span(item), Hop::Declared { dataset });
     match data.home {
         Some(home) => {
             let ledger = ref_prop(item, "ledger").unwrap_or(dataset);
             let source = Point { item: ledger, place: home };
-            carriers.push(Carrier { from: source, to: at, redact: false, span, label });
-            entries.push(Carried { at: source, dataset, class: data.class, redacted: false, path: vec![declared] });
+            carriers.push(Carrier { from: source, to: at, redact: false, span, hop });
+            entries.push(Carried { at: source, dataset, class: data.class, redacted: false, step: declared });
         }
         None => {
             // Read where it lives: the reading site is its home. Still check the site.
-            entries.push(Carried {
-                at,
-                dataset,
-                class: data.class,
-                redacted: false,
-                path: vec![declared, (span, label)],
-            });
+            let step = trail.push(Some(declared), span, hop);
+            entries.push(Carried { at, dataset, class: data.class, redacted: false, step });
         }
     }
 }
@@ -417,7 +499,7 @@ fn judge(
     from: usize,
     to: usize,
     redact: bool,
-) -> Result<String, (sovereign_diagnostics::Code, String)> {
+) -> Result<Because, (sovereign_diagnostics::Code, String)> {
     let target = &places[to];
     if !target.jurisdiction.is_empty() && !data.residency.is_empty() && target.jurisdiction != data.residency {
         return Err((
@@ -425,9 +507,8 @@ fn judge(
             format!("must stay in {} but reaches {} in {}", data.residency, target.name, target.jurisdiction),
         ));
     }
-    let residency = format!("{} is in {}", target.name, target.jurisdiction);
     if from == to {
-        return Ok(format!("same site; {residency}"));
+        return Ok(Because::SameSite);
     }
     match class {
         Class::Restricted if !redact => Err((
@@ -438,10 +519,10 @@ fn judge(
             codes::CONFIDENTIAL_OFF_SERVER,
             format!("is confidential and reaches {} ({} tier) without redaction", target.name, target.tier.word()),
         )),
-        Class::Confidential if !redact => Ok(format!("confidential to the server tier; {residency}")),
-        Class::Restricted | Class::Confidential => Ok(format!("redacted to internal; {residency}")),
-        Class::Internal => Ok(format!("internal may go to any site; {residency}")),
-        Class::Public => Ok("public".to_owned()),
+        Class::Confidential if !redact => Ok(Because::ConfidentialToServer),
+        Class::Restricted | Class::Confidential => Ok(Because::Redacted),
+        Class::Internal => Ok(Because::Internal),
+        Class::Public => Ok(Because::Public),
     }
 }
 
@@ -466,8 +547,8 @@ fn violation(
     d.with_help(help)
 }
 
-fn read_datasets(fabric: &Fabric, sites: &Sites) -> BTreeMap<ItemId, Dataset> {
-    let mut out = BTreeMap::new();
+fn read_datasets(fabric: &Fabric, sites: &Sites) -> HashMap<ItemId, Dataset> {
+    let mut out = HashMap::new();
     for (id, item) in fabric.of_kind("dataset") {
         let home = ref_prop(item, "ledger").and_then(|l| ref_prop(fabric.item(l), "site")).and_then(|s| sites.by_id(s));
         out.insert(
@@ -540,12 +621,12 @@ fn in_cluster(endpoint: &str) -> bool {
 /// The sites of workloads that are not placed by capacity: edges, evals,
 /// vector stores; and of serves, from their placements.
 struct Workloads {
-    sites: BTreeMap<ItemId, Vec<usize>>,
+    sites: HashMap<ItemId, Vec<usize>>,
 }
 
 impl Workloads {
     fn new(fabric: &Fabric, sites: &Sites, serves: &[ServePlan], stores: &BTreeMap<ItemId, usize>) -> Self {
-        let mut map: BTreeMap<ItemId, Vec<usize>> = BTreeMap::new();
+        let mut map: HashMap<ItemId, Vec<usize>> = HashMap::new();
         for plan in serves {
             let mut placed: Vec<usize> = plan.placements.iter().map(|p| p.site).collect();
             placed.sort_unstable();

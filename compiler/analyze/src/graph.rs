@@ -8,7 +8,9 @@
 //! depends on anything in the same or a later wave, and there are exactly
 //! as many waves as the longest chain has resources (the fewest possible).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+
+use hashbrown::{HashMap, HashSet};
 
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -68,7 +70,7 @@ pub struct Edge {
     pub from: usize,
     pub to: usize,
     /// Why: `placed on`, `uses`, `depends-on`.
-    pub why: String,
+    pub why: &'static str,
     pub span: Span,
 }
 
@@ -77,38 +79,62 @@ pub struct Edge {
 pub struct ResourceGraph {
     pub resources: Vec<Resource>,
     pub edges: Vec<Edge>,
-    /// Resource indices per wave, each sorted by id; empty when there is a cycle.
+    /// Resource indices per wave, each in creation order (spec order, which is
+    /// deterministic); empty when there is a cycle.
     pub waves: Vec<Vec<usize>>,
 }
 
 struct Builder<'a> {
     fabric: &'a Fabric,
     graph: ResourceGraph,
-    index: BTreeMap<String, usize>,
-    by_item: BTreeMap<ItemId, Vec<usize>>,
-    edge_set: BTreeSet<(usize, usize)>,
+    /// The first resource of each declaration, indexed by item (dense: no map
+    /// lookups on the hot path); `u32::MAX` when it has none.
+    first: Vec<u32>,
+    /// The further resources of declarations with several (an `observe`: one collector per site).
+    more: HashMap<ItemId, Vec<usize>>,
+    /// The cluster of each site.
+    clusters: Vec<Option<usize>>,
+    /// The MIG layout of each node item.
+    layouts: HashMap<ItemId, usize>,
+    edge_set: HashSet<(usize, usize)>,
 }
 
 impl Builder<'_> {
     fn add(&mut self, id: String, kind: ResourceKind, site: Option<usize>, item: ItemId) -> usize {
-        if let Some(&i) = self.index.get(&id) {
-            return i;
-        }
         let i = self.graph.resources.len();
-        self.index.insert(id.clone(), i);
         self.graph.resources.push(Resource { id, kind, site, item });
-        self.by_item.entry(item).or_default().push(i);
+        let first = &mut self.first[item.0 as usize];
+        if *first == u32::MAX {
+            *first = u32::try_from(i).unwrap_or(u32::MAX);
+        } else {
+            self.more.entry(item).or_default().push(i);
+        }
         i
     }
 
-    fn edge(&mut self, from: usize, to: usize, why: &str, span: Span) {
+    fn edge(&mut self, from: usize, to: usize, why: &'static str, span: Span) {
         if from != to && self.edge_set.insert((from, to)) {
-            self.graph.edges.push(Edge { from, to, why: why.to_owned(), span });
+            self.graph.edges.push(Edge { from, to, why, span });
         }
     }
 
-    fn cluster(&self, sites: &Sites, site: usize) -> Option<usize> {
-        self.index.get(&format!("cluster/{}", sites.sites[site].name)).copied()
+    fn cluster(&self, site: usize) -> Option<usize> {
+        self.clusters.get(site).copied().flatten()
+    }
+
+    /// The first resource of a declaration.
+    fn primary(&self, item: ItemId) -> Option<usize> {
+        Some(self.first[item.0 as usize]).filter(|&r| r != u32::MAX).map(|r| r as usize)
+    }
+
+    /// The resources a declaration stands for (a site: its cluster; a temporal: the cluster and namespaces).
+    fn resources_of(&self, item: ItemId) -> Vec<usize> {
+        let all = |id: ItemId| self.primary(id).into_iter().chain(self.more.get(&id).into_iter().flatten().copied());
+        let mut out: Vec<usize> = all(item).collect();
+        for &child in &self.fabric.item(item).children {
+            out.extend(all(child));
+        }
+        out
     }
 }
 
@@ -124,27 +150,33 @@ pub fn build(
     let mut b = Builder {
         fabric,
         graph: ResourceGraph::default(),
-        index: BTreeMap::new(),
-        by_item: BTreeMap::new(),
-        edge_set: BTreeSet::new(),
+        first: vec![u32::MAX; fabric.items.len()],
+        more: HashMap::new(),
+        clusters: vec![None; sites.sites.len()],
+        layouts: HashMap::new(),
+        edge_set: HashSet::new(),
     };
     for (i, site) in sites.sites.iter().enumerate() {
         if site.has_cluster {
-            b.add(format!("cluster/{}", site.name), ResourceKind::Cluster, Some(i), site.id);
+            b.clusters[i] = Some(b.add(format!("cluster/{}", site.name), ResourceKind::Cluster, Some(i), site.id));
         }
     }
     // MIG layouts: one per node with MIG instances.
     for gpu in inventory.gpus.iter().filter(|g| !g.instances.is_empty()) {
+        if b.layouts.contains_key(&gpu.node_item) {
+            continue;
+        }
         let id = format!("mig-layout/{}/{}", sites.sites[gpu.site].name, gpu.node);
         let layout = b.add(id, ResourceKind::MigLayout, Some(gpu.site), gpu.node_item);
-        if let Some(cluster) = b.cluster(sites, gpu.site) {
+        b.layouts.insert(gpu.node_item, layout);
+        if let Some(cluster) = b.cluster(gpu.site) {
             b.edge(layout, cluster, "configured on", name_span(fabric.item(gpu.node_item)));
         }
     }
     for (id, item) in fabric.of_kind("temporal") {
         let site = ref_prop(item, "site").and_then(|s| sites.by_id(s));
         let temporal = b.add(format!("temporal/{}", name_of(fabric, id)), ResourceKind::TemporalCluster, site, id);
-        if let Some(cluster) = site.and_then(|s| b.cluster(sites, s)) {
+        if let Some(cluster) = site.and_then(|s| b.cluster(s)) {
             b.edge(temporal, cluster, "runs on", item.prop("site").map_or(name_span(item), |v| v.span));
         }
         for (ns_id, ns) in children(fabric, item, "namespace") {
@@ -161,7 +193,7 @@ pub fn build(
         for (i, site) in sites.sites.iter().enumerate().filter(|(_, s)| s.has_cluster) {
             let collector =
                 b.add(format!("collector/{}/{}", name_of(fabric, id), site.name), ResourceKind::Collector, Some(i), id);
-            if let Some(cluster) = b.cluster(sites, i) {
+            if let Some(cluster) = b.cluster(i) {
                 b.edge(collector, cluster, "runs on", name_span(item));
             }
         }
@@ -169,7 +201,7 @@ pub fn build(
     for (id, item) in fabric.of_kind("vectorstore") {
         let site = stores.get(&id).copied();
         let store = b.add(format!("vectorstore/{}", name_of(fabric, id)), ResourceKind::VectorStore, site, id);
-        if let Some(cluster) = site.and_then(|s| b.cluster(sites, s)) {
+        if let Some(cluster) = site.and_then(|s| b.cluster(s)) {
             b.edge(store, cluster, "runs on", name_span(item));
         }
     }
@@ -178,19 +210,18 @@ pub fn build(
         let first_site = plan.placements.first().map(|p| p.site);
         let server = b.add(format!("serve/{}", plan.name), ResourceKind::Server, first_site, plan.serve);
         for p in &plan.placements {
-            if let Some(cluster) = b.cluster(sites, p.site) {
+            if let Some(cluster) = b.cluster(p.site) {
                 b.edge(server, cluster, "placed on", name_span(item));
             }
-            if matches!(p.devices, Devices::Mig { .. }) {
-                let layout = format!("mig-layout/{}/{}", sites.sites[p.site].name, p.node);
-                if let Some(&l) = b.index.get(&layout) {
-                    b.edge(server, l, "runs on a MIG slice of", name_span(item));
-                }
+            if matches!(p.devices, Devices::Mig { .. })
+                && let Some(&layout) = b.layouts.get(&p.node_item)
+            {
+                b.edge(server, layout, "runs on a MIG slice of", name_span(item));
             }
         }
         for (_, uses) in children(fabric, item, "uses") {
             for val in &uses.args {
-                if let Some(store) = ref_target(val).and_then(|t| b.by_item.get(&t)).and_then(|r| r.first().copied()) {
+                if let Some(store) = ref_target(val).and_then(|t| b.primary(t)) {
                     b.edge(server, store, "uses", val.span);
                 }
             }
@@ -199,18 +230,18 @@ pub fn build(
     for (id, item) in fabric.of_kind("eval") {
         let eval = b.add(format!("eval/{}", name_of(fabric, id)), ResourceKind::Eval, None, id);
         if let (Some(target), Some(val)) = (ref_prop(item, "target"), item.prop("target"))
-            && let Some(server) = b.by_item.get(&target).and_then(|r| r.first().copied())
+            && let Some(server) = b.primary(target)
         {
             b.edge(eval, server, "evaluates", val.span);
         }
         if let Some((_, runs_on)) = children(fabric, item, "runs-on").next()
             && let Some(temporal) = runs_on.args.first().and_then(ref_target)
         {
-            let namespace = str_prop(runs_on, "namespace")
-                .map(|ns| format!("temporal-namespace/{}/{ns}", name_of(fabric, temporal)));
-            let target = namespace
-                .and_then(|ns| b.index.get(&ns).copied())
-                .or_else(|| b.by_item.get(&temporal).and_then(|r| r.first().copied()));
+            let namespace = str_prop(runs_on, "namespace").and_then(|ns| {
+                let qualified = format!("{}/{ns}", fabric.item(temporal).name.as_ref()?.qualified);
+                fabric.lookup("temporal/namespace", &qualified)
+            });
+            let target = namespace.and_then(|ns| b.primary(ns)).or_else(|| b.primary(temporal));
             if let Some(target) = target {
                 let site = b.graph.resources[target].site;
                 b.graph.resources[eval].site = site;
@@ -223,7 +254,7 @@ pub fn build(
         let bundle = b.add(format!("edge-bundle/{}", name_of(fabric, id)), ResourceKind::EdgeBundle, site, id);
         for (_, fallback) in children(fabric, item, "fallback") {
             if let Some(val) = fallback.args.first()
-                && let Some(server) = ref_target(val).and_then(|t| b.by_item.get(&t)).and_then(|r| r.first().copied())
+                && let Some(server) = ref_target(val).and_then(|t| b.primary(t))
             {
                 b.edge(bundle, server, "falls back to", val.span);
             }
@@ -236,7 +267,8 @@ pub fn build(
         }
         let Some(owner) = item.parent else { continue };
         let owner = fabric.root_of(owner);
-        let froms = b.by_item.get(&owner).cloned().unwrap_or_default();
+        let froms: Vec<usize> =
+            b.primary(owner).into_iter().chain(b.more.get(&owner).into_iter().flatten().copied()).collect();
         for val in &fabric.items[index].args {
             let Some(target) = ref_target(val) else { continue };
             let tos = b.resources_of(target);
@@ -252,19 +284,54 @@ pub fn build(
     graph
 }
 
-impl Builder<'_> {
-    /// The resources a declaration stands for (a site: its cluster; a temporal: the cluster and namespaces).
-    fn resources_of(&self, item: ItemId) -> Vec<usize> {
-        let mut out: Vec<usize> = self.by_item.get(&item).cloned().unwrap_or_default();
-        for (child, _) in self.fabric.item(item).children.iter().map(|&c| (c, ())) {
-            out.extend(self.by_item.get(&child).cloned().unwrap_or_default());
-        }
-        out
-    }
-}
-
 /// Layers by longest path, or nothing (and `SOV4006`) when there is a cycle.
 fn waves(fabric: &Fabric, graph: &ResourceGraph, diagnostics: &mut Vec<Diagnostic>) -> Vec<Vec<usize>> {
+    // Kahn's algorithm in compressed adjacency (one allocation per array, not
+    // per resource): a resource's wave is known once all it needs is placed.
+    let n = graph.resources.len();
+    let mut dependents_start = vec![0u32; n + 1];
+    let mut pending = vec![0u32; n];
+    for e in &graph.edges {
+        dependents_start[e.to + 1] += 1;
+        pending[e.from] += 1;
+    }
+    for i in 0..n {
+        dependents_start[i + 1] += dependents_start[i];
+    }
+    let mut fill = dependents_start.clone();
+    let mut dependents = vec![0u32; graph.edges.len()];
+    for e in &graph.edges {
+        dependents[fill[e.to] as usize] = u32::try_from(e.from).unwrap_or(u32::MAX);
+        fill[e.to] += 1;
+    }
+    let mut wave = vec![0usize; n];
+    let mut ready: Vec<usize> = (0..n).filter(|&r| pending[r] == 0).collect();
+    let mut done = 0;
+    while let Some(r) = ready.pop() {
+        done += 1;
+        for &d in &dependents[dependents_start[r] as usize..dependents_start[r + 1] as usize] {
+            let d = d as usize;
+            wave[d] = wave[d].max(wave[r] + 1);
+            pending[d] -= 1;
+            if pending[d] == 0 {
+                ready.push(d);
+            }
+        }
+    }
+    if done < n {
+        report_cycles(fabric, graph, diagnostics);
+        return Vec::new();
+    }
+    let count = wave.iter().max().map_or(0, |m| m + 1);
+    let mut waves: Vec<Vec<usize>> = vec![Vec::new(); count];
+    for (r, &w) in wave.iter().enumerate() {
+        waves[w].push(r);
+    }
+    waves
+}
+
+/// Reports every cycle (strongly connected component), only when there is one.
+fn report_cycles(fabric: &Fabric, graph: &ResourceGraph, diagnostics: &mut Vec<Diagnostic>) {
     let mut g: DiGraph<usize, usize> = DiGraph::new();
     let nodes: Vec<NodeIndex> = (0..graph.resources.len()).map(|i| g.add_node(i)).collect();
     for (i, e) in graph.edges.iter().enumerate() {
@@ -272,40 +339,12 @@ fn waves(fabric: &Fabric, graph: &ResourceGraph, diagnostics: &mut Vec<Diagnosti
     }
     let id = |n: &NodeIndex| graph.resources[g[*n]].id.as_str();
     let mut cycles: Vec<Vec<NodeIndex>> = tarjan_scc(&g).into_iter().filter(|c| c.len() > 1).collect();
-    if !cycles.is_empty() {
-        // Sorted by resource id, so the report does not depend on traversal order.
-        cycles.iter_mut().for_each(|c| c.sort_by(|a, b| id(a).cmp(id(b))));
-        cycles.sort_by(|a, b| id(&a[0]).cmp(id(&b[0])));
-        for component in &cycles {
-            diagnostics.push(cycle_diagnostic(fabric, graph, &g, component));
-        }
-        return Vec::new();
+    // Sorted by resource id, so the report does not depend on traversal order.
+    cycles.iter_mut().for_each(|c| c.sort_by(|a, b| id(a).cmp(id(b))));
+    cycles.sort_by(|a, b| id(&a[0]).cmp(id(&b[0])));
+    for component in &cycles {
+        diagnostics.push(cycle_diagnostic(fabric, graph, &g, component));
     }
-    // tarjan_scc returns components in reverse topological order: with
-    // edges from dependent to dependency, dependencies come first.
-    let mut needs: Vec<Vec<usize>> = vec![Vec::new(); graph.resources.len()];
-    for e in &graph.edges {
-        needs[e.from].push(e.to);
-    }
-    let mut wave = vec![0usize; graph.resources.len()];
-    for component in components_in_order(&g) {
-        let r = g[component];
-        wave[r] = needs[r].iter().map(|&to| wave[to] + 1).max().unwrap_or(0);
-    }
-    let count = wave.iter().max().map_or(0, |m| m + 1);
-    let mut waves: Vec<Vec<usize>> = vec![Vec::new(); if graph.resources.is_empty() { 0 } else { count }];
-    for (r, &w) in wave.iter().enumerate() {
-        waves[w].push(r);
-    }
-    for w in &mut waves {
-        w.sort_unstable_by(|a, b| graph.resources[*a].id.cmp(&graph.resources[*b].id));
-    }
-    waves
-}
-
-/// Nodes with every dependency before its dependents (the graph is acyclic here).
-fn components_in_order(g: &DiGraph<usize, usize>) -> Vec<NodeIndex> {
-    tarjan_scc(g).into_iter().map(|c| c[0]).collect()
 }
 
 fn cycle_diagnostic(

@@ -16,6 +16,8 @@
 //! overlap, a profile never exceeds its instance count, and the compute
 //! slices of a GPU's instances never exceed 7.
 
+use std::sync::Arc;
+
 use sovereign_catalog::{Catalog, MIG_COMPUTE_SLICES, MIG_MEMORY_SLICES, MigProfile};
 use sovereign_check::ir::ItemId;
 
@@ -74,10 +76,10 @@ pub struct Placement {
     pub replica: u32,
     pub site: usize,
     /// The node (`gpu-01`) or pool (`v5e-2x4`) name.
-    pub node: String,
+    pub node: Arc<str>,
     pub node_item: ItemId,
     /// The accelerator's catalog name.
-    pub accelerator: String,
+    pub accelerator: Arc<str>,
     pub devices: Devices,
 }
 
@@ -94,12 +96,13 @@ pub struct MigInstance {
 #[derive(Clone, Debug)]
 pub struct GpuState {
     pub site: usize,
-    pub node: String,
+    /// Shared by the GPUs of a node: a large fabric has hundreds of thousands.
+    pub node: Arc<str>,
     pub node_item: ItemId,
     /// A global node number, for spreading.
     node_key: usize,
     pub index: u32,
-    pub model: String,
+    pub model: Arc<str>,
     /// MIG may be enabled on this GPU (the node allows it and the card has profiles).
     pub mig_capable: bool,
     /// The serve holding the whole GPU.
@@ -122,11 +125,11 @@ impl GpuState {
 #[derive(Clone, Debug)]
 pub struct TpuSlice {
     pub site: usize,
-    pub pool: String,
+    pub pool: Arc<str>,
     pub pool_item: ItemId,
     pool_key: usize,
     pub machine: u32,
-    pub tpu: String,
+    pub tpu: Arc<str>,
     pub chips: u32,
     pub used_by: Option<ItemId>,
 }
@@ -164,10 +167,11 @@ impl Inventory {
             for node in &site.nodes {
                 let Some(model) = node.gpu.as_ref().filter(|m| catalog.gpus.contains_key(*m)) else { continue };
                 let mig_capable = node.mig && !catalog.gpus[model].mig.is_empty();
+                let (name, model): (Arc<str>, Arc<str>) = (node.name.as_str().into(), model.as_str().into());
                 for index in 0..node.gpus {
                     inventory.gpus.push(GpuState {
                         site: site_index,
-                        node: node.name.clone(),
+                        node: name.clone(),
                         node_item: node.id,
                         node_key,
                         index,
@@ -184,15 +188,17 @@ impl Inventory {
             for pool in &site.pools {
                 if catalog.gpus.contains_key(&pool.accelerator) {
                     // A GPU pool: each machine is a node of `gpus` whole GPUs.
+                    let model: Arc<str> = pool.accelerator.as_str().into();
                     for machine in 0..pool.max {
+                        let name: Arc<str> = format!("{}#{machine}", pool.name).into();
                         for index in 0..pool.gpus {
                             inventory.gpus.push(GpuState {
                                 site: site_index,
-                                node: format!("{}#{machine}", pool.name),
+                                node: name.clone(),
                                 node_item: pool.id,
                                 node_key,
                                 index,
-                                model: pool.accelerator.clone(),
+                                model: model.clone(),
                                 mig_capable: false,
                                 whole: None,
                                 occupied: 0,
@@ -204,14 +210,16 @@ impl Inventory {
                     }
                 } else if let Some(tpu) = catalog.tpus.get(&pool.accelerator) {
                     let chips = pool.topology.as_deref().and_then(|t| tpu.chips(t)).unwrap_or(tpu.chips_per_host);
+                    let (name, model): (Arc<str>, Arc<str>) =
+                        (pool.name.as_str().into(), pool.accelerator.as_str().into());
                     for machine in 0..pool.max {
                         inventory.tpu_slices.push(TpuSlice {
                             site: site_index,
-                            pool: pool.name.clone(),
+                            pool: name.clone(),
                             pool_item: pool.id,
                             pool_key: node_key,
                             machine,
-                            tpu: pool.accelerator.clone(),
+                            tpu: model.clone(),
                             chips,
                             used_by: None,
                         });
@@ -255,19 +263,16 @@ pub fn place(requests: &[Request], inventory: &mut Inventory, catalog: &Catalog)
     let mut outcomes: Vec<Outcome> =
         (0..requests.len()).map(|request| Outcome { request, placed: Vec::new() }).collect();
     // Replicas of the current request per node and per GPU, for spreading.
-    let mut on_node = vec![0u32; node_count];
-    let mut on_gpu = vec![0u32; inventory.gpus.len()];
+    let mut spread =
+        Spread { on_node: vec![0; node_count], on_gpu: vec![0; inventory.gpus.len()], touched: Vec::new() };
     for index in order {
         let request = &requests[index];
-        on_node.iter_mut().for_each(|c| *c = 0);
-        on_gpu.iter_mut().for_each(|c| *c = 0);
+        spread.reset();
         for replica in 0..request.replicas {
             let placement = match &request.shape {
-                Shape::Mig(profile) => {
-                    place_mig(request, profile, replica, inventory, catalog, &mut on_node, &mut on_gpu)
-                }
-                Shape::Gpus(n) => place_gpus(request, *n, replica, inventory, &mut on_node),
-                Shape::TpuSlice => place_tpu(request, replica, inventory, &mut on_node),
+                Shape::Mig(profile) => place_mig(request, profile, replica, inventory, catalog, &mut spread),
+                Shape::Gpus(n) => place_gpus(request, *n, replica, inventory, &mut spread),
+                Shape::TpuSlice => place_tpu(request, replica, inventory, &mut spread),
             };
             match placement {
                 Some(p) => outcomes[index].placed.push(p),
@@ -276,6 +281,34 @@ pub fn place(requests: &[Request], inventory: &mut Inventory, catalog: &Catalog)
         }
     }
     outcomes
+}
+
+/// Replicas of the request being placed, per node and per GPU. Only the
+/// touched entries are reset between requests: clearing whole vectors per
+/// request made placement quadratic in the fabric's size.
+struct Spread {
+    on_node: Vec<u32>,
+    on_gpu: Vec<u32>,
+    touched: Vec<(usize, Option<usize>)>,
+}
+
+impl Spread {
+    fn add(&mut self, node: usize, gpu: Option<usize>) {
+        self.on_node[node] += 1;
+        if let Some(g) = gpu {
+            self.on_gpu[g] += 1;
+        }
+        self.touched.push((node, gpu));
+    }
+
+    fn reset(&mut self) {
+        for (node, gpu) in self.touched.drain(..) {
+            self.on_node[node] = 0;
+            if let Some(g) = gpu {
+                self.on_gpu[g] = 0;
+            }
+        }
+    }
 }
 
 /// Spread on node, spread on GPU, free slices after, site rank, node, GPU index, highest start.
@@ -289,8 +322,7 @@ fn place_mig(
     replica: u32,
     inventory: &mut Inventory,
     catalog: &Catalog,
-    on_node: &mut [u32],
-    on_gpu: &mut [u32],
+    spread: &mut Spread,
 ) -> Option<Placement> {
     let mut best: Option<(MigKey, usize, u32)> = None;
     // The profile on each accelerator model the request may use, looked up once.
@@ -300,14 +332,14 @@ fn place_mig(
             if !gpu.mig_capable || gpu.whole.is_some() {
                 continue;
             }
-            let profile = match profiles.iter().find(|(m, _)| *m == gpu.model) {
+            let profile = match profiles.iter().find(|(m, _)| **m == *gpu.model) {
                 Some((_, p)) => *p,
                 None => {
                     let p = catalog
                         .gpus
-                        .get(&gpu.model)
+                        .get(&*gpu.model)
                         .and_then(|m| m.profile(profile_name))
-                        .filter(|_| request.accelerators.contains(&gpu.model));
+                        .filter(|_| request.accelerators.iter().any(|a| **a == *gpu.model));
                     profiles.push((&gpu.model, p));
                     p
                 }
@@ -322,8 +354,15 @@ fn place_mig(
                 continue;
             };
             let free_after = MIG_MEMORY_SLICES - (gpu.occupied | profile.mask(start)).count_ones();
-            let key =
-                (on_node[gpu.node_key], on_gpu[g], free_after, rank, gpu.node_key, gpu.index, std::cmp::Reverse(start));
+            let key = (
+                spread.on_node[gpu.node_key],
+                spread.on_gpu[g],
+                free_after,
+                rank,
+                gpu.node_key,
+                gpu.index,
+                std::cmp::Reverse(start),
+            );
             if best.as_ref().is_none_or(|(k, _, _)| key < *k) {
                 best = Some((key, g, start));
             }
@@ -331,12 +370,11 @@ fn place_mig(
     }
     let (_, g, start) = best?;
     let gpu = &mut inventory.gpus[g];
-    let profile = catalog.gpus.get(&gpu.model)?.profile(profile_name)?;
+    let profile = catalog.gpus.get(&*gpu.model)?.profile(profile_name)?;
     gpu.occupied |= profile.mask(start);
     gpu.compute += profile.compute;
     gpu.instances.push(MigInstance { profile: profile.name.clone(), start, size: profile.size, serve: request.serve });
-    on_node[gpu.node_key] += 1;
-    on_gpu[g] += 1;
+    spread.add(gpu.node_key, Some(g));
     Some(Placement {
         serve: request.serve,
         replica,
@@ -353,7 +391,7 @@ fn place_gpus(
     n: u32,
     replica: u32,
     inventory: &mut Inventory,
-    on_node: &mut [u32],
+    spread: &mut Spread,
 ) -> Option<Placement> {
     // Free GPUs per node, in GPU order.
     let mut best: Option<(GroupKey, Vec<usize>)> = None;
@@ -362,10 +400,10 @@ fn place_gpus(
         let gpus: Vec<usize> = inventory.site_gpus(site).map(|(g, _)| g).collect();
         for node in gpus.chunk_by(|&a, &b| inventory.gpus[a].node_key == inventory.gpus[b].node_key) {
             let first = &inventory.gpus[node[0]];
-            let ok = match allowed.iter().find(|(m, _)| *m == first.model) {
+            let ok = match allowed.iter().find(|(m, _)| **m == *first.model) {
                 Some((_, ok)) => *ok,
                 None => {
-                    let ok = request.accelerators.contains(&first.model);
+                    let ok = request.accelerators.iter().any(|a| **a == *first.model);
                     allowed.push((&first.model, ok));
                     ok
                 }
@@ -376,7 +414,8 @@ fn place_gpus(
             let free: Vec<usize> = node.iter().copied().filter(|&i| inventory.gpus[i].is_free()).collect();
             if free.len() >= n as usize {
                 // Whole GPUs on a MIG node use up its flexibility: prefer nodes without MIG.
-                let key = (on_node[first.node_key], first.mig_capable, free.len() - n as usize, rank, first.node_key);
+                let key =
+                    (spread.on_node[first.node_key], first.mig_capable, free.len() - n as usize, rank, first.node_key);
                 if best.as_ref().is_none_or(|(k, _)| key < *k) {
                     best = Some((key, free[..n as usize].to_vec()));
                 }
@@ -390,7 +429,7 @@ fn place_gpus(
         indices.push(inventory.gpus[i].index);
     }
     let first = &inventory.gpus[chosen[0]];
-    on_node[first.node_key] += 1;
+    spread.add(first.node_key, None);
     Some(Placement {
         serve: request.serve,
         replica,
@@ -402,14 +441,14 @@ fn place_gpus(
     })
 }
 
-fn place_tpu(request: &Request, replica: u32, inventory: &mut Inventory, on_node: &mut [u32]) -> Option<Placement> {
+fn place_tpu(request: &Request, replica: u32, inventory: &mut Inventory, spread: &mut Spread) -> Option<Placement> {
     let mut best: Option<((u32, usize, usize, u32), usize)> = None;
     for (rank, &site) in request.sites.iter().enumerate() {
         for (i, slice) in inventory.site_slices(site) {
-            if slice.used_by.is_some() || !request.accelerators.contains(&slice.tpu) {
+            if slice.used_by.is_some() || !request.accelerators.iter().any(|a| **a == *slice.tpu) {
                 continue;
             }
-            let key = (on_node[slice.pool_key], rank, slice.pool_key, slice.machine);
+            let key = (spread.on_node[slice.pool_key], rank, slice.pool_key, slice.machine);
             if best.as_ref().is_none_or(|(k, _)| key < *k) {
                 best = Some((key, i));
             }
@@ -418,7 +457,7 @@ fn place_tpu(request: &Request, replica: u32, inventory: &mut Inventory, on_node
     let (_, i) = best?;
     let slice = &mut inventory.tpu_slices[i];
     slice.used_by = Some(request.serve);
-    on_node[slice.pool_key] += 1;
+    spread.add(slice.pool_key, None);
     Some(Placement {
         serve: request.serve,
         replica,

@@ -136,7 +136,7 @@ fn verify_placement(analysis: &Analysis, catalog: &Catalog) -> Result<(), String
                     if profile != asked {
                         return Err(format!("{} got {profile}, asked {asked}", plan.name));
                     }
-                    let entry = taken.entry((p.site, p.node.clone(), *gpu)).or_default();
+                    let entry = taken.entry((p.site, p.node.to_string(), *gpu)).or_default();
                     if entry.0 {
                         return Err(format!("{}/{gpu} is whole and partitioned", p.node));
                     }
@@ -147,7 +147,7 @@ fn verify_placement(analysis: &Analysis, catalog: &Catalog) -> Result<(), String
                         return Err(format!("{} got {} GPUs, asked {n}", plan.name, indices.len()));
                     }
                     for gpu in indices {
-                        let entry = taken.entry((p.site, p.node.clone(), *gpu)).or_default();
+                        let entry = taken.entry((p.site, p.node.to_string(), *gpu)).or_default();
                         if entry.0 || !entry.1.is_empty() {
                             return Err(format!("{}/{gpu} is given twice", p.node));
                         }
@@ -318,9 +318,9 @@ fn replicas_spread_and_serves_pack() {
     // node; a second serve then fills the remaining halves instead of idling.
     let text = "fabric \"p\" { residency \"eu\"; }\nmodel \"m\" base=\"llama-3.2-1b-instruct\"\nsite \"s\" tier=\"server\" region=\"eu-central\" {\n    cluster kind=\"k3s\" context=\"s\"\n    node \"a\" gpu=\"h100-80gb\" gpus=1 mig=#true\n    node \"b\" gpu=\"h100-80gb\" gpus=1 mig=#true\n}\nserve \"x\" model=\"m\" { mig \"3g.40gb\"; replicas 2; max-model-len 4096; }\nserve \"y\" model=\"m\" { mig \"2g.20gb\"; replicas 1; max-model-len 4096; }\n";
     let (analysis, _) = run(text);
-    let nodes: Vec<&str> = analysis.serves[0].placements.iter().map(|p| p.node.as_str()).collect();
+    let nodes: Vec<&str> = analysis.serves[0].placements.iter().map(|p| &*p.node).collect();
     assert_eq!(nodes, vec!["a", "b"], "replicas of one serve spread over nodes");
     // y goes beside x on a partly used GPU, not onto an empty one (there is none left empty anyway),
     // and lands in the other half of node a's GPU.
-    assert_eq!(analysis.serves[1].placements[0].node, "a");
+    assert_eq!(&*analysis.serves[1].placements[0].node, "a");
 }

@@ -56,12 +56,13 @@ pub struct Item {
     pub kind: Arc<str>,
     pub name: Option<Name>,
     pub parent: Option<ItemId>,
-    pub children: Vec<ItemId>,
+    pub children: Box<[ItemId]>,
     /// Positional values after the name.
-    pub args: Vec<Val>,
-    /// Properties sorted by key (the last one given wins). A vector, not a
-    /// map: nodes have few properties and there are many nodes.
-    pub props: Vec<(Arc<str>, Val)>,
+    pub args: Box<[Val]>,
+    /// Properties sorted by key (the last one given wins). A slice, not a
+    /// map: nodes have few properties and there are many nodes. Boxed
+    /// slices (not vectors) keep an item at 136 bytes.
+    pub props: Box<[(Arc<str>, Val)]>,
     /// The node's span.
     pub span: Span,
     /// The span of the node's name (its kind keyword).
@@ -74,7 +75,7 @@ pub struct Name {
     /// `parent/name` for nested declarations, else the name.
     pub qualified: Arc<str>,
     /// Where the name itself starts in `qualified` (one string, not two).
-    pub offset: usize,
+    pub offset: u32,
     pub span: Span,
 }
 
@@ -82,7 +83,7 @@ impl Name {
     /// The name as written, without its parent.
     #[must_use]
     pub fn text(&self) -> &str {
-        &self.qualified[self.offset..]
+        &self.qualified[self.offset as usize..]
     }
 }
 
@@ -123,14 +124,6 @@ impl Item {
     #[must_use]
     pub fn prop(&self, key: &str) -> Option<&Val> {
         self.props.binary_search_by(|(k, _)| (**k).cmp(key)).ok().map(|i| &self.props[i].1)
-    }
-
-    /// Sets property `key`, replacing an earlier value.
-    pub fn set_prop(&mut self, key: &Arc<str>, val: Val) {
-        match self.props.binary_search_by(|(k, _)| k.cmp(key)) {
-            Ok(i) => self.props[i].1 = val,
-            Err(i) => self.props.insert(i, (key.clone(), val)),
-        }
     }
 }
 

@@ -114,16 +114,19 @@ impl Lower<'_, '_> {
             kind: def.path.clone(),
             name: None,
             parent,
-            // Sized exactly: most nodes have one or two of each, and the
-            // default growth would reserve four.
-            children: Vec::with_capacity(node.child_nodes().len()),
-            args: Vec::with_capacity(
-                node.entries.iter().filter(|e| e.key.is_none()).count().saturating_sub(usize::from(def.declares)),
-            ),
-            props: Vec::with_capacity(node.entries.iter().filter(|e| e.key.is_some()).count()),
+            children: Box::default(),
+            args: Box::default(),
+            props: Box::default(),
             span: node.span,
             keyword_span: node.name.span,
         };
+        // Sized exactly: most nodes have one or two of each, and the default
+        // growth would reserve four.
+        let mut args: Vec<Val> = Vec::with_capacity(
+            node.entries.iter().filter(|e| e.key.is_none()).count().saturating_sub(usize::from(def.declares)),
+        );
+        let mut props: Vec<(Arc<str>, Val)> =
+            Vec::with_capacity(node.entries.iter().filter(|e| e.key.is_some()).count());
         let mut arguments = node.arguments().peekable();
         if def.declares {
             match arguments.next() {
@@ -139,7 +142,8 @@ impl Lower<'_, '_> {
                         }
                         let (qualified, offset) = match parent.and_then(|p| self.fabric.item(p).name.as_ref()) {
                             Some(parent_name) => {
-                                (format!("{}/{text}", parent_name.qualified).into(), parent_name.qualified.len() + 1)
+                                let offset = u32::try_from(parent_name.qualified.len() + 1).unwrap_or(u32::MAX);
+                                (format!("{}/{text}", parent_name.qualified).into(), offset)
                             }
                             None => (Arc::from(&**text), 0),
                         };
@@ -184,7 +188,7 @@ impl Lower<'_, '_> {
                 continue;
             };
             if let Some(val) = self.value(value, arg_def, What::Argument(&def.name)) {
-                item.args.push(val);
+                args.push(val);
             }
             index += 1;
         }
@@ -248,7 +252,11 @@ impl Lower<'_, '_> {
                 );
             }
             if let Some(val) = self.value(&entry.value, prop_def, What::Property(&key.text)) {
-                item.set_prop(prop_key, val);
+                // Sorted by key; a repeated key replaces the earlier value.
+                match props.binary_search_by(|(k, _)| k.cmp(prop_key)) {
+                    Ok(i) => props[i].1 = val,
+                    Err(i) => props.insert(i, (prop_key.clone(), val)),
+                }
             }
         }
         for (key, prop_def) in &def.props {
@@ -269,8 +277,11 @@ impl Lower<'_, '_> {
                 );
             }
         }
+        item.args = args.into_boxed_slice();
+        item.props = props.into_boxed_slice();
         self.fabric.items.push(item);
         // Children.
+        let mut children: Vec<ItemId> = Vec::with_capacity(node.child_nodes().len());
         let mut counts: BTreeMap<&str, (u32, Span)> = BTreeMap::new();
         for child in node.child_nodes() {
             self.annotations(child);
@@ -300,8 +311,9 @@ impl Lower<'_, '_> {
                 continue;
             }
             let child_id = self.node(child, &child_def.node, Some(id));
-            self.fabric.items[id.0 as usize].children.push(child_id);
+            children.push(child_id);
         }
+        self.fabric.items[id.0 as usize].children = children.into_boxed_slice();
         for child_def in &def.children {
             if !node.has_errors && child_def.required && !counts.contains_key(child_def.node.name.as_str()) {
                 self.push(
