@@ -88,7 +88,7 @@ fn rows(fabric: &Fabric, analysis: &Analysis) -> Vec<Row> {
             rows.push(Row {
                 serve: plan.name.clone(),
                 replica: p.replica.to_string(),
-                site: analysis.sites.sites[p.site].name.clone(),
+                site: analysis.sites.sites[p.site].name.to_string(),
                 node: p.node.to_string(),
                 accelerator: p.accelerator.to_string(),
                 devices,
@@ -236,7 +236,7 @@ fn tables(fabric: &Fabric, analysis: &Analysis) -> String {
         out.push_str("  (none)\n");
     }
     for (i, wave) in analysis.graph.waves.iter().enumerate() {
-        let ids: Vec<&str> = wave.iter().map(|&r| analysis.graph.resources[r].id.as_str()).collect();
+        let ids: Vec<String> = wave.iter().map(|&r| analysis.graph.resources[r].id.to_string()).collect();
         let _ = writeln!(out, "  {}: {}", i + 1, ids.join(", "));
     }
     out
@@ -293,7 +293,7 @@ fn json_document(fabric: &Fabric, analysis: &Analysis) -> Value {
                 json!({
                     "serve": plan.name,
                     "replica": p.replica,
-                    "site": sites[p.site].name,
+                    "site": &*sites[p.site].name,
                     "node": &*p.node,
                     "accelerator": &*p.accelerator,
                     "devices": devices,
@@ -327,7 +327,7 @@ fn json_document(fabric: &Fabric, analysis: &Analysis) -> Value {
                 "replicas": plan.replicas,
                 "placed": plan.placements.len(),
                 "shape": shape,
-                "wanted": plan.wanted,
+                "wanted": sovereign_analyze::capacity::wanted(&analysis.sites, fabric.item(plan.serve)),
             })
         })
         .collect();
@@ -340,7 +340,7 @@ fn json_document(fabric: &Fabric, analysis: &Analysis) -> Value {
             let mut instances = g.instances.clone();
             instances.sort_by_key(|i| i.start);
             json!({
-                "site": sites[g.site].name,
+                "site": &*sites[g.site].name,
                 "node": &*g.node,
                 "gpu": g.index,
                 "model": &*g.model,
@@ -380,7 +380,7 @@ fn json_document(fabric: &Fabric, analysis: &Analysis) -> Value {
         .graph
         .waves
         .iter()
-        .map(|w| Value::from(w.iter().map(|&r| analysis.graph.resources[r].id.clone()).collect::<Vec<_>>()))
+        .map(|w| Value::from(w.iter().map(|&r| analysis.graph.resources[r].id.to_string()).collect::<Vec<_>>()))
         .collect();
     json!({
         "version": ANALYZE_JSON_VERSION,

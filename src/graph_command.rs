@@ -59,8 +59,10 @@ fn wave_of(analysis: &Analysis) -> Vec<usize> {
 }
 
 fn label(r: &Resource) -> String {
-    let name = r.id.split_once('/').map_or(r.id.as_str(), |(_, rest)| rest);
-    format!("{}\\n{name}", r.kind.word())
+    match &r.id.qualifier {
+        Some(q) => format!("{}\\n{}/{q}", r.kind.word(), r.id.name),
+        None => format!("{}\\n{}", r.kind.word(), r.id.name),
+    }
 }
 
 fn dot_shape(kind: ResourceKind) -> &'static str {
@@ -134,7 +136,7 @@ fn dot(analysis: &Analysis) -> String {
                 let _ = writeln!(
                     out,
                     "{indent}    \"{}\" [label=\"{}{wave}\", shape={}];",
-                    res.id,
+                    res.id.to_string(),
                     label(res),
                     dot_shape(res.kind)
                 );
@@ -151,7 +153,9 @@ fn dot(analysis: &Analysis) -> String {
         let _ = writeln!(
             out,
             "    \"{}\" -> \"{}\" [label=\"{}\"];",
-            graph.resources[e.from].id, graph.resources[e.to].id, e.why
+            graph.resources[e.from].id.to_string(),
+            graph.resources[e.to].id.to_string(),
+            e.why
         );
     }
     out.push_str("}\n");
@@ -217,9 +221,9 @@ fn json_graph(analysis: &Analysis) -> String {
         .enumerate()
         .map(|(i, r)| {
             json!({
-                "id": r.id,
+                "id": r.id.to_string(),
                 "kind": r.kind.word(),
-                "site": r.site.map(|s| sites[s].name.clone()),
+                "site": r.site.map(|s| sites[s].name.to_string()),
                 "tier": r.site.map(|s| sites[s].tier.word()),
                 "wave": if waves[i] > 0 { Some(waves[i]) } else { None },
             })
@@ -228,7 +232,7 @@ fn json_graph(analysis: &Analysis) -> String {
     let edges: Vec<serde_json::Value> = graph
         .edges
         .iter()
-        .map(|e| json!({"from": graph.resources[e.from].id, "to": graph.resources[e.to].id, "why": e.why}))
+        .map(|e| json!({"from": graph.resources[e.from].id.to_string(), "to": graph.resources[e.to].id.to_string(), "why": e.why}))
         .collect();
     let mut text = serde_json::to_string_pretty(&json!({
         "version": crate::analyze_command::ANALYZE_JSON_VERSION,

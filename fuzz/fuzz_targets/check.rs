@@ -1,5 +1,6 @@
-//! Fuzzes parse + check: any bytes must give diagnostics, never a panic,
-//! and every diagnostic must point inside its file on char boundaries.
+//! Fuzzes parse + check + analysis (as `sovereign check` runs them): any
+//! bytes must give diagnostics, never a panic, and every diagnostic must
+//! point inside its file on char boundaries.
 #![no_main]
 
 use std::path::Path;
@@ -22,7 +23,11 @@ fn schema() -> &'static (Schema, SourceMap) {
 
 fuzz_target!(|data: &[u8]| {
     let (schema, sources) = schema();
-    let checked = sovereign_check::check(Path::new("fuzz.kdl"), data.to_vec(), &EmptyHost, schema, sources.clone());
+    let mut checked = sovereign_check::check(Path::new("fuzz.kdl"), data.to_vec(), &EmptyHost, schema, sources.clone());
+    if !checked.has_errors() {
+        let analysis = sovereign_analyze::analyze(&checked.fabric, schema);
+        checked.diagnostics.extend(analysis.diagnostics);
+    }
     for d in &checked.diagnostics {
         let text = checked.sources.text(d.primary.span.file);
         assert!(d.primary.span.end as usize <= text.len(), "span past the end");

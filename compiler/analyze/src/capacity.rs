@@ -25,8 +25,6 @@ pub struct ServePlan {
     pub dtype: String,
     pub shape: Shape,
     pub replicas: u32,
-    /// Where it was asked to run, for messages: `site fra`, `tier server`.
-    pub wanted: String,
     /// The memory of one replica on each accelerator model it may use.
     pub memory: Vec<(String, ReplicaMemory)>,
     pub placements: Vec<Placement>,
@@ -112,7 +110,7 @@ fn serve_request(
         return None;
     }
 
-    let (wanted, site_indices) = candidate_sites(sites, item);
+    let site_indices = candidate_sites(sites, item);
     let has_gpus = site_indices.iter().any(|&s| inventory.site_gpus(s).next().is_some());
     let has_tpus = site_indices.iter().any(|&s| inventory.site_slices(s).next().is_some());
     let shape = match (mig, gpus.or(tensor_parallel)) {
@@ -168,7 +166,6 @@ fn serve_request(
         dtype: dtype.clone(),
         shape: shape.clone(),
         replicas,
-        wanted: wanted.clone(),
         memory: offered.clone(),
         placements: Vec::new(),
     };
@@ -212,28 +209,41 @@ fn serve_request(
 /// `site=` names one; `tier=` all of that tier; neither, the server tier
 /// and then the cloud tier. Without `site=`, only sites in the fabric's
 /// residency are candidates.
-pub fn candidate_sites(sites: &Sites, item: &Item) -> (String, Vec<usize>) {
+pub fn candidate_sites(sites: &Sites, item: &Item) -> Vec<usize> {
     if let Some(site) = ref_prop(item, "site").and_then(|id| sites.by_id(id)) {
-        return (format!("site {}", sites.sites[site].name), vec![site]);
+        return vec![site];
     }
-    let tiers: Vec<Tier> = match str_prop(item, "tier") {
-        Some("cloud") => vec![Tier::Cloud],
-        Some("server") => vec![Tier::Server],
-        Some("device") => vec![Tier::Device],
-        _ => vec![Tier::Server, Tier::Cloud],
-    };
     let resident = |jurisdiction: &str| sites.residency.as_deref().is_none_or(|r| r == jurisdiction);
     let mut chosen = Vec::new();
-    for tier in &tiers {
+    for tier in tiers(item) {
         for (i, site) in sites.sites.iter().enumerate() {
             if site.tier == *tier && resident(&site.jurisdiction) {
                 chosen.push(i);
             }
         }
     }
-    let tier_words: Vec<&str> = tiers.iter().map(|t| t.word()).collect();
+    chosen
+}
+
+/// The tiers a workload asks for, in preference order.
+fn tiers(item: &Item) -> &'static [Tier] {
+    match str_prop(item, "tier") {
+        Some("cloud") => &[Tier::Cloud],
+        Some("server") => &[Tier::Server],
+        Some("device") => &[Tier::Device],
+        _ => &[Tier::Server, Tier::Cloud],
+    }
+}
+
+/// Where a workload asked to run, in words: `site fra`, `tier server in eu`.
+#[must_use]
+pub fn wanted(sites: &Sites, item: &Item) -> String {
+    if let Some(site) = ref_prop(item, "site").and_then(|id| sites.by_id(id)) {
+        return format!("site {}", sites.sites[site].name);
+    }
+    let words: Vec<&str> = tiers(item).iter().map(|t| t.word()).collect();
     let residency = sites.residency.as_deref().map(|r| format!(" in {r}")).unwrap_or_default();
-    (format!("tier {}{residency}", tier_words.join(" or ")), chosen)
+    format!("tier {}{residency}", words.join(" or "))
 }
 
 /// The `SOV4001` error for a request that did not fully fit.
@@ -275,11 +285,12 @@ fn shortfall(fabric: &Fabric, sites: &Sites, inventory: &Inventory, request: &Re
         let list = if where_.is_empty() { String::new() } else { format!(": {}", where_.join(", ")) };
         per_site.push(format!("site {} has room for {}{list}", sites.sites[s].name, mine.len()));
     }
-    let found = if per_site.is_empty() { format!("no site matches {}", plan.wanted) } else { per_site.join("; ") };
+    let wanted = wanted(sites, item);
+    let found = if per_site.is_empty() { format!("no site matches {wanted}") } else { per_site.join("; ") };
     let mut d = Diagnostic::new(
         codes::CAPACITY_SHORT,
         name_span(item),
-        format!("serve \"{}\" needs {} × {what} in {}; {found}", plan.name, plan.replicas, plan.wanted),
+        format!("serve \"{}\" needs {} × {what} in {wanted}; {found}", plan.name, plan.replicas),
     )
     .with_primary_label(format!("{} of {} replicas placed", plan.placements.len(), plan.replicas));
     if let Some((_, span)) = child_int(fabric, item, "replicas") {
@@ -390,7 +401,7 @@ pub fn vectorstore_sites(fabric: &Fabric, sites: &Sites, serves: &[ServePlan]) -
     }
     let mut out = BTreeMap::new();
     for (id, item) in fabric.of_kind("vectorstore") {
-        let (_, candidates) = candidate_sites(sites, item);
+        let candidates = candidate_sites(sites, item);
         let site = if ref_prop(item, "site").is_some() {
             candidates.first().copied()
         } else {

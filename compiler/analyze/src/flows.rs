@@ -246,7 +246,12 @@ pub fn analyze(
         .sites
         .iter()
         .enumerate()
-        .map(|(i, s)| Place { name: s.name.clone(), tier: s.tier, jurisdiction: s.jurisdiction.clone(), site: Some(i) })
+        .map(|(i, s)| Place {
+            name: s.name.to_string(),
+            tier: s.tier,
+            jurisdiction: s.jurisdiction.clone(),
+            site: Some(i),
+        })
         .collect();
     let datasets = read_datasets(fabric, sites);
     let sites_of = Workloads::new(fabric, sites, serves, stores);
@@ -621,46 +626,60 @@ fn in_cluster(endpoint: &str) -> bool {
 /// The sites of workloads that are not placed by capacity: edges, evals,
 /// vector stores; and of serves, from their placements.
 struct Workloads {
-    sites: HashMap<ItemId, Vec<usize>>,
+    /// The first (usually only) site of each workload, by item; `u32::MAX` when unknown.
+    first: Vec<u32>,
+    /// All the sites of workloads on several (serves placed on several sites).
+    several: HashMap<ItemId, Vec<usize>>,
 }
 
 impl Workloads {
     fn new(fabric: &Fabric, sites: &Sites, serves: &[ServePlan], stores: &BTreeMap<ItemId, usize>) -> Self {
-        let mut map: HashMap<ItemId, Vec<usize>> = HashMap::new();
+        let mut w = Workloads { first: vec![u32::MAX; fabric.items.len()], several: HashMap::new() };
+        let set = |w: &mut Workloads, id: ItemId, site: usize| {
+            w.first[id.0 as usize] = u32::try_from(site).unwrap_or(u32::MAX);
+        };
         for plan in serves {
             let mut placed: Vec<usize> = plan.placements.iter().map(|p| p.site).collect();
             placed.sort_unstable();
             placed.dedup();
-            map.insert(plan.serve, placed);
+            if let Some(&first) = placed.first() {
+                set(&mut w, plan.serve, first);
+            }
+            if placed.len() > 1 {
+                w.several.insert(plan.serve, placed);
+            }
         }
         for (id, item) in fabric.of_kind("edge") {
             if let Some((site, _)) = ref_prop(item, "fleet").and_then(|f| sites.fleet(f)) {
-                map.insert(id, vec![site]);
+                set(&mut w, id, site);
             }
         }
         for (id, item) in fabric.of_kind("temporal") {
             if let Some(site) = ref_prop(item, "site").and_then(|s| sites.by_id(s)) {
-                map.insert(id, vec![site]);
+                set(&mut w, id, site);
             }
         }
         for (id, item) in fabric.of_kind("eval") {
             let runs_on =
                 children(fabric, item, "runs-on").next().and_then(|(_, r)| r.args.first()).and_then(ref_target);
-            if let Some(site) = runs_on.and_then(|t| map.get(&t)).and_then(|s| s.first().copied()) {
-                map.insert(id, vec![site]);
+            if let Some(site) = runs_on.and_then(|t| w.site(t)) {
+                set(&mut w, id, site);
             }
         }
         for (&id, &site) in stores {
-            map.insert(id, vec![site]);
+            set(&mut w, id, site);
         }
-        Workloads { sites: map }
+        w
     }
 
     fn site(&self, id: ItemId) -> Option<usize> {
-        self.sites.get(&id).and_then(|s| s.first().copied())
+        Some(self.first[id.0 as usize]).filter(|&s| s != u32::MAX).map(|s| s as usize)
     }
 
-    fn sites(&self, id: ItemId) -> Vec<usize> {
-        self.sites.get(&id).cloned().unwrap_or_default()
+    /// Every site of a workload, without allocating for the usual single one.
+    fn sites(&self, id: ItemId) -> impl Iterator<Item = usize> + '_ {
+        let several = self.several.get(&id);
+        let single = if several.is_none() { self.site(id) } else { None };
+        several.into_iter().flatten().copied().chain(single)
     }
 }

@@ -9,6 +9,7 @@
 //! as many waves as the longest chain has resources (the fewest possible).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use hashbrown::{HashMap, HashSet};
 
@@ -52,11 +53,30 @@ impl ResourceKind {
     }
 }
 
+/// A resource's id, unique and stable: `cluster/fra`, `mig-layout/fra/gpu-01`,
+/// `serve/chat`. Its parts are shared with the IR; the text is made only
+/// for output.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ResourceId {
+    pub kind: ResourceKind,
+    pub name: Arc<str>,
+    pub qualifier: Option<Arc<str>>,
+}
+
+impl std::fmt::Display for ResourceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.kind.word(), self.name)?;
+        if let Some(q) = &self.qualifier {
+            write!(f, "/{q}")?;
+        }
+        Ok(())
+    }
+}
+
 /// One resource.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Resource {
-    /// Unique and stable: `cluster/fra`, `mig-layout/fra/gpu-01`, `serve/chat`.
-    pub id: String,
+    pub id: ResourceId,
     pub kind: ResourceKind,
     /// The site it runs on, when it runs on one.
     pub site: Option<usize>,
@@ -100,9 +120,16 @@ struct Builder<'a> {
 }
 
 impl Builder<'_> {
-    fn add(&mut self, id: String, kind: ResourceKind, site: Option<usize>, item: ItemId) -> usize {
+    fn add(
+        &mut self,
+        kind: ResourceKind,
+        name: Arc<str>,
+        qualifier: Option<Arc<str>>,
+        site: Option<usize>,
+        item: ItemId,
+    ) -> usize {
         let i = self.graph.resources.len();
-        self.graph.resources.push(Resource { id, kind, site, item });
+        self.graph.resources.push(Resource { id: ResourceId { kind, name, qualifier }, kind, site, item });
         let first = &mut self.first[item.0 as usize];
         if *first == u32::MAX {
             *first = u32::try_from(i).unwrap_or(u32::MAX);
@@ -158,7 +185,7 @@ pub fn build(
     };
     for (i, site) in sites.sites.iter().enumerate() {
         if site.has_cluster {
-            b.clusters[i] = Some(b.add(format!("cluster/{}", site.name), ResourceKind::Cluster, Some(i), site.id));
+            b.clusters[i] = Some(b.add(ResourceKind::Cluster, site.name.clone(), None, Some(i), site.id));
         }
     }
     // MIG layouts: one per node with MIG instances.
@@ -166,8 +193,8 @@ pub fn build(
         if b.layouts.contains_key(&gpu.node_item) {
             continue;
         }
-        let id = format!("mig-layout/{}/{}", sites.sites[gpu.site].name, gpu.node);
-        let layout = b.add(id, ResourceKind::MigLayout, Some(gpu.site), gpu.node_item);
+        let site_name = sites.sites[gpu.site].name.clone();
+        let layout = b.add(ResourceKind::MigLayout, site_name, Some(gpu.node.clone()), Some(gpu.site), gpu.node_item);
         b.layouts.insert(gpu.node_item, layout);
         if let Some(cluster) = b.cluster(gpu.site) {
             b.edge(layout, cluster, "configured on", name_span(fabric.item(gpu.node_item)));
@@ -175,24 +202,18 @@ pub fn build(
     }
     for (id, item) in fabric.of_kind("temporal") {
         let site = ref_prop(item, "site").and_then(|s| sites.by_id(s));
-        let temporal = b.add(format!("temporal/{}", name_of(fabric, id)), ResourceKind::TemporalCluster, site, id);
+        let temporal = b.add(ResourceKind::TemporalCluster, qualified(fabric, id), None, site, id);
         if let Some(cluster) = site.and_then(|s| b.cluster(s)) {
             b.edge(temporal, cluster, "runs on", item.prop("site").map_or(name_span(item), |v| v.span));
         }
         for (ns_id, ns) in children(fabric, item, "namespace") {
-            let namespace = b.add(
-                format!("temporal-namespace/{}", name_of(fabric, ns_id)),
-                ResourceKind::TemporalNamespace,
-                site,
-                ns_id,
-            );
+            let namespace = b.add(ResourceKind::TemporalNamespace, qualified(fabric, ns_id), None, site, ns_id);
             b.edge(namespace, temporal, "registered in", name_span(ns));
         }
     }
     for (id, item) in fabric.of_kind("observe") {
         for (i, site) in sites.sites.iter().enumerate().filter(|(_, s)| s.has_cluster) {
-            let collector =
-                b.add(format!("collector/{}/{}", name_of(fabric, id), site.name), ResourceKind::Collector, Some(i), id);
+            let collector = b.add(ResourceKind::Collector, qualified(fabric, id), Some(site.name.clone()), Some(i), id);
             if let Some(cluster) = b.cluster(i) {
                 b.edge(collector, cluster, "runs on", name_span(item));
             }
@@ -200,7 +221,7 @@ pub fn build(
     }
     for (id, item) in fabric.of_kind("vectorstore") {
         let site = stores.get(&id).copied();
-        let store = b.add(format!("vectorstore/{}", name_of(fabric, id)), ResourceKind::VectorStore, site, id);
+        let store = b.add(ResourceKind::VectorStore, qualified(fabric, id), None, site, id);
         if let Some(cluster) = site.and_then(|s| b.cluster(s)) {
             b.edge(store, cluster, "runs on", name_span(item));
         }
@@ -208,7 +229,7 @@ pub fn build(
     for plan in serves {
         let item = fabric.item(plan.serve);
         let first_site = plan.placements.first().map(|p| p.site);
-        let server = b.add(format!("serve/{}", plan.name), ResourceKind::Server, first_site, plan.serve);
+        let server = b.add(ResourceKind::Server, qualified(fabric, plan.serve), None, first_site, plan.serve);
         for p in &plan.placements {
             if let Some(cluster) = b.cluster(p.site) {
                 b.edge(server, cluster, "placed on", name_span(item));
@@ -228,7 +249,7 @@ pub fn build(
         }
     }
     for (id, item) in fabric.of_kind("eval") {
-        let eval = b.add(format!("eval/{}", name_of(fabric, id)), ResourceKind::Eval, None, id);
+        let eval = b.add(ResourceKind::Eval, qualified(fabric, id), None, None, id);
         if let (Some(target), Some(val)) = (ref_prop(item, "target"), item.prop("target"))
             && let Some(server) = b.primary(target)
         {
@@ -251,7 +272,7 @@ pub fn build(
     }
     for (id, item) in fabric.of_kind("edge") {
         let site = ref_prop(item, "fleet").and_then(|f| sites.fleet(f)).map(|(s, _)| s);
-        let bundle = b.add(format!("edge-bundle/{}", name_of(fabric, id)), ResourceKind::EdgeBundle, site, id);
+        let bundle = b.add(ResourceKind::EdgeBundle, qualified(fabric, id), None, site, id);
         for (_, fallback) in children(fabric, item, "fallback") {
             if let Some(val) = fallback.args.first()
                 && let Some(server) = ref_target(val).and_then(|t| b.primary(t))
@@ -282,6 +303,14 @@ pub fn build(
     let mut graph = b.graph;
     graph.waves = waves(fabric, &graph, diagnostics);
     graph
+}
+
+/// The shared name of a declared item (no allocation), or its description.
+fn qualified(fabric: &Fabric, id: ItemId) -> Arc<str> {
+    match &fabric.item(id).name {
+        Some(name) => name.qualified.clone(),
+        None => name_of(fabric, id).into(),
+    }
 }
 
 /// Layers by longest path, or nothing (and `SOV4006`) when there is a cycle.
@@ -337,7 +366,7 @@ fn report_cycles(fabric: &Fabric, graph: &ResourceGraph, diagnostics: &mut Vec<D
     for (i, e) in graph.edges.iter().enumerate() {
         g.add_edge(nodes[e.from], nodes[e.to], i);
     }
-    let id = |n: &NodeIndex| graph.resources[g[*n]].id.as_str();
+    let id = |n: &NodeIndex| &graph.resources[g[*n]].id;
     let mut cycles: Vec<Vec<NodeIndex>> = tarjan_scc(&g).into_iter().filter(|c| c.len() > 1).collect();
     // Sorted by resource id, so the report does not depend on traversal order.
     cycles.iter_mut().for_each(|c| c.sort_by(|a, b| id(a).cmp(id(b))));
@@ -374,7 +403,7 @@ fn cycle_diagnostic(
         }
         visited.push(at);
     }
-    let names: Vec<&str> = path.iter().map(|&e| graph.resources[graph.edges[e].from].id.as_str()).collect();
+    let names: Vec<String> = path.iter().map(|&e| graph.resources[graph.edges[e].from].id.to_string()).collect();
     let first = &graph.edges[path[0]];
     let mut d = Diagnostic::new(
         codes::RESOURCE_CYCLE,

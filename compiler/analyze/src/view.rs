@@ -4,6 +4,7 @@
 //! Values the spec leaves out get the schema's defaults here, in one place.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use sovereign_catalog::Catalog;
 use sovereign_check::ir::{Fabric, Item, ItemId, Typed, Val};
@@ -41,7 +42,8 @@ impl Tier {
 #[derive(Clone, Debug)]
 pub struct Site {
     pub id: ItemId,
-    pub name: String,
+    /// Shared with the IR.
+    pub name: Arc<str>,
     pub tier: Tier,
     pub region: String,
     /// The jurisdiction of the region (empty when the region is unknown, already reported by check).
@@ -109,7 +111,7 @@ impl Sites {
             let region = str_prop(item, "region").unwrap_or_default().to_owned();
             let mut site = Site {
                 id,
-                name: name.qualified.to_string(),
+                name: name.qualified.clone(),
                 tier,
                 jurisdiction: catalog.jurisdiction_of(&region).unwrap_or_default().to_owned(),
                 region,

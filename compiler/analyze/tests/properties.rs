@@ -124,7 +124,7 @@ type GpuKey = (usize, String, u32);
 /// Held whole; MIG instances as (profile, start).
 type GpuUse = (bool, Vec<(String, u32)>);
 
-fn verify_placement(analysis: &Analysis, catalog: &Catalog) -> Result<(), String> {
+fn verify_placement(analysis: &Analysis, catalog: &Catalog, serves: &[Serve]) -> Result<(), String> {
     let mut taken: BTreeMap<GpuKey, GpuUse> = BTreeMap::new();
     for plan in &analysis.serves {
         if plan.placements.len() > plan.replicas as usize {
@@ -195,7 +195,9 @@ fn verify_placement(analysis: &Analysis, catalog: &Catalog) -> Result<(), String
     for plan in analysis.serves.iter().filter(|p| p.placements.len() < p.replicas as usize) {
         let Shape::Mig(profile) = &plan.shape else { continue };
         for (site_index, site) in sites.iter().enumerate() {
-            if !plan.wanted.contains("tier") && !plan.wanted.ends_with(&format!(" {}", site.name)) {
+            // The generator names serve i `x{i}`; its site, if it asked for one, is `s{site}`.
+            let asked = plan.name.strip_prefix('x').and_then(|i| i.parse::<usize>().ok()).and_then(|i| serves[i].site);
+            if asked.is_some_and(|s| format!("s{s}") != *site.name) {
                 continue;
             }
             for node in site.nodes.iter().filter(|n| n.mig) {
@@ -271,7 +273,7 @@ proptest! {
     fn placement_and_waves_hold((sites, serves) in fabric()) {
         let text = spec(&sites, &serves);
         let (analysis, schema) = run(&text);
-        if let Err(problem) = verify_placement(&analysis, &schema.catalog) {
+        if let Err(problem) = verify_placement(&analysis, &schema.catalog, &serves) {
             prop_assert!(false, "{problem}\n{text}");
         }
         if let Err(problem) = verify_waves(&analysis) {

@@ -56,8 +56,9 @@ pub struct LineCol {
 pub struct SourceFile {
     /// The path as the user should see it (relative when the user gave it so).
     pub path: PathBuf,
-    /// Shared so that a map can be cloned cheaply (the fuzzer, the editor).
-    pub text: Arc<str>,
+    /// Shared so that a map can be cloned cheaply (the fuzzer, the editor);
+    /// `Arc<String>`, not `Arc<str>`, so a file read as a `String` is not copied.
+    pub text: Arc<String>,
 }
 
 /// Every file a run has read, indexed by [`FileId`].
@@ -72,9 +73,9 @@ impl SourceMap {
         SourceMap::default()
     }
 
-    pub fn add(&mut self, path: PathBuf, text: impl Into<Arc<str>>) -> FileId {
+    pub fn add(&mut self, path: PathBuf, text: impl Into<String>) -> FileId {
         let id = FileId(u32::try_from(self.files.len()).expect("fewer than 4 billion files"));
-        self.files.push(SourceFile { path, text: text.into() });
+        self.files.push(SourceFile { path, text: Arc::new(text.into()) });
         id
     }
 
@@ -85,7 +86,7 @@ impl SourceMap {
 
     #[must_use]
     pub fn text(&self, file: FileId) -> &str {
-        self.get(file).map_or("", |f| &f.text)
+        self.get(file).map_or("", |f| f.text.as_str())
     }
 
     pub fn files(&self) -> impl Iterator<Item = (FileId, &SourceFile)> {
