@@ -136,7 +136,7 @@ fn dot(analysis: &Analysis) -> String {
                 let _ = writeln!(
                     out,
                     "{indent}    \"{}\" [label=\"{}{wave}\", shape={}];",
-                    res.id.to_string(),
+                    res.id,
                     label(res),
                     dot_shape(res.kind)
                 );
@@ -153,9 +153,7 @@ fn dot(analysis: &Analysis) -> String {
         let _ = writeln!(
             out,
             "    \"{}\" -> \"{}\" [label=\"{}\"];",
-            graph.resources[e.from].id.to_string(),
-            graph.resources[e.to].id.to_string(),
-            e.why
+            graph.resources[e.from].id, graph.resources[e.to].id, e.why
         );
     }
     out.push_str("}\n");
