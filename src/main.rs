@@ -7,6 +7,7 @@
 
 mod analyze_command;
 mod check_command;
+mod fmt_command;
 mod graph_command;
 mod host;
 
@@ -38,6 +39,8 @@ enum Command {
     Analyze(AnalyzeArgs),
     /// Draw the resource graph: Graphviz DOT, Mermaid, JSON, or SVG (with Graphviz installed).
     Graph(GraphArgs),
+    /// Format spec files in the one canonical style (comments kept, meaning unchanged).
+    Fmt(FmtArgs),
     /// Print the documentation of a diagnostic code (such as SOV2001 or unknown-node).
     Explain {
         /// The code or its name.
@@ -91,6 +94,18 @@ struct GraphArgs {
     /// Use the stdlib (schema and catalogs) in this folder instead of the embedded one.
     #[arg(long, value_name = "DIR")]
     stdlib: Option<PathBuf>,
+    /// When to colour diagnostics (never when NO_COLOR is set).
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
+}
+
+#[derive(clap::Args, Debug)]
+struct FmtArgs {
+    /// Files or folders (every `.kdl` file under them); `-` formats standard input to standard output.
+    paths: Vec<PathBuf>,
+    /// Change nothing: print a diff of what would change and exit 1 if anything would.
+    #[arg(long)]
+    check: bool,
     /// When to colour diagnostics (never when NO_COLOR is set).
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     color: ColorChoice,
@@ -156,6 +171,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check_command::run(&args),
         Command::Analyze(args) => analyze_command::run(&args),
         Command::Graph(args) => graph_command::run(&args),
+        Command::Fmt(args) => fmt_command::run(&args),
         Command::Explain { code } => explain(&code),
     }
 }

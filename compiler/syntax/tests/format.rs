@@ -1,0 +1,82 @@
+//! The formatter on the official KDL 2.0 suite and on hand-written layouts:
+//! formatting never changes what a document means (same normal form),
+//! is idempotent, keeps every comment, and leaves `_fail` cases alone.
+
+use std::fs;
+use std::path::Path;
+
+use sovereign_diagnostics::FileId;
+use sovereign_syntax::{FormatError, format, normal_form, parse};
+
+#[test]
+fn suite_cases_keep_their_meaning_and_fail_cases_are_left_alone() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kdl-spec-tests/input");
+    let mut cases: Vec<_> = fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).collect();
+    cases.sort();
+    let mut failures = Vec::new();
+    let mut formatted = 0;
+    for path in &cases {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let text = fs::read_to_string(path).unwrap();
+        match (name.ends_with("_fail.kdl"), format(&text)) {
+            (true, Err(FormatError::Syntax(diagnostics))) => assert!(!diagnostics.is_empty()),
+            (true, other) => failures.push(format!("{name}: a failing case must be refused, got {other:?}")),
+            (false, Ok(out)) => {
+                formatted += 1;
+                let before = normal_form(&parse(FileId(0), &text).document);
+                let after = normal_form(&parse(FileId(0), &out).document);
+                if before != after {
+                    failures.push(format!("{name}: meaning changed\n{text}\n---\n{out}"));
+                }
+                match format(&out) {
+                    Ok(again) if again == out => {}
+                    other => failures.push(format!("{name}: not idempotent\n{out}\n---\n{other:?}")),
+                }
+            }
+            (false, Err(error)) => failures.push(format!("{name}: not formatted: {error:?}\n{text}")),
+        }
+    }
+    assert!(failures.is_empty(), "{} problems:\n{}", failures.len(), failures.join("\n\n"));
+    assert!(formatted > 200, "only {formatted} cases formatted");
+}
+
+fn check(input: &str, expected: &str) {
+    let out = format(input).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(out, expected, "\n--- got:\n{out}\n--- expected:\n{expected}");
+    assert_eq!(format(&out).unwrap(), out, "not idempotent");
+}
+
+#[test]
+fn canonical_layout() {
+    check(
+        "site   \"fra\"   tier = \"server\"{cluster kind=\"k3s\" ;node \"a\" gpus=2}\n\n\n\nmodel \"m\" \\\n    base=\"b\"",
+        "site \"fra\" tier=\"server\" {\n    cluster kind=\"k3s\"\n    node \"a\" gpus=2\n}\n\nmodel \"m\" base=\"b\"\n",
+    );
+}
+
+#[test]
+fn comments_are_kept_where_they_are() {
+    check(
+        "// heading\n\nfabric \"a\" { // the fabric\n  // inside\n  residency \"eu\"   // trailing\n\n  /* block */ state backend=\"local\"\n  // last\n}\n/-node \"gone\"\nnode /* inline */ arg /-skipped other\n",
+        "// heading\n\nfabric \"a\" { // the fabric\n    // inside\n    residency \"eu\" // trailing\n\n    /* block */\n    state backend=\"local\"\n    // last\n}\n/-node \"gone\"\nnode /* inline */ arg /-skipped other\n",
+    );
+}
+
+#[test]
+fn values_are_copied_as_written() {
+    check(
+        "n 0x1F 1_000 1.5e3 #true #null #\"raw \"q\"\"# (t)\"typed\" \"\"\"\n    multi\n      line\n    \"\"\"\n",
+        "n 0x1F 1_000 1.5e3 #true #null #\"raw \"q\"\"# (t)\"typed\" \"\"\"\n    multi\n      line\n    \"\"\"\n",
+    );
+}
+
+#[test]
+fn line_comments_in_a_continued_node_move_before_it() {
+    check("node a \\ // why a\n    b\n", "// why a\nnode a b\n");
+}
+
+#[test]
+fn broken_documents_are_refused() {
+    assert!(matches!(format("node \"unclosed"), Err(FormatError::Syntax(_))));
+    assert_eq!(format("").unwrap(), "");
+}
