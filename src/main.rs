@@ -10,6 +10,7 @@ mod check_command;
 mod fmt_command;
 mod graph_command;
 mod host;
+mod lsp;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -41,6 +42,8 @@ enum Command {
     Graph(GraphArgs),
     /// Format spec files in the one canonical style (comments kept, meaning unchanged).
     Fmt(FmtArgs),
+    /// Run the language server (LSP 3.17 over stdio) for editors.
+    Lsp,
     /// Print the documentation of a diagnostic code (such as SOV2001 or unknown-node).
     Explain {
         /// The code or its name.
@@ -172,6 +175,7 @@ fn main() -> ExitCode {
         Command::Analyze(args) => analyze_command::run(&args),
         Command::Graph(args) => graph_command::run(&args),
         Command::Fmt(args) => fmt_command::run(&args),
+        Command::Lsp => lsp::run(),
         Command::Explain { code } => explain(&code),
     }
 }

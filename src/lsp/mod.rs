@@ -1,0 +1,546 @@
+//! `sovereign lsp`: the language server (LSP 3.17 over stdio).
+//!
+//! Every edit re-checks the buffer's root spec on a blocking thread and
+//! publishes the diagnostics of every file it loaded, the same codes,
+//! messages and spans as `sovereign check`; results of an older edit are
+//! dropped. Requests never wait for a check: hover and completion parse
+//! the buffer as it is (the parser recovers from any error), and names come
+//! from the latest snapshot.
+//!
+//! A panic inside a request is caught, logged, and answered with an
+//! internal error; the server keeps running.
+
+mod convert;
+mod features;
+mod workspace;
+
+use std::collections::{BTreeSet, HashMap};
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use sovereign_check::Schema;
+use sovereign_diagnostics::{FileId, SourceMap, Span};
+use tower_lsp_server::jsonrpc::{Error, Result};
+use tower_lsp_server::ls_types::*;
+use tower_lsp_server::{Client, LanguageServer, LspService, Server};
+
+use self::convert::{Encoding, LineIndex, diagnostic, location, path_of, uri_of};
+use self::features::{CompletionKind, Context};
+use self::workspace::{Document, Snapshot, Workspace};
+use crate::host::DiskHost;
+use sovereign_check::Host as _;
+
+/// The command that panics on purpose, to test that panics are contained.
+/// Offered only when `SOVEREIGN_LSP_TEST_PANIC=1`.
+const PANIC_COMMAND: &str = "sovereign.test.panic";
+
+pub(crate) fn run() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the language server: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(async {
+        let mut sources = SourceMap::new();
+        let (schema, _) = sovereign_check::embedded_schema(&mut sources);
+        let shared = Arc::new(Shared { schema, schema_sources: sources });
+        let (service, socket) = LspService::new(|client| Backend {
+            client,
+            shared,
+            workspace: Arc::new(Mutex::new(Workspace::default())),
+            encoding: OnceLock::new(),
+        });
+        Server::new(tokio::io::stdin(), tokio::io::stdout(), socket).serve(service).await;
+    });
+    ExitCode::SUCCESS
+}
+
+/// What never changes while the server runs.
+struct Shared {
+    schema: Schema,
+    schema_sources: SourceMap,
+}
+
+struct Backend {
+    client: Client,
+    shared: Arc<Shared>,
+    workspace: Arc<Mutex<Workspace>>,
+    encoding: OnceLock<Encoding>,
+}
+
+/// The lock, even after a panic elsewhere poisoned it: its data stays consistent
+/// because every update is a single insert or remove.
+fn lock(workspace: &Mutex<Workspace>) -> MutexGuard<'_, Workspace> {
+    workspace.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Runs a request body, turning a panic into an internal error.
+fn guarded<T>(what: &str, body: impl FnOnce() -> T) -> std::result::Result<T, String> {
+    std::panic::catch_unwind(AssertUnwindSafe(body)).map_err(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        format!("{what} failed: {message}")
+    })
+}
+
+impl Backend {
+    fn encoding(&self) -> Encoding {
+        self.encoding.get().copied().unwrap_or(Encoding::Utf16)
+    }
+
+    async fn answer<T>(&self, what: &str, body: impl FnOnce() -> Option<T>) -> Result<Option<T>> {
+        match guarded(what, body) {
+            Ok(value) => Ok(value),
+            Err(message) => {
+                self.client.log_message(MessageType::ERROR, &message).await;
+                let mut error = Error::internal_error();
+                error.message = message.into();
+                Err(error)
+            }
+        }
+    }
+
+    /// The buffer (or file) at `uri`, its canonical path, and the snapshot that covers it.
+    fn lookup(&self, uri: &Uri) -> Option<(PathBuf, Arc<String>, Option<Arc<Snapshot>>)> {
+        let path = DiskHost.canonical(&path_of(uri)?);
+        let workspace = lock(&self.workspace);
+        let text = match workspace.documents.get(&path) {
+            Some(doc) => doc.text.clone(),
+            None => Arc::new(std::fs::read_to_string(&path).ok()?),
+        };
+        let snapshot = workspace.snapshot_for(&path);
+        Some((path, text, snapshot))
+    }
+
+    /// Re-checks the root of `path` in the background and publishes the diagnostics.
+    fn schedule_check(&self, path: PathBuf) {
+        let (root_known, generation, host) = {
+            let mut workspace = lock(&self.workspace);
+            let root = workspace.roots.get(&path).cloned();
+            let key = root.clone().unwrap_or_else(|| path.clone());
+            let generation = workspace.generations.entry(key).or_default();
+            *generation += 1;
+            (root, *generation, workspace.overlay())
+        };
+        let shared = self.shared.clone();
+        let workspace = self.workspace.clone();
+        let client = self.client.clone();
+        let encoding = self.encoding();
+        tokio::spawn(async move {
+            let task_path = path.clone();
+            let outcome = tokio::task::spawn_blocking(move || {
+                guarded("checking", || {
+                    let root = root_known.unwrap_or_else(|| {
+                        workspace::find_root(&task_path, &host, &shared.schema, &shared.schema_sources)
+                    });
+                    let snapshot = workspace::check(&root, &host, &shared.schema, &shared.schema_sources);
+                    (root, snapshot)
+                })
+            })
+            .await;
+            let (root, snapshot) = match outcome {
+                Ok(Ok(result)) => result,
+                Ok(Err(message)) => {
+                    client.log_message(MessageType::ERROR, message).await;
+                    return;
+                }
+                Err(error) => {
+                    client.log_message(MessageType::ERROR, format!("checking failed: {error}")).await;
+                    return;
+                }
+            };
+            let publish = {
+                let mut ws = lock(&workspace);
+                let key = if ws.roots.contains_key(&path) { root.clone() } else { path.clone() };
+                // A newer edit started another check: this result is stale.
+                let current = ws.generations.get(&key).copied().unwrap_or(0);
+                if current != generation && current != 0 {
+                    return;
+                }
+                ws.roots.insert(path.clone(), root.clone());
+                if key != root {
+                    let g = ws.generations.remove(&key).unwrap_or(generation);
+                    ws.generations.insert(root.clone(), g);
+                }
+                let snapshot = Arc::new(snapshot);
+                ws.snapshots.insert(root.clone(), snapshot.clone());
+                let mut by_file: HashMap<PathBuf, Vec<Diagnostic>> = HashMap::new();
+                for (_, file) in snapshot.sources.files() {
+                    if !file.path.starts_with("<stdlib>") {
+                        by_file.entry(DiskHost.canonical(&file.path)).or_default();
+                    }
+                }
+                for d in &snapshot.diagnostics {
+                    if let Some(file) = snapshot.sources.get(d.primary.span.file)
+                        && !file.path.starts_with("<stdlib>")
+                    {
+                        by_file.entry(DiskHost.canonical(&file.path)).or_default().push(diagnostic(
+                            &snapshot.sources,
+                            d,
+                            encoding,
+                        ));
+                    }
+                }
+                let now: BTreeSet<PathBuf> = by_file.keys().cloned().collect();
+                let before = ws.published.insert(root.clone(), now.clone()).unwrap_or_default();
+                for gone in before.difference(&now) {
+                    by_file.insert(gone.clone(), Vec::new());
+                }
+                by_file
+                    .into_iter()
+                    .map(|(file, diagnostics)| {
+                        let version = ws.documents.get(&file).map(|d| d.version);
+                        (file, diagnostics, version)
+                    })
+                    .collect::<Vec<_>>()
+            };
+            for (file, diagnostics, version) in publish {
+                if let Some(uri) = uri_of(&file) {
+                    client.publish_diagnostics(uri, diagnostics, version).await;
+                }
+            }
+        });
+    }
+
+    fn range(&self, text: &str, span: Span) -> Range {
+        LineIndex::new(text).range(span, self.encoding())
+    }
+}
+
+fn completion_kind(kind: CompletionKind) -> CompletionItemKind {
+    match kind {
+        CompletionKind::Node => CompletionItemKind::CLASS,
+        CompletionKind::Property => CompletionItemKind::PROPERTY,
+        CompletionKind::Value => CompletionItemKind::ENUM_MEMBER,
+        CompletionKind::Reference => CompletionItemKind::REFERENCE,
+    }
+}
+
+fn symbol_kind(kind: &str) -> SymbolKind {
+    match kind {
+        "site" | "fabric" => SymbolKind::NAMESPACE,
+        "node" | "pool" | "fleet" => SymbolKind::OBJECT,
+        "serve" | "eval" | "edge" => SymbolKind::FUNCTION,
+        "dataset" | "model" | "secret" | "ledger" => SymbolKind::CONSTANT,
+        _ => SymbolKind::STRUCT,
+    }
+}
+
+impl LanguageServer for Backend {
+    async fn initialize(&self, params: InitializeParams) -> Result<InitializeResult> {
+        let offered = params.capabilities.general.and_then(|g| g.position_encodings).unwrap_or_default();
+        let encoding = if offered.contains(&PositionEncodingKind::UTF8) { Encoding::Utf8 } else { Encoding::Utf16 };
+        let _ = self.encoding.set(encoding);
+        let mut commands = Vec::new();
+        if std::env::var_os("SOVEREIGN_LSP_TEST_PANIC").is_some_and(|v| v == "1") {
+            commands.push(PANIC_COMMAND.to_owned());
+        }
+        Ok(InitializeResult {
+            capabilities: ServerCapabilities {
+                position_encoding: Some(if encoding == Encoding::Utf8 {
+                    PositionEncodingKind::UTF8
+                } else {
+                    PositionEncodingKind::UTF16
+                }),
+                text_document_sync: Some(TextDocumentSyncCapability::Options(TextDocumentSyncOptions {
+                    open_close: Some(true),
+                    change: Some(TextDocumentSyncKind::INCREMENTAL),
+                    save: Some(TextDocumentSyncSaveOptions::Supported(true)),
+                    ..TextDocumentSyncOptions::default()
+                })),
+                hover_provider: Some(HoverProviderCapability::Simple(true)),
+                completion_provider: Some(CompletionOptions {
+                    trigger_characters: Some(vec!["\"".to_owned(), "=".to_owned(), " ".to_owned()]),
+                    ..CompletionOptions::default()
+                }),
+                definition_provider: Some(OneOf::Left(true)),
+                references_provider: Some(OneOf::Left(true)),
+                rename_provider: Some(OneOf::Right(RenameOptions {
+                    prepare_provider: Some(true),
+                    work_done_progress_options: WorkDoneProgressOptions::default(),
+                })),
+                document_symbol_provider: Some(OneOf::Left(true)),
+                document_formatting_provider: Some(OneOf::Left(true)),
+                code_action_provider: Some(CodeActionProviderCapability::Simple(true)),
+                execute_command_provider: (!commands.is_empty())
+                    .then(|| ExecuteCommandOptions { commands, ..ExecuteCommandOptions::default() }),
+                ..ServerCapabilities::default()
+            },
+            server_info: Some(ServerInfo {
+                name: "sovereign".to_owned(),
+                version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+            }),
+            ..InitializeResult::default()
+        })
+    }
+
+    async fn shutdown(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn did_open(&self, params: DidOpenTextDocumentParams) {
+        let Some(path) = path_of(&params.text_document.uri).map(|p| DiskHost.canonical(&p)) else { return };
+        lock(&self.workspace).documents.insert(
+            path.clone(),
+            Document { text: Arc::new(params.text_document.text), version: params.text_document.version },
+        );
+        self.schedule_check(path);
+    }
+
+    async fn did_change(&self, params: DidChangeTextDocumentParams) {
+        let Some(path) = path_of(&params.text_document.uri).map(|p| DiskHost.canonical(&p)) else { return };
+        let encoding = self.encoding();
+        let applied = guarded("applying an edit", || {
+            let mut workspace = lock(&self.workspace);
+            let mut text = workspace.documents.get(&path).map(|d| (*d.text).clone()).unwrap_or_default();
+            for change in params.content_changes {
+                match change.range {
+                    Some(range) => {
+                        let index = LineIndex::new(&text);
+                        let start = index.offset(range.start, encoding);
+                        let end = index.offset(range.end, encoding).max(start);
+                        text.replace_range(start..end, &change.text);
+                    }
+                    None => text = change.text,
+                }
+            }
+            workspace
+                .documents
+                .insert(path.clone(), Document { text: Arc::new(text), version: params.text_document.version });
+        });
+        if let Err(message) = applied {
+            self.client.log_message(MessageType::ERROR, message).await;
+        }
+        self.schedule_check(path);
+    }
+
+    async fn did_save(&self, params: DidSaveTextDocumentParams) {
+        if let Some(path) = path_of(&params.text_document.uri).map(|p| DiskHost.canonical(&p)) {
+            self.schedule_check(path);
+        }
+    }
+
+    async fn did_close(&self, params: DidCloseTextDocumentParams) {
+        if let Some(path) = path_of(&params.text_document.uri).map(|p| DiskHost.canonical(&p)) {
+            lock(&self.workspace).documents.remove(&path);
+            // Other open files may import it: their view falls back to the disk.
+            self.schedule_check(path);
+        }
+    }
+
+    async fn hover(&self, params: HoverParams) -> Result<Option<Hover>> {
+        let position = params.text_document_position_params;
+        let Some((path, text, snapshot)) = self.lookup(&position.text_document.uri) else { return Ok(None) };
+        let encoding = self.encoding();
+        self.answer("hover", || {
+            let offset = LineIndex::new(&text).offset(position.position, encoding);
+            let context = features::context(&self.shared.schema, &text, offset);
+            let file = snapshot.as_deref().and_then(|s| s.file_of(&path));
+            let markdown = features::hover(snapshot.as_deref(), &context, file, offset)?;
+            Some(Hover {
+                contents: HoverContents::Markup(MarkupContent { kind: MarkupKind::Markdown, value: markdown }),
+                range: None,
+            })
+        })
+        .await
+    }
+
+    async fn completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {
+        let position = params.text_document_position;
+        let Some((_, text, snapshot)) = self.lookup(&position.text_document.uri) else { return Ok(None) };
+        let encoding = self.encoding();
+        self.answer("completion", || {
+            let offset = LineIndex::new(&text).offset(position.position, encoding);
+            let context: Context<'_> = features::context(&self.shared.schema, &text, offset);
+            let items = features::completions(&self.shared.schema, snapshot.as_deref(), &context)
+                .into_iter()
+                .map(|c| CompletionItem {
+                    label: c.label.clone(),
+                    kind: Some(completion_kind(c.kind)),
+                    detail: (!c.detail.is_empty()).then_some(c.detail),
+                    documentation: (!c.doc.is_empty()).then_some(Documentation::String(c.doc)),
+                    filter_text: Some(c.label.clone()),
+                    text_edit: c.replace.map(|span| {
+                        CompletionTextEdit::Edit(TextEdit {
+                            range: self.range(&text, span),
+                            new_text: c.insert.clone(),
+                        })
+                    }),
+                    insert_text: Some(c.insert),
+                    ..CompletionItem::default()
+                })
+                .collect();
+            Some(CompletionResponse::Array(items))
+        })
+        .await
+    }
+
+    async fn goto_definition(&self, params: GotoDefinitionParams) -> Result<Option<GotoDefinitionResponse>> {
+        let position = params.text_document_position_params;
+        let Some((path, text, Some(snapshot))) = self.lookup(&position.text_document.uri) else { return Ok(None) };
+        let encoding = self.encoding();
+        self.answer("definition", || {
+            let offset = LineIndex::new(&text).offset(position.position, encoding);
+            let id = features::item_at(&snapshot, snapshot.file_of(&path)?, offset)?;
+            let name = snapshot.fabric.item(id).name.as_ref()?;
+            location(&snapshot.sources, name.span, encoding).map(GotoDefinitionResponse::Scalar)
+        })
+        .await
+    }
+
+    async fn references(&self, params: ReferenceParams) -> Result<Option<Vec<Location>>> {
+        let position = params.text_document_position;
+        let Some((path, text, Some(snapshot))) = self.lookup(&position.text_document.uri) else { return Ok(None) };
+        let encoding = self.encoding();
+        self.answer("references", || {
+            let offset = LineIndex::new(&text).offset(position.position, encoding);
+            let id = features::item_at(&snapshot, snapshot.file_of(&path)?, offset)?;
+            let spans = features::references(&snapshot, id, params.context.include_declaration);
+            Some(spans.into_iter().filter_map(|s| location(&snapshot.sources, s, encoding)).collect())
+        })
+        .await
+    }
+
+    async fn prepare_rename(&self, params: TextDocumentPositionParams) -> Result<Option<PrepareRenameResponse>> {
+        let Some((path, text, Some(snapshot))) = self.lookup(&params.text_document.uri) else { return Ok(None) };
+        let encoding = self.encoding();
+        self.answer("prepare rename", || {
+            let index = LineIndex::new(&text);
+            let offset = index.offset(params.position, encoding);
+            let file = snapshot.file_of(&path)?;
+            let id = features::item_at(&snapshot, file, offset)?;
+            let name = snapshot.fabric.item(id).name.as_ref()?;
+            // The span under the cursor, in this file.
+            let span = features::references(&snapshot, id, true)
+                .into_iter()
+                .find(|s| s.file == file && s.start as usize <= offset && offset <= s.end as usize)?;
+            Some(PrepareRenameResponse::RangeWithPlaceholder {
+                range: index.range(span, encoding),
+                placeholder: name.text().to_owned(),
+            })
+        })
+        .await
+    }
+
+    async fn rename(&self, params: RenameParams) -> Result<Option<WorkspaceEdit>> {
+        let position = params.text_document_position;
+        let Some((path, text, Some(snapshot))) = self.lookup(&position.text_document.uri) else { return Ok(None) };
+        let encoding = self.encoding();
+        let outcome = guarded("rename", || {
+            let offset = LineIndex::new(&text).offset(position.position, encoding);
+            let id = snapshot.file_of(&path).and_then(|f| features::item_at(&snapshot, f, offset));
+            id.map(|id| features::rename(&snapshot, id, &params.new_name))
+        });
+        match outcome {
+            Ok(None) => Ok(None),
+            Ok(Some(Err(message))) => Err(Error::invalid_params(message)),
+            Ok(Some(Ok(edits))) => {
+                let mut changes: HashMap<Uri, Vec<TextEdit>> = HashMap::new();
+                for (span, new_text) in edits {
+                    if let Some(location) = location(&snapshot.sources, span, encoding) {
+                        changes.entry(location.uri).or_default().push(TextEdit { range: location.range, new_text });
+                    }
+                }
+                Ok(Some(WorkspaceEdit { changes: Some(changes), ..WorkspaceEdit::default() }))
+            }
+            Err(message) => {
+                self.client.log_message(MessageType::ERROR, &message).await;
+                Err(Error::internal_error())
+            }
+        }
+    }
+
+    async fn document_symbol(&self, params: DocumentSymbolParams) -> Result<Option<DocumentSymbolResponse>> {
+        let Some((path, text, Some(snapshot))) = self.lookup(&params.text_document.uri) else { return Ok(None) };
+        let encoding = self.encoding();
+        self.answer("document symbols", || {
+            let file = snapshot.file_of(&path)?;
+            let index = LineIndex::new(&text);
+            #[allow(deprecated)]
+            fn convert(s: features::Symbol, index: &LineIndex<'_>, encoding: Encoding) -> DocumentSymbol {
+                DocumentSymbol {
+                    name: s.name,
+                    detail: Some(s.kind.clone()),
+                    kind: symbol_kind(&s.kind),
+                    tags: None,
+                    deprecated: None,
+                    range: index.range(s.span, encoding),
+                    selection_range: index.range(s.name_span, encoding),
+                    children: Some(s.children.into_iter().map(|c| convert(c, index, encoding)).collect()),
+                }
+            }
+            let symbols =
+                features::symbols(&snapshot, file).into_iter().map(|s| convert(s, &index, encoding)).collect();
+            Some(DocumentSymbolResponse::Nested(symbols))
+        })
+        .await
+    }
+
+    async fn formatting(&self, params: DocumentFormattingParams) -> Result<Option<Vec<TextEdit>>> {
+        let Some((_, text, _)) = self.lookup(&params.text_document.uri) else { return Ok(None) };
+        let encoding = self.encoding();
+        self.answer("formatting", || {
+            // A buffer with syntax errors is left alone; its diagnostics say why.
+            let formatted = sovereign_syntax::format(&text).ok()?;
+            if formatted == *text {
+                return Some(Vec::new());
+            }
+            let range = LineIndex::new(&text).range(Span::new(FileId(0), 0, text.len()), encoding);
+            Some(vec![TextEdit { range, new_text: formatted }])
+        })
+        .await
+    }
+
+    async fn code_action(&self, params: CodeActionParams) -> Result<Option<CodeActionResponse>> {
+        let Some((path, text, Some(snapshot))) = self.lookup(&params.text_document.uri) else { return Ok(None) };
+        let encoding = self.encoding();
+        let uri = params.text_document.uri.clone();
+        self.answer("code actions", || {
+            let file = snapshot.file_of(&path)?;
+            let index = LineIndex::new(&text);
+            let start = index.offset(params.range.start, encoding);
+            let end = index.offset(params.range.end, encoding);
+            let mut actions = Vec::new();
+            for d in snapshot.diagnostics.iter().filter(|d| d.primary.span.file == file) {
+                let span = d.primary.span;
+                if (span.end as usize) < start || (span.start as usize) > end {
+                    continue;
+                }
+                for fix in &d.fixes {
+                    let edit = TextEdit { range: index.range(fix.span, encoding), new_text: fix.replacement.clone() };
+                    actions.push(CodeActionOrCommand::CodeAction(CodeAction {
+                        title: fix.title.clone(),
+                        kind: Some(CodeActionKind::QUICKFIX),
+                        diagnostics: Some(vec![diagnostic(&snapshot.sources, d, encoding)]),
+                        edit: Some(WorkspaceEdit {
+                            changes: Some(HashMap::from([(uri.clone(), vec![edit])])),
+                            ..WorkspaceEdit::default()
+                        }),
+                        is_preferred: Some(true),
+                        ..CodeAction::default()
+                    }));
+                }
+            }
+            Some(actions)
+        })
+        .await
+    }
+
+    async fn execute_command(&self, params: ExecuteCommandParams) -> Result<Option<LSPAny>> {
+        let enabled = std::env::var_os("SOVEREIGN_LSP_TEST_PANIC").is_some_and(|v| v == "1");
+        self.answer("command", || {
+            if enabled && params.command == PANIC_COMMAND {
+                panic!("a test panic, as asked");
+            }
+            None
+        })
+        .await
+    }
+}

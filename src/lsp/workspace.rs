@@ -1,0 +1,132 @@
+//! The editor's view of the specs: open buffers over the disk, the root
+//! spec each buffer belongs to, and the latest checked snapshot per root.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sovereign_analyze::Analysis;
+use sovereign_check::ir::Fabric;
+use sovereign_check::{Host, Schema};
+use sovereign_diagnostics::{Diagnostic, SourceMap};
+
+use crate::host::DiskHost;
+
+/// An open buffer.
+#[derive(Clone, Debug)]
+pub(crate) struct Document {
+    pub(crate) text: Arc<String>,
+    pub(crate) version: i32,
+}
+
+/// Open buffers first, the disk for everything else: an import of a file
+/// being edited sees the unsaved text.
+pub(crate) struct OverlayHost {
+    pub(crate) open: BTreeMap<PathBuf, Arc<String>>,
+}
+
+impl Host for OverlayHost {
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        match self.open.get(&DiskHost.canonical(path)) {
+            Some(text) => Ok(text.as_bytes().to_vec()),
+            None => DiskHost.read(path),
+        }
+    }
+    fn is_dir(&self, path: &Path) -> bool {
+        DiskHost.is_dir(path)
+    }
+    fn kdl_files(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        DiskHost.kdl_files(dir)
+    }
+    fn canonical(&self, path: &Path) -> PathBuf {
+        DiskHost.canonical(path)
+    }
+}
+
+/// One check of one root spec, kept for the requests that follow it.
+pub(crate) struct Snapshot {
+    pub(crate) sources: SourceMap,
+    pub(crate) fabric: Fabric,
+    pub(crate) diagnostics: Vec<Diagnostic>,
+    /// Present once the analysis has run on a spec without check errors.
+    pub(crate) analysis: Option<Analysis>,
+}
+
+impl Snapshot {
+    /// The id of a loaded file by canonical path.
+    pub(crate) fn file_of(&self, path: &Path) -> Option<sovereign_diagnostics::FileId> {
+        self.sources.files().find(|(_, f)| DiskHost.canonical(&f.path) == path).map(|(id, _)| id)
+    }
+}
+
+/// Everything the server knows; behind one lock, held only briefly.
+#[derive(Default)]
+pub(crate) struct Workspace {
+    /// Open buffers by canonical path.
+    pub(crate) documents: BTreeMap<PathBuf, Document>,
+    /// The root spec of each open buffer.
+    pub(crate) roots: BTreeMap<PathBuf, PathBuf>,
+    /// The latest snapshot per root.
+    pub(crate) snapshots: BTreeMap<PathBuf, Arc<Snapshot>>,
+    /// The generation of the latest check started per root; older results are dropped.
+    pub(crate) generations: BTreeMap<PathBuf, u64>,
+    /// Files that got diagnostics from each root, to clear them when they are fixed.
+    pub(crate) published: BTreeMap<PathBuf, BTreeSet<PathBuf>>,
+}
+
+impl Workspace {
+    pub(crate) fn overlay(&self) -> OverlayHost {
+        OverlayHost { open: self.documents.iter().map(|(p, d)| (p.clone(), d.text.clone())).collect() }
+    }
+
+    /// The snapshot that covers `path`, if any.
+    pub(crate) fn snapshot_for(&self, path: &Path) -> Option<Arc<Snapshot>> {
+        let root = self.roots.get(path).cloned().unwrap_or_else(|| path.to_path_buf());
+        self.snapshots
+            .get(&root)
+            .cloned()
+            .or_else(|| self.snapshots.values().find(|s| s.file_of(path).is_some()).cloned())
+    }
+}
+
+/// Checks (and, when clean, analyzes) the spec rooted at `root`.
+pub(crate) fn check(root: &Path, host: &OverlayHost, schema: &Schema, schema_sources: &SourceMap) -> Snapshot {
+    let bytes = host.read(root).unwrap_or_default();
+    let mut checked = sovereign_check::check(root, bytes, host, schema, schema_sources.clone());
+    let analysis = if checked.has_errors() {
+        None
+    } else {
+        let analysis = sovereign_analyze::analyze(&checked.fabric, schema);
+        checked.diagnostics.extend(analysis.diagnostics.iter().cloned());
+        sovereign_diagnostics::sort(&mut checked.diagnostics);
+        Some(analysis)
+    };
+    Snapshot { sources: checked.sources, fabric: checked.fabric, diagnostics: checked.diagnostics, analysis }
+}
+
+/// The root spec of a buffer: the nearest `fabric.kdl` at or above it whose
+/// imports reach it, else the buffer itself.
+pub(crate) fn find_root(path: &Path, host: &OverlayHost, schema: &Schema, schema_sources: &SourceMap) -> PathBuf {
+    if path.file_name().is_some_and(|n| n == "fabric.kdl") {
+        return path.to_path_buf();
+    }
+    let mut dir = path.parent();
+    let mut tries = 0;
+    while let Some(d) = dir {
+        let candidate = d.join("fabric.kdl");
+        if candidate.is_file() || host.open.contains_key(&candidate) {
+            let bytes = host.read(&candidate).unwrap_or_default();
+            let checked = sovereign_check::check(&candidate, bytes, host, schema, schema_sources.clone());
+            if checked.sources.files().any(|(_, f)| host.canonical(&f.path) == path) {
+                return host.canonical(&candidate);
+            }
+        }
+        tries += 1;
+        if tries > 8 {
+            break;
+        }
+        dir = d.parent();
+    }
+    path.to_path_buf()
+}
