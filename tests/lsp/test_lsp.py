@@ -224,3 +224,26 @@ async def test_broken_input_never_kills_the_server(client: LanguageClient, tmp_p
     await change(client, uri, SPEC, 99)
     assert list(client.diagnostics[uri]) == []
     assert any("panic" in m.message for m in client.log_messages)
+
+
+async def test_rename_across_files(client: LanguageClient, tmp_path):
+    (tmp_path / "models.kdl").write_text('model "small" base="llama-3.2-1b-instruct"\n')
+    root = SPEC.replace('model "llama-8b" base="llama-3.1-8b-instruct" dtype="bf16"\n', 'import "models.kdl"\n')
+    root = root.replace('model="llama-8b"', 'model="small"')
+    uri = await open_doc(client, tmp_path / "fabric.kdl", root)
+    assert list(client.diagnostics[uri]) == []
+    edit = await client.text_document_rename_async(
+        types.RenameParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=position_of(root, 'model="small"', 8),
+            new_name="tiny",
+        )
+    )
+    models = (tmp_path / "models.kdl").as_uri()
+    assert [e.new_text for e in edit.changes[uri]] == ['"tiny"']
+    assert [e.new_text for e in edit.changes[models]] == ['"tiny"']
+    # Go to definition lands in the other file.
+    definition = await client.text_document_definition_async(
+        types.DefinitionParams(text_document=types.TextDocumentIdentifier(uri=uri), position=position_of(root, 'model="small"', 8))
+    )
+    assert definition.uri == models
