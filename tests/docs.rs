@@ -58,20 +58,13 @@ fn every_page_example_produces_its_code() {
     let dir = tempfile::tempdir().unwrap();
     let mut failures = Vec::new();
     for code in codes::ALL.iter().filter(|c| !EXAMPLE_NOT_TEXT.contains(&c.id)) {
-        let after = code.doc.split("## Example").nth(1).unwrap_or_default();
-        let Some(block) = after.split("```kdl\n").nth(1).and_then(|b| b.split("\n```").next()) else {
+        let Some(block) = kdl_block(code.doc, "## Example") else {
             failures.push(format!("{}: no ```kdl example", code.id));
             continue;
         };
         // Pages show invisible characters as stand-ins like ‹U+202E›.
         let block = block.replace("‹U+202E›", "\u{202E}");
-        let path = dir.path().join(format!("{}.kdl", code.id));
-        fs::write(&path, block).unwrap();
-        let output = Command::new(env!("CARGO_BIN_EXE_sovereign"))
-            .args(["check", "--format", "json"])
-            .arg(&path)
-            .output()
-            .unwrap();
+        let output = check_json(&dir.path().join(format!("{}.kdl", code.id)), &block);
         let stdout = String::from_utf8_lossy(&output.stdout);
         if !stdout.contains(&format!("\"code\": \"{}\"", code.id)) {
             failures.push(format!("{}: the example does not produce it; got {stdout}", code.id));
@@ -104,18 +97,11 @@ fn analysis_pages_show_a_fix_that_checks_clean() {
     let mut failures = Vec::new();
     for code in codes::ALL.iter().filter(|c| c.id.starts_with("SOV4") || c.id.starts_with("SOV5") || c.id == "SOV2018")
     {
-        let after = code.doc.split("## How to fix").nth(1).unwrap_or_default();
-        let Some(block) = after.split("```kdl\n").nth(1).and_then(|b| b.split("\n```").next()) else {
+        let Some(block) = kdl_block(code.doc, "## How to fix") else {
             failures.push(format!("{}: no ```kdl fix", code.id));
             continue;
         };
-        let path = dir.path().join(format!("{}-fix.kdl", code.id));
-        fs::write(&path, block).unwrap();
-        let output = Command::new(env!("CARGO_BIN_EXE_sovereign"))
-            .args(["check", "--format", "json"])
-            .arg(&path)
-            .output()
-            .unwrap();
+        let output = check_json(&dir.path().join(format!("{}-fix.kdl", code.id)), block);
         if output.status.code() != Some(0) || String::from_utf8_lossy(&output.stdout).contains("\"code\"") {
             failures.push(format!(
                 "{}: the fix does not check clean: {}",
@@ -125,4 +111,16 @@ fn analysis_pages_show_a_fix_that_checks_clean() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// The first ```kdl block after `section` in a code's page.
+fn kdl_block<'d>(doc: &'d str, section: &str) -> Option<&'d str> {
+    let after = doc.split(section).nth(1)?;
+    after.split("```kdl\n").nth(1).and_then(|b| b.split("\n```").next())
+}
+
+/// Writes `spec` to `path` and runs `sovereign check --format json` on it.
+fn check_json(path: &Path, spec: &str) -> std::process::Output {
+    fs::write(path, spec).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_sovereign")).args(["check", "--format", "json"]).arg(path).output().unwrap()
 }
