@@ -80,3 +80,49 @@ fn broken_documents_are_refused() {
     assert!(matches!(format("node \"unclosed"), Err(FormatError::Syntax(_))));
     assert_eq!(format("").unwrap(), "");
 }
+
+mod random_edits {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The suite's valid documents, read once.
+    fn corpus() -> &'static [String] {
+        static CORPUS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+        CORPUS.get_or_init(|| {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kdl-spec-tests/input");
+            let mut texts: Vec<String> = fs::read_dir(root)
+                .unwrap()
+                .filter_map(|e| fs::read_to_string(e.unwrap().path()).ok())
+                .filter(|t| format(t).is_ok())
+                .collect();
+            texts.sort();
+            texts
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Any edit of a valid document: formatting never panics, and
+        /// whenever it formats, the result means the same and is stable.
+        #[test]
+        fn formatting_edited_documents(pick in any::<prop::sample::Index>(), at in any::<prop::sample::Index>(),
+                                       insert in prop::sample::select(vec!["", " ", "\n", ";", "{", "}", "/*c*/", "// c\n", "/-", "\\\n", "\"", "#"]),
+                                       delete in 0usize..4) {
+            let corpus = corpus();
+            let text = pick.get(corpus);
+            let mut cut = at.index(text.len() + 1);
+            while !text.is_char_boundary(cut) { cut -= 1; }
+            let mut end = (cut + delete).min(text.len());
+            while !text.is_char_boundary(end) { end += 1; }
+            let edited = format!("{}{insert}{}", &text[..cut], &text[end..]);
+            if let Ok(out) = format(&edited) {
+                let before = normal_form(&parse(FileId(0), &edited).document);
+                let after = normal_form(&parse(FileId(0), &out).document);
+                prop_assert_eq!(before, after);
+                prop_assert_eq!(format(&out).ok(), Some(out.clone()));
+            }
+        }
+    }
+}
