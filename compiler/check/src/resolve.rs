@@ -64,6 +64,51 @@ pub fn resolve(fabric: &mut Fabric, root_span: Span, diagnostics: &mut Vec<Diagn
             _ => {}
         }
     }
+    check_runs_on_namespaces(fabric, diagnostics);
+}
+
+/// `runs-on "temporal" namespace="evals"` names a namespace of that Temporal
+/// cluster, relative to it: the one reference the schema cannot express as a
+/// plain `ref` (its target depends on the argument beside it).
+fn check_runs_on_namespaces(fabric: &Fabric, diagnostics: &mut Vec<Diagnostic>) {
+    for item in fabric.items.iter().filter(|i| i.kind.ends_with("/runs-on")) {
+        let (Some(Typed::Ref { target: Some(temporal), .. }), Some(val)) =
+            (item.args.first().map(|v| &v.value), item.prop("namespace"))
+        else {
+            continue;
+        };
+        let Typed::Str(namespace) = &val.value else { continue };
+        let Some(temporal_name) = &fabric.item(*temporal).name else { continue };
+        if fabric.lookup("temporal/namespace", &format!("{}/{namespace}", temporal_name.qualified)).is_some() {
+            continue;
+        }
+        let declared: Vec<&str> = fabric
+            .item(*temporal)
+            .children
+            .iter()
+            .filter_map(|&c| fabric.item(c).name.as_ref().filter(|_| &*fabric.item(c).kind == "temporal/namespace"))
+            .map(|n| n.text())
+            .collect();
+        let mut d = Diagnostic::new(
+            codes::UNKNOWN_REFERENCE,
+            val.span,
+            format!("temporal \"{}\" has no namespace `{namespace}`", temporal_name.qualified),
+        )
+        .with_primary_label("not declared in that Temporal cluster");
+        d = match closest(namespace, declared.iter().copied()) {
+            Some(s) => d.with_help(format!("did you mean `{s}`?")).with_fix(
+                format!("replace with \"{s}\""),
+                val.span,
+                format!("\"{s}\""),
+            ),
+            None if declared.is_empty() => d.with_help(format!(
+                "declare it inside the cluster: temporal \"{}\" {{ namespace \"{namespace}\" }}",
+                temporal_name.qualified
+            )),
+            None => d.with_help(format!("its namespaces: {}", declared.join(", "))),
+        };
+        diagnostics.push(d);
+    }
 }
 
 /// Where a value sits in its item.
