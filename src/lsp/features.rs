@@ -69,9 +69,11 @@ fn walk<'s>(
         // Space right after the head on the same line still belongs to the node.
         let line_end = text[head_end.min(text.len())..].find(['\n', '\r', ';']).map_or(text.len(), |i| head_end + i);
         let in_head = node.span.start as usize <= offset && offset <= line_end.max(head_end);
+        // An unclosed block runs to the end of the text, the cursor included.
+        let unclosed = |c: &sovereign_syntax::ast::Children<'_>| !text[..c.span.end as usize].ends_with('}');
         if let Some(children) = &node.children
             && (children.span.start as usize) < offset
-            && offset < children.span.end as usize
+            && (offset < children.span.end as usize || (offset == children.span.end as usize && unclosed(children)))
         {
             let mut inner = walk(schema, text, &children.nodes, def, offset);
             if inner.parent.is_none() && inner.node.is_none() && matches!(inner.target, Target::Between) {
@@ -413,6 +415,19 @@ pub(crate) fn rename(snapshot: &Snapshot, id: ItemId, new_name: &str) -> Result<
     let old = name.qualified.to_string();
     let new = format!("{}{new_name}", &old[..name.offset as usize]);
     let mut edits = vec![(name.span, format!("\"{new_name}\""))];
+    // A namespace is also named, relative to its Temporal cluster, by `runs-on … namespace="…"`.
+    if &*item.kind == "temporal/namespace"
+        && let Some(temporal) = item.parent
+    {
+        for other in fabric.items.iter().filter(|i| i.kind.ends_with("/runs-on")) {
+            let on_it = matches!(other.args.first().map(|v| &v.value), Some(Typed::Ref { target: Some(t), .. }) if *t == temporal);
+            if let Some(val) = other.prop("namespace").filter(|_| on_it)
+                && matches!(&val.value, Typed::Str(s) if s == name.text())
+            {
+                edits.push((val.span, format!("\"{new_name}\"")));
+            }
+        }
+    }
     for other in &fabric.items {
         for val in other.args.iter().chain(other.props.iter().map(|(_, v)| v)) {
             let (Typed::Ref { name: text, target: Some(t), .. } | Typed::Secret { name: Some(text), target: Some(t) }) =
@@ -516,6 +531,11 @@ mod tests {
         let c = context(&schema, &text, offset);
         let names: Vec<String> = completions(&schema, None, &c).into_iter().map(|c| c.label).collect();
         assert_eq!(names, ["cloud", "server", "device"]);
+
+        // At the end of an unclosed block: its children.
+        let (text, offset) = at("site \"fra\" {\n  no|");
+        let c = context(&schema, &text, offset);
+        assert_eq!(c.parent.map(|p| p.name.as_str()), Some("site"), "{c:?}");
 
         // A broken spec still has a context.
         let (text, offset) = at("site \"fra\" tier=\"server\" {\n    node \"a\" gpu=\"|\n");

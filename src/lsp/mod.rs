@@ -14,9 +14,9 @@ mod convert;
 mod features;
 mod workspace;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::panic::AssertUnwindSafe;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
@@ -119,21 +119,68 @@ impl Backend {
         Some((path, text, snapshot))
     }
 
+    /// Whether every open buffer the snapshot read still has the text it read.
+    fn is_current(&self, snapshot: &Snapshot) -> bool {
+        let workspace = lock(&self.workspace);
+        snapshot.sources.files().all(|(_, file)| {
+            workspace.documents.get(&DiskHost.canonical(&file.path)).is_none_or(|doc| *doc.text == *file.text)
+        })
+    }
+
+    fn checker(&self) -> Checker {
+        Checker {
+            shared: self.shared.clone(),
+            workspace: self.workspace.clone(),
+            client: self.client.clone(),
+            encoding: self.encoding(),
+        }
+    }
+
     /// Re-checks the root of `path` in the background and publishes the diagnostics.
     fn schedule_check(&self, path: PathBuf) {
-        let (root_known, generation, host) = {
-            let mut workspace = lock(&self.workspace);
-            let root = workspace.roots.get(&path).cloned();
-            let key = root.clone().unwrap_or_else(|| path.clone());
-            let generation = workspace.generations.entry(key).or_default();
-            *generation += 1;
-            (root, *generation, workspace.overlay())
+        self.checker().schedule(path);
+    }
+
+    fn range(&self, text: &str, span: Span) -> Range {
+        LineIndex::new(text).range(span, self.encoding())
+    }
+}
+
+/// Runs checks in the background: at most one per root at a time; an edit
+/// during a check marks the root dirty and the check runs again when it
+/// ends, so the last text is always checked and checks never pile up.
+#[derive(Clone)]
+struct Checker {
+    shared: Arc<Shared>,
+    workspace: Arc<Mutex<Workspace>>,
+    client: Client,
+    encoding: Encoding,
+}
+
+impl Checker {
+    fn schedule(&self, path: PathBuf) {
+        let key = {
+            let mut ws = lock(&self.workspace);
+            let key = ws.roots.get(&path).cloned().unwrap_or_else(|| path.clone());
+            if !ws.running.insert(key.clone()) {
+                ws.dirty.insert(key);
+                return;
+            }
+            key
         };
-        let shared = self.shared.clone();
-        let workspace = self.workspace.clone();
-        let client = self.client.clone();
-        let encoding = self.encoding();
-        tokio::spawn(async move {
+        let checker = self.clone();
+        tokio::spawn(async move { checker.run(key, path).await });
+    }
+
+    async fn run(self, key: PathBuf, path: PathBuf) {
+        loop {
+            let (root_known, host, sequence) = {
+                let mut ws = lock(&self.workspace);
+                ws.dirty.remove(&key);
+                ws.sequence += 1;
+                (ws.roots.get(&path).cloned(), ws.overlay(), ws.sequence)
+            };
+            let shared = self.shared.clone();
             let task_path = path.clone();
             let outcome = tokio::task::spawn_blocking(move || {
                 guarded("checking", || {
@@ -141,76 +188,114 @@ impl Backend {
                         workspace::find_root(&task_path, &host, &shared.schema, &shared.schema_sources)
                     });
                     let snapshot = workspace::check(&root, &host, &shared.schema, &shared.schema_sources);
-                    (root, snapshot)
+                    (root, snapshot, host.versions)
                 })
             })
             .await;
-            let (root, snapshot) = match outcome {
-                Ok(Ok(result)) => result,
+            let (publish, orphans, again) = match outcome {
+                Ok(Ok((root, snapshot, versions))) => self.apply(&key, &path, root, snapshot, &versions, sequence),
                 Ok(Err(message)) => {
-                    client.log_message(MessageType::ERROR, message).await;
-                    return;
+                    self.client.log_message(MessageType::ERROR, message).await;
+                    (Vec::new(), Vec::new(), self.finish(&key))
                 }
                 Err(error) => {
-                    client.log_message(MessageType::ERROR, format!("checking failed: {error}")).await;
-                    return;
+                    self.client.log_message(MessageType::ERROR, format!("checking failed: {error}")).await;
+                    (Vec::new(), Vec::new(), self.finish(&key))
                 }
-            };
-            let publish = {
-                let mut ws = lock(&workspace);
-                let key = if ws.roots.contains_key(&path) { root.clone() } else { path.clone() };
-                // A newer edit started another check: this result is stale.
-                let current = ws.generations.get(&key).copied().unwrap_or(0);
-                if current != generation && current != 0 {
-                    return;
-                }
-                ws.roots.insert(path.clone(), root.clone());
-                if key != root {
-                    let g = ws.generations.remove(&key).unwrap_or(generation);
-                    ws.generations.insert(root.clone(), g);
-                }
-                let snapshot = Arc::new(snapshot);
-                ws.snapshots.insert(root.clone(), snapshot.clone());
-                let mut by_file: HashMap<PathBuf, Vec<Diagnostic>> = HashMap::new();
-                for (_, file) in snapshot.sources.files() {
-                    if !file.path.starts_with("<stdlib>") {
-                        by_file.entry(DiskHost.canonical(&file.path)).or_default();
-                    }
-                }
-                for d in &snapshot.diagnostics {
-                    if let Some(file) = snapshot.sources.get(d.primary.span.file)
-                        && !file.path.starts_with("<stdlib>")
-                    {
-                        by_file.entry(DiskHost.canonical(&file.path)).or_default().push(diagnostic(
-                            &snapshot.sources,
-                            d,
-                            encoding,
-                        ));
-                    }
-                }
-                let now: BTreeSet<PathBuf> = by_file.keys().cloned().collect();
-                let before = ws.published.insert(root.clone(), now.clone()).unwrap_or_default();
-                for gone in before.difference(&now) {
-                    by_file.insert(gone.clone(), Vec::new());
-                }
-                by_file
-                    .into_iter()
-                    .map(|(file, diagnostics)| {
-                        let version = ws.documents.get(&file).map(|d| d.version);
-                        (file, diagnostics, version)
-                    })
-                    .collect::<Vec<_>>()
             };
             for (file, diagnostics, version) in publish {
                 if let Some(uri) = uri_of(&file) {
-                    client.publish_diagnostics(uri, diagnostics, version).await;
+                    self.client.publish_diagnostics(uri, diagnostics, version).await;
                 }
             }
-        });
+            // Buffers this root no longer imports find their root again.
+            for orphan in orphans {
+                self.schedule(orphan);
+            }
+            if !again {
+                return;
+            }
+        }
     }
 
-    fn range(&self, text: &str, span: Span) -> Range {
-        LineIndex::new(text).range(span, self.encoding())
+    /// Ends a run of `key`; whether it must run again because of an edit meanwhile.
+    fn finish(&self, key: &Path) -> bool {
+        let mut ws = lock(&self.workspace);
+        let again = ws.dirty.remove(key);
+        if !again {
+            ws.running.remove(key);
+        }
+        again
+    }
+
+    /// Stores a snapshot and works out what to publish. A result older than
+    /// one already applied to the same root (possible when a root is also
+    /// checked through another buffer) is dropped.
+    #[allow(clippy::type_complexity)]
+    fn apply(
+        &self,
+        key: &Path,
+        path: &Path,
+        root: PathBuf,
+        snapshot: Snapshot,
+        versions: &BTreeMap<PathBuf, i32>,
+        sequence: u64,
+    ) -> (Vec<(PathBuf, Vec<Diagnostic>, Option<i32>)>, Vec<PathBuf>, bool) {
+        let mut ws = lock(&self.workspace);
+        let again = ws.dirty.remove(key);
+        if !again {
+            ws.running.remove(key);
+        }
+        if ws.applied.get(&root).is_some_and(|&applied| applied > sequence) {
+            return (Vec::new(), Vec::new(), again);
+        }
+        ws.applied.insert(root.clone(), sequence);
+        ws.roots.insert(path.to_path_buf(), root.clone());
+        let snapshot = Arc::new(snapshot);
+        ws.snapshots.insert(root.clone(), snapshot.clone());
+        let loaded: BTreeSet<PathBuf> = snapshot
+            .sources
+            .files()
+            .filter(|(_, f)| !f.path.starts_with("<stdlib>"))
+            .map(|(_, f)| DiskHost.canonical(&f.path))
+            .collect();
+        let orphans: Vec<PathBuf> = ws
+            .roots
+            .iter()
+            .filter(|(doc, r)| **r == root && !loaded.contains(*doc))
+            .map(|(doc, _)| doc.clone())
+            .collect();
+        for orphan in &orphans {
+            ws.roots.remove(orphan);
+        }
+        let mut by_file: HashMap<PathBuf, Vec<Diagnostic>> = loaded.iter().map(|f| (f.clone(), Vec::new())).collect();
+        for d in &snapshot.diagnostics {
+            if let Some(file) = snapshot.sources.get(d.primary.span.file)
+                && !file.path.starts_with("<stdlib>")
+            {
+                by_file.entry(DiskHost.canonical(&file.path)).or_default().push(diagnostic(
+                    &snapshot.sources,
+                    d,
+                    self.encoding,
+                ));
+            }
+        }
+        let before = ws.published.insert(root, loaded.clone()).unwrap_or_default();
+        for gone in before.difference(&loaded) {
+            // Orphans get their own check; clear the rest.
+            if !orphans.contains(gone) {
+                by_file.insert(gone.clone(), Vec::new());
+            }
+        }
+        // Stamped with the versions the check read, not whatever came since.
+        let publish = by_file
+            .into_iter()
+            .map(|(file, diagnostics)| {
+                let version = versions.get(&file).copied();
+                (file, diagnostics, version)
+            })
+            .collect();
+        (publish, orphans, again)
     }
 }
 
@@ -299,7 +384,10 @@ impl LanguageServer for Backend {
         let encoding = self.encoding();
         let applied = guarded("applying an edit", || {
             let mut workspace = lock(&self.workspace);
-            let mut text = workspace.documents.get(&path).map(|d| (*d.text).clone()).unwrap_or_default();
+            // Edits apply to what was opened; a change to a buffer never opened is ignored.
+            let Some(mut text) = workspace.documents.get(&path).map(|d| (*d.text).clone()) else {
+                return false;
+            };
             for change in params.content_changes {
                 match change.range {
                     Some(range) => {
@@ -314,11 +402,16 @@ impl LanguageServer for Backend {
             workspace
                 .documents
                 .insert(path.clone(), Document { text: Arc::new(text), version: params.text_document.version });
+            true
         });
-        if let Err(message) = applied {
-            self.client.log_message(MessageType::ERROR, message).await;
+        match applied {
+            Ok(true) => self.schedule_check(path),
+            Ok(false) => {
+                let message = format!("ignored a change to {}, which was not opened", path.display());
+                self.client.log_message(MessageType::WARNING, message).await;
+            }
+            Err(message) => self.client.log_message(MessageType::ERROR, message).await,
         }
-        self.schedule_check(path);
     }
 
     async fn did_save(&self, params: DidSaveTextDocumentParams) {
@@ -433,6 +526,9 @@ impl LanguageServer for Backend {
         let position = params.text_document_position;
         let Some((path, text, Some(snapshot))) = self.lookup(&position.text_document.uri) else { return Ok(None) };
         let encoding = self.encoding();
+        if !self.is_current(&snapshot) {
+            return Err(Error::invalid_params("the spec changed since it was last checked; rename again in a moment"));
+        }
         let outcome = guarded("rename", || {
             let offset = LineIndex::new(&text).offset(position.position, encoding);
             let id = snapshot.file_of(&path).and_then(|f| features::item_at(&snapshot, f, offset));
@@ -458,11 +554,12 @@ impl LanguageServer for Backend {
     }
 
     async fn document_symbol(&self, params: DocumentSymbolParams) -> Result<Option<DocumentSymbolResponse>> {
-        let Some((path, text, Some(snapshot))) = self.lookup(&params.text_document.uri) else { return Ok(None) };
+        let Some((path, _, Some(snapshot))) = self.lookup(&params.text_document.uri) else { return Ok(None) };
         let encoding = self.encoding();
         self.answer("document symbols", || {
             let file = snapshot.file_of(&path)?;
-            let index = LineIndex::new(&text);
+            // The spans are those of the checked text.
+            let index = LineIndex::new(snapshot.sources.text(file));
             #[allow(deprecated)]
             fn convert(s: features::Symbol, index: &LineIndex<'_>, encoding: Encoding) -> DocumentSymbol {
                 DocumentSymbol {
@@ -502,7 +599,12 @@ impl LanguageServer for Backend {
         let Some((path, text, Some(snapshot))) = self.lookup(&params.text_document.uri) else { return Ok(None) };
         let encoding = self.encoding();
         let uri = params.text_document.uri.clone();
+        let current = self.is_current(&snapshot);
         self.answer("code actions", || {
+            // Fixes carry spans of the text that was checked: none for a buffer edited since.
+            if !current {
+                return Some(Vec::new());
+            }
             let file = snapshot.file_of(&path)?;
             let index = LineIndex::new(&text);
             let start = index.offset(params.range.start, encoding);

@@ -24,6 +24,8 @@ pub(crate) struct Document {
 /// being edited sees the unsaved text.
 pub(crate) struct OverlayHost {
     pub(crate) open: BTreeMap<PathBuf, Arc<String>>,
+    /// The version of each open buffer as read, to stamp the diagnostics.
+    pub(crate) versions: BTreeMap<PathBuf, i32>,
 }
 
 impl Host for OverlayHost {
@@ -69,15 +71,24 @@ pub(crate) struct Workspace {
     pub(crate) roots: BTreeMap<PathBuf, PathBuf>,
     /// The latest snapshot per root.
     pub(crate) snapshots: BTreeMap<PathBuf, Arc<Snapshot>>,
-    /// The generation of the latest check started per root; older results are dropped.
-    pub(crate) generations: BTreeMap<PathBuf, u64>,
+    /// Roots (or buffers whose root is not known yet) being checked now.
+    pub(crate) running: BTreeSet<PathBuf>,
+    /// Of those, the ones edited since their check started.
+    pub(crate) dirty: BTreeSet<PathBuf>,
+    /// Numbers the checks in the order they start.
+    pub(crate) sequence: u64,
+    /// The number of the check whose result each root shows; older results are dropped.
+    pub(crate) applied: BTreeMap<PathBuf, u64>,
     /// Files that got diagnostics from each root, to clear them when they are fixed.
     pub(crate) published: BTreeMap<PathBuf, BTreeSet<PathBuf>>,
 }
 
 impl Workspace {
     pub(crate) fn overlay(&self) -> OverlayHost {
-        OverlayHost { open: self.documents.iter().map(|(p, d)| (p.clone(), d.text.clone())).collect() }
+        OverlayHost {
+            open: self.documents.iter().map(|(p, d)| (p.clone(), d.text.clone())).collect(),
+            versions: self.documents.iter().map(|(p, d)| (p.clone(), d.version)).collect(),
+        }
     }
 
     /// The snapshot that covers `path`, if any.

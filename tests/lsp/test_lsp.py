@@ -247,3 +247,37 @@ async def test_rename_across_files(client: LanguageClient, tmp_path):
         types.DefinitionParams(text_document=types.TextDocumentIdentifier(uri=uri), position=position_of(root, 'model="small"', 8))
     )
     assert definition.uri == models
+
+
+async def test_a_file_dropped_from_the_imports_is_checked_on_its_own(client: LanguageClient, tmp_path):
+    models_text = 'model "m" base="llama-3.1-8b-instruct"\n'
+    root_text = 'fabric "f" { residency "eu"; }\nimport "models.kdl"\n'
+    root = await open_doc(client, tmp_path / "fabric.kdl", root_text)
+    models = await open_doc(client, tmp_path / "models.kdl", models_text)
+    assert list(client.diagnostics[models]) == []
+    # Drop the import: models.kdl is now a spec of its own, without a fabric.
+    client.diagnostics.pop(models, None)
+    await change(client, root, 'fabric "f" { residency "eu"; }\n', 2)
+    await wait_for_diagnostics(client, models)
+    deadline = asyncio.get_event_loop().time() + 10
+    while [d.code for d in client.diagnostics.get(models, [])] != ["SOV3009"]:
+        assert asyncio.get_event_loop().time() < deadline, client.diagnostics.get(models)
+        await asyncio.wait_for(client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS), 10)
+
+
+async def test_renaming_a_namespace_renames_runs_on(client: LanguageClient, tmp_path):
+    text = SPEC + (
+        'dataset "golden" classification="internal"\n'
+        'temporal "flows" site="bench" {\n    namespace "evals"\n}\n'
+        'eval "nightly" target="chat" dataset="golden" {\n    runs-on "flows" namespace="evals"\n}\n'
+    )
+    uri = await open_doc(client, tmp_path / "fabric.kdl", text)
+    assert list(client.diagnostics[uri]) == []
+    edit = await client.text_document_rename_async(
+        types.RenameParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=position_of(text, 'namespace "evals"', 12),
+            new_name="gates",
+        )
+    )
+    assert sorted(e.new_text for e in edit.changes[uri]) == ['"gates"', '"gates"']

@@ -87,10 +87,19 @@ impl Printer<'_, '_> {
         &self.text[span.range()]
     }
 
-    /// A comment's text without the line end a `/-` node comment swallows.
+    /// A comment's text; a `/-` node comment without the terminator it swallows.
     fn comment_text(&self, span: Span) -> String {
         let raw = self.slice(span);
-        raw.trim_end_matches(|c: char| c.is_whitespace() || c == ';').to_owned()
+        if raw.starts_with("/-") {
+            raw.trim_end_matches(|c: char| c.is_whitespace() || c == ';').to_owned()
+        } else {
+            raw.trim_end().to_owned()
+        }
+    }
+
+    /// Where a comment's text ends (a `/-` node comment's span runs past its line end).
+    fn comment_end(&self, span: Span) -> usize {
+        span.start as usize + self.comment_text(span).len()
     }
 
     fn indent(&mut self, depth: usize) {
@@ -99,10 +108,14 @@ impl Printer<'_, '_> {
         }
     }
 
-    /// Whether the source between `from` and `to` holds a blank line.
+    /// Whether the source between `from` and `to` holds a blank line (two line breaks, CRLF counted once).
     fn blank_line_between(&self, from: usize, to: usize) -> bool {
         let gap = &self.text[from.min(to)..to];
-        gap.split('\n').count() > 2
+        gap.replace("\r\n", "\n")
+            .chars()
+            .filter(|&c| matches!(c, '\n' | '\r' | '\u{0085}' | '\u{2028}' | '\u{2029}' | '\u{000B}' | '\u{000C}'))
+            .count()
+            >= 2
     }
 
     /// Whether `[from, to)` holds a line break.
@@ -132,7 +145,7 @@ impl Printer<'_, '_> {
             let text = self.comment_text(c);
             self.out.push_str(&text);
             self.out.push('\n');
-            previous_end = c.end as usize;
+            previous_end = self.comment_end(c);
         }
         previous_end
     }
@@ -226,7 +239,12 @@ impl Printer<'_, '_> {
         let mut first = true;
         while let Some(&c) = self.comments.get(self.next) {
             let start = c.start as usize;
-            if self.newline_between(end, start) || !self.text[end..start].trim_matches([' ', '\t', ';']).is_empty() {
+            let gap = &self.text[end..start];
+            if self.newline_between(end, start) || !gap.trim_matches([' ', '\t', ';']).is_empty() {
+                break;
+            }
+            // After a `;`, a `/-` comments out a node, not an entry of this one.
+            if gap.contains(';') && self.slice(c).starts_with("/-") {
                 break;
             }
             self.next += 1;
@@ -237,7 +255,7 @@ impl Printer<'_, '_> {
             first = false;
             self.out.push(' ');
             self.out.push_str(&text);
-            end = c.end as usize;
+            end = self.comment_end(c);
         }
         end
     }

@@ -76,6 +76,18 @@ fn line_comments_in_a_continued_node_move_before_it() {
 }
 
 #[test]
+fn review_findings() {
+    // A `/-` node after `;` stays a node comment, on its own line.
+    check("a; /-b 1\nc\n", "a\n/-b 1\nc\n");
+    check("x { a; /-b 1 }\n", "x {\n    a\n    /-b 1\n}\n");
+    // Comment text keeps its `;`.
+    check("a // see b;\n", "a // see b;\n");
+    // A blank line after a `/-` node, and in a CR-only file, is kept.
+    check("/-a\n\nb\n", "/-a\n\nb\n");
+    check("a\r\rb\r", "a\n\nb\n");
+}
+
+#[test]
 fn broken_documents_are_refused() {
     assert!(matches!(format("node \"unclosed"), Err(FormatError::Syntax(_))));
     assert_eq!(format("").unwrap(), "");
