@@ -281,3 +281,46 @@ async def test_renaming_a_namespace_renames_runs_on(client: LanguageClient, tmp_
         )
     )
     assert sorted(e.new_text for e in edit.changes[uri]) == ['"gates"', '"gates"']
+
+
+async def test_random_edits_of_the_examples_never_kill_the_server(client: LanguageClient, tmp_path):
+    """Deleted lines, truncations and inserted junk in the real examples, each
+    followed by requests at random positions: every request gets an answer."""
+    import random
+
+    rng = random.Random(7)
+    root = pathlib.Path(__file__).resolve().parents[2] / "examples"
+    texts = [p.read_text() for p in sorted(root.glob("*/fabric.kdl"))]
+    uri = await open_doc(client, tmp_path / "fabric.kdl", texts[0])
+    version = 1
+    junk = ['"', "{", "}", "/-", "/*", "\\", "=", "#", "\u202e", "é", ";", "\n", " replicas 99", ' site="nowhere"']
+    for _ in range(40):
+        text = rng.choice(texts)
+        lines = text.split("\n")
+        for _ in range(rng.randint(1, 4)):
+            kind = rng.choice(["delete", "insert", "truncate"])
+            if kind == "delete" and len(lines) > 1:
+                del lines[rng.randrange(len(lines))]
+            elif kind == "insert":
+                lines = lines or [""]
+                i = rng.randrange(len(lines))
+                cut = rng.randint(0, len(lines[i]))
+                lines[i] = lines[i][:cut] + rng.choice(junk) + lines[i][cut:]
+            else:
+                lines = lines[: rng.randint(0, len(lines))]
+        version += 1
+        edited = "\n".join(lines)
+        await change(client, uri, edited, version)
+        for _ in range(3):
+            position = types.Position(line=rng.randint(0, len(lines) + 2), character=rng.randint(0, 80))
+            identifier = types.TextDocumentIdentifier(uri=uri)
+            await client.text_document_hover_async(types.HoverParams(text_document=identifier, position=position))
+            await client.text_document_completion_async(types.CompletionParams(text_document=identifier, position=position))
+            await client.text_document_definition_async(types.DefinitionParams(text_document=identifier, position=position))
+        await client.text_document_formatting_async(
+            types.DocumentFormattingParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                options=types.FormattingOptions(tab_size=4, insert_spaces=True),
+            )
+        )
+    assert not [m for m in client.log_messages if "failed" in m.message]
