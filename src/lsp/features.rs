@@ -419,7 +419,7 @@ pub(crate) fn rename(snapshot: &Snapshot, id: ItemId, new_name: &str) -> Result<
     if &*item.kind == "temporal/namespace"
         && let Some(temporal) = item.parent
     {
-        for other in fabric.items.iter().filter(|i| i.kind.ends_with("/runs-on")) {
+        for other in fabric.of_kind_named("runs-on").into_iter().map(|id| fabric.item(id)) {
             let on_it = matches!(other.args.first().map(|v| &v.value), Some(Typed::Ref { target: Some(t), .. }) if *t == temporal);
             if let Some(val) = other.prop("namespace").filter(|_| on_it)
                 && matches!(&val.value, Typed::Str(s) if s == name.text())

@@ -282,10 +282,9 @@ pub fn build(
         }
     }
     // Explicit depends-on: every resource of the declaration needs every resource of the target.
-    for (index, item) in fabric.items.iter().enumerate() {
-        if !item.kind.ends_with("/depends-on") {
-            continue;
-        }
+    for depends_on in fabric.of_kind_named("depends-on") {
+        let index = depends_on.0 as usize;
+        let item = fabric.item(depends_on);
         let Some(owner) = item.parent else { continue };
         let owner = fabric.root_of(owner);
         let froms: Vec<usize> =

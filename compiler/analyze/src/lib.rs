@@ -46,8 +46,25 @@ pub fn analyze(fabric: &Fabric, schema: &Schema) -> Analysis {
     let (serves, inventory) = capacity::plan(fabric, catalog, &sites, &mut diagnostics);
     let stores = capacity::vectorstore_sites(fabric, &sites, &serves);
     let devices = devices::check(fabric, catalog, &sites, &mut diagnostics);
-    let flows = flows::analyze(fabric, catalog, &sites, &serves, &stores, &mut diagnostics);
-    let graph = graph::build(fabric, &sites, &serves, &inventory, &stores, &mut diagnostics);
+    // Flows and the graph only read what came before: on two cores they run
+    // side by side. Their diagnostics are merged and sorted, so the output
+    // does not depend on which finishes first.
+    let (flows, mut flow_diagnostics, graph, mut graph_diagnostics) = std::thread::scope(|scope| {
+        let graph = scope.spawn(|| {
+            let mut diagnostics = Vec::new();
+            let graph = graph::build(fabric, &sites, &serves, &inventory, &stores, &mut diagnostics);
+            (graph, diagnostics)
+        });
+        let mut flow_diagnostics = Vec::new();
+        let flows = flows::analyze(fabric, catalog, &sites, &serves, &stores, &mut flow_diagnostics);
+        let (graph, graph_diagnostics) = match graph.join() {
+            Ok(result) => result,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        (flows, flow_diagnostics, graph, graph_diagnostics)
+    });
+    diagnostics.append(&mut flow_diagnostics);
+    diagnostics.append(&mut graph_diagnostics);
     sovereign_diagnostics::sort(&mut diagnostics);
     Analysis { sites, serves, inventory, devices, flows, graph, diagnostics }
 }

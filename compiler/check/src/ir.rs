@@ -4,6 +4,7 @@
 //! declares one), its typed values with their spans, and its place in the
 //! tree. References are resolved to item ids by `resolve`.
 
+use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -24,6 +25,10 @@ pub struct Fabric {
     /// (`fra`, `field/tablets`). Look up with [`Fabric::lookup`]; its
     /// iteration order is unspecified, so sort before showing anything.
     pub names: HashMap<DeclKey, ItemId>,
+    /// Items by kind path, in load order: passes visit the kinds they need
+    /// instead of scanning every item (which streamed the whole IR through
+    /// memory once per kind).
+    pub by_kind: BTreeMap<Arc<str>, Vec<ItemId>>,
 }
 
 /// The key of a declaration: its kind path and qualified name, shared with the item.
@@ -150,7 +155,34 @@ impl Fabric {
 
     /// Items of a kind path, in load order.
     pub fn of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = (ItemId, &'a Item)> + 'a {
-        self.items.iter().enumerate().filter(move |(_, i)| &*i.kind == kind).map(|(i, item)| (ItemId(i as u32), item))
+        self.by_kind.get(kind).into_iter().flatten().map(|&id| (id, self.item(id)))
+    }
+
+    /// Items of every kind path whose last segment is `name` (`depends-on`
+    /// under any kind), in load order.
+    #[must_use]
+    pub fn of_kind_named(&self, name: &str) -> Vec<ItemId> {
+        let mut ids: Vec<ItemId> = self
+            .by_kind
+            .iter()
+            .filter(|(kind, _)| kind.rsplit('/').next() == Some(name))
+            .flat_map(|(_, ids)| ids.iter().copied())
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Appends an item, keeping the kind index.
+    pub fn push(&mut self, item: Item) -> ItemId {
+        let id = ItemId(u32::try_from(self.items.len()).unwrap_or(u32::MAX));
+        match self.by_kind.get_mut(&*item.kind) {
+            Some(ids) => ids.push(id),
+            None => {
+                self.by_kind.insert(item.kind.clone(), vec![id]);
+            }
+        }
+        self.items.push(item);
+        id
     }
 
     /// A readable label such as `serve "chat"`.

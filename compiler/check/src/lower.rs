@@ -279,7 +279,7 @@ impl Lower<'_, '_> {
         }
         item.args = args.into_boxed_slice();
         item.props = props.into_boxed_slice();
-        self.fabric.items.push(item);
+        self.fabric.push(item);
         // Children.
         let mut children: Vec<ItemId> = Vec::with_capacity(node.child_nodes().len());
         let mut counts: BTreeMap<&str, (u32, Span)> = BTreeMap::new();

@@ -71,7 +71,7 @@ pub fn resolve(fabric: &mut Fabric, root_span: Span, diagnostics: &mut Vec<Diagn
 /// cluster, relative to it: the one reference the schema cannot express as a
 /// plain `ref` (its target depends on the argument beside it).
 fn check_runs_on_namespaces(fabric: &Fabric, diagnostics: &mut Vec<Diagnostic>) {
-    for item in fabric.items.iter().filter(|i| i.kind.ends_with("/runs-on")) {
+    for item in fabric.of_kind_named("runs-on").into_iter().map(|id| fabric.item(id)) {
         let (Some(Typed::Ref { target: Some(temporal), .. }), Some(val)) =
             (item.args.first().map(|v| &v.value), item.prop("namespace"))
         else {
