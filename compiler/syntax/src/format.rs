@@ -236,7 +236,7 @@ impl Printer<'_, '_> {
 
     /// Prints the comments that follow a node on the same source line; returns the new end.
     fn trailing(&mut self, mut end: usize) -> usize {
-        let mut first = true;
+        let mut marked = false;
         while let Some(&c) = self.comments.get(self.next) {
             let start = c.start as usize;
             let gap = &self.text[end..start];
@@ -249,10 +249,12 @@ impl Printer<'_, '_> {
             }
             self.next += 1;
             let text = self.comment_text(c);
-            if first && text.starts_with("//") {
+            // The line's `//` comment is aligned with its neighbours', even
+            // after block comments on the same line.
+            if !marked && text.starts_with("//") {
                 self.marks.push(self.out.len());
+                marked = true;
             }
-            first = false;
             self.out.push(' ');
             self.out.push_str(&text);
             end = self.comment_end(c);

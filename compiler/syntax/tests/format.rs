@@ -88,6 +88,13 @@ fn review_findings() {
 }
 
 #[test]
+fn found_by_fuzzing() {
+    // A block comment before the name moves after it; the `//` comment must
+    // still align with the next line's, on every pass.
+    check("(t)/*c*/name// one\nlonger// two\n", "(t)name /*c*/ // one\nlonger        // two\n");
+}
+
+#[test]
 fn broken_documents_are_refused() {
     assert!(matches!(format("node \"unclosed"), Err(FormatError::Syntax(_))));
     assert_eq!(format("").unwrap(), "");
@@ -137,4 +144,18 @@ mod random_edits {
             }
         }
     }
+}
+
+#[test]
+fn fuzz_regressions_format_stably() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions");
+    let mut checked = 0;
+    for entry in fs::read_dir(&dir).unwrap() {
+        let Ok(text) = fs::read_to_string(entry.unwrap().path()) else { continue };
+        if let Ok(out) = format(&text) {
+            assert_eq!(format(&out).unwrap(), out);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 1, "no formattable regression in {}", dir.display());
 }
