@@ -87,14 +87,12 @@ impl Printer<'_, '_> {
         &self.text[span.range()]
     }
 
-    /// A comment's text; a `/-` node comment without the terminator it swallows.
+    /// A comment's text without the line end a `/-` node comment swallows.
+    /// A `;` it swallowed stays: after a line continuation it is what ends
+    /// the commented-out node, and dropping it would let the node run on
+    /// into the next line.
     fn comment_text(&self, span: Span) -> String {
-        let raw = self.slice(span);
-        if raw.starts_with("/-") {
-            raw.trim_end_matches(|c: char| c.is_whitespace() || c == ';').to_owned()
-        } else {
-            raw.trim_end().to_owned()
-        }
+        self.slice(span).trim_end().to_owned()
     }
 
     /// Where a comment's text ends (a `/-` node comment's span runs past its line end).

@@ -80,6 +80,7 @@ fn review_findings() {
     // A `/-` node after `;` stays a node comment, on its own line.
     check("a; /-b 1\nc\n", "a\n/-b 1\nc\n");
     check("x { a; /-b 1 }\n", "x {\n    a\n    /-b 1\n}\n");
+    check("/-a; b\n", "/-a;\nb\n");
     // Comment text keeps its `;`.
     check("a // see b;\n", "a // see b;\n");
     // A blank line after a `/-` node, and in a CR-only file, is kept.
@@ -92,6 +93,9 @@ fn found_by_fuzzing() {
     // A block comment before the name moves after it; the `//` comment must
     // still align with the next line's, on every pass.
     check("(t)/*c*/name// one\nlonger// two\n", "(t)name /*c*/ // one\nlonger        // two\n");
+    // A `/-` node that a line continuation carries onto a line holding only
+    // its `;` keeps that `;`, so the next line stays a node of its own.
+    check("/-n a \\ // c\n;s \\ // d;\nt\n", "/-n a \\ // c\n;\n// d;\ns t\n");
 }
 
 #[test]
