@@ -136,13 +136,16 @@ impl Printer<'_, '_> {
             }
             self.next += 1;
             if !first && self.blank_line_between(previous_end, c.start as usize) {
-                self.out.push('\n');
+                self.blank_line();
             }
             first = false;
             self.indent(depth);
             let text = self.comment_text(c);
             self.out.push_str(&text);
             self.out.push('\n');
+            if ends_in_continuation(&text) {
+                self.out.push('\n');
+            }
             previous_end = self.comment_end(c);
         }
         previous_end
@@ -159,7 +162,7 @@ impl Printer<'_, '_> {
                 first = false;
             }
             if !first && self.blank_line_between(previous_end, start) {
-                self.out.push('\n');
+                self.blank_line();
             }
             first = false;
             previous_end = self.node(node, depth);
@@ -256,8 +259,21 @@ impl Printer<'_, '_> {
             self.out.push(' ');
             self.out.push_str(&text);
             end = self.comment_end(c);
+            if ends_in_continuation(&text) {
+                // The commented-out node continues onto the next line: an
+                // empty line must end it, as one did in the source.
+                self.out.push('\n');
+                break;
+            }
         }
         end
+    }
+
+    /// One empty line, never two in a row.
+    fn blank_line(&mut self) {
+        if !self.out.is_empty() && !self.out.ends_with("\n\n") {
+            self.out.push('\n');
+        }
     }
 
     fn entry(&mut self, line: &mut String, entry: &Entry<'_>) {
@@ -276,6 +292,18 @@ impl Printer<'_, '_> {
         }
         line.push_str(self.slice(value.span));
     }
+}
+
+/// Whether a `/-` comment's text ends in a line continuation (`\`, maybe
+/// followed by a `//` comment): the node it comments out then runs on into
+/// the next line unless that line is empty.
+fn ends_in_continuation(text: &str) -> bool {
+    if !text.starts_with("/-") {
+        return false;
+    }
+    let last = text.rsplit(['\n', '\r']).next().unwrap_or(text);
+    let code = last.find("//").map_or(last, |i| &last[..i]);
+    code.trim_end().ends_with('\\')
 }
 
 /// Aligns the trailing `//` comments of consecutive lines one space after

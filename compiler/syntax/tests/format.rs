@@ -96,6 +96,8 @@ fn found_by_fuzzing() {
     // A `/-` node that a line continuation carries onto a line holding only
     // its `;` keeps that `;`, so the next line stays a node of its own.
     check("/-n a \\ // c\n;s \\ // d;\nt\n", "/-n a \\ // c\n;\n// d;\ns t\n");
+    // A `/-` node ending in a line continuation keeps the empty line that ends it.
+    check("e {/-\\\n-\\\n\n// c\n\nd\n}\n", "e { /-\\\n-\\\n\n    // c\n\n    d\n}\n");
 }
 
 #[test]
