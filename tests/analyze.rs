@@ -3,23 +3,13 @@
 //! exit codes and determinism.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 const EXAMPLES: &[&str] = &["lab", "enterprise", "airgapped"];
 
-fn sovereign(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sovereign"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(args)
-        .env("COLUMNS", "100")
-        .env_remove("NO_COLOR")
-        .output()
-        .expect("the binary runs")
-}
+mod common;
 
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
+use common::{sovereign, stdout};
 
 #[test]
 fn analyze_tables_of_the_examples() {

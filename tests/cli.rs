@@ -2,20 +2,11 @@
 //! colour rules, `explain`, secrets and determinism.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn sovereign(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sovereign"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(args)
-        .env_remove("NO_COLOR")
-        .output()
-        .expect("the binary runs")
-}
+mod common;
 
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
+use common::{sovereign, stdout};
 
 #[test]
 fn examples_check_clean() {
