@@ -412,6 +412,45 @@ impl Lower<'_, '_> {
         Some(())
     }
 
+    /// A value that must name an entry of one of the catalogs `kinds`.
+    fn catalog_value(
+        &mut self,
+        code: sovereign_diagnostics::Code,
+        kinds: &[EntryKind],
+        text: &str,
+        span: Span,
+    ) -> Option<Val> {
+        let catalog = &self.schema.catalog;
+        if kinds.iter().any(|k| catalog.contains(*k, text)) {
+            return Some(Val { value: Typed::Str(text.to_owned()), span });
+        }
+        let known: Vec<&str> = kinds.iter().flat_map(|k| catalog.names(*k)).collect();
+        let noun = kinds.iter().map(|k| k.word()).collect::<Vec<_>>().join(" or ");
+        let places = matches!(kinds, [EntryKind::Region] | [EntryKind::Jurisdiction]);
+        let mut d = Diagnostic::new(code, span, format!("unknown {noun} `{text}`"))
+            .with_primary_label(format!("not in the {noun} catalog"));
+        // `h100` means `h100-80gb` more often than `h200`: for hardware and
+        // models a prefix beats edit distance.
+        let prefixed = known.iter().copied().find(|k| !places && !text.is_empty() && k.starts_with(text));
+        d = match prefixed.or_else(|| closest(text, known.iter().copied())) {
+            Some(s) => d.with_help(format!("did you mean `{s}`?")).with_fix(
+                format!("replace with \"{s}\""),
+                span,
+                format!("\"{s}\""),
+            ),
+            None if places => d.with_help(format!(
+                "use a {noun} from stdlib/catalog/regions.kdl, or add yours there and pass --stdlib"
+            )),
+            None => d.with_help(format!(
+                "known: {}; or add yours to {} and pass --stdlib",
+                known.join(", "),
+                kinds.first().map_or("stdlib/catalog/", |k| k.file())
+            )),
+        };
+        self.push(d);
+        None
+    }
+
     fn string_value(&mut self, text: &str, span: Span, def: &ValueDef, what: What<'_>) -> Option<Val> {
         let typed = match &def.ty {
             ValueType::String | ValueType::Path => Typed::Str(text.to_owned()),
@@ -469,53 +508,11 @@ impl Lower<'_, '_> {
                     return None;
                 }
             },
-            ValueType::Region | ValueType::Jurisdiction => {
-                let is_region = def.ty == ValueType::Region;
-                let kind = if is_region { EntryKind::Region } else { EntryKind::Jurisdiction };
-                if !self.schema.catalog.contains(kind, text) {
-                    let (known, noun) = (self.schema.catalog.names(kind), kind.word());
-                    let mut d = Diagnostic::new(codes::UNKNOWN_REGION, span, format!("unknown {noun} `{text}`"))
-                        .with_primary_label(format!("not in the {noun} catalog"));
-                    d = match closest(text, known.iter().copied()) {
-                        Some(s) => d.with_help(format!("did you mean `{s}`?")).with_fix(
-                            format!("replace with \"{s}\""),
-                            span,
-                            format!("\"{s}\""),
-                        ),
-                        None => d.with_help(format!(
-                            "use a {noun} from stdlib/catalog/regions.kdl, or add yours there and pass --stdlib"
-                        )),
-                    };
-                    self.push(d);
-                    return None;
-                }
-                Typed::Str(text.to_owned())
+            ValueType::Region => return self.catalog_value(codes::UNKNOWN_REGION, &[EntryKind::Region], text, span),
+            ValueType::Jurisdiction => {
+                return self.catalog_value(codes::UNKNOWN_REGION, &[EntryKind::Jurisdiction], text, span);
             }
-            ValueType::Catalog(kinds) => {
-                if !kinds.iter().any(|k| self.schema.catalog.contains(*k, text)) {
-                    let known: Vec<&str> = kinds.iter().flat_map(|k| self.schema.catalog.names(*k)).collect();
-                    let noun = kinds.iter().map(|k| k.word()).collect::<Vec<_>>().join(" or ");
-                    let mut d = Diagnostic::new(codes::UNKNOWN_CATALOG_ENTRY, span, format!("unknown {noun} `{text}`"))
-                        .with_primary_label(format!("not in the {noun} catalog"));
-                    // `h100` means `h100-80gb` more often than `h200`: a prefix beats edit distance.
-                    let prefixed = known.iter().copied().find(|k| !text.is_empty() && k.starts_with(text));
-                    d = match prefixed.or_else(|| closest(text, known.iter().copied())) {
-                        Some(s) => d.with_help(format!("did you mean `{s}`?")).with_fix(
-                            format!("replace with \"{s}\""),
-                            span,
-                            format!("\"{s}\""),
-                        ),
-                        None => d.with_help(format!(
-                            "known: {}; or add yours to {} and pass --stdlib",
-                            known.join(", "),
-                            kinds[0].file()
-                        )),
-                    };
-                    self.push(d);
-                    return None;
-                }
-                Typed::Str(text.to_owned())
-            }
+            ValueType::Catalog(kinds) => return self.catalog_value(codes::UNKNOWN_CATALOG_ENTRY, kinds, text, span),
             ValueType::Ref(kinds) => Typed::Ref { name: text.to_owned(), kinds: kinds.clone(), target: None },
             ValueType::AnyRef => Typed::Ref { name: text.to_owned(), kinds: Vec::new().into(), target: None },
             // Kept until resolution decides whether it names a secret; then
