@@ -51,17 +51,7 @@ pub(crate) fn load(spec: &Path, stdlib: Option<&Path>, config: RenderConfig) -> 
         let _ = write!(stderr, "{}", render(&schema_diagnostics, &sources, Format::Human, config));
         return Err(ExitCode::from(2));
     }
-    let mut checked = sovereign_check::check(&root, bytes, &DiskHost, &schema, sources);
-    let analysis = if checked.has_errors() {
-        None
-    } else {
-        // The reference graph has done its work (cycles); the analysis builds its own.
-        checked.dependencies = Vec::new();
-        let analysis = sovereign_analyze::analyze(&checked.fabric, &schema);
-        checked.diagnostics.extend(analysis.diagnostics.iter().cloned());
-        sovereign_diagnostics::sort(&mut checked.diagnostics);
-        Some(analysis)
-    };
+    let (checked, analysis) = sovereign_analyze::check_and_analyze(&root, bytes, &DiskHost, &schema, sources);
     Ok(Loaded { checked, analysis })
 }
 

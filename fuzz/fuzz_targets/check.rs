@@ -23,11 +23,8 @@ fn schema() -> &'static (Schema, SourceMap) {
 
 fuzz_target!(|data: &[u8]| {
     let (schema, sources) = schema();
-    let mut checked = sovereign_check::check(Path::new("fuzz.kdl"), data.to_vec(), &EmptyHost, schema, sources.clone());
-    if !checked.has_errors() {
-        let analysis = sovereign_analyze::analyze(&checked.fabric, schema);
-        checked.diagnostics.extend(analysis.diagnostics);
-    }
+    let (checked, _) =
+        sovereign_analyze::check_and_analyze(Path::new("fuzz.kdl"), data.to_vec(), &EmptyHost, schema, sources.clone());
     for d in &checked.diagnostics {
         let text = checked.sources.text(d.primary.span.file);
         assert!(d.primary.span.end as usize <= text.len(), "span past the end");

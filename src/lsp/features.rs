@@ -225,13 +225,8 @@ fn values(schema: &Schema, snapshot: Option<&Snapshot>, def: &ValueDef, span: Sp
     };
     let declared = |kinds: Option<&[String]>| -> Vec<Completion> {
         let Some(snapshot) = snapshot else { return Vec::new() };
-        let mut names: Vec<(&str, &str)> = snapshot
-            .fabric
-            .names
-            .keys()
-            .filter(|k| kinds.is_none_or(|kinds| kinds.iter().any(|w| **w == *k.kind)))
-            .map(|k| (&*k.name, &*k.kind))
-            .collect();
+        let mut names: Vec<(&str, &str)> =
+            snapshot.fabric.declarations(kinds).into_iter().map(|(kind, name)| (name, kind)).collect();
         names.sort_unstable();
         names.into_iter().map(|(name, kind)| quoted(name, kind, CompletionKind::Reference)).collect()
     };

@@ -122,9 +122,10 @@ impl Backend {
     /// Whether every open buffer the snapshot read still has the text it read.
     fn is_current(&self, snapshot: &Snapshot) -> bool {
         let workspace = lock(&self.workspace);
-        snapshot.sources.files().all(|(_, file)| {
-            workspace.documents.get(&DiskHost.canonical(&file.path)).is_none_or(|doc| *doc.text == *file.text)
-        })
+        snapshot
+            .files
+            .iter()
+            .all(|(id, path)| workspace.documents.get(path).is_none_or(|doc| *doc.text == snapshot.sources.text(*id)))
     }
 
     fn checker(&self) -> Checker {
@@ -253,12 +254,7 @@ impl Checker {
         ws.roots.insert(path.to_path_buf(), root.clone());
         let snapshot = Arc::new(snapshot);
         ws.snapshots.insert(root.clone(), snapshot.clone());
-        let loaded: BTreeSet<PathBuf> = snapshot
-            .sources
-            .files()
-            .filter(|(_, f)| !f.path.starts_with("<stdlib>"))
-            .map(|(_, f)| DiskHost.canonical(&f.path))
-            .collect();
+        let loaded: BTreeSet<PathBuf> = snapshot.files.iter().map(|(_, p)| p.clone()).collect();
         let orphans: Vec<PathBuf> = ws
             .roots
             .iter()
@@ -270,14 +266,8 @@ impl Checker {
         }
         let mut by_file: HashMap<PathBuf, Vec<Diagnostic>> = loaded.iter().map(|f| (f.clone(), Vec::new())).collect();
         for d in &snapshot.diagnostics {
-            if let Some(file) = snapshot.sources.get(d.primary.span.file)
-                && !file.path.starts_with("<stdlib>")
-            {
-                by_file.entry(DiskHost.canonical(&file.path)).or_default().push(diagnostic(
-                    &snapshot.sources,
-                    d,
-                    self.encoding,
-                ));
+            if let Some(file) = snapshot.path_of(d.primary.span.file) {
+                by_file.entry(file.to_path_buf()).or_default().push(diagnostic(&snapshot.sources, d, self.encoding));
             }
         }
         let before = ws.published.insert(root, loaded.clone()).unwrap_or_default();

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use sovereign_analyze::Analysis;
 use sovereign_check::ir::Fabric;
 use sovereign_check::{Host, Schema};
-use sovereign_diagnostics::{Diagnostic, SourceMap};
+use sovereign_diagnostics::{Diagnostic, FileId, SourceMap};
 
 use crate::host::DiskHost;
 
@@ -53,12 +53,20 @@ pub(crate) struct Snapshot {
     pub(crate) diagnostics: Vec<Diagnostic>,
     /// Present once the analysis has run on a spec without check errors.
     pub(crate) analysis: Option<Analysis>,
+    /// The canonical path of every spec file read (not the stdlib), resolved
+    /// once here rather than on every request.
+    pub(crate) files: Vec<(FileId, PathBuf)>,
 }
 
 impl Snapshot {
     /// The id of a loaded file by canonical path.
-    pub(crate) fn file_of(&self, path: &Path) -> Option<sovereign_diagnostics::FileId> {
-        self.sources.files().find(|(_, f)| DiskHost.canonical(&f.path) == path).map(|(id, _)| id)
+    pub(crate) fn file_of(&self, path: &Path) -> Option<FileId> {
+        self.files.iter().find(|(_, p)| p == path).map(|(id, _)| *id)
+    }
+
+    /// The canonical path of a loaded spec file.
+    pub(crate) fn path_of(&self, file: FileId) -> Option<&Path> {
+        self.files.iter().find(|(id, _)| *id == file).map(|(_, p)| p.as_path())
     }
 }
 
@@ -104,16 +112,14 @@ impl Workspace {
 /// Checks (and, when clean, analyzes) the spec rooted at `root`.
 pub(crate) fn check(root: &Path, host: &OverlayHost, schema: &Schema, schema_sources: &SourceMap) -> Snapshot {
     let bytes = host.read(root).unwrap_or_default();
-    let mut checked = sovereign_check::check(root, bytes, host, schema, schema_sources.clone());
-    let analysis = if checked.has_errors() {
-        None
-    } else {
-        let analysis = sovereign_analyze::analyze(&checked.fabric, schema);
-        checked.diagnostics.extend(analysis.diagnostics.iter().cloned());
-        sovereign_diagnostics::sort(&mut checked.diagnostics);
-        Some(analysis)
-    };
-    Snapshot { sources: checked.sources, fabric: checked.fabric, diagnostics: checked.diagnostics, analysis }
+    let (checked, analysis) = sovereign_analyze::check_and_analyze(root, bytes, host, schema, schema_sources.clone());
+    let files = checked
+        .sources
+        .files()
+        .filter(|(_, f)| !f.path.starts_with("<stdlib>"))
+        .map(|(id, f)| (id, host.canonical(&f.path)))
+        .collect();
+    Snapshot { sources: checked.sources, fabric: checked.fabric, diagnostics: checked.diagnostics, analysis, files }
 }
 
 /// The root spec of a buffer: the nearest `fabric.kdl` at or above it whose

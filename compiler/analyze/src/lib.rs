@@ -19,9 +19,11 @@ pub mod memory;
 pub mod placement;
 pub mod view;
 
-use sovereign_check::Schema;
+use std::path::Path;
+
 use sovereign_check::ir::Fabric;
-use sovereign_diagnostics::Diagnostic;
+use sovereign_check::{Checked, Host, Schema};
+use sovereign_diagnostics::{Diagnostic, SourceMap};
 
 /// Everything the analysis decided.
 #[derive(Clone, Debug, Default)]
@@ -56,7 +58,7 @@ pub fn analyze(fabric: &Fabric, schema: &Schema) -> Analysis {
             (graph, diagnostics)
         });
         let mut flow_diagnostics = Vec::new();
-        let flows = flows::analyze(fabric, catalog, &sites, &serves, &stores, &mut flow_diagnostics);
+        let flows = flows::analyze(fabric, &sites, &serves, &stores, &mut flow_diagnostics);
         let (graph, graph_diagnostics) = match graph.join() {
             Ok(result) => result,
             Err(panic) => std::panic::resume_unwind(panic),
@@ -67,4 +69,27 @@ pub fn analyze(fabric: &Fabric, schema: &Schema) -> Analysis {
     diagnostics.append(&mut graph_diagnostics);
     sovereign_diagnostics::sort(&mut diagnostics);
     Analysis { sites, serves, inventory, devices, flows, graph, diagnostics }
+}
+
+/// What `sovereign check` runs, for every front end (CLI, editor, fuzzer):
+/// checks the spec rooted at `root` and, when the check finds no errors,
+/// analyzes it. The checked diagnostics then include the analysis's, sorted.
+#[must_use]
+pub fn check_and_analyze(
+    root: &Path,
+    bytes: Vec<u8>,
+    host: &dyn Host,
+    schema: &Schema,
+    sources: SourceMap,
+) -> (Checked, Option<Analysis>) {
+    let mut checked = sovereign_check::check(root, bytes, host, schema, sources);
+    if checked.has_errors() {
+        return (checked, None);
+    }
+    // The reference graph has done its work (cycles); the analysis builds its own.
+    checked.dependencies = Vec::new();
+    let analysis = analyze(&checked.fabric, schema);
+    checked.diagnostics.extend(analysis.diagnostics.iter().cloned());
+    sovereign_diagnostics::sort(&mut checked.diagnostics);
+    (checked, Some(analysis))
 }

@@ -153,6 +153,20 @@ impl Fabric {
         self.names.get(&DeclQuery(kind, name)).copied()
     }
 
+    /// The declarations of the given kind paths (every kind when `None`), as
+    /// (kind, qualified name), sorted: for messages and completion lists.
+    #[must_use]
+    pub fn declarations(&self, kinds: Option<&[String]>) -> Vec<(&str, &str)> {
+        let mut keys: Vec<(&str, &str)> = self
+            .names
+            .keys()
+            .filter(|k| kinds.is_none_or(|kinds| kinds.iter().any(|wanted| **wanted == *k.kind)))
+            .map(|k| (&*k.kind, &*k.name))
+            .collect();
+        keys.sort_unstable();
+        keys
+    }
+
     /// Items of a kind path, in load order.
     pub fn of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = (ItemId, &'a Item)> + 'a {
         self.by_kind.get(kind).into_iter().flatten().map(|&id| (id, self.item(id)))

@@ -144,14 +144,7 @@ impl Declared {
 /// The declared names of the given kinds (all kinds when `None`), sorted and
 /// without repeats; only built for a diagnostic.
 fn names_of<'a>(fabric: &'a Fabric, kinds: Option<&[String]>) -> Vec<&'a str> {
-    let mut keys: Vec<(&str, &str)> = fabric
-        .names
-        .keys()
-        .filter(|k| kinds.is_none_or(|kinds| kinds.iter().any(|wanted| **wanted == *k.kind)))
-        .map(|k| (&*k.kind, &*k.name))
-        .collect();
-    keys.sort_unstable();
-    let mut names: Vec<&str> = keys.into_iter().map(|(_, name)| name).collect();
+    let mut names: Vec<&str> = fabric.declarations(kinds).into_iter().map(|(_, name)| name).collect();
     if kinds.is_none() {
         names.sort_unstable();
         names.dedup();
