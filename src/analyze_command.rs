@@ -69,7 +69,7 @@ struct Row {
     sequences: String,
 }
 
-fn rows(fabric: &Fabric, analysis: &Analysis) -> Vec<Row> {
+fn rows(analysis: &Analysis) -> Vec<Row> {
     let mut rows = Vec::new();
     for plan in &analysis.serves {
         for p in &plan.placements {
@@ -102,7 +102,6 @@ fn rows(fabric: &Fabric, analysis: &Analysis) -> Vec<Row> {
             });
         }
     }
-    let _ = fabric;
     rows
 }
 
@@ -127,7 +126,7 @@ fn table(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
 fn tables(fabric: &Fabric, analysis: &Analysis) -> String {
     let mut out = String::new();
     out.push_str("Placement (memory per device: weights, KV of one max-length sequence, usable, free after weights)\n");
-    let placement: Vec<Vec<String>> = rows(fabric, analysis)
+    let placement: Vec<Vec<String>> = rows(analysis)
         .into_iter()
         .map(|r| {
             vec![

@@ -19,7 +19,6 @@ use std::collections::{BTreeMap, VecDeque};
 
 use hashbrown::{HashMap, HashSet};
 
-use sovereign_catalog::Catalog;
 use sovereign_check::ir::{Fabric, Item, ItemId, Typed};
 use sovereign_diagnostics::{Diagnostic, Span, codes};
 
@@ -236,7 +235,6 @@ struct Dataset {
 /// Follows every dataset along every carrier and checks each hop.
 pub fn analyze(
     fabric: &Fabric,
-    _catalog: &Catalog,
     sites: &Sites,
     serves: &[ServePlan],
     stores: &BTreeMap<ItemId, usize>,
@@ -344,8 +342,7 @@ pub fn analyze(
     };
     for (_, observe) in fabric.of_kind("observe") {
         for (export_id, export) in children(fabric, observe, "export") {
-            let Some(destination) =
-                export_destination(fabric, sites, export, &mut places, diagnostics, &workload_points)
+            let Some(destination) = export_destination(sites, export, &mut places, diagnostics, &workload_points)
             else {
                 continue;
             };
@@ -575,7 +572,6 @@ fn read_datasets(fabric: &Fabric, sites: &Sites) -> HashMap<ItemId, Dataset> {
 /// another site, `Some(None)` in-cluster (stays on each site), `None` unknown
 /// (reported when anything but public data would go there).
 fn export_destination(
-    fabric: &Fabric,
     sites: &Sites,
     export: &Item,
     places: &mut Vec<Place>,
@@ -603,7 +599,6 @@ fn export_destination(
         return Some(Some(place));
     }
     if !workload_points.is_empty() {
-        let _ = fabric;
         diagnostics.push(
             Diagnostic::new(
                 codes::UNKNOWN_DESTINATION,

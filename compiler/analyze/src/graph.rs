@@ -300,7 +300,7 @@ pub fn build(
         }
     }
     let mut graph = b.graph;
-    graph.waves = waves(fabric, &graph, diagnostics);
+    graph.waves = waves(&graph, diagnostics);
     graph
 }
 
@@ -313,7 +313,7 @@ fn qualified(fabric: &Fabric, id: ItemId) -> Arc<str> {
 }
 
 /// Layers by longest path, or nothing (and `SOV4006`) when there is a cycle.
-fn waves(fabric: &Fabric, graph: &ResourceGraph, diagnostics: &mut Vec<Diagnostic>) -> Vec<Vec<usize>> {
+fn waves(graph: &ResourceGraph, diagnostics: &mut Vec<Diagnostic>) -> Vec<Vec<usize>> {
     // Kahn's algorithm in compressed adjacency (one allocation per array, not
     // per resource): a resource's wave is known once all it needs is placed.
     let n = graph.resources.len();
@@ -347,7 +347,7 @@ fn waves(fabric: &Fabric, graph: &ResourceGraph, diagnostics: &mut Vec<Diagnosti
         }
     }
     if done < n {
-        report_cycles(fabric, graph, diagnostics);
+        report_cycles(graph, diagnostics);
         return Vec::new();
     }
     let count = wave.iter().max().map_or(0, |m| m + 1);
@@ -359,7 +359,7 @@ fn waves(fabric: &Fabric, graph: &ResourceGraph, diagnostics: &mut Vec<Diagnosti
 }
 
 /// Reports every cycle (strongly connected component), only when there is one.
-fn report_cycles(fabric: &Fabric, graph: &ResourceGraph, diagnostics: &mut Vec<Diagnostic>) {
+fn report_cycles(graph: &ResourceGraph, diagnostics: &mut Vec<Diagnostic>) {
     let mut g: DiGraph<usize, usize> = DiGraph::new();
     let nodes: Vec<NodeIndex> = (0..graph.resources.len()).map(|i| g.add_node(i)).collect();
     for (i, e) in graph.edges.iter().enumerate() {
@@ -371,16 +371,11 @@ fn report_cycles(fabric: &Fabric, graph: &ResourceGraph, diagnostics: &mut Vec<D
     cycles.iter_mut().for_each(|c| c.sort_by(|a, b| id(a).cmp(id(b))));
     cycles.sort_by(|a, b| id(&a[0]).cmp(id(&b[0])));
     for component in &cycles {
-        diagnostics.push(cycle_diagnostic(fabric, graph, &g, component));
+        diagnostics.push(cycle_diagnostic(graph, &g, component));
     }
 }
 
-fn cycle_diagnostic(
-    fabric: &Fabric,
-    graph: &ResourceGraph,
-    g: &DiGraph<usize, usize>,
-    component: &[NodeIndex],
-) -> Diagnostic {
+fn cycle_diagnostic(graph: &ResourceGraph, g: &DiGraph<usize, usize>, component: &[NodeIndex]) -> Diagnostic {
     let members: Vec<usize> = component.iter().map(|n| g[*n]).collect();
     // Walk the cycle from the first member along edges inside the component.
     let start = members[0];
@@ -417,6 +412,5 @@ fn cycle_diagnostic(
             format!("{} {} {}", graph.resources[edge.from].id, edge.why, graph.resources[edge.to].id),
         );
     }
-    let _ = fabric;
     d.with_help("nothing in a cycle can be created first: remove a `depends-on`, or move a workload off the site whose cluster it would have to precede")
 }

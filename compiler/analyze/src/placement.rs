@@ -158,6 +158,35 @@ impl Inventory {
 }
 
 impl Inventory {
+    /// The `count` GPUs of one node (or GPU pool machine), all free.
+    #[allow(clippy::too_many_arguments)]
+    fn push_node(
+        &mut self,
+        site: usize,
+        node: &Arc<str>,
+        node_item: ItemId,
+        node_key: usize,
+        count: u32,
+        model: &Arc<str>,
+        mig_capable: bool,
+    ) {
+        for index in 0..count {
+            self.gpus.push(GpuState {
+                site,
+                node: node.clone(),
+                node_item,
+                node_key,
+                index,
+                model: model.clone(),
+                mig_capable,
+                whole: None,
+                occupied: 0,
+                compute: 0,
+                instances: Vec::new(),
+            });
+        }
+    }
+
     /// Every GPU of every node (and GPU pool machine) and every TPU pool slice.
     #[must_use]
     pub fn new(sites: &Sites, catalog: &Catalog) -> Inventory {
@@ -168,21 +197,7 @@ impl Inventory {
                 let Some(model) = node.gpu.as_ref().filter(|m| catalog.gpus.contains_key(*m)) else { continue };
                 let mig_capable = node.mig && !catalog.gpus[model].mig.is_empty();
                 let (name, model): (Arc<str>, Arc<str>) = (node.name.as_str().into(), model.as_str().into());
-                for index in 0..node.gpus {
-                    inventory.gpus.push(GpuState {
-                        site: site_index,
-                        node: name.clone(),
-                        node_item: node.id,
-                        node_key,
-                        index,
-                        model: model.clone(),
-                        mig_capable,
-                        whole: None,
-                        occupied: 0,
-                        compute: 0,
-                        instances: Vec::new(),
-                    });
-                }
+                inventory.push_node(site_index, &name, node.id, node_key, node.gpus, &model, mig_capable);
                 node_key += 1;
             }
             for pool in &site.pools {
@@ -191,21 +206,7 @@ impl Inventory {
                     let model: Arc<str> = pool.accelerator.as_str().into();
                     for machine in 0..pool.max {
                         let name: Arc<str> = format!("{}#{machine}", pool.name).into();
-                        for index in 0..pool.gpus {
-                            inventory.gpus.push(GpuState {
-                                site: site_index,
-                                node: name.clone(),
-                                node_item: pool.id,
-                                node_key,
-                                index,
-                                model: model.clone(),
-                                mig_capable: false,
-                                whole: None,
-                                occupied: 0,
-                                compute: 0,
-                                instances: Vec::new(),
-                            });
-                        }
+                        inventory.push_node(site_index, &name, pool.id, node_key, pool.gpus, &model, false);
                         node_key += 1;
                     }
                 } else if let Some(tpu) = catalog.tpus.get(&pool.accelerator) {

@@ -227,7 +227,7 @@ impl<'a> Parser<'a> {
         } else {
             Cow::Borrowed(body)
         };
-        Token { kind: ValueKind::String(text), span: self.span(start, self.pos), is_string: true }
+        self.string_token(start, text)
     }
 
     pub(super) fn unterminated_string(&mut self, start: usize) {
@@ -272,16 +272,17 @@ impl<'a> Parser<'a> {
             self.multiline_needs_newline(start);
             let mut errors = Vec::new();
             let text = strings::unescape(body, &mut errors);
-            return Token {
-                kind: ValueKind::String(Cow::Owned(text)),
-                span: self.span(start, self.pos),
-                is_string: true,
-            };
+            return self.string_token(start, Cow::Owned(text));
         }
         let mut errors = Vec::new();
         let text = strings::multiline(body, false, &mut errors);
         self.body_errors(body_start, errors);
-        Token { kind: ValueKind::String(Cow::Owned(text)), span: self.span(start, self.pos), is_string: true }
+        self.string_token(start, Cow::Owned(text))
+    }
+
+    /// A string token from `start` to the cursor.
+    fn string_token(&self, start: usize, text: Cow<'a, str>) -> Token<'a> {
+        Token { kind: ValueKind::String(text), span: self.span(start, self.pos), is_string: true }
     }
 
     pub(super) fn multiline_needs_newline(&mut self, start: usize) {
@@ -312,11 +313,7 @@ impl<'a> Parser<'a> {
                 "a raw string is `#` signs, then a quoted string, then as many `#` signs",
             )
             .help = Some("write #\"text\"#".into());
-            return Token {
-                kind: ValueKind::String(Cow::Borrowed("")),
-                span: self.span(start, self.pos),
-                is_string: true,
-            };
+            return self.string_token(start, Cow::Borrowed(""));
         }
         let closing_matches = |parser: &Parser<'_>, at: usize| -> bool {
             parser.bytes.get(at + 1..at + 1 + hashes).is_some_and(|h| h.iter().all(|&b| b == b'#'))
@@ -356,20 +353,12 @@ impl<'a> Parser<'a> {
             let body = &self.src[body_start..body_end];
             if !opened_on_own_line {
                 self.multiline_needs_newline(start);
-                return Token {
-                    kind: ValueKind::String(Cow::Borrowed(body)),
-                    span: self.span(start, self.pos),
-                    is_string: true,
-                };
+                return self.string_token(start, Cow::Borrowed(body));
             }
             let mut errors = Vec::new();
             let text = strings::multiline(body, true, &mut errors);
             self.body_errors(body_start, errors);
-            return Token {
-                kind: ValueKind::String(Cow::Owned(text)),
-                span: self.span(start, self.pos),
-                is_string: true,
-            };
+            return self.string_token(start, Cow::Owned(text));
         }
         self.pos += 1;
         let body_start = self.pos;
@@ -410,10 +399,6 @@ impl<'a> Parser<'a> {
                 self.check_disallowed_at(body_start + at, c);
             }
         }
-        Token {
-            kind: ValueKind::String(Cow::Borrowed(&self.src[body_start..body_end])),
-            span: self.span(start, self.pos),
-            is_string: true,
-        }
+        self.string_token(start, Cow::Borrowed(&self.src[body_start..body_end]))
     }
 }
