@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use sovereign_analyze::Analysis;
-use sovereign_check::{Checked, Host as _, MAX_FILE_BYTES, Schema};
+use sovereign_check::{Checked, FileKind, Host as _, MAX_FILE_BYTES, Schema};
 use sovereign_diagnostics::{Diagnostic, FileId, Format, RenderConfig, Severity, SourceMap, render};
 
 use crate::host::DiskHost;
@@ -24,6 +24,12 @@ pub(crate) struct Loaded {
 pub(crate) fn load(spec: &Path, stdlib: Option<&Path>, config: RenderConfig) -> Result<Loaded, ExitCode> {
     let mut stderr = std::io::stderr();
     let root = resolve_root(spec);
+    // The root is refused like an import when it is not a regular file: a
+    // `fabric.kdl` in a pull request may be a symlink to `/proc/self/environ`.
+    if let FileKind::Special(what) = DiskHost.kind(&root) {
+        let _ = writeln!(stderr, "error: {} is {what}, not a spec file; specs are regular .kdl files", root.display());
+        return Err(ExitCode::from(2));
+    }
     let bytes = match DiskHost.read(&root) {
         Ok(bytes) if bytes.len() > MAX_FILE_BYTES => {
             let _ = writeln!(stderr, "error: {} is larger than 1 GiB", root.display());

@@ -28,7 +28,7 @@ fn exit_codes() {
 
 #[test]
 fn warnings_fail_only_when_denied() {
-    let case = "tests/cases/schema-duplicate-property.kdl";
+    let case = "tests/cases/schema-type-annotation-warning.kdl";
     assert_eq!(sovereign(&["check", case]).status.code(), Some(0));
     assert_eq!(sovereign(&["check", "--deny-warnings", case]).status.code(), Some(1));
 }

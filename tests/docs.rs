@@ -51,7 +51,7 @@ fn every_code_has_a_page_and_every_page_a_code() {
 }
 
 /// Codes whose example cannot be written as text in a Markdown page.
-const EXAMPLE_NOT_TEXT: &[&str] = &["SOV1013", "SOV3007", "SOV3008"];
+const EXAMPLE_NOT_TEXT: &[&str] = &["SOV1013", "SOV3007", "SOV3008", "SOV3011", "SOV3012"];
 
 #[test]
 fn every_page_example_produces_its_code() {
@@ -76,16 +76,19 @@ fn every_page_example_produces_its_code() {
 #[test]
 fn every_code_has_a_case() {
     let snapshots = root().join("tests/snapshots");
+    // Only the diagnostics cases' snapshots: a code seen in an analysis
+    // golden file has no case of its own.
     let all: String = fs::read_dir(&snapshots)
         .unwrap()
-        .map(|e| fs::read_to_string(e.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("cases__")))
+        .map(|p| fs::read_to_string(p).unwrap())
         .collect::<Vec<_>>()
         .join("\n");
     let missing: Vec<&str> = codes::ALL.iter().map(|c| c.id).filter(|id| !all.contains(&format!("{id}("))).collect();
     assert!(missing.is_empty(), "codes with no case in tests/cases/: {missing:?}");
     let cases = fs::read_dir(root().join("tests/cases")).unwrap().count();
     assert!(cases >= 60, "at least 60 cases are required, found {cases}");
-    assert!(Path::new(&snapshots).exists());
 }
 
 /// The fix of a capacity, sovereignty or catalog page is a whole spec that

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use sovereign_analyze::Analysis;
 use sovereign_check::ir::Fabric;
-use sovereign_check::{Host, Schema};
+use sovereign_check::{FileKind, Host, Schema};
 use sovereign_diagnostics::{Diagnostic, FileId, SourceMap};
 
 use crate::host::DiskHost;
@@ -35,8 +35,11 @@ impl Host for OverlayHost {
             None => DiskHost.read(path),
         }
     }
-    fn is_dir(&self, path: &Path) -> bool {
-        DiskHost.is_dir(path)
+    fn kind(&self, path: &Path) -> FileKind {
+        if self.open.contains_key(&DiskHost.canonical(path)) {
+            return FileKind::File;
+        }
+        DiskHost.kind(path)
     }
     fn kdl_files(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
         DiskHost.kdl_files(dir)

@@ -22,7 +22,7 @@ use std::path::Path;
 
 use sovereign_diagnostics::{Diagnostic, FileId, SourceMap, Span};
 
-pub use load::{EmptyHost, Host, MAX_FILE_BYTES};
+pub use load::{EmptyHost, FileKind, Host, MAX_FILE_BYTES, MAX_IMPORT_DEPTH, MemoryHost};
 pub use schema::Schema;
 
 /// The result of checking a spec.
@@ -59,7 +59,7 @@ pub fn embedded_schema(sources: &mut SourceMap) -> (Schema, Vec<Diagnostic>) {
 #[must_use]
 pub fn check(root: &Path, bytes: Vec<u8>, host: &dyn Host, schema: &Schema, sources: SourceMap) -> Checked {
     let mut loader = load::Loader::new(host, schema, sources);
-    let root_file = loader.load_text(root, bytes, None);
+    let root_file = loader.load_root(root, bytes);
     let mut diagnostics = std::mem::take(&mut loader.diagnostics);
     let mut fabric = std::mem::take(&mut loader.fabric);
     resolve::resolve(&mut fabric, Span::new(root_file, 0, 0), &mut diagnostics);

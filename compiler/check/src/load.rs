@@ -2,30 +2,68 @@
 //!
 //! All file access goes through [`Host`], so the compiler stays pure: the
 //! CLI reads the disk, the LSP serves open buffers, tests use memory.
+//!
+//! Imports are followed with an explicit stack, not recursion, so a chain
+//! of thousands of files cannot overflow the thread's stack; a chain deeper
+//! than [`MAX_IMPORT_DEPTH`] is an error of its own. An import may only
+//! name a regular `.kdl` file (or a folder of them) inside the root spec's
+//! folder, after symlinks are resolved: a spec from anyone must not be able
+//! to read `/proc/self/environ` into its diagnostics, or hang on a FIFO.
 
+use std::collections::HashSet;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use sovereign_diagnostics::{Diagnostic, FileId, SourceMap, Span, codes};
 
 use crate::ir::Fabric;
-use crate::lower::Lower;
+use crate::lower::{ImportRequest, Lower};
 use crate::schema::Schema;
+
+/// What is at a path, as far as imports care. Found without opening it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    File,
+    Dir,
+    Missing,
+    /// A FIFO, device, socket or kernel file: never read. The text says which.
+    Special(&'static str),
+}
 
 /// Everything the compiler may ask of the outside world.
 pub trait Host {
-    /// Reads a file as bytes.
+    /// Reads a regular file as bytes; anything else is an error.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
-    /// Whether `path` is a folder.
-    fn is_dir(&self, path: &Path) -> bool;
+    /// What is at `path` (symlinks followed), without opening it.
+    fn kind(&self, path: &Path) -> FileKind;
     /// Every `.kdl` file under a folder, recursively, sorted by path.
     fn kdl_files(&self, dir: &Path) -> io::Result<Vec<PathBuf>>;
-    /// A canonical form of the path, to recognise a file imported twice.
+    /// A canonical form of the path (symlinks resolved), to recognise a
+    /// file imported twice and to keep imports inside the spec's folder.
     fn canonical(&self, path: &Path) -> PathBuf;
 }
 
 /// Specs larger than this are refused rather than risking offsets past `u32`.
 pub const MAX_FILE_BYTES: usize = 1 << 30;
+
+/// The longest chain of imports (root → a → b …) followed.
+pub const MAX_IMPORT_DEPTH: usize = 64;
+
+/// One file of the chain being loaded, with the imports it still has to follow.
+struct Frame {
+    canonical: PathBuf,
+    imported_at: Option<Span>,
+    dir: PathBuf,
+    /// In reverse order: the next import is popped from the end.
+    pending: Vec<Pending>,
+}
+
+enum Pending {
+    /// An `import` as written.
+    Import(ImportRequest),
+    /// One file of a folder import, already listed.
+    File(PathBuf, Span),
+}
 
 pub(crate) struct Loader<'a> {
     pub(crate) host: &'a dyn Host,
@@ -33,9 +71,11 @@ pub(crate) struct Loader<'a> {
     pub(crate) sources: SourceMap,
     pub(crate) fabric: Fabric,
     pub(crate) diagnostics: Vec<Diagnostic>,
-    loaded: Vec<PathBuf>,
-    /// The chain of files being loaded, with the span of each import that continued it.
-    stack: Vec<(PathBuf, Option<Span>)>,
+    loaded: HashSet<PathBuf>,
+    /// Imports must resolve inside this folder (the root file's, canonical).
+    root_dir: PathBuf,
+    /// The chain of files being loaded.
+    stack: Vec<Frame>,
 }
 
 impl<'a> Loader<'a> {
@@ -46,16 +86,37 @@ impl<'a> Loader<'a> {
             sources,
             fabric: Fabric::default(),
             diagnostics: Vec::new(),
-            loaded: Vec::new(),
+            loaded: HashSet::new(),
+            root_dir: PathBuf::new(),
             stack: Vec::new(),
         }
     }
 
-    /// Loads a file that was already read (the root, or an editor buffer).
-    pub(crate) fn load_text(&mut self, path: &Path, bytes: Vec<u8>, imported_at: Option<Span>) -> FileId {
-        let canonical = self.host.canonical(path);
-        self.loaded.push(canonical.clone());
-        self.stack.push((canonical, imported_at));
+    /// Loads the root file (already read) and everything it imports.
+    pub(crate) fn load_root(&mut self, path: &Path, bytes: Vec<u8>) -> FileId {
+        let canonical = normalize(&self.host.canonical(path));
+        self.root_dir = canonical.parent().map(Path::to_path_buf).unwrap_or_default();
+        let root = self.load_text(path, canonical, bytes, None);
+        while let Some(frame) = self.stack.last_mut() {
+            let Some(next) = frame.pending.pop() else {
+                self.stack.pop();
+                continue;
+            };
+            match next {
+                Pending::Import(import) => {
+                    let dir = frame.dir.clone();
+                    self.import(&dir, &import.path, import.span);
+                }
+                Pending::File(path, span) => self.import_file(&path, span),
+            }
+        }
+        root
+    }
+
+    /// Parses and lowers one file and pushes its frame; its imports are
+    /// followed by the loop in [`Loader::load_root`].
+    fn load_text(&mut self, path: &Path, canonical: PathBuf, bytes: Vec<u8>, imported_at: Option<Span>) -> FileId {
+        self.loaded.insert(canonical.clone());
         let (text, utf8_error) = match String::from_utf8(bytes) {
             Ok(text) => (text, None),
             Err(error) => {
@@ -85,96 +146,190 @@ impl<'a> Loader<'a> {
         // dropped: the whole tree of a large file is never alive at once.
         let mut lower = Lower::new(self.schema, &mut self.fabric, &mut self.diagnostics);
         let rest = sovereign_syntax::parse_each(file, &text, |node| lower.top_level(&node));
-        let imports = lower.into_imports();
+        let mut imports = lower.into_imports();
         self.diagnostics.extend(rest.diagnostics);
         let added = self.sources.add(path.to_path_buf(), text);
         debug_assert_eq!(added, file);
-        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        for import in imports {
-            self.import(&dir, &import.path, import.span);
-        }
-        self.stack.pop();
+        imports.reverse();
+        self.stack.push(Frame {
+            canonical,
+            imported_at,
+            dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            pending: imports.into_iter().map(Pending::Import).collect(),
+        });
         file
     }
 
     fn import(&mut self, dir: &Path, relative: &str, span: Span) {
+        if Path::new(relative).has_root() {
+            self.push(
+                Diagnostic::new(
+                    codes::IMPORT_OUTSIDE_SPEC,
+                    span,
+                    "an import path must be relative to the importing file",
+                )
+                .with_primary_label("absolute path")
+                .with_help("move the file into the spec's folder and import it by a relative path"),
+            );
+            return;
+        }
         let target = dir.join(relative);
-        if self.host.is_dir(&target) {
-            match self.host.kdl_files(&target) {
-                Ok(files) if files.is_empty() => self.diagnostics.push(
-                    Diagnostic::new(
-                        codes::UNRESOLVED_IMPORT,
-                        span,
-                        format!("the folder `{}` has no .kdl files", target.display()),
-                    )
-                    .with_help("add spec files to it, or remove the import"),
-                ),
-                Ok(files) => {
-                    for file in files {
-                        self.import_file(&file, span);
-                    }
+        match self.host.kind(&target) {
+            FileKind::Dir => {
+                if !self.inside_root(&target, span) {
+                    return;
                 }
-                Err(error) => self.diagnostics.push(
-                    Diagnostic::new(
-                        codes::UNRESOLVED_IMPORT,
-                        span,
-                        format!("cannot read the folder `{}`: {error}", target.display()),
-                    )
-                    .with_help("check the path and its permissions"),
-                ),
+                // Listed only once inside: a folder outside is never walked.
+                match self.host.kdl_files(&target) {
+                    Ok(files) if files.is_empty() => self.push(
+                        Diagnostic::new(
+                            codes::UNRESOLVED_IMPORT,
+                            span,
+                            format!("the folder `{}` has no .kdl files", target.display()),
+                        )
+                        .with_help("add spec files to it, or remove the import"),
+                    ),
+                    Ok(files) => {
+                        if let Some(frame) = self.stack.last_mut() {
+                            frame.pending.extend(files.into_iter().rev().map(|file| Pending::File(file, span)));
+                        }
+                    }
+                    Err(error) => self.push(
+                        Diagnostic::new(
+                            codes::UNRESOLVED_IMPORT,
+                            span,
+                            format!("cannot read the folder `{}`: {error}", target.display()),
+                        )
+                        .with_help("check the path and its permissions"),
+                    ),
+                }
             }
-        } else {
-            self.import_file(&target, span);
+            _ => self.import_file(&target, span),
         }
     }
 
+    /// Whether `path` resolves inside the root's folder; reports it if not.
+    fn inside_root(&mut self, path: &Path, span: Span) -> bool {
+        let canonical = normalize(&self.host.canonical(path));
+        if canonical.starts_with(&self.root_dir) && !canonical.components().any(|c| c == Component::ParentDir) {
+            return true;
+        }
+        self.push(
+            Diagnostic::new(
+                codes::IMPORT_OUTSIDE_SPEC,
+                span,
+                format!("`{}` is outside the spec's folder", path.display()),
+            )
+            .with_primary_label("leaves the spec's folder")
+            .with_help(
+                "a spec may import only files in its root file's folder and below it (symlinks are resolved first); move or copy the file there",
+            ),
+        );
+        false
+    }
+
     fn import_file(&mut self, path: &Path, span: Span) {
-        let canonical = self.host.canonical(path);
-        if let Some(position) = self.stack.iter().position(|(p, _)| *p == canonical) {
+        let not_a_spec = |what: &str| {
+            Diagnostic::new(codes::IMPORT_NOT_A_SPEC, span, format!("`{}` is {what}", path.display()))
+                .with_primary_label("not a spec file")
+                .with_help("import a regular `.kdl` file, or a folder of them")
+        };
+        // Outside first: nothing about a file outside the tree is told, not
+        // even whether it exists.
+        if !self.inside_root(path, span) {
+            return;
+        }
+        match self.host.kind(path) {
+            FileKind::Missing => {
+                self.push(
+                    Diagnostic::new(
+                        codes::UNRESOLVED_IMPORT,
+                        span,
+                        format!("cannot import `{}`: no such file or folder", path.display()),
+                    )
+                    .with_primary_label("not found")
+                    .with_help("import paths are relative to the importing file; check the spelling"),
+                );
+                return;
+            }
+            FileKind::Special(what) => {
+                self.push(not_a_spec(&format!("{what}, not a regular file")));
+                return;
+            }
+            FileKind::Dir | FileKind::File => {}
+        }
+        if path.extension().is_none_or(|e| e != "kdl") {
+            self.push(not_a_spec("not a `.kdl` file"));
+            return;
+        }
+        let canonical = normalize(&self.host.canonical(path));
+        if let Some(position) = self.stack.iter().position(|f| f.canonical == canonical) {
             let mut d = Diagnostic::new(
                 codes::IMPORT_CYCLE,
                 span,
                 format!("import cycle: `{}` is already being imported", path.display()),
             )
             .with_primary_label("closes the cycle");
-            for (_, at) in &self.stack[position + 1..] {
-                if let Some(at) = at {
-                    d = d.with_label(*at, "imported here");
+            for frame in &self.stack[position + 1..] {
+                if let Some(at) = frame.imported_at {
+                    d = d.with_label(at, "imported here");
                 }
             }
-            self.diagnostics
-                .push(d.with_help("remove one of the imports; a file may import another only once along a chain"));
+            self.push(d.with_help("remove one of the imports; a file may import another only once along a chain"));
             return;
         }
         if self.loaded.contains(&canonical) {
             return;
         }
+        if self.stack.len() >= MAX_IMPORT_DEPTH {
+            self.push(
+                Diagnostic::new(
+                    codes::IMPORT_TOO_DEEP,
+                    span,
+                    format!("imports are nested more than {MAX_IMPORT_DEPTH} files deep"),
+                )
+                .with_primary_label("one import too many along this chain")
+                .with_help("import the files from a common parent (or a folder) instead of each from the one before"),
+            );
+            return;
+        }
         match self.host.read(path) {
-            Ok(bytes) if bytes.len() > MAX_FILE_BYTES => self.diagnostics.push(
+            Ok(bytes) if bytes.len() > MAX_FILE_BYTES => self.push(
                 Diagnostic::new(codes::UNRESOLVED_IMPORT, span, format!("`{}` is larger than 1 GiB", path.display()))
                     .with_help("split it into smaller files"),
             ),
             Ok(bytes) => {
-                self.load_text(path, bytes, Some(span));
+                self.load_text(path, canonical, bytes, Some(span));
             }
-            Err(error) => {
-                let reason = if error.kind() == io::ErrorKind::NotFound {
-                    "no such file or folder".to_owned()
-                } else {
-                    error.to_string()
-                };
-                self.diagnostics.push(
-                    Diagnostic::new(
-                        codes::UNRESOLVED_IMPORT,
-                        span,
-                        format!("cannot import `{}`: {reason}", path.display()),
-                    )
-                    .with_primary_label("not found")
-                    .with_help("import paths are relative to the importing file; check the spelling"),
-                );
-            }
+            Err(error) => self.push(
+                Diagnostic::new(codes::UNRESOLVED_IMPORT, span, format!("cannot import `{}`: {error}", path.display()))
+                    .with_primary_label("cannot be read")
+                    .with_help("check the file's permissions"),
+            ),
         }
     }
+
+    fn push(&mut self, diagnostic: Diagnostic) {
+        self.diagnostics.push(diagnostic);
+    }
+}
+
+/// Resolves `.` and `..` lexically: hosts without symlinks (memory, tests)
+/// return paths as given, and `a/../../x` must not pass for a path inside `a`.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// A file system with no files: every import is unresolved. For fuzzing,
@@ -185,13 +340,106 @@ impl Host for EmptyHost {
     fn read(&self, _: &Path) -> io::Result<Vec<u8>> {
         Err(io::ErrorKind::NotFound.into())
     }
-    fn is_dir(&self, _: &Path) -> bool {
-        false
+    fn kind(&self, _: &Path) -> FileKind {
+        FileKind::Missing
     }
     fn kdl_files(&self, _: &Path) -> io::Result<Vec<PathBuf>> {
         Ok(Vec::new())
     }
     fn canonical(&self, path: &Path) -> PathBuf {
         path.to_path_buf()
+    }
+}
+
+/// Files in memory, by path: for tests and fuzzing of multi-file specs.
+/// Paths are compared after lexical normalization; a file whose text is
+/// `None` is a special file (it stands for a FIFO: never to be read).
+#[derive(Clone, Debug, Default)]
+pub struct MemoryHost {
+    files: std::collections::BTreeMap<PathBuf, Option<String>>,
+}
+
+impl MemoryHost {
+    /// Files from `//- path` headers, in the manner of rust-analyzer's
+    /// fixtures: each header starts a file, and the text before the first
+    /// header (if any) is `fabric.kdl`.
+    #[must_use]
+    pub fn from_fixture(fixture: &str) -> Self {
+        let mut host = MemoryHost::default();
+        let mut path = PathBuf::from("fabric.kdl");
+        let mut text = String::new();
+        for line in fixture.split_inclusive('\n') {
+            if let Some(header) = line.strip_prefix("//- ") {
+                if !text.trim().is_empty() || path != Path::new("fabric.kdl") {
+                    host.add(&path, std::mem::take(&mut text));
+                }
+                text.clear();
+                path = PathBuf::from(header.trim());
+            } else {
+                text.push_str(line);
+            }
+        }
+        host.add(&path, text);
+        host
+    }
+
+    pub fn add(&mut self, path: impl AsRef<Path>, text: impl Into<String>) {
+        self.files.insert(normalize(path.as_ref()), Some(text.into()));
+    }
+
+    /// A special file at `path`: `kind` says so, `read` fails.
+    pub fn add_special(&mut self, path: impl AsRef<Path>) {
+        self.files.insert(normalize(path.as_ref()), None);
+    }
+}
+
+impl Host for MemoryHost {
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        match self.files.get(&normalize(path)) {
+            Some(Some(text)) => Ok(text.as_bytes().to_vec()),
+            Some(None) => Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file")),
+            None => Err(io::ErrorKind::NotFound.into()),
+        }
+    }
+    fn kind(&self, path: &Path) -> FileKind {
+        let path = normalize(path);
+        match self.files.get(&path) {
+            Some(Some(_)) => FileKind::File,
+            Some(None) => FileKind::Special("a FIFO"),
+            None if self.files.keys().any(|p| p.starts_with(&path) && *p != path) => FileKind::Dir,
+            None => FileKind::Missing,
+        }
+    }
+    fn kdl_files(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        let dir = normalize(dir);
+        Ok(self
+            .files
+            .iter()
+            .filter(|(p, text)| text.is_some() && p.starts_with(&dir) && p.extension().is_some_and(|e| e == "kdl"))
+            .map(|(p, _)| p.clone())
+            .collect())
+    }
+    fn canonical(&self, path: &Path) -> PathBuf {
+        normalize(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_resolves_dots_lexically() {
+        assert_eq!(normalize(Path::new("a/./b/../c")), PathBuf::from("a/c"));
+        assert_eq!(normalize(Path::new("a/../../x")), PathBuf::from("../x"));
+        assert!(!normalize(Path::new("spec/../../etc/passwd")).starts_with("spec"));
+    }
+
+    #[test]
+    fn fixtures_split_on_headers() {
+        let host = MemoryHost::from_fixture("fabric \"t\"\nimport \"a.kdl\"\n//- a.kdl\nsite \"x\"\n");
+        assert_eq!(host.read(Path::new("fabric.kdl")).unwrap(), b"fabric \"t\"\nimport \"a.kdl\"\n");
+        assert_eq!(host.read(Path::new("a.kdl")).unwrap(), b"site \"x\"\n");
+        assert_eq!(host.kind(Path::new("b.kdl")), FileKind::Missing);
     }
 }

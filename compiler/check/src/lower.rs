@@ -245,18 +245,19 @@ impl Lower<'_, '_> {
                     Diagnostic::new(
                         codes::DUPLICATE_PROPERTY,
                         key.span,
-                        format!("property `{}` is given twice; this one wins", key.text),
+                        format!("property `{}` is given twice", key.text),
                     )
-                    .with_label(first, "first given here, and ignored")
-                    .with_help("remove one of them"),
+                    .with_primary_label("given again")
+                    .with_label(first, "first given here")
+                    .with_help("keep one of them: a fabric spec gives each property once, so no value silently overrides another"),
                 );
             }
             if let Some(val) = self.value(&entry.value, prop_def, What::Property(&key.text)) {
-                // Sorted by key; a repeated key replaces the earlier value.
-                match props.binary_search_by(|(k, _)| k.cmp(prop_key)) {
-                    Ok(i) => props[i].1 = val,
-                    Err(i) => props.insert(i, (prop_key.clone(), val)),
-                }
+                // Sorted by key. A repeated key (an error) is kept beside the
+                // first, so that later passes still see every value: a secret
+                // literal must be found wherever it stands.
+                let at = props.partition_point(|(k, _)| **k <= **prop_key);
+                props.insert(at, (prop_key.clone(), val));
             }
         }
         for (key, prop_def) in &def.props {
@@ -383,6 +384,21 @@ impl Lower<'_, '_> {
             (ValueType::Bool, ValueKind::Bool(b)) => Typed::Bool(*b),
             (ty, ValueKind::String(_)) if ty.is_string_like() => {
                 return self.string_value(text.unwrap_or_default(), span, def, what);
+            }
+            (ValueType::Secret | ValueType::SecretSource, _) => {
+                // A number or keyword where a secret's name belongs may be the
+                // credential itself: reported without echoing it.
+                self.push(
+                    Diagnostic::new(
+                        codes::SECRET_LITERAL,
+                        span,
+                        format!("{what} must name a declared `secret`, not hold a value"),
+                    )
+                    .with_primary_label("not the name of a declared secret (not shown)")
+                    .with_help("declare it as `secret \"my-token\" from=\"env:MY_TOKEN\"` and write token=\"my-token\"; if this was a real credential, rotate it")
+                    .redacted(),
+                );
+                return None;
             }
             _ => {
                 self.wrong_type(value, def, what);

@@ -201,7 +201,8 @@ pub fn check_secret_source(text: &str) -> Result<(), String> {
         "file" | "vault" if !rest.is_empty() => Ok(()),
         "k8s" if rest.split('/').filter(|s| !s.is_empty()).count() == 2 => Ok(()),
         "k8s" => Err("a Kubernetes secret is written k8s:NAMESPACE/NAME".into()),
-        _ => Err(format!("`{scheme}:` is not a secret source; {help}")),
+        // The text is never echoed, not even before the `:`: it may be the secret.
+        _ => Err(format!("the text before the first `:` names no secret source; {help}")),
     }
 }
 

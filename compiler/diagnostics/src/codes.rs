@@ -61,7 +61,7 @@ codes! {
     MISSING_VALUE = "SOV2004", "missing-value", Error, "a required name, argument, property or child is missing";
     VALUE_NOT_ALLOWED = "SOV2005", "value-not-allowed", Error, "a value that is not one of the allowed ones";
     UNEXPECTED_ARGUMENT = "SOV2006", "unexpected-argument", Error, "more arguments than the node takes";
-    DUPLICATE_PROPERTY = "SOV2007", "duplicate-property", Warning, "the same property is given twice on one node; the last one wins";
+    DUPLICATE_PROPERTY = "SOV2007", "duplicate-property", Error, "the same property is given twice on one node";
     INVALID_QUANTITY = "SOV2008", "invalid-quantity", Error, "a memory or storage size that is not a number with a binary or decimal unit";
     INVALID_DURATION = "SOV2009", "invalid-duration", Error, "a duration that is not a number with a unit (ms, s, m, h, d, w)";
     INVALID_CRON = "SOV2010", "invalid-cron", Error, "a schedule that is not a five-field cron expression with every field in range";
@@ -82,6 +82,9 @@ codes! {
     UNRESOLVED_IMPORT = "SOV3007", "unresolved-import", Error, "an import names a file or folder that cannot be read";
     IMPORT_CYCLE = "SOV3008", "import-cycle", Error, "files import each other in a cycle";
     MISSING_FABRIC = "SOV3009", "missing-fabric", Error, "the spec has no `fabric` declaration";
+    IMPORT_OUTSIDE_SPEC = "SOV3010", "import-outside-spec", Error, "an import names an absolute path or a file outside the root spec's folder";
+    IMPORT_NOT_A_SPEC = "SOV3011", "import-not-a-spec", Error, "an import names something other than a regular `.kdl` file or a folder";
+    IMPORT_TOO_DEEP = "SOV3012", "import-too-deep", Error, "imports are nested deeper than the loader follows";
     CAPACITY_SHORT = "SOV4001", "capacity-short", Error, "a serve asks for more GPUs, MIG slices or TPU slices than its sites have left";
     MODEL_TOO_LARGE = "SOV4002", "model-too-large", Error, "the weights plus one max-model-len sequence of KV cache do not fit the device";
     DEVICE_MODEL_TOO_LARGE = "SOV4003", "device-model-too-large", Error, "an on-device model is larger than the fleet's memory";

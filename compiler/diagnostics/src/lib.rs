@@ -7,12 +7,14 @@
 //! ([`SourceMap::line_col`]), so producing diagnostics stays cheap.
 
 pub mod codes;
+mod excerpt;
 mod render;
 mod source;
 
 pub use codes::Code;
+pub use excerpt::printable;
 pub use render::{Format, JSON_FORMAT_VERSION, RenderConfig, render, render_one_human};
-pub use source::{FileId, LineCol, SourceFile, SourceMap, Span};
+pub use source::{Decoded, FileId, LineCol, Origin, SourceFile, SourceMap, Span};
 
 /// How bad a diagnostic is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -9,14 +9,12 @@
 
 use std::fmt::{self, Write as _};
 
-use miette::{
-    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError, MietteSpanContents, SourceCode, SourceSpan,
-    SpanContents,
-};
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, SourceCode};
 use serde_json::{Value, json};
 
 use crate::codes::ALL;
-use crate::{Diagnostic, FileId, Severity, SourceMap, Span};
+use crate::excerpt::{Excerpt, printable};
+use crate::{Diagnostic, Severity, SourceMap, Span};
 
 /// The version of the JSON output format; bumped on any incompatible change.
 pub const JSON_FORMAT_VERSION: u32 = 1;
@@ -68,38 +66,13 @@ pub fn render(diagnostics: &[Diagnostic], sources: &SourceMap, format: Format, c
 
 // ---------------------------------------------------------------- human
 
-/// Source text for miette, named and possibly redacted.
-struct NamedText {
-    name: String,
-    text: String,
-}
-
-impl SourceCode for NamedText {
-    fn read_span<'a>(
-        &'a self,
-        span: &SourceSpan,
-        context_lines_before: usize,
-        context_lines_after: usize,
-    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
-        let inner = self.text.read_span(span, context_lines_before, context_lines_after)?;
-        Ok(Box::new(MietteSpanContents::new_named(
-            self.name.clone(),
-            inner.data(),
-            *inner.span(),
-            inner.line(),
-            inner.column(),
-            inner.line_count(),
-        )))
-    }
-}
-
 /// A diagnostic (or the part of one that lives in one file) as miette sees it.
 struct MietteView {
     code: Option<String>,
     severity: Severity,
     message: String,
     help: Option<String>,
-    source: NamedText,
+    source: Excerpt,
     labels: Vec<LabeledSpan>,
     related: Vec<MietteView>,
 }
@@ -144,21 +117,9 @@ impl miette::Diagnostic for MietteView {
     }
 }
 
-fn source_for(sources: &SourceMap, file: FileId, redactions: &[Span]) -> NamedText {
-    let mut text = sources.text(file).to_owned();
-    for span in redactions {
-        if span.file == file && text.is_char_boundary(span.start as usize) && text.is_char_boundary(span.end as usize) {
-            // Keep the length in bytes so every other span stays valid.
-            let stars = "*".repeat(span.len());
-            text.replace_range(span.range(), &stars);
-        }
-    }
-    NamedText { name: sources.display_path(file), text }
-}
-
-fn miette_label(span: Span, message: &str, primary: bool) -> LabeledSpan {
-    let label = if message.is_empty() { None } else { Some(message.to_owned()) };
-    let source_span = SourceSpan::new((span.start as usize).into(), span.len());
+fn miette_label(excerpt: &Excerpt, span: Span, message: &str, primary: bool) -> LabeledSpan {
+    let label = if message.is_empty() { None } else { Some(printable(message).into_owned()) };
+    let source_span = excerpt.span(span);
     if primary {
         LabeledSpan::new_primary_with_span(label, source_span)
     } else {
@@ -175,39 +136,55 @@ pub fn render_one_human(diagnostic: &Diagnostic, sources: &SourceMap, config: Re
 
 fn render_human(diagnostic: &Diagnostic, sources: &SourceMap, config: RenderConfig, redactions: &[Span]) -> String {
     let file = diagnostic.primary.span.file;
-    let mut labels = vec![miette_label(diagnostic.primary.span, &diagnostic.primary.message, true)];
+    let mut here = vec![(diagnostic.primary.span, diagnostic.primary.message.as_str())];
     let mut related: Vec<MietteView> = Vec::new();
     for label in &diagnostic.labels {
         if label.span.file == file {
-            labels.push(miette_label(label.span, &label.message, false));
+            here.push((label.span, &label.message));
         } else {
             // Labels in other files are shown as notes with their own snippet.
+            let excerpt = Excerpt::new(sources, label.span.file, &[label.span], redactions);
             related.push(MietteView {
                 code: None,
-                severity: Severity::Warning,
-                message: format!("related: {}", label.message),
+                severity: diagnostic.severity,
+                message: format!("related: {}", printable(&label.message)),
                 help: None,
-                source: source_for(sources, label.span.file, redactions),
-                labels: vec![miette_label(label.span, &label.message, true)],
+                labels: vec![miette_label(&excerpt, label.span, &label.message, true)],
+                source: excerpt,
                 related: Vec::new(),
             });
         }
     }
+    let spans: Vec<Span> = here.iter().map(|(span, _)| *span).collect();
+    let excerpt = Excerpt::new(sources, file, &spans, redactions);
+    let labels =
+        here.iter().enumerate().map(|(i, (span, message))| miette_label(&excerpt, *span, message, i == 0)).collect();
     let view = MietteView {
         code: Some(format!("{}({})", diagnostic.code.id, diagnostic.code.name)),
         severity: diagnostic.severity,
-        message: diagnostic.message.clone(),
-        help: diagnostic.help.clone(),
-        source: source_for(sources, file, redactions),
+        message: printable(&diagnostic.message).into_owned(),
+        help: diagnostic.help.as_deref().map(|h| printable(h).into_owned()),
+        source: excerpt,
         labels,
         related,
     };
     let theme = if config.color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
-    let handler = GraphicalReportHandler::new_themed(theme).with_width(config.width).with_links(false);
+    // Nested, related notes carry no "Warning:"/"Error:" header of their own,
+    // which would not agree with the summary's counts.
+    let handler = GraphicalReportHandler::new_themed(theme)
+        .with_width(config.width)
+        .with_links(false)
+        .with_show_related_as_nested(true);
     let mut out = String::new();
     if handler.render_report(&mut out, &view).is_err() {
         // miette failed (it should not): fall back to a plain line.
-        let _ = writeln!(out, "{}[{}]: {}", diagnostic.severity.as_str(), diagnostic.code.id, diagnostic.message);
+        let _ = writeln!(
+            out,
+            "{}[{}]: {}",
+            diagnostic.severity.as_str(),
+            diagnostic.code.id,
+            printable(&diagnostic.message)
+        );
     }
     out
 }
@@ -383,10 +360,10 @@ fn escape_property(text: &str) -> String {
 fn github_line(d: &Diagnostic, sources: &SourceMap) -> String {
     let start = sources.line_col(d.primary.span.file, d.primary.span.start);
     let end = sources.line_col(d.primary.span.file, d.primary.span.end);
-    let mut message = d.message.clone();
+    let mut message = printable(&d.message).into_owned();
     if let Some(help) = &d.help {
         message.push_str("\nhelp: ");
-        message.push_str(help);
+        message.push_str(&printable(help));
     }
     format!(
         "::{} file={},line={},col={},endLine={},endColumn={},title={}::{}\n",
