@@ -45,7 +45,11 @@ pub fn plan(
     sites: &Sites,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> (Vec<ServePlan>, Inventory) {
-    let mut inventory = Inventory::new(sites, catalog);
+    let replicas = fabric
+        .of_kind("serve")
+        .map(|(_, item)| child_int(fabric, item, "replicas").map_or(1, |(r, _)| r))
+        .fold(0u32, u32::saturating_add);
+    let mut inventory = Inventory::new(sites, catalog, replicas);
     let mut plans = Vec::new();
     let mut requests = Vec::new();
     for (id, item) in fabric.of_kind("serve") {

@@ -187,9 +187,13 @@ impl Inventory {
         }
     }
 
-    /// Every GPU of every node (and GPU pool machine) and every TPU pool slice.
+    /// Every GPU of every node and every TPU pool slice, and of each pool
+    /// the machines that could be used: at most `replicas` (the replicas of
+    /// all serves together; each needs one machine at most). A pool's `max`
+    /// is a limit, not a count of what exists: materialising all of it made
+    /// memory follow the declared numbers instead of the spec.
     #[must_use]
-    pub fn new(sites: &Sites, catalog: &Catalog) -> Inventory {
+    pub fn new(sites: &Sites, catalog: &Catalog, replicas: u32) -> Inventory {
         let mut inventory = Inventory::default();
         let mut node_key = 0;
         for (site_index, site) in sites.sites.iter().enumerate() {
@@ -204,7 +208,7 @@ impl Inventory {
                 if catalog.gpus.contains_key(&pool.accelerator) {
                     // A GPU pool: each machine is a node of `gpus` whole GPUs.
                     let model: Arc<str> = pool.accelerator.as_str().into();
-                    for machine in 0..pool.max {
+                    for machine in 0..pool.max.min(replicas) {
                         let name: Arc<str> = format!("{}#{machine}", pool.name).into();
                         inventory.push_node(site_index, &name, pool.id, node_key, pool.gpus, &model, false);
                         node_key += 1;
@@ -213,7 +217,7 @@ impl Inventory {
                     let chips = pool.topology.as_deref().and_then(|t| tpu.chips(t)).unwrap_or(tpu.chips_per_host);
                     let (name, model): (Arc<str>, Arc<str>) =
                         (pool.name.as_str().into(), pool.accelerator.as_str().into());
-                    for machine in 0..pool.max {
+                    for machine in 0..pool.max.min(replicas) {
                         inventory.tpu_slices.push(TpuSlice {
                             site: site_index,
                             pool: name.clone(),
