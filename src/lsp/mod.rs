@@ -12,6 +12,7 @@
 
 mod convert;
 mod features;
+mod framing;
 mod workspace;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -54,9 +55,25 @@ pub(crate) fn run() -> ExitCode {
             workspace: Arc::new(Mutex::new(Workspace::default())),
             encoding: OnceLock::new(),
         });
-        Server::new(tokio::io::stdin(), tokio::io::stdout(), socket).serve(service).await;
-    });
-    ExitCode::SUCCESS
+        // The editor's frames go through the guard; the server reads and
+        // writes in-memory pipes (see `framing`).
+        let (server_in, guard_in) = tokio::io::duplex(1 << 16);
+        let (guard_out, server_out) = tokio::io::duplex(1 << 16);
+        let output = Arc::new(tokio::sync::Mutex::new(tokio::io::stdout()));
+        let session = Arc::new(framing::Session::default());
+        let input = tokio::spawn(framing::guard_input(
+            tokio::io::BufReader::new(tokio::io::stdin()),
+            guard_in,
+            output.clone(),
+            session.clone(),
+        ));
+        let forward = tokio::spawn(framing::forward_output(tokio::io::BufReader::new(server_out), output));
+        Server::new(server_in, guard_out, socket).serve(service).await;
+        // The server is gone: what it wrote is flushed, the editor's input is left.
+        let _ = forward.await;
+        input.abort();
+        if session.shutdown.load(std::sync::atomic::Ordering::SeqCst) { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    })
 }
 
 /// What never changes while the server runs.

@@ -1,0 +1,92 @@
+//! `sovereign lsp` under malformed JSON-RPC: every bad frame is answered
+//! with a JSON-RPC error and the server keeps serving; the exit code
+//! follows the protocol (`exit` without `shutdown` is 1).
+
+use std::io::{BufRead, BufReader, Write as _};
+use std::process::{Command, Stdio};
+
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut out = format!("Content-Length: {}\r\n\r\n", body.len()).into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// Sends each batch of frames after the server answered the id that ends
+/// the previous one (as an editor would), then collects everything it wrote.
+fn session(batches: &[(Vec<u8>, Option<i64>)]) -> (Option<i32>, Vec<serde_json::Value>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sovereign"))
+        .arg("lsp")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut messages = Vec::new();
+    for (input, wait_for) in batches {
+        stdin.write_all(input).unwrap();
+        stdin.flush().unwrap();
+        while let Some(id) = wait_for {
+            let message = read_message(&mut stdout).expect("the server answers");
+            let done = message["id"] == *id;
+            messages.push(message);
+            if done {
+                break;
+            }
+        }
+    }
+    drop(stdin);
+    while let Some(message) = read_message(&mut stdout) {
+        messages.push(message);
+    }
+    (child.wait().unwrap().code(), messages)
+}
+
+fn read_message(reader: &mut impl BufRead) -> Option<serde_json::Value> {
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some(n) = line.strip_prefix("Content-Length: ") {
+            length = n.parse().ok()?;
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some(serde_json::from_slice(&body).expect("every frame the server writes is JSON"))
+}
+
+const INITIALIZE: &[u8] = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"capabilities":{}}}"#;
+const SHUTDOWN: &[u8] = br#"{"jsonrpc":"2.0","id":2,"method":"shutdown"}"#;
+const EXIT: &[u8] = br#"{"jsonrpc":"2.0","method":"exit"}"#;
+
+#[test]
+fn malformed_messages_get_errors_and_the_server_keeps_serving() {
+    let mut input = Vec::new();
+    for bad in [&b"{not json"[..], b"[1, 2]", br#"{"jsonrpc":"1.0","id":5,"method":"x"}"#, b"\xff\xfe", b""] {
+        input.extend(frame(bad));
+    }
+    input.extend(b"Content-Length: twelve\r\n\r\n");
+    input.extend(b"X-Nothing: 1\r\n\r\n");
+    input.extend(frame(INITIALIZE));
+    let (code, messages) = session(&[(input, Some(1)), (frame(SHUTDOWN), Some(2)), (frame(EXIT), None)]);
+    assert_eq!(code, Some(0), "{messages:?}");
+    let errors: Vec<i64> = messages.iter().filter_map(|m| m["error"]["code"].as_i64()).collect();
+    assert_eq!(errors, vec![-32700, -32600, -32600, -32700, -32700, -32700, -32700], "{messages:?}");
+    assert!(messages.iter().any(|m| m["id"] == 1 && m["result"]["capabilities"].is_object()), "{messages:?}");
+    assert!(messages.iter().any(|m| m["id"] == 5), "the id of an invalid request is answered: {messages:?}");
+}
+
+#[test]
+fn exit_without_shutdown_is_exit_code_1() {
+    assert_eq!(session(&[(frame(INITIALIZE), Some(1)), (frame(EXIT), None)]).0, Some(1));
+    let (code, _) = session(&[(frame(INITIALIZE), Some(1)), (frame(SHUTDOWN), Some(2)), (frame(EXIT), None)]);
+    assert_eq!(code, Some(0));
+}
