@@ -582,13 +582,18 @@ fn export_destination(
         Typed::Str(s) => Some(s.as_str()),
         _ => None,
     })?;
-    if let Some(site) = ref_prop(export, "site").and_then(|s| sites.by_id(s)) {
-        return Some(Some(site));
-    }
     let region = str_prop(export, "region");
     let endpoint = str_prop(export, "endpoint");
-    if service == "otlp" && endpoint.is_some_and(in_cluster) {
-        return Some(None);
+    // A hosted service (Logfire) is where its provider runs it, in the
+    // region named: a `site=` or an endpoint cannot move it.
+    let hosted = service == "logfire";
+    if !hosted {
+        if let Some(site) = ref_prop(export, "site").and_then(|s| sites.by_id(s)) {
+            return Some(Some(site));
+        }
+        if endpoint.is_some_and(in_cluster) {
+            return Some(None);
+        }
     }
     if let Some(region) = region {
         let name = format!("{service} ({region})");
@@ -612,10 +617,25 @@ fn export_destination(
     None
 }
 
-/// An address inside the cluster the collector runs in.
+/// An address inside the cluster the collector runs in: its host (parsed
+/// as RFC 3986 authority, so a path, query, fragment or userinfo cannot pass
+/// for one) is a Service name or the loopback.
 fn in_cluster(endpoint: &str) -> bool {
-    let host = endpoint.split("://").nth(1).unwrap_or(endpoint).split(['/', ':']).next().unwrap_or_default();
-    host.ends_with(".svc") || host.ends_with(".svc.cluster.local") || host == "localhost" || host == "127.0.0.1"
+    let host = uri_host(endpoint).to_ascii_lowercase();
+    let host = host.strip_suffix('.').unwrap_or(&host);
+    host.ends_with(".svc") || host.ends_with(".svc.cluster.local") || matches!(host, "localhost" | "127.0.0.1" | "[::1]")
+}
+
+/// The host of `scheme://[userinfo@]host[:port][/path][?query][#fragment]`.
+fn uri_host(uri: &str) -> &str {
+    let rest = uri.split_once("://").map_or(uri, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    if host_port.starts_with('[') {
+        // An IPv6 literal, with its brackets.
+        return host_port.split_once(']').map_or(host_port, |(h, _)| &host_port[..=h.len()]);
+    }
+    host_port.split(':').next().unwrap_or_default()
 }
 
 /// The sites of workloads that are not placed by capacity: edges, evals,
@@ -676,5 +696,27 @@ impl Workloads {
         let several = self.several.get(&id);
         let single = if several.is_none() { self.site(id) } else { None };
         several.into_iter().flatten().copied().chain(single)
+    }
+}
+
+#[cfg(test)]
+mod uri_tests {
+    use super::*;
+
+    #[test]
+    fn only_the_host_counts() {
+        assert!(in_cluster("http://otel.obs.svc:4318/v1/traces"));
+        assert!(in_cluster("http://otel.obs.svc.cluster.local./"));
+        assert!(in_cluster("http://[::1]:4318"));
+        for outside in [
+            "https://collector.example.com/#.svc",
+            "https://collector.example.com/x.svc",
+            "https://collector.example.com?h=a.svc",
+            "https://a.svc@collector.example.com",
+            "https://evil-svc/",
+            "https://a.svc.example.com",
+        ] {
+            assert!(!in_cluster(outside), "{outside}");
+        }
     }
 }
