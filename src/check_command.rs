@@ -81,7 +81,7 @@ pub(crate) fn run(args: &CheckArgs) -> ExitCode {
     let output = render(diagnostics, &checked.sources, format, config);
     if format == Format::Human {
         let _ = write!(stderr, "{output}");
-        let files = checked.sources.files().filter(|(_, f)| !f.path.starts_with("<stdlib>")).count();
+        let files = checked.sources.spec_files().count();
         let declarations = checked.fabric.names.len();
         let _ = writeln!(stderr, "{}", summary(errors, warnings, files, declarations));
     } else {
@@ -133,7 +133,7 @@ fn load_stdlib(dir: &Path, sources: &mut SourceMap) -> Result<(Schema, Vec<Diagn
             .map(|path| {
                 let text =
                     std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                Ok(sources.add(path, text))
+                Ok(sources.add_stdlib(path, text))
             })
             .collect()
     };

@@ -20,7 +20,7 @@ pub(crate) fn run(args: &FmtArgs) -> ExitCode {
     let config = render_config(args.color);
     let mut stderr = std::io::stderr();
     if args.paths.len() == 1 && args.paths[0] == Path::new("-") {
-        return stdin_to_stdout(config);
+        return stdin_to_stdout(config, args.check);
     }
     let paths = if args.paths.is_empty() { vec![PathBuf::from(".")] } else { args.paths.clone() };
     let mut files = Vec::new();
@@ -69,14 +69,22 @@ pub(crate) fn run(args: &FmtArgs) -> ExitCode {
     if failed > 0 || (args.check && changed > 0) { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }
 
-/// `sovereign fmt -`: for editors and pipes.
-fn stdin_to_stdout(config: RenderConfig) -> ExitCode {
+/// `sovereign fmt -`: for editors and pipes. With `--check`, the diff
+/// instead of the text, and exit 1 when it would change.
+fn stdin_to_stdout(config: RenderConfig, check: bool) -> ExitCode {
     let mut text = String::new();
     if let Err(error) = std::io::stdin().read_to_string(&mut text) {
         let _ = writeln!(std::io::stderr(), "error: cannot read standard input: {error}");
         return ExitCode::from(2);
     }
     match sovereign_syntax::format(&text) {
+        Ok(formatted) if check => {
+            if formatted == text {
+                return ExitCode::SUCCESS;
+            }
+            let _ = std::io::stdout().write_all(diff(Path::new("<stdin>"), &text, &formatted).as_bytes());
+            ExitCode::from(1)
+        }
         Ok(formatted) => {
             let _ = std::io::stdout().write_all(formatted.as_bytes());
             ExitCode::SUCCESS
@@ -151,12 +159,50 @@ fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-/// A unified diff of one file.
+/// A unified diff of one file, with every secret written in clear masked
+/// as `check` masks it: a CI log of `fmt --check` must not show a token.
 fn diff(path: &Path, before: &str, after: &str) -> String {
-    let name = path.display().to_string();
-    similar::TextDiff::from_lines(before, after)
+    let name = sovereign_diagnostics::printable(&path.display().to_string()).into_owned();
+    let mut text = similar::TextDiff::from_lines(before, after)
         .unified_diff()
         .context_radius(3)
         .header(&format!("a/{name}"), &format!("b/{name}"))
-        .to_string()
+        .to_string();
+    for secret in secret_literals(before) {
+        text = text.replace(&secret, &"*".repeat(secret.chars().count()));
+    }
+    // The diff shows spec text, which may hold escape sequences.
+    text.lines().map(|line| format!("{}\n", sovereign_diagnostics::printable(line))).collect()
+}
+
+/// The texts that `check` would mask in `text` checked on its own: secrets
+/// written where a secret's name belongs (its imports are not read, so a
+/// name declared elsewhere is masked too: better one mask too many).
+fn secret_literals(text: &str) -> Vec<String> {
+    let mut sources = SourceMap::new();
+    let (schema, _) = sovereign_check::embedded_schema(&mut sources);
+    let checked = sovereign_check::check(
+        Path::new("fmt.kdl"),
+        text.as_bytes().to_vec(),
+        &sovereign_check::EmptyHost,
+        &schema,
+        sources,
+    );
+    let mut secrets: Vec<String> = checked
+        .diagnostics
+        .iter()
+        .filter(|d| d.redact)
+        .map(|d| checked.sources.text(d.primary.span.file)[d.primary.span.range()].to_owned())
+        .filter(|s| !s.is_empty())
+        .flat_map(|s| {
+            // The literal as written, and its content, which a reformatted line shows the same.
+            let inner = s.trim_start_matches('#').trim_matches('"').to_owned();
+            [s, inner]
+        })
+        .filter(|s| !s.is_empty())
+        .collect();
+    // Longest first, so a literal is masked whole before any part of it.
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets.dedup();
+    secrets
 }

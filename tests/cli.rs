@@ -51,12 +51,20 @@ fn json_is_versioned_and_complete() {
 fn sarif_is_valid_against_the_2_1_0_schema() {
     let schema_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sarif-schema-2.1.0.json");
     let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
-    let validator = jsonschema::validator_for(&schema).expect("the SARIF schema compiles");
+    // Formats too: `uri` must be a URI reference, not a raw path.
+    let validator =
+        jsonschema::options().should_validate_formats(true).build(&schema).expect("the SARIF schema compiles");
+    let dir = tempfile::tempdir().unwrap();
+    let odd = dir.path().join("my specs/façade #1.kdl");
+    std::fs::create_dir_all(odd.parent().unwrap()).unwrap();
+    std::fs::write(&odd, b"fabric \"t\"\nbogus \"\xff\xfe\"\n").unwrap();
+    let odd = odd.to_string_lossy().into_owned();
     for case in [
         "tests/cases/cycle-three.kdl",
         "tests/cases/schema-unknown-node.kdl",
         "examples/lab",
         "tests/cases/secret-literal.kdl",
+        &odd,
     ] {
         let output = sovereign(&["check", "--format", "sarif", case]);
         let sarif: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
@@ -64,6 +72,25 @@ fn sarif_is_valid_against_the_2_1_0_schema() {
             validator.iter_errors(&sarif).map(|e| format!("{e} at {}", e.instance_path())).collect();
         assert!(errors.is_empty(), "{case}: SARIF is invalid:\n{}", errors.join("\n"));
         assert_eq!(sarif["version"], "2.1.0");
+    }
+}
+
+#[test]
+fn byte_offsets_count_the_bytes_on_disk_after_invalid_utf8() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.kdl");
+    // Three invalid bytes before an unknown node: in the decoded text they
+    // are three replacement characters (nine bytes).
+    let bytes = b"fabric \"t\" // \xff\xfe\xfd\nbogus 1\n";
+    std::fs::write(&path, bytes).unwrap();
+    let output = sovereign(&["check", "--format", "json", &path.to_string_lossy()]);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let bogus = json["diagnostics"].as_array().unwrap().iter().find(|d| d["code"] == "SOV2001").unwrap();
+    let at = bytes.windows(5).position(|w| w == b"bogus").unwrap();
+    assert_eq!(bogus["location"]["byte_start"], at);
+    assert_eq!(bogus["location"]["byte_end"], at + 5);
+    for d in json["diagnostics"].as_array().unwrap() {
+        assert!(d["location"]["byte_end"].as_u64().unwrap() <= bytes.len() as u64, "{d}");
     }
 }
 

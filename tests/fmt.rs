@@ -99,3 +99,33 @@ fn failing_suite_cases_are_left_alone() {
         assert_eq!(fs::read(&path).unwrap(), before, "{} was changed", path.display());
     }
 }
+
+#[test]
+fn check_diffs_mask_secrets_and_escape_controls() {
+    let dir = tempfile::tempdir().unwrap();
+    let canary = "pylf_v1_eu_fmtcanary0123456789";
+    let spec = format!(
+        "fabric \"t\"\nsecret \"lf\" from=\"env:X\"\nobserve \"o\" {{\n      export \"logfire\"  region=\"eu\" token=\"{canary}\"\n}}\ndataset  \"d\" classification=\"public\" table=\"\\u{{1b}}[2J\"\n"
+    );
+    fs::write(dir.path().join("f.kdl"), &spec).unwrap();
+    let output = sovereign(&["fmt", "--check", "f.kdl"], dir.path());
+    assert_eq!(output.status.code(), Some(1));
+    let diff = String::from_utf8_lossy(&output.stdout);
+    assert!(!diff.contains(canary) && !diff.contains("fmtcanary"), "{diff}");
+    assert!(diff.contains("token=*"), "{diff}");
+
+    // The same through standard input: the diff, not the text, and exit 1.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sovereign"))
+        .args(["fmt", "--check", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(spec.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let diff = String::from_utf8_lossy(&output.stdout);
+    assert!(diff.starts_with("--- a/<stdin>"), "{diff}");
+    assert!(!diff.contains(canary), "{diff}");
+}

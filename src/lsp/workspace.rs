@@ -116,12 +116,7 @@ impl Workspace {
 pub(crate) fn check(root: &Path, host: &OverlayHost, schema: &Schema, schema_sources: &SourceMap) -> Snapshot {
     let bytes = host.read(root).unwrap_or_default();
     let (checked, analysis) = sovereign_analyze::check_and_analyze(root, bytes, host, schema, schema_sources.clone());
-    let files = checked
-        .sources
-        .files()
-        .filter(|(_, f)| !f.path.starts_with("<stdlib>"))
-        .map(|(id, f)| (id, host.canonical(&f.path)))
-        .collect();
+    let files = checked.sources.spec_files().map(|(id, f)| (id, host.canonical(&f.path))).collect();
     Snapshot { sources: checked.sources, fabric: checked.fabric, diagnostics: checked.diagnostics, analysis, files }
 }
 

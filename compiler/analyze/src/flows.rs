@@ -623,7 +623,9 @@ fn export_destination(
 fn in_cluster(endpoint: &str) -> bool {
     let host = uri_host(endpoint).to_ascii_lowercase();
     let host = host.strip_suffix('.').unwrap_or(&host);
-    host.ends_with(".svc") || host.ends_with(".svc.cluster.local") || matches!(host, "localhost" | "127.0.0.1" | "[::1]")
+    host.ends_with(".svc")
+        || host.ends_with(".svc.cluster.local")
+        || matches!(host, "localhost" | "127.0.0.1" | "[::1]")
 }
 
 /// The host of `scheme://[userinfo@]host[:port][/path][?query][#fragment]`.

@@ -47,7 +47,9 @@ impl Checked {
 #[must_use]
 pub fn embedded_schema(sources: &mut SourceMap) -> (Schema, Vec<Diagnostic>) {
     let files = |list: &[sovereign_stdlib::StdlibFile], sources: &mut SourceMap| -> Vec<(FileId, &'static str)> {
-        list.iter().map(|f| (sources.add(Path::new("<stdlib>").join(f.path), f.text.to_owned()), f.text)).collect()
+        list.iter()
+            .map(|f| (sources.add_stdlib(Path::new("<stdlib>").join(f.path), f.text.to_owned()), f.text))
+            .collect()
     };
     let schema_files = files(sovereign_stdlib::SCHEMA, sources);
     let catalog_files = files(sovereign_stdlib::CATALOG, sources);

@@ -196,8 +196,8 @@ fn position(sources: &SourceMap, span: Span) -> Value {
     let end = sources.line_col(span.file, span.end);
     json!({
         "file": sources.display_path(span.file),
-        "byte_start": span.start,
-        "byte_end": span.end,
+        "byte_start": sources.original_offset(span.file, span.start),
+        "byte_end": sources.original_offset(span.file, span.end),
         "line": start.line,
         "column": start.column,
         "end_line": end.line,
@@ -252,14 +252,14 @@ fn sarif_location(sources: &SourceMap, span: Span) -> Value {
     let end = sources.line_col(span.file, span.end);
     json!({
         "physicalLocation": {
-            "artifactLocation": { "uri": sources.display_path(span.file) },
+            "artifactLocation": { "uri": uri_reference(&sources.display_path(span.file)) },
             "region": {
                 "startLine": start.line,
                 "startColumn": start.column,
                 "endLine": end.line,
                 "endColumn": end.column,
-                "byteOffset": span.start,
-                "byteLength": span.len(),
+                "byteOffset": sources.original_offset(span.file, span.start),
+                "byteLength": sources.original_offset(span.file, span.end) - sources.original_offset(span.file, span.start),
             }
         }
     })
@@ -306,9 +306,12 @@ fn sarif_document(diagnostics: &[Diagnostic], sources: &SourceMap) -> Value {
                     json!({
                         "description": { "text": f.title },
                         "artifactChanges": [{
-                            "artifactLocation": { "uri": sources.display_path(f.span.file) },
+                            "artifactLocation": { "uri": uri_reference(&sources.display_path(f.span.file)) },
                             "replacements": [{
-                                "deletedRegion": { "byteOffset": f.span.start, "byteLength": f.span.len() },
+                                "deletedRegion": {
+                                    "byteOffset": sources.original_offset(f.span.file, f.span.start),
+                                    "byteLength": sources.original_offset(f.span.file, f.span.end) - sources.original_offset(f.span.file, f.span.start),
+                                },
                                 "insertedContent": { "text": f.replacement },
                             }]
                         }]
@@ -345,6 +348,21 @@ fn sarif_document(diagnostics: &[Diagnostic], sources: &SourceMap) -> Value {
             "results": results,
         }]
     })
+}
+
+/// A path as an RFC 3986 URI reference (SARIF's `uri` format): every byte
+/// outside the unreserved set and `/` percent-encoded, so spaces and
+/// non-ASCII letters do not make the log invalid.
+fn uri_reference(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for byte in path.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~' | b'/') {
+            out.push(char::from(byte));
+        } else {
+            let _ = write!(out, "%{byte:02X}");
+        }
+    }
+    out
 }
 
 // ---------------------------------------------------------------- github
