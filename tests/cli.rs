@@ -152,3 +152,22 @@ fn output_is_deterministic() {
         assert_eq!(a.stderr, b.stderr);
     }
 }
+
+/// Every code promises help: every diagnostic of every case says what to do.
+#[test]
+fn every_diagnostic_of_every_case_has_help() {
+    let mut missing = Vec::new();
+    let cases = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/cases");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&cases).unwrap().map(|e| e.unwrap().path()).collect();
+    paths.sort();
+    for path in paths {
+        let output = sovereign(&["check", "--format", "json", &path.to_string_lossy()]);
+        let Ok(json) = serde_json::from_str::<serde_json::Value>(&stdout(&output)) else { continue };
+        for d in json["diagnostics"].as_array().into_iter().flatten() {
+            if d["help"].as_str().is_none_or(str::is_empty) {
+                missing.push(format!("{}: {} {}", path.display(), d["code"], d["message"]));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "diagnostics without help:\n{}", missing.join("\n"));
+}

@@ -348,7 +348,7 @@ impl Lower<'_, '_> {
             (ValueType::Bool, ValueKind::String(s)) if *s == "true" || *s == "false" => {
                 d.with_help(format!("write #{s}")).with_fix(format!("write #{s}"), value.span, format!("#{s}"))
             }
-            _ => d,
+            _ => d.with_help(format!("write {}", def.ty.describe())),
         };
         self.push(d);
     }

@@ -255,6 +255,32 @@ fn resolve_any(
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Option<ItemId> {
     if let Some((kind, name)) = text.split_once(':') {
+        let mut kinds: Vec<&str> = fabric.names.keys().map(|k| &*k.kind).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        let problem = if kind.is_empty() || name.is_empty() {
+            Some(format!("`{text}` names no declaration: write `kind:name`, both parts given"))
+        } else if !kinds.contains(&kind) {
+            Some(format!("`{kind}` is not a kind of declaration in this fabric"))
+        } else {
+            None
+        };
+        if let Some(message) = problem {
+            let mut d = Diagnostic::new(codes::UNKNOWN_REFERENCE, span, message).with_primary_label("not `kind:name`");
+            d = match closest(kind, kinds.iter().copied()).filter(|_| !kind.is_empty()) {
+                Some(s) => d.with_help(format!("did you mean `{s}:{name}`?")).with_fix(
+                    format!("replace with \"{s}:{name}\""),
+                    span,
+                    format!("\"{s}:{name}\""),
+                ),
+                None => d.with_help(format!(
+                    "write the name alone, or `kind:name` with a kind declared here: {}",
+                    kinds.join(", ")
+                )),
+            };
+            diagnostics.push(d);
+            return None;
+        }
         return resolve_kind(fabric, declared, name, &[kind.to_owned()], span, diagnostics);
     }
     let several: Vec<(&str, ItemId)> = declared.named(fabric, text).collect();

@@ -105,6 +105,8 @@ impl<'a> ValueKind<'a> {
         match self {
             ValueKind::String(_) => "a string",
             ValueKind::Number(n) if matches!(n.form, NumberForm::Integer { .. }) => "an integer",
+            ValueKind::Number(n) if matches!(n.form, NumberForm::NaN) => "#nan",
+            ValueKind::Number(n) if matches!(n.form, NumberForm::Inf | NumberForm::NegInf) => "an infinity",
             ValueKind::Number(_) => "a number",
             ValueKind::Bool(_) => "a boolean",
             ValueKind::Null => "#null",

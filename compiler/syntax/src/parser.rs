@@ -104,12 +104,24 @@ impl<'a> Parser<'a> {
 
     fn body_errors(&mut self, offset: usize, errors: Vec<BodyError>) {
         for error in errors {
-            let code = match error.kind {
-                BodyErrorKind::Escape => codes::INVALID_ESCAPE,
-                BodyErrorKind::Disallowed => codes::DISALLOWED_CHARACTER,
-                BodyErrorKind::Multiline => codes::INVALID_MULTILINE_STRING,
+            let (code, help) = match error.kind {
+                BodyErrorKind::Escape => (
+                    codes::INVALID_ESCAPE,
+                    "KDL 2.0 escapes are \\n \\r \\t \\\\ \\\" \\b \\f \\s and \\u{…}; write \\\\ for a backslash",
+                ),
+                BodyErrorKind::Disallowed => (
+                    codes::DISALLOWED_CHARACTER,
+                    "remove it, or write it as an escape such as \\u{202e} if it is meant to be in the string",
+                ),
+                BodyErrorKind::Multiline => (
+                    codes::INVALID_MULTILINE_STRING,
+                    "start every line of the string with the closing line's indentation, or move the closing quotes left",
+                ),
             };
-            self.error(code, offset + error.start, offset + error.end, error.message);
+            let diagnostic = self.error(code, offset + error.start, offset + error.end, error.message);
+            if diagnostic.help.is_none() {
+                diagnostic.help = Some(help.into());
+            }
         }
     }
 
