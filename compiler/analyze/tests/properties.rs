@@ -45,12 +45,20 @@ const PROFILES: &[&str] =
     &["1g.10gb", "1g.20gb", "2g.20gb", "3g.40gb", "4g.40gb", "7g.80gb", "1g.18gb", "3g.71gb", "1g.5gb", "3g.20gb"];
 
 fn node() -> impl Strategy<Value = Node> {
-    (prop::sample::select(GPUS), 0u32..5, any::<bool>()).prop_map(|(gpu, gpus, mig)| Node { gpu, gpus, mig })
+    // MIG only where the GPU has it (the checker refuses it on an L40S).
+    (prop::sample::select(GPUS), 0u32..5, any::<bool>()).prop_map(|(gpu, gpus, mig)| Node {
+        gpu,
+        gpus,
+        mig: mig && gpu != "l40s",
+    })
 }
 
 fn serve(sites: usize) -> impl Strategy<Value = Serve> {
-    let shape =
-        prop_oneof![prop::sample::select(PROFILES).prop_map(ServeShape::Mig), (1u32..4).prop_map(ServeShape::Gpus)];
+    let shape = prop_oneof![
+        prop::sample::select(PROFILES).prop_map(ServeShape::Mig),
+        prop::sample::select(&[1u32, 2, 4][..]).prop_map(ServeShape::Gpus)
+    ];
+    // Tensor-parallel degrees that divide the model's 32 heads.
     (prop::option::of(0..sites), shape, 1u32..6, prop::option::of(0usize..8))
         .prop_map(|(site, shape, replicas, depends_on)| Serve { site, shape, replicas, depends_on })
 }

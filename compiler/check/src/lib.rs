@@ -10,6 +10,7 @@
 //! output, with diagnostics in a stable order.
 
 pub mod cycles;
+pub mod domain;
 pub mod ir;
 mod load;
 pub mod lower;
@@ -65,6 +66,9 @@ pub fn check(root: &Path, bytes: Vec<u8>, host: &dyn Host, schema: &Schema, sour
     let mut diagnostics = std::mem::take(&mut loader.diagnostics);
     let mut fabric = std::mem::take(&mut loader.fabric);
     resolve::resolve(&mut fabric, Span::new(root_file, 0, 0), &mut diagnostics);
+    if !diagnostics.iter().any(Diagnostic::is_error) {
+        domain::check(&fabric, &schema.catalog, &mut diagnostics);
+    }
     let dependencies = cycles::dependencies(&fabric);
     cycles::check_cycles(&fabric, &dependencies, &mut diagnostics);
     sovereign_diagnostics::sort(&mut diagnostics);

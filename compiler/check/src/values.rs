@@ -76,8 +76,29 @@ pub fn parse_millis(text: &str) -> Result<u64, String> {
 
 /// Checks a five-field cron expression.
 pub fn check_cron(text: &str) -> Result<(), String> {
+    parse_cron(text).map(|_| ())
+}
+
+/// Whether a valid schedule fires at all: `0 0 31 2 *` (February 31st)
+/// never does. When both day fields are restricted, cron fires on either,
+/// and every weekday occurs in every month.
+#[must_use]
+pub fn cron_can_fire(text: &str) -> bool {
+    const DAYS: [u32; 13] = [0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let Ok(sets) = parse_cron(text) else { return true };
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    if fields[2] == "*" || fields[4] != "*" {
+        return true;
+    }
+    (1..=12).any(|m| sets[3] & (1 << m) != 0 && (1..=DAYS[m]).any(|d| sets[2] & (1u64 << d) != 0))
+}
+
+/// The values each field allows, as bit sets.
+fn parse_cron(text: &str) -> Result<[u64; 5], String> {
     const FIELDS: [(&str, u32, u32); 5] =
         [("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7)];
+    const MONTHS: [&str; 12] = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];
+    const WEEKDAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
     let fields: Vec<&str> = text.split_whitespace().collect();
     if fields.len() != 5 {
         return Err(format!(
@@ -85,30 +106,35 @@ pub fn check_cron(text: &str) -> Result<(), String> {
             fields.len()
         ));
     }
-    for (field, (what, low, high)) in fields.iter().zip(FIELDS) {
+    let mut sets = [0u64; 5];
+    for (index, (field, (what, low, high))) in fields.iter().zip(FIELDS).enumerate() {
+        // Month and weekday names (`JAN`, `mon`), as cron(8) accepts them.
+        let names: &[&str] = match index {
+            3 => &MONTHS,
+            4 => &WEEKDAYS,
+            _ => &[],
+        };
+        let first = if index == 3 { 1 } else { 0 };
         for part in field.split(',') {
             let (range, step) = match part.split_once('/') {
                 Some((range, step)) => (range, Some(step)),
                 None => (part, None),
             };
-            if let Some(step) = step {
-                match step.parse::<u32>() {
-                    Ok(s) if s >= 1 && s <= high => {}
+            let step = match step {
+                None => 1,
+                Some(step) => match step.parse::<u32>() {
+                    Ok(s) if s >= 1 && s <= high => s,
                     _ => {
                         return Err(format!(
                             "the step `/{step}` of the {what} field must be a number from 1 to {high}"
                         ));
                     }
-                }
-            }
-            if range == "*" {
-                continue;
-            }
-            let (a, b) = match range.split_once('-') {
-                Some((a, b)) => (a, Some(b)),
-                None => (range, None),
+                },
             };
             let parse = |s: &str| -> Result<u32, String> {
+                if let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(s)) {
+                    return Ok(u32::try_from(i).unwrap_or(0) + first);
+                }
                 match s.parse::<u32>() {
                     Ok(v) if (low..=high).contains(&v) => Ok(v),
                     Ok(v) => Err(format!("{v} is out of range for the {what} field ({low}-{high})")),
@@ -117,16 +143,30 @@ pub fn check_cron(text: &str) -> Result<(), String> {
                     }
                 }
             };
-            let start = parse(a)?;
-            if let Some(b) = b {
-                let end = parse(b)?;
-                if end < start {
-                    return Err(format!("the range {start}-{end} of the {what} field runs backwards"));
+            let (start, end) = if range == "*" {
+                (low, high)
+            } else {
+                match range.split_once('-') {
+                    Some((a, b)) => {
+                        let (start, end) = (parse(a)?, parse(b)?);
+                        if end < start {
+                            return Err(format!("the range {start}-{end} of the {what} field runs backwards"));
+                        }
+                        (start, end)
+                    }
+                    None => {
+                        let v = parse(range)?;
+                        (v, if step > 1 { high } else { v })
+                    }
                 }
+            };
+            for v in (start..=end).step_by(step as usize) {
+                // Day of week 7 is Sunday, as 0 is.
+                sets[index] |= 1 << if index == 4 && v == 7 { 0 } else { v };
             }
         }
     }
-    Ok(())
+    Ok(sets)
 }
 
 /// Checks that a declared name can become a Kubernetes object name and
@@ -280,7 +320,9 @@ mod tests {
 
     #[test]
     fn cron() {
-        for good in ["0 2 * * *", "*/15 * * * 1-5", "0 0 1,15 * 0", "30 4 * 1-12/2 7"] {
+        for good in
+            ["0 2 * * *", "*/15 * * * 1-5", "0 0 1,15 * 0", "30 4 * 1-12/2 7", "0 9 * JAN-MAR mon-fri", "0 0 1 * SUN"]
+        {
             assert_eq!(check_cron(good), Ok(()), "{good}");
         }
         for bad in [
@@ -296,6 +338,11 @@ mod tests {
         ] {
             assert!(check_cron(bad).is_err(), "{bad}");
         }
+        assert!(!cron_can_fire("0 0 31 2 *"));
+        assert!(!cron_can_fire("0 0 30,31 2 *"));
+        assert!(cron_can_fire("0 0 29 2 *"));
+        assert!(cron_can_fire("0 0 31 2 MON"));
+        assert!(cron_can_fire("0 0 31 1-3 *"));
     }
 
     #[test]
