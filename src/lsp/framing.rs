@@ -65,8 +65,13 @@ pub(crate) async fn read_frame<R: AsyncBufRead + Unpin>(reader: &mut R) -> std::
         tokio::io::copy(&mut (&mut *reader).take(length as u64), &mut tokio::io::sink()).await?;
         return Ok(Some(Frame::Bad(format!("a message of {length} bytes is larger than 1 GiB"))));
     }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).await?;
+    // Grown as bytes arrive: a header that lies about the length must not
+    // make the server allocate a gigabyte up front.
+    let mut body = Vec::with_capacity(length.min(1 << 16));
+    (&mut *reader).take(length as u64).read_to_end(&mut body).await?;
+    if body.len() < length {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
     Ok(Some(Frame::Body(body)))
 }
 

@@ -353,6 +353,8 @@ impl Host for EmptyHost {
 #[derive(Clone, Debug, Default)]
 pub struct MemoryHost {
     files: std::collections::BTreeMap<PathBuf, Option<String>>,
+    /// Symlinks: a path and what it points to (relative to the link's folder, or absolute).
+    links: std::collections::BTreeMap<PathBuf, PathBuf>,
 }
 
 impl MemoryHost {
@@ -387,36 +389,78 @@ impl MemoryHost {
     pub fn add_special(&mut self, path: impl AsRef<Path>) {
         self.files.insert(normalize(path.as_ref()), None);
     }
+
+    /// A symlink at `path` to `target`, as `ln -s target path` makes it.
+    pub fn add_link(&mut self, path: impl AsRef<Path>, target: impl AsRef<Path>) {
+        self.links.insert(normalize(path.as_ref()), target.as_ref().to_path_buf());
+    }
+
+    /// `path` with every symlink among its prefixes followed, as
+    /// `realpath` does; a loop ends after a bounded number of hops.
+    fn resolve(&self, path: &Path) -> PathBuf {
+        let mut current = normalize(path);
+        'hops: for _ in 0..40 {
+            let mut prefix = PathBuf::new();
+            let components: Vec<Component<'_>> = current.components().collect();
+            for (i, component) in components.iter().enumerate() {
+                prefix.push(component);
+                if let Some(target) = self.links.get(&prefix) {
+                    let base = prefix.parent().map(Path::to_path_buf).unwrap_or_default();
+                    let mut next = if target.has_root() { target.clone() } else { base.join(target) };
+                    next.extend(&components[i + 1..]);
+                    current = normalize(&next);
+                    continue 'hops;
+                }
+            }
+            break;
+        }
+        current
+    }
 }
 
 impl Host for MemoryHost {
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        match self.files.get(&normalize(path)) {
+        match self.files.get(&self.resolve(path)) {
             Some(Some(text)) => Ok(text.as_bytes().to_vec()),
             Some(None) => Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file")),
             None => Err(io::ErrorKind::NotFound.into()),
         }
     }
     fn kind(&self, path: &Path) -> FileKind {
-        let path = normalize(path);
+        let path = self.resolve(path);
         match self.files.get(&path) {
             Some(Some(_)) => FileKind::File,
             Some(None) => FileKind::Special("a FIFO"),
-            None if self.files.keys().any(|p| p.starts_with(&path) && *p != path) => FileKind::Dir,
+            None if self.files.keys().chain(self.links.keys()).any(|p| p.starts_with(&path) && *p != path) => {
+                FileKind::Dir
+            }
             None => FileKind::Missing,
         }
     }
+    /// The files under `dir`, and the links to files under it (listed by
+    /// the link's path, as a directory walk that follows links lists them).
     fn kdl_files(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
         let dir = normalize(dir);
-        Ok(self
+        let real = self.resolve(&dir);
+        let mut files: Vec<PathBuf> = self
             .files
             .iter()
-            .filter(|(p, text)| text.is_some() && p.starts_with(&dir) && p.extension().is_some_and(|e| e == "kdl"))
-            .map(|(p, _)| p.clone())
-            .collect())
+            .filter(|(p, text)| text.is_some() && p.starts_with(&real) && p.extension().is_some_and(|e| e == "kdl"))
+            .map(|(p, _)| dir.join(p.strip_prefix(&real).unwrap_or(p)))
+            .collect();
+        files.extend(
+            self.links
+                .keys()
+                .filter(|l| l.starts_with(&dir) && l.extension().is_some_and(|e| e == "kdl"))
+                .filter(|l| matches!(self.files.get(&self.resolve(l)), Some(Some(_))))
+                .cloned(),
+        );
+        files.sort();
+        files.dedup();
+        Ok(files)
     }
     fn canonical(&self, path: &Path) -> PathBuf {
-        normalize(path)
+        self.resolve(path)
     }
 }
 

@@ -126,3 +126,20 @@ observe "o" {
         ",
     );
 }
+
+#[test]
+fn symlinks_are_followed_before_the_folder_check() {
+    let mut host = MemoryHost::from_fixture(
+        "fabric \"t\"\nimport \"link.kdl\"\nimport \"sub/\"\nimport \"inside.kdl\"\n//- ../secret.kdl\nsite \"outside\"\n//- real/ok.kdl\nsite \"ok\" tier=\"server\" region=\"eu-central\"\n",
+    );
+    host.add_link("link.kdl", "../secret.kdl");
+    host.add_link("sub/escape.kdl", "../../secret.kdl");
+    host.add_link("inside.kdl", "real/ok.kdl");
+    check_host(
+        &mut host,
+        r"
+        SOV3010 fabric.kdl:2:8 `link.kdl` is outside the spec's folder
+        SOV3010 fabric.kdl:3:8 `sub/escape.kdl` is outside the spec's folder
+        ",
+    );
+}
