@@ -90,3 +90,74 @@ fn exit_without_shutdown_is_exit_code_1() {
     let (code, _) = session(&[(frame(INITIALIZE), Some(1)), (frame(SHUTDOWN), Some(2)), (frame(EXIT), None)]);
     assert_eq!(code, Some(0));
 }
+
+/// A buffer whose root imports a FIFO and a 2,000-file chain: the server
+/// publishes the errors (without blocking on the FIFO or overflowing its
+/// stack) and keeps answering.
+#[test]
+fn hostile_imports_neither_hang_nor_crash_the_server() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("fabric.kdl");
+    assert!(Command::new("mkfifo").arg(dir.path().join("pipe.kdl")).status().unwrap().success());
+    let text = "fabric \"t\"\nimport \"pipe.kdl\"\nimport \"c1.kdl\"\n";
+    std::fs::write(&root, text).unwrap();
+    for i in 1..2000 {
+        std::fs::write(dir.path().join(format!("c{i}.kdl")), format!("import \"c{}.kdl\"\n", i + 1)).unwrap();
+    }
+    std::fs::write(dir.path().join("c2000.kdl"), "").unwrap();
+    let uri = format!("file://{}", root.display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sovereign"))
+        .arg("lsp")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        while let Some(message) = read_message(&mut reader) {
+            if tx.send(message).is_err() {
+                break;
+            }
+        }
+    });
+    let mut send = |body: serde_json::Value| stdin.write_all(&frame(body.to_string().as_bytes())).unwrap();
+    send(serde_json::json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"capabilities":{}}}));
+    // A client waits for the answer to `initialize` before anything else.
+    while rx.recv_timeout(Duration::from_secs(30)).expect("initialize is answered")["id"] != 1 {}
+    send(serde_json::json!({"jsonrpc":"2.0","method":"initialized","params":{}}));
+    send(
+        serde_json::json!({"jsonrpc":"2.0","method":"textDocument/didOpen","params":{"textDocument":{"uri":uri,"languageId":"kdl","version":1,"text":text}}}),
+    );
+    send(
+        serde_json::json!({"jsonrpc":"2.0","id":3,"method":"textDocument/documentSymbol","params":{"textDocument":{"uri":uri}}}),
+    );
+    let mut codes = Vec::new();
+    let mut answered = false;
+    while !(answered && ["SOV3011", "SOV3012"].iter().all(|want| codes.iter().any(|c| c == want))) {
+        let message = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no answer within 30 s; so far {codes:?}, answered: {answered}"));
+        answered |= message["id"] == 3;
+        if message["method"] == "textDocument/publishDiagnostics" {
+            // Each file's errors come in a notification of their own (SOV3012 on the chain's file).
+            codes.extend(
+                message["params"]["diagnostics"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|d| d["code"].as_str().unwrap_or_default().to_owned()),
+            );
+        }
+    }
+    assert!(codes.iter().any(|c| c == "SOV3011"), "{codes:?}");
+    send(serde_json::json!({"jsonrpc":"2.0","id":2,"method":"shutdown"}));
+    while rx.recv_timeout(Duration::from_secs(30)).expect("shutdown is answered")["id"] != 2 {}
+    send(serde_json::json!({"jsonrpc":"2.0","method":"exit"}));
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}

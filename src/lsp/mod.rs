@@ -124,13 +124,35 @@ impl Backend {
         }
     }
 
+    /// Like [`Backend::answer`], on a blocking thread: for work that grows
+    /// with the buffer (formatting), so that it holds up no other request.
+    async fn answer_blocking<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        body: impl FnOnce() -> Option<T> + Send + 'static,
+    ) -> Result<Option<T>> {
+        let result = tokio::task::spawn_blocking(move || guarded(what, body))
+            .await
+            .unwrap_or_else(|e| Err(format!("{what} failed: {e}")));
+        match result {
+            Ok(value) => Ok(value),
+            Err(message) => {
+                self.client.log_message(MessageType::ERROR, &message).await;
+                let mut error = Error::internal_error();
+                error.message = message.into();
+                Err(error)
+            }
+        }
+    }
+
     /// The buffer (or file) at `uri`, its canonical path, and the snapshot that covers it.
     fn lookup(&self, uri: &Uri) -> Option<(PathBuf, Arc<String>, Option<Arc<Snapshot>>)> {
         let path = DiskHost.canonical(&path_of(uri)?);
         let workspace = lock(&self.workspace);
         let text = match workspace.documents.get(&path) {
             Some(doc) => doc.text.clone(),
-            None => Arc::new(std::fs::read_to_string(&path).ok()?),
+            // Through the host: a FIFO or device is refused, never read (it could block forever).
+            None => Arc::new(String::from_utf8(DiskHost.read(&path).ok()?).ok()?),
         };
         let snapshot = workspace.snapshot_for(&path);
         Some((path, text, snapshot))
@@ -590,7 +612,7 @@ impl LanguageServer for Backend {
     async fn formatting(&self, params: DocumentFormattingParams) -> Result<Option<Vec<TextEdit>>> {
         let Some((_, text, _)) = self.lookup(&params.text_document.uri) else { return Ok(None) };
         let encoding = self.encoding();
-        self.answer("formatting", || {
+        self.answer_blocking("formatting", move || {
             // A buffer with syntax errors is left alone; its diagnostics say why.
             let formatted = sovereign_syntax::format(&text).ok()?;
             if formatted == *text {

@@ -116,6 +116,20 @@ impl Number<'_> {
             NumberForm::Inf => "#inf".into(),
             NumberForm::NegInf => "#-inf".into(),
             NumberForm::NaN => "#nan".into(),
+            // Base conversion is quadratic in the digits: a 120,000-digit hex
+            // literal took seconds. Past `EXACT_DIGITS` the number keeps its
+            // radix in a canonical spelling (lower case, no `_`, no leading
+            // zeros), which still tells equal from unequal for the literals a
+            // formatter keeps as written.
+            NumberForm::Integer { radix } if radix != 10 && digits.len() > EXACT_DIGITS => {
+                let stripped = strip_leading_zeros(&digits).to_ascii_lowercase();
+                let prefix = match radix {
+                    16 => "0x",
+                    8 => "0o",
+                    _ => "0b",
+                };
+                if stripped == "0" { stripped } else { format!("{sign}{prefix}{stripped}") }
+            }
             NumberForm::Integer { radix } => {
                 let decimal = to_decimal(&digits, radix);
                 if decimal == "0" { decimal } else { format!("{sign}{decimal}") }
@@ -150,6 +164,10 @@ impl Number<'_> {
         }
     }
 }
+
+/// Non-decimal integers up to this many digits are converted to decimal
+/// exactly (the KDL suite's longest is 22 digits).
+const EXACT_DIGITS: usize = 512;
 
 fn strip_leading_zeros(digits: &str) -> &str {
     let stripped = digits.trim_start_matches('0');
@@ -198,6 +216,9 @@ mod tests {
         assert_eq!(normal("+10"), "10");
         assert_eq!(normal("011"), "11");
         assert_eq!(normal("-1.0"), "-1.0");
+        // Long literals keep their radix, canonically, instead of a quadratic conversion.
+        let long = format!("0x00{}", "aB_".repeat(400));
+        assert_eq!(normal(&long), format!("0x{}", "ab".repeat(400)));
     }
 
     #[test]
