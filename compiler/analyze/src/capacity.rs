@@ -4,11 +4,13 @@
 //! Vector stores, which need no accelerator, go beside their users.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use sovereign_catalog::Catalog;
 use sovereign_check::ir::{Fabric, Item, ItemId};
 use sovereign_diagnostics::{Diagnostic, codes};
 
+use crate::free::Scope;
 use crate::memory::{DEFAULT_GPU_MEMORY_UTILIZATION, ReplicaMemory, gib};
 use crate::placement::{self, Devices, Inventory, Placement, Request, Shape};
 use crate::view::{
@@ -52,8 +54,11 @@ pub fn plan(
     let mut inventory = Inventory::new(sites, catalog, replicas);
     let mut plans = Vec::new();
     let mut requests = Vec::new();
+    let mut candidates = Candidates::default();
     for (id, item) in fabric.of_kind("serve") {
-        if let Some((plan, request)) = serve_request(fabric, catalog, sites, &inventory, id, item, diagnostics) {
+        if let Some((plan, request)) =
+            serve_request(fabric, catalog, sites, &inventory, &mut candidates, id, item, diagnostics)
+        {
             plans.push(plan);
             requests.push(request);
         }
@@ -70,11 +75,13 @@ pub fn plan(
     (plans, inventory)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn serve_request(
     fabric: &Fabric,
     catalog: &Catalog,
     sites: &Sites,
     inventory: &Inventory,
+    candidates: &mut Candidates,
     id: ItemId,
     item: &Item,
     diagnostics: &mut Vec<Diagnostic>,
@@ -114,9 +121,9 @@ fn serve_request(
         return None;
     }
 
-    let site_indices = candidate_sites(sites, item);
-    let has_gpus = site_indices.iter().any(|&s| inventory.site_gpus(s).next().is_some());
-    let has_tpus = site_indices.iter().any(|&s| inventory.site_slices(s).next().is_some());
+    let (site_indices, scopes) = candidates.get(sites, item);
+    let has_gpus = inventory.has_gpus(&scopes);
+    let has_tpus = !has_gpus && site_indices.iter().any(|&s| inventory.site_slices(s).next().is_some());
     let shape = match (mig, gpus.or(tensor_parallel)) {
         (Some((profile, _)), _) => Shape::Mig(profile.to_owned()),
         (None, Some((n, _))) => Shape::Gpus(n),
@@ -144,15 +151,17 @@ fn serve_request(
             ));
         }
     };
-    for (_, gpu) in site_indices.iter().flat_map(|&s| inventory.site_gpus(s)) {
-        let Some(card) = catalog.gpus.get(&*gpu.model) else { continue };
+    // The models of the candidate sites from the index, not GPU by GPU: a
+    // `tier=` serve over thousands of sites would scan them all.
+    for (model, mig_capable) in inventory.gpu_models(&scopes) {
+        let Some(card) = catalog.gpus.get(&*model) else { continue };
         match &shape {
             Shape::Mig(profile) => {
-                if let Some(p) = card.profile(profile).filter(|_| gpu.mig_capable) {
-                    add(&gpu.model, p.memory_bytes(), 1);
+                if let Some(p) = card.profile(profile).filter(|_| mig_capable) {
+                    add(&model, p.memory_bytes(), 1);
                 }
             }
-            Shape::Gpus(n) => add(&gpu.model, card.memory_mib << 20, *n),
+            Shape::Gpus(n) => add(&model, card.memory_mib << 20, *n),
             Shape::TpuSlice => {}
         }
     }
@@ -204,9 +213,9 @@ fn serve_request(
         diagnostics.push(d.with_help(format!(
             "use a larger slice, more GPUs with `tensor-parallel`, a smaller dtype (fp8), `kv-cache-dtype \"fp8\"`, or a shorter `max-model-len`{max_len_hint}"
         )));
-        return Some((plan, Request { serve: id, replicas: 0, shape, sites: site_indices, accelerators }));
+        return Some((plan, Request { serve: id, replicas: 0, shape, sites: site_indices, scopes, accelerators }));
     }
-    Some((plan, Request { serve: id, replicas, shape, sites: site_indices, accelerators }))
+    Some((plan, Request { serve: id, replicas, shape, sites: site_indices, scopes, accelerators }))
 }
 
 /// The sites a workload may run on, in preference order, and how to say so.
@@ -227,6 +236,29 @@ pub fn candidate_sites(sites: &Sites, item: &Item) -> Vec<usize> {
         }
     }
     chosen
+}
+
+/// Candidate sites and scopes, made once per distinct set of tiers: every
+/// `tier=` serve of a large fabric shares one list instead of building its own.
+#[derive(Default)]
+struct Candidates {
+    by_tiers: Vec<(&'static [Tier], Arc<[usize]>)>,
+}
+
+impl Candidates {
+    fn get(&mut self, sites: &Sites, item: &Item) -> (Arc<[usize]>, Vec<Scope>) {
+        if let Some(site) = ref_prop(item, "site").and_then(|id| sites.by_id(id)) {
+            return (Arc::from([site]), vec![Scope::Site(site)]);
+        }
+        let wanted = tiers(item);
+        let scopes = wanted.iter().map(|t| Scope::Tier(*t)).collect();
+        if let Some((_, list)) = self.by_tiers.iter().find(|(t, _)| *t == wanted) {
+            return (list.clone(), scopes);
+        }
+        let list: Arc<[usize]> = candidate_sites(sites, item).into();
+        self.by_tiers.push((wanted, list.clone()));
+        (list, scopes)
+    }
 }
 
 /// The tiers a workload asks for, in preference order.
@@ -260,7 +292,7 @@ fn shortfall(fabric: &Fabric, sites: &Sites, inventory: &Inventory, request: &Re
         Shape::TpuSlice => "TPU slice".to_owned(),
     };
     let mut per_site: Vec<String> = Vec::new();
-    for &s in &request.sites {
+    for &s in request.sites.iter() {
         let mine: Vec<&Placement> = plan.placements.iter().filter(|p| p.site == s).collect();
         let mut where_: Vec<String> = Vec::new();
         let mut starts: Vec<(String, Vec<u32>)> = Vec::new();
@@ -301,7 +333,7 @@ fn shortfall(fabric: &Fabric, sites: &Sites, inventory: &Inventory, request: &Re
         d = d.with_label(span, "replicas asked for");
     }
     // Say why every node of the candidate sites could not take more.
-    for &s in &request.sites {
+    for &s in request.sites.iter() {
         let site = &sites.sites[s];
         for node in &site.nodes {
             let reason = node_reason(inventory, request, plan, s, &node.name, node.gpu.as_deref(), node.mig, fabric);

@@ -14,6 +14,7 @@
 pub mod capacity;
 pub mod devices;
 pub mod flows;
+pub mod free;
 pub mod graph;
 pub mod memory;
 pub mod placement;

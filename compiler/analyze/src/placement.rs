@@ -21,6 +21,7 @@ use std::sync::Arc;
 use sovereign_catalog::{Catalog, MIG_COMPUTE_SLICES, MIG_MEMORY_SLICES, MigProfile};
 use sovereign_check::ir::ItemId;
 
+use crate::free::{FreeIndex, MigState, NodeState, Scope, first_where};
 use crate::view::Sites;
 
 /// What one replica needs.
@@ -55,8 +56,11 @@ pub struct Request {
     pub serve: ItemId,
     pub replicas: u32,
     pub shape: Shape,
-    /// Candidate sites, by index into [`Sites::sites`], in preference order.
-    pub sites: Vec<usize>,
+    /// Candidate sites, by index into [`Sites::sites`], in preference order
+    /// (shared by every request of the same tiers).
+    pub sites: Arc<[usize]>,
+    /// The same as scopes of the free-capacity index, in preference order.
+    pub scopes: Vec<Scope>,
     /// Accelerator models (GPU or TPU catalog names) whose memory holds the model.
     pub accelerators: Vec<String>,
 }
@@ -143,6 +147,8 @@ pub struct Inventory {
     gpus_by_site: Vec<Vec<usize>>,
     /// Indices into `tpu_slices` per site.
     slices_by_site: Vec<Vec<usize>>,
+    /// Free capacity by scope and state (see `free.rs`).
+    pub(crate) free: FreeIndex,
 }
 
 impl Inventory {
@@ -241,7 +247,99 @@ impl Inventory {
         for (t, slice) in inventory.tpu_slices.iter().enumerate() {
             inventory.slices_by_site[slice.site].push(t);
         }
+        inventory.free = FreeIndex::new(sites, node_key);
+        let mut g = 0;
+        while g < inventory.gpus.len() {
+            let key = inventory.gpus[g].node_key;
+            let start = g;
+            while g < inventory.gpus.len() && inventory.gpus[g].node_key == key {
+                g += 1;
+            }
+            inventory.free.node_gpus[key] = start..g;
+            inventory.index_node(key);
+        }
         inventory
+    }
+
+    /// The state the index files a GPU under, if MIG placement may use it.
+    fn mig_state(&self, g: usize) -> Option<MigState> {
+        let gpu = &self.gpus[g];
+        if !gpu.mig_capable || gpu.whole.is_some() {
+            return None;
+        }
+        let mut profiles: Vec<String> = gpu.instances.iter().map(|i| i.profile.clone()).collect();
+        profiles.sort_unstable();
+        Some(MigState { model: gpu.model.clone(), occupied: gpu.occupied, compute: gpu.compute, profiles })
+    }
+
+    fn node_state(&self, node: usize) -> Option<NodeState> {
+        let range = self.free.node_gpus.get(node)?.clone();
+        let first = self.gpus.get(range.start).filter(|_| !range.is_empty())?;
+        let free = u32::try_from(range.clone().filter(|&g| self.gpus[g].is_free()).count()).unwrap_or(u32::MAX);
+        Some(NodeState { model: first.model.clone(), mig_capable: first.mig_capable, free })
+    }
+
+    /// Files a node and its GPUs in the index, as they are now.
+    fn index_node(&mut self, node: usize) {
+        let Some(state) = self.node_state(node) else { return };
+        let scopes = self.free.scopes_of(self.gpus[self.free.node_gpus[node].start].site).to_vec();
+        self.free.insert_node(&scopes, &state, node);
+        for g in self.free.node_gpus[node].clone() {
+            if let Some(state) = self.mig_state(g) {
+                self.free.insert_mig(&scopes, &state, g);
+            }
+        }
+    }
+
+    /// Takes a node and its GPUs out of the index, before they change.
+    fn unindex_node(&mut self, node: usize) {
+        let Some(state) = self.node_state(node) else { return };
+        let scopes = self.free.scopes_of(self.gpus[self.free.node_gpus[node].start].site).to_vec();
+        self.free.remove_node(&scopes, &state, node);
+        for g in self.free.node_gpus[node].clone() {
+            if let Some(state) = self.mig_state(g) {
+                self.free.remove_mig(&scopes, &state, g);
+            }
+        }
+    }
+
+    /// The node key that follows `node`'s GPUs: where to look on after it.
+    fn gpu_after_node(&self, g: usize) -> usize {
+        self.free.node_gpus[self.gpus[g].node_key].end
+    }
+
+    /// Whether the index has any GPU node for `scopes` (no scan of their sites).
+    #[must_use]
+    pub fn has_gpus(&self, scopes: &[Scope]) -> bool {
+        scopes.iter().any(|s| self.free.nodes.get(s).is_some_and(|groups| !groups.is_empty()))
+    }
+
+    /// The GPU models of `scopes`, with whether they may run MIG, in the
+    /// order of their first node (scopes in order, then node order).
+    #[must_use]
+    pub fn gpu_models(&self, scopes: &[Scope]) -> Vec<(Arc<str>, bool)> {
+        let mut found: Vec<(usize, usize, Arc<str>, bool)> = Vec::new();
+        for (run, scope) in scopes.iter().enumerate() {
+            for (state, set) in self.free.nodes.get(scope).into_iter().flatten() {
+                if let Some(&first) = set.first() {
+                    found.push((run, first, state.model.clone(), state.mig_capable));
+                }
+            }
+        }
+        found.sort_by_key(|(run, first, ..)| (*run, *first));
+        let mut models: Vec<(Arc<str>, bool)> = Vec::new();
+        for (_, _, model, mig) in found {
+            if !models.contains(&(model.clone(), mig)) {
+                models.push((model, mig));
+            }
+        }
+        models
+    }
+
+    /// The preference run of `site` for a request over `scopes`.
+    fn run_of(&self, scopes: &[Scope], site: usize) -> usize {
+        let mine = self.free.scopes_of(site);
+        scopes.iter().position(|s| mine.contains(s)).unwrap_or(usize::MAX)
     }
 }
 
@@ -316,9 +414,10 @@ impl Spread {
     }
 }
 
-/// Spread on node, spread on GPU, free slices after, site rank, node, GPU index, highest start.
-type MigKey = (u32, u32, u32, usize, usize, u32, std::cmp::Reverse<u32>);
-/// Spread on node, MIG node, free GPUs after, site rank, node.
+/// Spread on node, spread on GPU, free slices after, preference run, GPU
+/// number (site, node and index order within a run), highest start.
+type MigKey = (u32, u32, u32, usize, usize, std::cmp::Reverse<u32>);
+/// Spread on node, MIG node, free GPUs after, preference run, node.
 type GroupKey = (u32, bool, usize, usize, usize);
 
 fn place_mig(
@@ -329,58 +428,76 @@ fn place_mig(
     catalog: &Catalog,
     spread: &mut Spread,
 ) -> Option<Placement> {
-    let mut best: Option<(MigKey, usize, u32)> = None;
-    // The profile on each accelerator model the request may use, looked up once.
-    let mut profiles: Vec<(&str, Option<&MigProfile>)> = Vec::new();
-    for (rank, &site) in request.sites.iter().enumerate() {
-        for (g, gpu) in inventory.site_gpus(site) {
-            if !gpu.mig_capable || gpu.whole.is_some() {
-                continue;
-            }
-            let profile = match profiles.iter().find(|(m, _)| **m == *gpu.model) {
-                Some((_, p)) => *p,
-                None => {
-                    let p = catalog
-                        .gpus
-                        .get(&*gpu.model)
-                        .and_then(|m| m.profile(profile_name))
-                        .filter(|_| request.accelerators.iter().any(|a| **a == *gpu.model));
-                    profiles.push((&gpu.model, p));
-                    p
-                }
-            };
-            let Some(profile) = profile else { continue };
-            let same_profile = gpu.instances.iter().filter(|i| i.profile == profile.name).count();
-            if same_profile >= profile.instances as usize || gpu.compute + profile.compute > MIG_COMPUTE_SLICES {
-                continue;
-            }
-            let Some(start) = profile.starts.iter().rev().copied().find(|&s| profile.mask(s) & gpu.occupied == 0)
-            else {
+    // Where a profile fits on a GPU of a state: the highest legal start, and
+    // the memory slices left free after it.
+    let fit = |model: &str, occupied: u8, compute: u32, same: usize| -> Option<(&MigProfile, u32, u32)> {
+        if !request.accelerators.iter().any(|a| **a == *model) {
+            return None;
+        }
+        let profile = catalog.gpus.get(model)?.profile(profile_name)?;
+        if same >= profile.instances as usize || compute + profile.compute > MIG_COMPUTE_SLICES {
+            return None;
+        }
+        let start = profile.starts.iter().rev().copied().find(|&s| profile.mask(s) & occupied == 0)?;
+        Some((profile, start, MIG_MEMORY_SLICES - (occupied | profile.mask(start)).count_ones()))
+    };
+    // Nodes without a replica of this serve first: the first GPU of each
+    // group there (spread 0 beats any node already used).
+    let mut best: Option<((u32, usize, usize), usize, u32)> = None;
+    for (run, scope) in request.scopes.iter().enumerate() {
+        for (state, set) in inventory.free.mig.get(scope).into_iter().flatten() {
+            let same = state.profiles.iter().filter(|p| **p == profile_name).count();
+            let Some((_, start, free_after)) = fit(&state.model, state.occupied, state.compute, same) else {
                 continue;
             };
-            let free_after = MIG_MEMORY_SLICES - (gpu.occupied | profile.mask(start)).count_ones();
-            let key = (
-                spread.on_node[gpu.node_key],
-                spread.on_gpu[g],
-                free_after,
-                rank,
-                gpu.node_key,
-                gpu.index,
-                std::cmp::Reverse(start),
-            );
-            if best.as_ref().is_none_or(|(k, _, _)| key < *k) {
+            let untouched = |g: usize| spread.on_node[inventory.gpus[g].node_key] == 0;
+            let Some(g) = first_where(set, untouched, |g| inventory.gpu_after_node(g)) else { continue };
+            let key = (free_after, run, g);
+            if best.as_ref().is_none_or(|(k, ..)| key < *k) {
                 best = Some((key, g, start));
             }
         }
     }
-    let (_, g, start) = best?;
+    // Else the nodes it already uses, by the full order.
+    let chosen = match best {
+        Some((_, g, start)) => Some((g, start)),
+        None => {
+            let mut best: Option<(MigKey, usize, u32)> = None;
+            for &(node, _) in &spread.touched {
+                for g in inventory.free.node_gpus[node].clone() {
+                    let gpu = &inventory.gpus[g];
+                    if !gpu.mig_capable || gpu.whole.is_some() {
+                        continue;
+                    }
+                    let same = gpu.instances.iter().filter(|i| i.profile == profile_name).count();
+                    let Some((_, start, free_after)) = fit(&gpu.model, gpu.occupied, gpu.compute, same) else {
+                        continue;
+                    };
+                    let key = (
+                        spread.on_node[gpu.node_key],
+                        spread.on_gpu[g],
+                        free_after,
+                        inventory.run_of(&request.scopes, gpu.site),
+                        g,
+                        std::cmp::Reverse(start),
+                    );
+                    if best.as_ref().is_none_or(|(k, ..)| key < *k) {
+                        best = Some((key, g, start));
+                    }
+                }
+            }
+            best.map(|(_, g, start)| (g, start))
+        }
+    };
+    let (g, start) = chosen?;
+    let node = inventory.gpus[g].node_key;
+    inventory.unindex_node(node);
     let gpu = &mut inventory.gpus[g];
     let profile = catalog.gpus.get(&*gpu.model)?.profile(profile_name)?;
     gpu.occupied |= profile.mask(start);
     gpu.compute += profile.compute;
     gpu.instances.push(MigInstance { profile: profile.name.clone(), start, size: profile.size, serve: request.serve });
-    spread.add(gpu.node_key, Some(g));
-    Some(Placement {
+    let placement = Placement {
         serve: request.serve,
         replica,
         site: gpu.site,
@@ -388,7 +505,10 @@ fn place_mig(
         node_item: gpu.node_item,
         accelerator: gpu.model.clone(),
         devices: Devices::Mig { gpu: gpu.index, profile: profile.name.clone(), start, size: profile.size },
-    })
+    };
+    inventory.index_node(node);
+    spread.add(node, Some(g));
+    Some(placement)
 }
 
 fn place_gpus(
@@ -398,41 +518,47 @@ fn place_gpus(
     inventory: &mut Inventory,
     spread: &mut Spread,
 ) -> Option<Placement> {
-    // Free GPUs per node, in GPU order.
-    let mut best: Option<(GroupKey, Vec<usize>)> = None;
-    let mut allowed: Vec<(&str, bool)> = Vec::new();
-    for (rank, &site) in request.sites.iter().enumerate() {
-        let gpus: Vec<usize> = inventory.site_gpus(site).map(|(g, _)| g).collect();
-        for node in gpus.chunk_by(|&a, &b| inventory.gpus[a].node_key == inventory.gpus[b].node_key) {
-            let first = &inventory.gpus[node[0]];
-            let ok = match allowed.iter().find(|(m, _)| **m == *first.model) {
-                Some((_, ok)) => *ok,
-                None => {
-                    let ok = request.accelerators.iter().any(|a| **a == *first.model);
-                    allowed.push((&first.model, ok));
-                    ok
-                }
-            };
-            if !ok {
+    let allowed = |model: &str| request.accelerators.iter().any(|a| **a == *model);
+    // Nodes without a replica of this serve first (see `place_mig`).
+    let mut best: Option<(GroupKey, usize)> = None;
+    for (run, scope) in request.scopes.iter().enumerate() {
+        for (state, set) in inventory.free.nodes.get(scope).into_iter().flatten() {
+            if state.free < n || !allowed(&state.model) {
                 continue;
             }
-            let free: Vec<usize> = node.iter().copied().filter(|&i| inventory.gpus[i].is_free()).collect();
-            if free.len() >= n as usize {
-                // Whole GPUs on a MIG node use up its flexibility: prefer nodes without MIG.
-                let key =
-                    (spread.on_node[first.node_key], first.mig_capable, free.len() - n as usize, rank, first.node_key);
-                if best.as_ref().is_none_or(|(k, _)| key < *k) {
-                    best = Some((key, free[..n as usize].to_vec()));
-                }
+            let Some(node) = first_where(set, |k| spread.on_node[k] == 0, |k| k + 1) else { continue };
+            // Whole GPUs on a MIG node use up its flexibility: prefer nodes without MIG.
+            let key = (0, state.mig_capable, (state.free - n) as usize, run, node);
+            if best.as_ref().is_none_or(|(k, _)| key < *k) {
+                best = Some((key, node));
             }
         }
     }
-    let (_, chosen) = best?;
+    if best.is_none() {
+        for &(node, _) in &spread.touched {
+            let range = inventory.free.node_gpus[node].clone();
+            let Some(first) = inventory.gpus.get(range.start).filter(|_| !range.is_empty()) else { continue };
+            let free = range.clone().filter(|&g| inventory.gpus[g].is_free()).count();
+            if free < n as usize || !allowed(&first.model) {
+                continue;
+            }
+            let run = inventory.run_of(&request.scopes, first.site);
+            let key = (spread.on_node[node], first.mig_capable, free - n as usize, run, node);
+            if best.as_ref().is_none_or(|(k, _)| key < *k) {
+                best = Some((key, node));
+            }
+        }
+    }
+    let (_, node) = best?;
+    let chosen: Vec<usize> =
+        inventory.free.node_gpus[node].clone().filter(|&g| inventory.gpus[g].is_free()).take(n as usize).collect();
+    inventory.unindex_node(node);
     let mut indices = Vec::with_capacity(chosen.len());
     for &i in &chosen {
         inventory.gpus[i].whole = Some(request.serve);
         indices.push(inventory.gpus[i].index);
     }
+    inventory.index_node(node);
     let first = &inventory.gpus[chosen[0]];
     spread.add(first.node_key, None);
     Some(Placement {
