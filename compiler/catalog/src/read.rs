@@ -136,7 +136,24 @@ impl Entry<'_, '_> {
             self.bad(span, format!("`{key}` must be a whole number"));
             return None;
         }
+        if !(0.0..=9_007_199_254_740_992.0).contains(&value) {
+            let span = self.node.property(key).map_or(self.node.name.span, |e| e.span);
+            self.bad(span, format!("`{key}` must be a whole number from 0 to 2^53"));
+            return None;
+        }
         Some(value as u64)
+    }
+
+    /// A size or count that must be at least 1: a 0-MiB GPU or a model of
+    /// no parameters would make every fit trivially true (or divide by 0).
+    fn positive(&mut self, key: &str) -> Option<u64> {
+        let value = self.integer(key)?;
+        if value == 0 {
+            let span = self.node.property(key).map_or(self.node.name.span, |e| e.span);
+            self.bad(span, format!("`{key}` must be at least 1"));
+            return None;
+        }
+        Some(value)
     }
 
     fn small(&mut self, key: &str) -> Option<u32> {
@@ -145,7 +162,7 @@ impl Entry<'_, '_> {
 
     fn gpu(&mut self, name: &str) -> Option<Gpu> {
         let product = self.req_str("product")?;
-        let memory_mib = self.integer("memory-mib")?;
+        let memory_mib = self.positive("memory-mib")?;
         let mut mig = Vec::new();
         for child in self.node.child_nodes() {
             let mut entry = Entry { node: child, diagnostics: self.diagnostics };
@@ -186,7 +203,7 @@ impl Entry<'_, '_> {
     }
 
     fn tpu(&mut self, name: &str) -> Option<Tpu> {
-        let hbm_gib = self.integer("hbm-gib")?;
+        let hbm_gib = self.positive("hbm-gib")?;
         let bf16_tflops = self.number("bf16-tflops")?;
         let chips_per_host = self.small("chips-per-host")?;
         let topologies = self.words("topologies");
@@ -201,20 +218,36 @@ impl Entry<'_, '_> {
         };
         let precisions = self.words("precisions");
         let formats = self.words("formats");
-        let max_memory_gib = self.integer("max-memory-gib")?;
+        let max_memory_gib = self.positive("max-memory-gib")?;
         Some(Soc { name: name.to_owned(), npu, tops, precisions, formats, max_memory_gib })
     }
 
     fn architecture(&mut self, name: &str) -> Option<Architecture> {
         Some(Architecture {
             name: name.to_owned(),
-            params: self.integer("params")?,
-            layers: self.integer("layers")?,
-            hidden: self.integer("hidden")?,
-            heads: self.integer("heads")?,
-            kv_heads: self.integer("kv-heads")?,
-            head_dim: self.integer("head-dim")?,
-            max_position: self.integer("max-position")?,
+            params: self.positive("params")?,
+            layers: self.positive("layers")?,
+            hidden: self.positive("hidden")?,
+            heads: self.positive("heads")?,
+            kv_heads: self.positive("kv-heads")?,
+            head_dim: self.positive("head-dim")?,
+            max_position: self.positive("max-position")?,
         })
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use sovereign_diagnostics::FileId;
+
+    #[test]
+    fn zero_sizes_and_negative_counts_are_refused() {
+        let text = "gpu \"zero\" product=\"Nothing\" memory-mib=0\nmodel \"none\" params=0 layers=1 hidden=1 heads=1 kv-heads=1 head-dim=1 max-position=1\nmodel \"neg\" params=-5 layers=1 hidden=1 heads=1 kv-heads=1 head-dim=1 max-position=1\n";
+        let (catalog, diagnostics) = crate::Catalog::load(&[(FileId(0), text)]);
+        assert!(catalog.gpus.is_empty() && catalog.models.is_empty(), "{catalog:?}");
+        let messages: Vec<&str> = diagnostics.iter().map(|d| d.message.as_str()).collect();
+        assert!(messages.iter().any(|m| m.contains("`memory-mib` must be at least 1")), "{messages:?}");
+        assert!(messages.iter().any(|m| m.contains("`params` must be at least 1")), "{messages:?}");
+        assert!(messages.iter().any(|m| m.contains("`params=` with a non-negative number")), "{messages:?}");
     }
 }

@@ -113,6 +113,25 @@ impl<'a> Domain<'a> {
                     );
                 }
             }
+            let fleets: Vec<&Item> = children(fabric, site, "fleet").collect();
+            for fleet in fleets {
+                let (Some(soc), Some(memory)) = (fleet.prop("soc").and_then(str_of), fleet.prop("memory")) else {
+                    continue;
+                };
+                if let (Some(chip), Typed::Bytes(bytes)) = (self.catalog.socs.get(soc), &memory.value)
+                    && *bytes > chip.max_memory_gib << 30
+                {
+                    self.push(
+                        codes::VALUE_OUT_OF_RANGE,
+                        memory.span,
+                        format!("devices with a {soc} ship with at most {} GiB of memory", chip.max_memory_gib),
+                        format!(
+                            "use the devices' real memory, at most \"{}GiB\": fits are computed from it",
+                            chip.max_memory_gib
+                        ),
+                    );
+                }
+            }
             let pools: Vec<&Item> = children(fabric, site, "pool").collect();
             for pool in pools {
                 self.pool(pool, provider);
