@@ -101,6 +101,19 @@ impl<'a> Domain<'a> {
                     format!("use kind=\"{provider}\" (or k3s/k8s on machines of that provider), or fix `provider`"),
                 );
             }
+            // A provider's own region name (`europe-west4`) belongs to that provider.
+            if let (Some(provider), Some(region)) = (provider, site.prop("region"))
+                && let Some(region_name) = str_of(region)
+                && let Some(owner) = self.catalog.regions.get(region_name).and_then(|r| r.provider.as_deref())
+                && owner != provider
+            {
+                self.push(
+                    codes::VALUE_NOT_ALLOWED,
+                    region.span,
+                    format!("`{region_name}` is a region of `{owner}`, not of `{provider}`"),
+                    format!("use a region of `{provider}`, or a generic one such as \"eu-central\""),
+                );
+            }
             let nodes: Vec<&Item> = children(fabric, site, "node").collect();
             for node in nodes {
                 let (Some(gpu), Some(mig)) = (node.prop("gpu").and_then(str_of), node.prop("mig")) else { continue };
