@@ -18,6 +18,7 @@ pub fn resolve(fabric: &mut Fabric, root_span: Span, diagnostics: &mut Vec<Diagn
         );
     }
     let declared = Declared::new(fabric);
+    let mut lists = NameLists::default();
     // Found first, written after: the fabric is borrowed while resolving.
     let mut resolutions: Vec<(ItemId, Slot, Option<ItemId>)> = Vec::new();
     for (index, item) in fabric.items.iter().enumerate() {
@@ -31,13 +32,15 @@ pub fn resolve(fabric: &mut Fabric, root_span: Span, diagnostics: &mut Vec<Diagn
         for (slot, val) in values {
             let target = match &val.value {
                 Typed::Ref { name, kinds, .. } if kinds.is_empty() => {
-                    resolve_any(fabric, &declared, name, val.span, diagnostics)
+                    resolve_any(fabric, &mut lists, &declared, name, val.span, diagnostics)
                 }
-                Typed::Ref { name, kinds, .. } => resolve_kind(fabric, &declared, name, kinds, val.span, diagnostics),
+                Typed::Ref { name, kinds, .. } => {
+                    resolve_kind(fabric, &mut lists, &declared, name, kinds, val.span, diagnostics)
+                }
                 Typed::Secret { name: Some(name), .. } => {
                     let target = fabric.lookup("secret", name);
                     if target.is_none() {
-                        secret_not_declared(fabric, name, val.span, diagnostics);
+                        secret_not_declared(fabric, &mut lists, name, val.span, diagnostics);
                     }
                     target
                 }
@@ -143,13 +146,43 @@ impl Declared {
 
 /// The declared names of the given kinds (all kinds when `None`), sorted and
 /// without repeats; only built for a diagnostic.
-fn names_of<'a>(fabric: &'a Fabric, kinds: Option<&[String]>) -> Vec<&'a str> {
-    let mut names: Vec<&str> = fabric.declarations(kinds).into_iter().map(|(_, name)| name).collect();
-    if kinds.is_none() {
-        names.sort_unstable();
-        names.dedup();
+/// Declared names by kinds, sorted, each list made once per resolution:
+/// collecting and sorting every declaration again for each unknown
+/// reference made a spec with many of them quadratic.
+#[derive(Default)]
+struct NameLists<'a> {
+    by_kinds: std::collections::BTreeMap<Vec<String>, Vec<&'a str>>,
+    all: Option<Vec<&'a str>>,
+}
+
+impl<'a> NameLists<'a> {
+    fn get(&mut self, fabric: &'a Fabric, kinds: Option<&[String]>) -> &[&'a str] {
+        match kinds {
+            None => self.all.get_or_insert_with(|| {
+                let mut names: Vec<&str> = fabric.declarations(None).into_iter().map(|(_, name)| name).collect();
+                names.sort_unstable();
+                names.dedup();
+                names
+            }),
+            Some(kinds) => {
+                if !self.by_kinds.contains_key(kinds) {
+                    let names = fabric.declarations(Some(kinds)).into_iter().map(|(_, name)| name).collect();
+                    self.by_kinds.insert(kinds.to_vec(), names);
+                }
+                &self.by_kinds[kinds]
+            }
+        }
     }
-    names
+}
+
+/// A list for a help text: at most a dozen names, and how many more.
+fn some_of(names: &[&str]) -> String {
+    const SHOWN: usize = 12;
+    let mut text = names.iter().take(SHOWN).copied().collect::<Vec<_>>().join(", ");
+    if names.len() > SHOWN {
+        text.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    text
 }
 
 fn declare(fabric: &mut Fabric, diagnostics: &mut Vec<Diagnostic>) {
@@ -200,8 +233,9 @@ fn kind_word(kind: &str) -> &str {
     kind.rsplit('/').next().unwrap_or(kind)
 }
 
-fn resolve_kind(
-    fabric: &Fabric,
+fn resolve_kind<'a>(
+    fabric: &'a Fabric,
+    lists: &mut NameLists<'a>,
     declared: &Declared,
     name: &str,
     kinds: &[String],
@@ -228,7 +262,7 @@ fn resolve_kind(
         );
         return None;
     }
-    let candidates = names_of(fabric, Some(kinds));
+    let candidates = lists.get(fabric, Some(kinds));
     let mut d = Diagnostic::new(codes::UNKNOWN_REFERENCE, span, format!("no {wanted} named `{name}`"))
         .with_primary_label("not declared");
     d = match closest(name, candidates.iter().copied()) {
@@ -238,7 +272,7 @@ fn resolve_kind(
             format!("\"{s}\""),
         ),
         None if candidates.is_empty() => d.with_help(format!("declare a {wanted} named `{name}`")),
-        None => d.with_help(format!("declared {wanted}s: {}", candidates.join(", "))),
+        None => d.with_help(format!("declared {wanted}s: {}", some_of(candidates))),
     };
     if kinds.iter().any(|k| k.contains('/')) && !name.contains('/') {
         d = d.with_help(format!("nested declarations are named with their parent: `parent/{name}`"));
@@ -247,8 +281,9 @@ fn resolve_kind(
     None
 }
 
-fn resolve_any(
-    fabric: &Fabric,
+fn resolve_any<'a>(
+    fabric: &'a Fabric,
+    lists: &mut NameLists<'a>,
     declared: &Declared,
     text: &str,
     span: Span,
@@ -281,7 +316,7 @@ fn resolve_any(
             diagnostics.push(d);
             return None;
         }
-        return resolve_kind(fabric, declared, name, &[kind.to_owned()], span, diagnostics);
+        return resolve_kind(fabric, lists, declared, name, &[kind.to_owned()], span, diagnostics);
     }
     let several: Vec<(&str, ItemId)> = declared.named(fabric, text).collect();
     match several.as_slice() {
@@ -304,25 +339,32 @@ fn resolve_any(
             None
         }
         [] => {
-            let candidates = names_of(fabric, None);
+            let candidates = lists.get(fabric, None);
             let mut d =
                 Diagnostic::new(codes::UNKNOWN_REFERENCE, span, format!("nothing is declared with the name `{text}`"))
                     .with_primary_label("not declared");
-            if let Some(s) = closest(text, candidates) {
-                d = d.with_help(format!("did you mean `{s}`?")).with_fix(
+            d = match closest(text, candidates.iter().copied()) {
+                Some(s) => d.with_help(format!("did you mean `{s}`?")).with_fix(
                     format!("replace with \"{s}\""),
                     span,
                     format!("\"{s}\""),
-                );
-            }
+                ),
+                None => d.with_help(format!("declare `{text}`, or remove it from `depends-on`")),
+            };
             diagnostics.push(d);
             None
         }
     }
 }
 
-fn secret_not_declared(fabric: &Fabric, text: &str, span: Span, diagnostics: &mut Vec<Diagnostic>) {
-    let secrets = names_of(fabric, Some(&["secret".to_owned()]));
+fn secret_not_declared<'a>(
+    fabric: &'a Fabric,
+    lists: &mut NameLists<'a>,
+    text: &str,
+    span: Span,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let secrets = lists.get(fabric, Some(&["secret".to_owned()]));
     // A near miss of a declared name is a typo, safe to show; anything else
     // may be the secret itself and is never echoed.
     if let Some(s) = closest(text, secrets.iter().copied()) {

@@ -147,7 +147,13 @@ pub fn sort(diagnostics: &mut [Diagnostic]) {
 pub fn closest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
     let limit = (word.chars().count() / 3).max(1);
     let mut best: Option<(usize, &str)> = None;
+    let length = word.chars().count();
     for candidate in candidates {
+        // The distance is at least the difference in length: most candidates
+        // of a large spec are ruled out without the quadratic comparison.
+        if candidate.chars().count().abs_diff(length) > limit {
+            continue;
+        }
         let distance = edit_distance(word, candidate);
         if distance <= limit && best.is_none_or(|(d, c)| (distance, candidate) < (d, c)) {
             best = Some((distance, candidate));
