@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sovereign_diagnostics::{Diagnostic, Severity, SourceMap, Span};
+use sovereign_diagnostics::{Diagnostic, Severity, SourceFile, SourceMap, Span};
 use tower_lsp_server::ls_types::{
     self as lsp, DiagnosticRelatedInformation, Location, NumberOrString, Position, Range, Uri,
 };
@@ -19,29 +19,36 @@ pub(crate) enum Encoding {
 /// Line starts of one text, for converting in both directions.
 pub(crate) struct LineIndex<'t> {
     text: &'t str,
-    starts: Vec<usize>,
+    starts: std::borrow::Cow<'t, [u32]>,
 }
 
 impl<'t> LineIndex<'t> {
+    /// The index of a buffer's text (for the request at hand).
     pub(crate) fn new(text: &'t str) -> Self {
         let mut starts = vec![0];
         let bytes = text.as_bytes();
         let mut i = 0;
         while i < bytes.len() {
             match bytes[i] {
-                b'\n' => starts.push(i + 1),
-                b'\r' if bytes.get(i + 1) != Some(&b'\n') => starts.push(i + 1),
+                b'\n' => starts.push(u32::try_from(i + 1).unwrap_or(u32::MAX)),
+                b'\r' if bytes.get(i + 1) != Some(&b'\n') => starts.push(u32::try_from(i + 1).unwrap_or(u32::MAX)),
                 _ => {}
             }
             i += 1;
         }
-        LineIndex { text, starts }
+        LineIndex { text, starts: starts.into() }
+    }
+
+    /// The index of a loaded file, shared with the renderers: building one
+    /// per diagnostic and label was quadratic in a file with many.
+    pub(crate) fn of(file: &'t SourceFile) -> Self {
+        LineIndex { text: &file.text, starts: std::borrow::Cow::Borrowed(file.line_starts()) }
     }
 
     pub(crate) fn position(&self, offset: usize, encoding: Encoding) -> Position {
         let offset = offset.min(self.text.len());
-        let line = self.starts.partition_point(|&s| s <= offset) - 1;
-        let start = self.starts[line];
+        let line = self.starts.partition_point(|&s| s as usize <= offset) - 1;
+        let start = self.starts[line] as usize;
         let mut end = offset;
         while !self.text.is_char_boundary(end) {
             end -= 1;
@@ -59,8 +66,8 @@ impl<'t> LineIndex<'t> {
 
     /// The byte offset of a position; positions past a line's end or the text's end are clamped.
     pub(crate) fn offset(&self, position: Position, encoding: Encoding) -> usize {
-        let Some(&start) = self.starts.get(position.line as usize) else { return self.text.len() };
-        let end = self.starts.get(position.line as usize + 1).copied().unwrap_or(self.text.len());
+        let Some(start) = self.starts.get(position.line as usize).map(|&s| s as usize) else { return self.text.len() };
+        let end = self.starts.get(position.line as usize + 1).map_or(self.text.len(), |&s| s as usize);
         let line = &self.text[start..end];
         let mut units = 0usize;
         for (i, c) in line.char_indices() {
@@ -92,14 +99,15 @@ pub(crate) fn path_of(uri: &Uri) -> Option<PathBuf> {
 pub(crate) fn location(sources: &SourceMap, span: Span, encoding: Encoding) -> Option<Location> {
     let file = sources.get(span.file)?;
     let uri = uri_of(&file.path)?;
-    Some(Location { uri, range: LineIndex::new(&file.text).range(span, encoding) })
+    Some(Location { uri, range: LineIndex::of(file).range(span, encoding) })
 }
 
 /// A compiler diagnostic as the protocol shows it: same code, message and
 /// span; labels as related information; help appended to the message.
 pub(crate) fn diagnostic(sources: &SourceMap, d: &Diagnostic, encoding: Encoding) -> lsp::Diagnostic {
-    let text = sources.text(d.primary.span.file);
-    let range = LineIndex::new(text).range(d.primary.span, encoding);
+    let range = sources
+        .get(d.primary.span.file)
+        .map_or_else(Range::default, |file| LineIndex::of(file).range(d.primary.span, encoding));
     let mut message = d.message.clone();
     if !d.primary.message.is_empty() {
         message.push_str(&format!(" ({})", d.primary.message));

@@ -180,10 +180,6 @@ impl Backend {
     fn schedule_check(&self, path: PathBuf) {
         self.checker().schedule(path);
     }
-
-    fn range(&self, text: &str, span: Span) -> Range {
-        LineIndex::new(text).range(span, self.encoding())
-    }
 }
 
 /// Runs checks in the background: at most one per root at a time; an edit
@@ -479,7 +475,9 @@ impl LanguageServer for Backend {
         let Some((_, text, snapshot)) = self.lookup(&position.text_document.uri) else { return Ok(None) };
         let encoding = self.encoding();
         self.answer("completion", || {
-            let offset = LineIndex::new(&text).offset(position.position, encoding);
+            // One index for the request, not one per item.
+            let index = LineIndex::new(&text);
+            let offset = index.offset(position.position, encoding);
             let context: Context<'_> = features::context(&self.shared.schema, &text, offset);
             let items = features::completions(&self.shared.schema, snapshot.as_deref(), &context)
                 .into_iter()
@@ -491,7 +489,7 @@ impl LanguageServer for Backend {
                     filter_text: Some(c.label.clone()),
                     text_edit: c.replace.map(|span| {
                         CompletionTextEdit::Edit(TextEdit {
-                            range: self.range(&text, span),
+                            range: index.range(span, encoding),
                             new_text: c.insert.clone(),
                         })
                     }),
@@ -588,7 +586,7 @@ impl LanguageServer for Backend {
         self.answer("document symbols", || {
             let file = snapshot.file_of(&path)?;
             // The spans are those of the checked text.
-            let index = LineIndex::new(snapshot.sources.text(file));
+            let index = LineIndex::of(snapshot.sources.get(file)?);
             #[allow(deprecated)]
             fn convert(s: features::Symbol, index: &LineIndex<'_>, encoding: Encoding) -> DocumentSymbol {
                 DocumentSymbol {

@@ -207,7 +207,12 @@ impl SourceMap {
 }
 
 impl SourceFile {
-    /// Offsets where lines start; the first is 0.
+    /// Offsets where lines start (after LF, CRLF or a lone CR); the first is 0.
+    #[must_use]
+    pub fn line_starts(&self) -> &[u32] {
+        self.lines()
+    }
+
     fn lines(&self) -> &[u32] {
         self.lines.get_or_init(|| {
             let bytes = self.text.as_bytes();
