@@ -171,3 +171,41 @@ fn every_diagnostic_of_every_case_has_help() {
     }
     assert!(missing.is_empty(), "diagnostics without help:\n{}", missing.join("\n"));
 }
+
+/// Spec text never reaches the terminal raw: escape sequences, BEL, NUL and
+/// lone CRs are escaped (also with NO_COLOR), gutter line numbers count a
+/// lone CR as a line break, and a diagnostic past column 65,535 renders.
+#[test]
+fn hostile_text_is_escaped_and_long_lines_render() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hostile.kdl");
+    std::fs::write(
+        &path,
+        "fabric \"t\"\rsite \"\\u{1b}[2J\\u{1b}]0;owned\\u{7}\" tier=\"server\"\r\rbogus \"\u{1b}[31m\u{7}\u{0}\"\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_sovereign"))
+        .args(["check", "--color", "never"])
+        .arg(&path)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stderr);
+    for raw in ['\u{1b}', '\u{7}', '\u{0}', '\r'] {
+        assert!(!text.contains(raw), "{raw:?} reached the terminal:\n{text}");
+    }
+    assert!(text.contains("\\u{1b}[2J"), "{text}");
+    // `bogus` is on line 4: lines end at each lone CR.
+    assert!(text.contains("hostile.kdl:4:1]"), "{text}");
+    assert!(text.contains(" 4 │ bogus"), "{text}");
+
+    let long = dir.path().join("long.kdl");
+    let line = format!("site \"a\" tier=\"server\" region=\"eu-central\" {}bogus=2\n", "x=1 ".repeat(20_000));
+    std::fs::write(&long, format!("fabric \"t\"\n{line}")).unwrap();
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_sovereign")).args(["check", "--color", "never"]).arg(&long).output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(text.contains(&format!("long.kdl:2:{}]", line.find("bogus").unwrap() + 1)), "the column is the file's");
+    assert!(text.lines().all(|l| l.chars().count() < 400), "long lines are cut around the label");
+}

@@ -118,7 +118,10 @@ impl Excerpt {
         let end = start + text.len();
         // Which char ranges (by byte offset) to keep: all of a short line;
         // around each label end on a long one.
-        let keep: Vec<(usize, usize)> = if text.chars().count() <= LONG_LINE {
+        // Counted only when the byte length leaves it open: a line of many
+        // diagnostics must not be walked once per diagnostic.
+        let short = text.len() <= LONG_LINE || (text.len() <= 4 * LONG_LINE && text.chars().count() <= LONG_LINE);
+        let keep: Vec<(usize, usize)> = if short {
             vec![(start, end)]
         } else {
             let mut points: Vec<usize> = spans
