@@ -388,16 +388,9 @@ impl Lower<'_, '_> {
             (ValueType::Secret | ValueType::SecretSource, _) => {
                 // A number or keyword where a secret's name belongs may be the
                 // credential itself: reported without echoing it.
-                self.push(
-                    Diagnostic::new(
-                        codes::SECRET_LITERAL,
-                        span,
-                        format!("{what} must name a declared `secret`, not hold a value"),
-                    )
-                    .with_primary_label("not the name of a declared secret (not shown)")
-                    .with_help("declare it as `secret \"my-token\" from=\"env:MY_TOKEN\"` and write token=\"my-token\"; if this was a real credential, rotate it")
-                    .redacted(),
-                );
+                let mut d = secret_literal(span);
+                d.message = format!("{what} must name a declared `secret`, not hold a value");
+                self.push(d);
                 return None;
             }
             _ => {
@@ -531,8 +524,14 @@ impl Lower<'_, '_> {
             ValueType::Catalog(kinds) => return self.catalog_value(codes::UNKNOWN_CATALOG_ENTRY, kinds, text, span),
             ValueType::Ref(kinds) => Typed::Ref { name: text.to_owned(), kinds: kinds.clone(), target: None },
             ValueType::AnyRef => Typed::Ref { name: text.to_owned(), kinds: Vec::new().into(), target: None },
-            // Kept until resolution decides whether it names a secret; then
-            // a literal is dropped (see `resolve`).
+            // Text that cannot be a declared secret's name (names are
+            // DNS-1123 labels) is a literal: dropped here, so it never enters
+            // the IR. A name-shaped text is kept until resolution tells a
+            // declared name from a literal (see `resolve`).
+            ValueType::Secret if values::check_name(text).is_err() => {
+                self.push(secret_literal(span));
+                Typed::Secret { name: None, target: None }
+            }
             ValueType::Secret => Typed::Secret { name: Some(text.to_owned()), target: None },
             ValueType::SecretSource => match values::check_secret_source(text) {
                 Ok(()) => Typed::Str(text.to_owned()),
@@ -588,6 +587,15 @@ impl Lower<'_, '_> {
         };
         Some(Val { value: typed, span })
     }
+}
+
+/// SOV3006 for text written where a declared secret's name belongs; the
+/// text is never shown (it may be the credential).
+pub(crate) fn secret_literal(span: Span) -> Diagnostic {
+    Diagnostic::new(codes::SECRET_LITERAL, span, "a secret must be referenced by the name of a declared `secret`, not written here")
+        .with_primary_label("this text is not the name of a declared secret (not shown)")
+        .with_help("declare it as `secret \"my-token\" from=\"env:MY_TOKEN\"` and write token=\"my-token\"; if this was a real credential, rotate it")
+        .redacted()
 }
 
 /// What a value is, for messages; formatted only when a diagnostic needs it.

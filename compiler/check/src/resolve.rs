@@ -376,10 +376,5 @@ fn secret_not_declared<'a>(
         );
         return;
     }
-    diagnostics.push(
-        Diagnostic::new(codes::SECRET_LITERAL, span, "a secret must be referenced by the name of a declared `secret`, not written here")
-            .with_primary_label("this text is not the name of a declared secret (not shown)")
-            .with_help("declare it as `secret \"my-token\" from=\"env:MY_TOKEN\"` and write token=\"my-token\"; if this was a real credential, rotate it")
-            .redacted(),
-    );
+    diagnostics.push(crate::lower::secret_literal(span));
 }

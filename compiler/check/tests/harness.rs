@@ -143,3 +143,23 @@ fn symlinks_are_followed_before_the_folder_check() {
         ",
     );
 }
+
+/// A secret written in clear is not in the IR: a canary literal appears
+/// nowhere in the checked fabric (its debug form shows every value).
+#[test]
+fn a_secret_literal_never_enters_the_ir() {
+    let canary = "pylf_v1_eu_IRCANARY_0123456789";
+    let host = MemoryHost::from_fixture(&format!(
+        "fabric \"t\"\nobserve \"o\" {{\n    export \"logfire\" region=\"eu\" token=\"{canary}\"\n    export \"logfire\" region=\"eu\" token=\"hunter-two\"\n}}\n"
+    ));
+    let mut sources = SourceMap::new();
+    let (schema, _) = embedded_schema(&mut sources);
+    let root = Path::new("fabric.kdl");
+    let bytes = sovereign_check::Host::read(&host, root).unwrap();
+    let checked = sovereign_check::check(root, bytes, &host, &schema, sources);
+    let ir = format!("{:?}", checked.fabric);
+    assert!(!ir.contains(canary) && !ir.contains("IRCANARY"), "the literal is in the IR");
+    // A literal shaped like a name is dropped at resolution, when it names no secret.
+    assert!(!ir.contains("hunter-two"), "the name-shaped literal is in the IR");
+    assert_eq!(checked.diagnostics.iter().filter(|d| d.code.id == "SOV3006").count(), 2);
+}
