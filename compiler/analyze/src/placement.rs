@@ -203,6 +203,11 @@ impl Inventory {
         let mut inventory = Inventory::default();
         let mut node_key = 0;
         for (site_index, site) in sites.sites.iter().enumerate() {
+            // Workloads run on a site's cluster: a site without one offers no
+            // accelerators to place on (a `site=` serve there is SOV2005).
+            if !site.has_cluster {
+                continue;
+            }
             for node in &site.nodes {
                 let Some(model) = node.gpu.as_ref().filter(|m| catalog.gpus.contains_key(*m)) else { continue };
                 let mig_capable = node.mig && !catalog.gpus[model].mig.is_empty();

@@ -22,6 +22,10 @@ use crate::ir::{Fabric, Item, ItemId, Typed, Val};
 /// PyTorch checkpoints, and GGUF; vllm docs, engine arguments).
 const VLLM_FORMATS: [&str; 2] = ["safetensors", "gguf"];
 
+/// Evaluation scores defined as fractions of 1.
+const FRACTION_METRICS: [&str; 9] =
+    ["accuracy", "precision", "recall", "f1", "exact-match", "faithfulness", "relevance", "groundedness", "pass-rate"];
+
 /// Temporal's smallest namespace retention: one hour (the figure;
 /// Temporal Cloud asks for at least a day).
 const MIN_RETENTION_MS: u64 = 3_600_000;
@@ -325,6 +329,33 @@ impl<'a> Domain<'a> {
                     format!("no run can pass: the metric must be at least {a} and at most {b}"),
                     "make `min` at most `max`".into(),
                 );
+            }
+        }
+        for (_, metric) in fabric.of_kind("eval/metric") {
+            let Some(name) = metric.name.as_ref().map(|n| n.text()) else { continue };
+            // Scores that are fractions by definition; latencies and costs are never negative.
+            let range = if FRACTION_METRICS.contains(&name) {
+                Some((0.0, 1.0))
+            } else if name.ends_with("-ms") || name.contains("latency") || name.contains("cost") {
+                Some((0.0, f64::INFINITY))
+            } else {
+                None
+            };
+            let Some((low, high)) = range else { continue };
+            for key in ["min", "max"] {
+                if let Some(val) = metric.prop(key)
+                    && let Some(v) = num_of(val)
+                    && !(low..=high).contains(&v)
+                {
+                    let bounds =
+                        if high.is_finite() { format!("from {low} to {high}") } else { format!("at least {low}") };
+                    self.push(
+                        codes::VALUE_OUT_OF_RANGE,
+                        val.span,
+                        format!("`{name}` is {bounds}, so a bound of {v} is never met or always met"),
+                        format!("give `{key}` a value {bounds}"),
+                    );
+                }
             }
         }
         for (_, schedule) in fabric.of_kind("eval/schedule") {
