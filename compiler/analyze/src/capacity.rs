@@ -293,6 +293,10 @@ fn shortfall(fabric: &Fabric, sites: &Sites, inventory: &Inventory, request: &Re
     };
     let mut per_site: Vec<String> = Vec::new();
     for &s in request.sites.iter() {
+        if !sites.sites[s].has_cluster {
+            per_site.push(format!("site {} has no cluster to run it", sites.sites[s].name));
+            continue;
+        }
         let mine: Vec<&Placement> = plan.placements.iter().filter(|p| p.site == s).collect();
         let mut where_: Vec<String> = Vec::new();
         let mut starts: Vec<(String, Vec<u32>)> = Vec::new();
