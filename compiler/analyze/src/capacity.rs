@@ -57,7 +57,7 @@ pub fn plan(
     let mut candidates = Candidates::default();
     for (id, item) in fabric.of_kind("serve") {
         if let Some((plan, request)) =
-            serve_request(fabric, catalog, sites, &inventory, &mut candidates, id, item, diagnostics)
+            serve_request(fabric, catalog, sites, &mut inventory, &mut candidates, id, item, diagnostics)
         {
             plans.push(plan);
             requests.push(request);
@@ -80,7 +80,7 @@ fn serve_request(
     fabric: &Fabric,
     catalog: &Catalog,
     sites: &Sites,
-    inventory: &Inventory,
+    inventory: &mut Inventory,
     candidates: &mut Candidates,
     id: ItemId,
     item: &Item,
@@ -122,6 +122,7 @@ fn serve_request(
     }
 
     let (site_indices, scopes) = candidates.get(sites, item);
+    inventory.ensure_indexed(&scopes);
     let has_gpus = inventory.has_gpus(&scopes);
     let has_tpus = !has_gpus && site_indices.iter().any(|&s| inventory.site_slices(s).next().is_some());
     let shape = match (mig, gpus.or(tensor_parallel)) {

@@ -15,7 +15,7 @@
 //! order prefers among equals: the index changes how fast the choice is
 //! found, never which it is.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -49,19 +49,30 @@ pub(crate) struct NodeState {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct FreeIndex {
     /// MIG-capable GPUs not held whole, by scope and state: GPU numbers.
-    pub(crate) mig: BTreeMap<Scope, BTreeMap<MigState, BTreeSet<usize>>>,
+    /// (Scopes are only looked up, never iterated: a hash map; the states
+    /// of a scope are iterated, in order.)
+    pub(crate) mig: HashMap<Scope, BTreeMap<MigState, BTreeSet<usize>>>,
     /// GPU nodes by scope and state: node keys.
-    pub(crate) nodes: BTreeMap<Scope, BTreeMap<NodeState, BTreeSet<usize>>>,
+    pub(crate) nodes: HashMap<Scope, BTreeMap<NodeState, BTreeSet<usize>>>,
     /// The GPUs of each node key (empty for TPU pools).
     pub(crate) node_gpus: Vec<Range<usize>>,
     /// The scopes of each site.
     site_scopes: Vec<Vec<Scope>>,
+    /// The scopes each site's GPUs are filed under: a small site's own scope
+    /// is not indexed (its GPUs are scanned; an index per site of a fabric
+    /// of thousands of small sites cost more memory than it saved time).
+    indexed_scopes: Vec<Vec<Scope>>,
+    /// The scopes indexed so far (built on first use).
+    pub(crate) built: std::collections::HashSet<Scope>,
 }
 
+/// Sites with at most this many GPUs are scanned, not indexed.
+const SMALL_SITE: usize = 64;
+
 impl FreeIndex {
-    pub(crate) fn new(sites: &Sites, node_count: usize) -> FreeIndex {
+    pub(crate) fn new(sites: &Sites, node_count: usize, site_gpus: &[usize]) -> FreeIndex {
         let resident = |j: &str| sites.residency.as_deref().is_none_or(|r| r == j);
-        let site_scopes = sites
+        let site_scopes: Vec<Vec<Scope>> = sites
             .sites
             .iter()
             .enumerate()
@@ -73,11 +84,33 @@ impl FreeIndex {
                 scopes
             })
             .collect();
-        FreeIndex { node_gpus: vec![0..0; node_count], site_scopes, ..FreeIndex::default() }
+        let indexed_scopes = site_scopes
+            .iter()
+            .enumerate()
+            .map(|(i, scopes): (usize, &Vec<Scope>)| {
+                let small = site_gpus.get(i).is_none_or(|&n| n <= SMALL_SITE);
+                scopes.iter().copied().filter(|s| !(small && matches!(s, Scope::Site(_)))).collect()
+            })
+            .collect();
+        FreeIndex { node_gpus: vec![0..0; node_count], site_scopes, indexed_scopes, ..FreeIndex::default() }
     }
 
+    /// Every scope `site` belongs to.
     pub(crate) fn scopes_of(&self, site: usize) -> &[Scope] {
         self.site_scopes.get(site).map_or(&[], Vec::as_slice)
+    }
+
+    /// The scopes `site`'s GPUs are filed under.
+    pub(crate) fn indexed_scopes_of(&self, site: usize) -> &[Scope] {
+        self.indexed_scopes.get(site).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether a scope's GPUs are in the index (tiers always; a site when it is not small).
+    pub(crate) fn is_indexed(&self, scope: Scope) -> bool {
+        match scope {
+            Scope::Tier(_) => true,
+            Scope::Site(site) => self.indexed_scopes.get(site).is_some_and(|s| s.contains(&scope)),
+        }
     }
 
     pub(crate) fn insert_mig(&mut self, scopes: &[Scope], state: &MigState, g: usize) {

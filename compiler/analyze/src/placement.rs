@@ -252,7 +252,11 @@ impl Inventory {
         for (t, slice) in inventory.tpu_slices.iter().enumerate() {
             inventory.slices_by_site[slice.site].push(t);
         }
-        inventory.free = FreeIndex::new(sites, node_key);
+        let mut site_gpus = vec![0usize; sites.sites.len()];
+        for gpu in &inventory.gpus {
+            site_gpus[gpu.site] += 1;
+        }
+        inventory.free = FreeIndex::new(sites, node_key, &site_gpus);
         let mut g = 0;
         while g < inventory.gpus.len() {
             let key = inventory.gpus[g].node_key;
@@ -261,9 +265,40 @@ impl Inventory {
                 g += 1;
             }
             inventory.free.node_gpus[key] = start..g;
-            inventory.index_node(key);
         }
         inventory
+    }
+
+    /// Builds the index of a scope on first use: a fabric whose serves all
+    /// name their site never pays for tier indices, nor small sites for any.
+    pub fn ensure_indexed(&mut self, scopes: &[Scope]) {
+        for &scope in scopes {
+            if !self.free.is_indexed(scope) || !self.free.built.insert(scope) {
+                continue;
+            }
+            let sites: Vec<usize> = match scope {
+                Scope::Site(site) => vec![site],
+                Scope::Tier(_) => {
+                    (0..self.gpus_by_site.len()).filter(|&s| self.free.scopes_of(s).contains(&scope)).collect()
+                }
+            };
+            for site in sites {
+                let mut last = usize::MAX;
+                for i in 0..self.gpus_by_site[site].len() {
+                    let g = self.gpus_by_site[site][i];
+                    let node = self.gpus[g].node_key;
+                    if node != last {
+                        last = node;
+                        if let Some(state) = self.node_state(node) {
+                            self.free.insert_node(&[scope], &state, node);
+                        }
+                    }
+                    if let Some(state) = self.mig_state(g) {
+                        self.free.insert_mig(&[scope], &state, g);
+                    }
+                }
+            }
+        }
     }
 
     /// The state the index files a GPU under, if MIG placement may use it.
@@ -284,28 +319,36 @@ impl Inventory {
         Some(NodeState { model: first.model.clone(), mig_capable: first.mig_capable, free })
     }
 
-    /// Files a node and its GPUs in the index, as they are now.
-    fn index_node(&mut self, node: usize) {
-        let Some(state) = self.node_state(node) else { return };
-        let scopes = self.free.scopes_of(self.gpus[self.free.node_gpus[node].start].site).to_vec();
-        self.free.insert_node(&scopes, &state, node);
-        for g in self.free.node_gpus[node].clone() {
-            if let Some(state) = self.mig_state(g) {
-                self.free.insert_mig(&scopes, &state, g);
+    /// Runs `change` on GPU `g` and moves it (and its node) in the index
+    /// if their states changed: only what moved is touched.
+    fn update_gpu<T>(&mut self, g: usize, change: impl FnOnce(&mut GpuState) -> T) -> T {
+        let node = self.gpus[g].node_key;
+        let site = self.gpus[g].site;
+        let scopes: Vec<Scope> =
+            self.free.indexed_scopes_of(site).iter().copied().filter(|s| self.free.built.contains(s)).collect();
+        if scopes.is_empty() {
+            return change(&mut self.gpus[g]);
+        }
+        let (mig_before, node_before) = (self.mig_state(g), self.node_state(node));
+        let result = change(&mut self.gpus[g]);
+        let (mig_after, node_after) = (self.mig_state(g), self.node_state(node));
+        if mig_before != mig_after {
+            if let Some(state) = &mig_before {
+                self.free.remove_mig(&scopes, state, g);
+            }
+            if let Some(state) = &mig_after {
+                self.free.insert_mig(&scopes, state, g);
             }
         }
-    }
-
-    /// Takes a node and its GPUs out of the index, before they change.
-    fn unindex_node(&mut self, node: usize) {
-        let Some(state) = self.node_state(node) else { return };
-        let scopes = self.free.scopes_of(self.gpus[self.free.node_gpus[node].start].site).to_vec();
-        self.free.remove_node(&scopes, &state, node);
-        for g in self.free.node_gpus[node].clone() {
-            if let Some(state) = self.mig_state(g) {
-                self.free.remove_mig(&scopes, &state, g);
+        if node_before != node_after {
+            if let Some(state) = &node_before {
+                self.free.remove_node(&scopes, state, node);
+            }
+            if let Some(state) = &node_after {
+                self.free.insert_node(&scopes, state, node);
             }
         }
+        result
     }
 
     /// The node key that follows `node`'s GPUs: where to look on after it.
@@ -316,7 +359,10 @@ impl Inventory {
     /// Whether the index has any GPU node for `scopes` (no scan of their sites).
     #[must_use]
     pub fn has_gpus(&self, scopes: &[Scope]) -> bool {
-        scopes.iter().any(|s| self.free.nodes.get(s).is_some_and(|groups| !groups.is_empty()))
+        scopes.iter().any(|s| match s {
+            Scope::Site(site) if !self.free.is_indexed(*s) => self.site_gpus(*site).next().is_some(),
+            _ => self.free.nodes.get(s).is_some_and(|groups| !groups.is_empty()),
+        })
     }
 
     /// The GPU models of `scopes`, with whether they may run MIG, in the
@@ -325,6 +371,14 @@ impl Inventory {
     pub fn gpu_models(&self, scopes: &[Scope]) -> Vec<(Arc<str>, bool)> {
         let mut found: Vec<(usize, usize, Arc<str>, bool)> = Vec::new();
         for (run, scope) in scopes.iter().enumerate() {
+            if let Scope::Site(site) = scope
+                && !self.free.is_indexed(*scope)
+            {
+                for (_, gpu) in self.site_gpus(*site) {
+                    found.push((run, gpu.node_key, gpu.model.clone(), gpu.mig_capable));
+                }
+                continue;
+            }
             for (state, set) in self.free.nodes.get(scope).into_iter().flatten() {
                 if let Some(&first) = set.first() {
                     found.push((run, first, state.model.clone(), state.mig_capable));
@@ -359,6 +413,9 @@ pub struct Outcome {
 /// whose `placed` is shorter than its replicas did not fit.
 #[must_use]
 pub fn place(requests: &[Request], inventory: &mut Inventory, catalog: &Catalog) -> Vec<Outcome> {
+    for request in requests {
+        inventory.ensure_indexed(&request.scopes);
+    }
     let mut order: Vec<usize> = (0..requests.len()).collect();
     order.sort_by_key(|&i| requests[i].shape.order(catalog));
     let node_count = inventory
@@ -422,6 +479,9 @@ impl Spread {
 /// Spread on node, spread on GPU, free slices after, preference run, GPU
 /// number (site, node and index order within a run), highest start.
 type MigKey = (u32, u32, u32, usize, usize, std::cmp::Reverse<u32>);
+/// Where a profile fits on a GPU (model, occupied slices, compute used,
+/// instances of the profile): the profile, the start, free slices after.
+type MigFit<'c> = dyn Fn(&str, u8, u32, usize) -> Option<(&'c MigProfile, u32, u32)> + 'c;
 /// Spread on node, MIG node, free GPUs after, preference run, node.
 type GroupKey = (u32, bool, usize, usize, usize);
 
@@ -446,8 +506,83 @@ fn place_mig(
         let start = profile.starts.iter().rev().copied().find(|&s| profile.mask(s) & occupied == 0)?;
         Some((profile, start, MIG_MEMORY_SLICES - (occupied | profile.mask(start)).count_ones()))
     };
-    // Nodes without a replica of this serve first: the first GPU of each
-    // group there (spread 0 beats any node already used).
+    // Every candidate by the full order, among `gpus`.
+    let scan = |gpus: &mut dyn Iterator<Item = usize>| -> Option<(usize, u32)> {
+        let mut best: Option<(MigKey, usize, u32)> = None;
+        for g in gpus {
+            let gpu = &inventory.gpus[g];
+            if !gpu.mig_capable || gpu.whole.is_some() {
+                continue;
+            }
+            let same = gpu.instances.iter().filter(|i| i.profile == profile_name).count();
+            let Some((_, start, free_after)) = fit(&gpu.model, gpu.occupied, gpu.compute, same) else {
+                continue;
+            };
+            let key = (
+                spread.on_node[gpu.node_key],
+                spread.on_gpu[g],
+                free_after,
+                inventory.run_of(&request.scopes, gpu.site),
+                g,
+                std::cmp::Reverse(start),
+            );
+            if best.as_ref().is_none_or(|(k, ..)| key < *k) {
+                best = Some((key, g, start));
+            }
+        }
+        best.map(|(_, g, start)| (g, start))
+    };
+    let chosen = match small_site(request, inventory) {
+        // A small site is not indexed: its GPUs are few, scanned.
+        Some(site) => scan(&mut inventory.site_gpus(site).map(|(g, _)| g)),
+        None => indexed_mig(request, profile_name, inventory, spread, &fit).or_else(|| {
+            // Else the nodes it already uses, by the full order.
+            scan(&mut spread.touched.iter().flat_map(|&(node, _)| inventory.free.node_gpus[node].clone()))
+        }),
+    };
+    let (g, start) = chosen?;
+    let node = inventory.gpus[g].node_key;
+    let profile = catalog.gpus.get(&*inventory.gpus[g].model)?.profile(profile_name)?;
+    let placement = inventory.update_gpu(g, |gpu| {
+        gpu.occupied |= profile.mask(start);
+        gpu.compute += profile.compute;
+        gpu.instances.push(MigInstance {
+            profile: profile.name.clone(),
+            start,
+            size: profile.size,
+            serve: request.serve,
+        });
+        Placement {
+            serve: request.serve,
+            replica,
+            site: gpu.site,
+            node: gpu.node.clone(),
+            node_item: gpu.node_item,
+            accelerator: gpu.model.clone(),
+            devices: Devices::Mig { gpu: gpu.index, profile: profile.name.clone(), start, size: profile.size },
+        }
+    });
+    spread.add(node, Some(g));
+    Some(placement)
+}
+
+/// The site of a request for one site too small to be indexed.
+fn small_site(request: &Request, inventory: &Inventory) -> Option<usize> {
+    match request.scopes.as_slice() {
+        [Scope::Site(site)] if !inventory.free.is_indexed(Scope::Site(*site)) => Some(*site),
+        _ => None,
+    }
+}
+
+/// The best MIG candidate on a node the request does not use yet: the first
+/// GPU of each group there (spread 0 beats any node already used).
+fn indexed_mig<'c>(
+    request: &Request,
+    profile_name: &str,
+    inventory: &Inventory,
+    spread: &Spread,
+    fit: &MigFit<'c>,
+) -> Option<(usize, u32)> {
     let mut best: Option<((u32, usize, usize), usize, u32)> = None;
     for (run, scope) in request.scopes.iter().enumerate() {
         for (state, set) in inventory.free.mig.get(scope).into_iter().flatten() {
@@ -463,57 +598,7 @@ fn place_mig(
             }
         }
     }
-    // Else the nodes it already uses, by the full order.
-    let chosen = match best {
-        Some((_, g, start)) => Some((g, start)),
-        None => {
-            let mut best: Option<(MigKey, usize, u32)> = None;
-            for &(node, _) in &spread.touched {
-                for g in inventory.free.node_gpus[node].clone() {
-                    let gpu = &inventory.gpus[g];
-                    if !gpu.mig_capable || gpu.whole.is_some() {
-                        continue;
-                    }
-                    let same = gpu.instances.iter().filter(|i| i.profile == profile_name).count();
-                    let Some((_, start, free_after)) = fit(&gpu.model, gpu.occupied, gpu.compute, same) else {
-                        continue;
-                    };
-                    let key = (
-                        spread.on_node[gpu.node_key],
-                        spread.on_gpu[g],
-                        free_after,
-                        inventory.run_of(&request.scopes, gpu.site),
-                        g,
-                        std::cmp::Reverse(start),
-                    );
-                    if best.as_ref().is_none_or(|(k, ..)| key < *k) {
-                        best = Some((key, g, start));
-                    }
-                }
-            }
-            best.map(|(_, g, start)| (g, start))
-        }
-    };
-    let (g, start) = chosen?;
-    let node = inventory.gpus[g].node_key;
-    inventory.unindex_node(node);
-    let gpu = &mut inventory.gpus[g];
-    let profile = catalog.gpus.get(&*gpu.model)?.profile(profile_name)?;
-    gpu.occupied |= profile.mask(start);
-    gpu.compute += profile.compute;
-    gpu.instances.push(MigInstance { profile: profile.name.clone(), start, size: profile.size, serve: request.serve });
-    let placement = Placement {
-        serve: request.serve,
-        replica,
-        site: gpu.site,
-        node: gpu.node.clone(),
-        node_item: gpu.node_item,
-        accelerator: gpu.model.clone(),
-        devices: Devices::Mig { gpu: gpu.index, profile: profile.name.clone(), start, size: profile.size },
-    };
-    inventory.index_node(node);
-    spread.add(node, Some(g));
-    Some(placement)
+    best.map(|(_, g, start)| (g, start))
 }
 
 fn place_gpus(
@@ -524,9 +609,32 @@ fn place_gpus(
     spread: &mut Spread,
 ) -> Option<Placement> {
     let allowed = |model: &str| request.accelerators.iter().any(|a| **a == *model);
-    // Nodes without a replica of this serve first (see `place_mig`).
+    // Every candidate node by the full order, among `nodes`.
+    let scan = |nodes: &mut dyn Iterator<Item = usize>| -> Option<(GroupKey, usize)> {
+        let mut best: Option<(GroupKey, usize)> = None;
+        for node in nodes {
+            let range = inventory.free.node_gpus[node].clone();
+            let Some(first) = inventory.gpus.get(range.start).filter(|_| !range.is_empty()) else { continue };
+            let free = range.clone().filter(|&g| inventory.gpus[g].is_free()).count();
+            if free < n as usize || !allowed(&first.model) {
+                continue;
+            }
+            let run = inventory.run_of(&request.scopes, first.site);
+            let key = (spread.on_node[node], first.mig_capable, free - n as usize, run, node);
+            if best.as_ref().is_none_or(|(k, _)| key < *k) {
+                best = Some((key, node));
+            }
+        }
+        best
+    };
     let mut best: Option<(GroupKey, usize)> = None;
-    for (run, scope) in request.scopes.iter().enumerate() {
+    if let Some(site) = small_site(request, inventory) {
+        let mut nodes: Vec<usize> = inventory.site_gpus(site).map(|(_, gpu)| gpu.node_key).collect();
+        nodes.dedup();
+        best = scan(&mut nodes.into_iter());
+    }
+    // Nodes without a replica of this serve first (see `place_mig`).
+    for (run, scope) in request.scopes.iter().enumerate().filter(|_| small_site(request, inventory).is_none()) {
         for (state, set) in inventory.free.nodes.get(scope).into_iter().flatten() {
             if state.free < n || !allowed(&state.model) {
                 continue;
@@ -540,30 +648,18 @@ fn place_gpus(
         }
     }
     if best.is_none() {
-        for &(node, _) in &spread.touched {
-            let range = inventory.free.node_gpus[node].clone();
-            let Some(first) = inventory.gpus.get(range.start).filter(|_| !range.is_empty()) else { continue };
-            let free = range.clone().filter(|&g| inventory.gpus[g].is_free()).count();
-            if free < n as usize || !allowed(&first.model) {
-                continue;
-            }
-            let run = inventory.run_of(&request.scopes, first.site);
-            let key = (spread.on_node[node], first.mig_capable, free - n as usize, run, node);
-            if best.as_ref().is_none_or(|(k, _)| key < *k) {
-                best = Some((key, node));
-            }
-        }
+        best = scan(&mut spread.touched.iter().map(|&(node, _)| node));
     }
     let (_, node) = best?;
     let chosen: Vec<usize> =
         inventory.free.node_gpus[node].clone().filter(|&g| inventory.gpus[g].is_free()).take(n as usize).collect();
-    inventory.unindex_node(node);
     let mut indices = Vec::with_capacity(chosen.len());
     for &i in &chosen {
-        inventory.gpus[i].whole = Some(request.serve);
-        indices.push(inventory.gpus[i].index);
+        indices.push(inventory.update_gpu(i, |gpu| {
+            gpu.whole = Some(request.serve);
+            gpu.index
+        }));
     }
-    inventory.index_node(node);
     let first = &inventory.gpus[chosen[0]];
     spread.add(first.node_key, None);
     Some(Placement {

@@ -260,14 +260,17 @@ impl<'a> Domain<'a> {
     /// Workloads on sites that cannot run them.
     fn placements(&mut self) {
         let fabric: &'a Fabric = self.fabric;
-        let tier = |fabric: &Fabric, site: ItemId| fabric.item(site).prop("tier").and_then(str_of).map(str::to_owned);
         for kind in ["temporal", "vectorstore", "serve"] {
             for (_, item) in fabric.of_kind(kind) {
                 let Some(val) = item.prop("site") else { continue };
-                let Some(site) = target(val) else { continue };
-                let name = self.fabric.item(site).name.as_ref().map_or("", |n| n.text()).to_owned();
-                let has_cluster = children(self.fabric, self.fabric.item(site), "cluster").next().is_some();
-                if tier(self.fabric, site).as_deref() == Some("device") && kind != "serve" {
+                let Some(site) = target(val).map(|s| fabric.item(s)) else { continue };
+                let has_cluster = children(fabric, site, "cluster").next().is_some();
+                let device = site.prop("tier").and_then(str_of) == Some("device");
+                if has_cluster && !device {
+                    continue;
+                }
+                let name = site.name.as_ref().map_or("", |n| n.text());
+                if device && kind != "serve" {
                     self.push(
                         codes::VALUE_NOT_ALLOWED,
                         val.span,

@@ -66,11 +66,24 @@ pub fn check(root: &Path, bytes: Vec<u8>, host: &dyn Host, schema: &Schema, sour
     let mut diagnostics = std::mem::take(&mut loader.diagnostics);
     let mut fabric = std::mem::take(&mut loader.fabric);
     resolve::resolve(&mut fabric, Span::new(root_file, 0, 0), &mut diagnostics);
-    if !diagnostics.iter().any(Diagnostic::is_error) {
-        domain::check(&fabric, &schema.catalog, &mut diagnostics);
-    }
-    let dependencies = cycles::dependencies(&fabric);
-    cycles::check_cycles(&fabric, &dependencies, &mut diagnostics);
+    let resolved = !diagnostics.iter().any(Diagnostic::is_error);
+    // The domain checks and the dependency graph only read the fabric: on
+    // two cores they run side by side; the diagnostics are sorted after,
+    // so the output does not depend on which finishes first.
+    let (dependencies, domain_diagnostics) = std::thread::scope(|scope| {
+        let domain = scope.spawn(|| {
+            let mut found = Vec::new();
+            if resolved {
+                domain::check(&fabric, &schema.catalog, &mut found);
+            }
+            found
+        });
+        let dependencies = cycles::dependencies(&fabric);
+        cycles::check_cycles(&fabric, &dependencies, &mut diagnostics);
+        let found = domain.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (dependencies, found)
+    });
+    diagnostics.extend(domain_diagnostics);
     sovereign_diagnostics::sort(&mut diagnostics);
     Checked { sources: loader.sources, fabric, dependencies, diagnostics }
 }

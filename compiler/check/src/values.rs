@@ -85,11 +85,13 @@ pub fn check_cron(text: &str) -> Result<(), String> {
 #[must_use]
 pub fn cron_can_fire(text: &str) -> bool {
     const DAYS: [u32; 13] = [0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    let Ok(sets) = parse_cron(text) else { return true };
-    let fields: Vec<&str> = text.split_whitespace().collect();
-    if fields[2] == "*" || fields[4] != "*" {
+    // Only a restricted day of month with any weekday can miss every month.
+    let mut fields = text.split_whitespace();
+    let (day, weekday) = (fields.nth(2), fields.nth(1));
+    if day.is_none_or(|d| d == "*") || weekday.is_none_or(|w| w != "*") {
         return true;
     }
+    let Ok(sets) = parse_cron(text) else { return true };
     (1..=12).any(|m| sets[3] & (1 << m) != 0 && (1..=DAYS[m]).any(|d| sets[2] & (1u64 << d) != 0))
 }
 
