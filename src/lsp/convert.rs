@@ -25,18 +25,7 @@ pub(crate) struct LineIndex<'t> {
 impl<'t> LineIndex<'t> {
     /// The index of a buffer's text (for the request at hand).
     pub(crate) fn new(text: &'t str) -> Self {
-        let mut starts = vec![0];
-        let bytes = text.as_bytes();
-        let mut i = 0;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'\n' => starts.push(u32::try_from(i + 1).unwrap_or(u32::MAX)),
-                b'\r' if bytes.get(i + 1) != Some(&b'\n') => starts.push(u32::try_from(i + 1).unwrap_or(u32::MAX)),
-                _ => {}
-            }
-            i += 1;
-        }
-        LineIndex { text, starts: starts.into() }
+        LineIndex { text, starts: sovereign_diagnostics::line_starts(text).into() }
     }
 
     /// The index of a loaded file, shared with the renderers: building one

@@ -113,7 +113,12 @@ impl Backend {
     }
 
     async fn answer<T>(&self, what: &str, body: impl FnOnce() -> Option<T>) -> Result<Option<T>> {
-        match guarded(what, body) {
+        self.reply(guarded(what, body)).await
+    }
+
+    /// A request's outcome as the protocol's answer; a failure is logged too.
+    async fn reply<T>(&self, outcome: std::result::Result<Option<T>, String>) -> Result<Option<T>> {
+        match outcome {
             Ok(value) => Ok(value),
             Err(message) => {
                 self.client.log_message(MessageType::ERROR, &message).await;
@@ -131,18 +136,10 @@ impl Backend {
         what: &'static str,
         body: impl FnOnce() -> Option<T> + Send + 'static,
     ) -> Result<Option<T>> {
-        let result = tokio::task::spawn_blocking(move || guarded(what, body))
+        let outcome = tokio::task::spawn_blocking(move || guarded(what, body))
             .await
             .unwrap_or_else(|e| Err(format!("{what} failed: {e}")));
-        match result {
-            Ok(value) => Ok(value),
-            Err(message) => {
-                self.client.log_message(MessageType::ERROR, &message).await;
-                let mut error = Error::internal_error();
-                error.message = message.into();
-                Err(error)
-            }
-        }
+        self.reply(outcome).await
     }
 
     /// The buffer (or file) at `uri`, its canonical path, and the snapshot that covers it.

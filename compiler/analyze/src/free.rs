@@ -51,9 +51,9 @@ pub(crate) struct FreeIndex {
     /// MIG-capable GPUs not held whole, by scope and state: GPU numbers.
     /// (Scopes are only looked up, never iterated: a hash map; the states
     /// of a scope are iterated, in order.)
-    pub(crate) mig: HashMap<Scope, BTreeMap<MigState, BTreeSet<usize>>>,
+    pub(crate) mig: Groups<MigState>,
     /// GPU nodes by scope and state: node keys.
-    pub(crate) nodes: HashMap<Scope, BTreeMap<NodeState, BTreeSet<usize>>>,
+    pub(crate) nodes: Groups<NodeState>,
     /// The GPUs of each node key (empty for TPU pools).
     pub(crate) node_gpus: Vec<Range<usize>>,
     /// The scopes of each site.
@@ -114,39 +114,39 @@ impl FreeIndex {
     }
 
     pub(crate) fn insert_mig(&mut self, scopes: &[Scope], state: &MigState, g: usize) {
-        for scope in scopes {
-            self.mig.entry(*scope).or_default().entry(state.clone()).or_default().insert(g);
-        }
+        insert(&mut self.mig, scopes, state, g);
     }
 
     pub(crate) fn remove_mig(&mut self, scopes: &[Scope], state: &MigState, g: usize) {
-        for scope in scopes {
-            if let Some(groups) = self.mig.get_mut(scope)
-                && let Some(set) = groups.get_mut(state)
-            {
-                set.remove(&g);
-                if set.is_empty() {
-                    groups.remove(state);
-                }
-            }
-        }
+        remove(&mut self.mig, scopes, state, g);
     }
 
     pub(crate) fn insert_node(&mut self, scopes: &[Scope], state: &NodeState, node: usize) {
-        for scope in scopes {
-            self.nodes.entry(*scope).or_default().entry(state.clone()).or_default().insert(node);
-        }
+        insert(&mut self.nodes, scopes, state, node);
     }
 
     pub(crate) fn remove_node(&mut self, scopes: &[Scope], state: &NodeState, node: usize) {
-        for scope in scopes {
-            if let Some(groups) = self.nodes.get_mut(scope)
-                && let Some(set) = groups.get_mut(state)
-            {
-                set.remove(&node);
-                if set.is_empty() {
-                    groups.remove(state);
-                }
+        remove(&mut self.nodes, scopes, state, node);
+    }
+}
+
+type Groups<S> = HashMap<Scope, BTreeMap<S, BTreeSet<usize>>>;
+
+fn insert<S: Ord + Clone>(groups: &mut Groups<S>, scopes: &[Scope], state: &S, member: usize) {
+    for scope in scopes {
+        groups.entry(*scope).or_default().entry(state.clone()).or_default().insert(member);
+    }
+}
+
+/// Removes `member`, and a group left empty (so that searches skip it).
+fn remove<S: Ord>(groups: &mut Groups<S>, scopes: &[Scope], state: &S, member: usize) {
+    for scope in scopes {
+        if let Some(states) = groups.get_mut(scope)
+            && let Some(set) = states.get_mut(state)
+        {
+            set.remove(&member);
+            if set.is_empty() {
+                states.remove(state);
             }
         }
     }

@@ -14,7 +14,7 @@ mod source;
 pub use codes::Code;
 pub use excerpt::printable;
 pub use render::{Format, JSON_FORMAT_VERSION, RenderConfig, render, render_one_human};
-pub use source::{Decoded, FileId, LineCol, Origin, SourceFile, SourceMap, Span};
+pub use source::{Decoded, FileId, LineCol, Origin, SourceFile, SourceMap, Span, line_starts};
 
 /// How bad a diagnostic is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

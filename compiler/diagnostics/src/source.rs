@@ -214,20 +214,7 @@ impl SourceFile {
     }
 
     fn lines(&self) -> &[u32] {
-        self.lines.get_or_init(|| {
-            let bytes = self.text.as_bytes();
-            let mut starts = vec![0u32];
-            let mut i = 0;
-            while i < bytes.len() {
-                match bytes[i] {
-                    b'\n' => starts.push(u32::try_from(i + 1).unwrap_or(u32::MAX)),
-                    b'\r' if bytes.get(i + 1) != Some(&b'\n') => starts.push(u32::try_from(i + 1).unwrap_or(u32::MAX)),
-                    _ => {}
-                }
-                i += 1;
-            }
-            starts.into_boxed_slice()
-        })
+        self.lines.get_or_init(|| line_starts(&self.text).into_boxed_slice())
     }
 
     /// The 0-based line holding `offset`.
@@ -256,4 +243,18 @@ impl SourceFile {
         let end = self.line_start(line + 1).min(self.text.len());
         self.text.get(start..end).unwrap_or("").trim_end_matches(['\n', '\r'])
     }
+}
+
+/// Offsets where the lines of `text` start: after LF, CRLF or a lone CR, as
+/// editors count them; the first is 0.
+#[must_use]
+pub fn line_starts(text: &str) -> Vec<u32> {
+    let bytes = text.as_bytes();
+    let mut starts = vec![0u32];
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')) {
+            starts.push(u32::try_from(i + 1).unwrap_or(u32::MAX));
+        }
+    }
+    starts
 }
