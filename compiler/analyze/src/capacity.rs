@@ -47,11 +47,35 @@ pub fn plan(
     sites: &Sites,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> (Vec<ServePlan>, Inventory) {
+    plan_with(fabric, catalog, sites, diagnostics, false)
+}
+
+/// [`plan`] with every replica placed by scanning all candidate GPUs, as
+/// placement did before its index: the reference a property test holds
+/// the index to (same choices, every time). Not for use.
+#[doc(hidden)]
+pub fn plan_by_scan(
+    fabric: &Fabric,
+    catalog: &Catalog,
+    sites: &Sites,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> (Vec<ServePlan>, Inventory) {
+    plan_with(fabric, catalog, sites, diagnostics, true)
+}
+
+fn plan_with(
+    fabric: &Fabric,
+    catalog: &Catalog,
+    sites: &Sites,
+    diagnostics: &mut Vec<Diagnostic>,
+    scan_all: bool,
+) -> (Vec<ServePlan>, Inventory) {
     let replicas = fabric
         .of_kind("serve")
         .map(|(_, item)| child_int(fabric, item, "replicas").map_or(1, |(r, _)| r))
         .fold(0u32, u32::saturating_add);
     let mut inventory = Inventory::new(sites, catalog, replicas);
+    inventory.free.scan_all = scan_all;
     let mut plans = Vec::new();
     let mut requests = Vec::new();
     let mut candidates = Candidates::default();

@@ -64,6 +64,9 @@ pub(crate) struct FreeIndex {
     indexed_scopes: Vec<Vec<Scope>>,
     /// The scopes indexed so far (built on first use).
     pub(crate) built: std::collections::HashSet<Scope>,
+    /// Scan every candidate GPU instead of searching: the reference the
+    /// index is tested against (`capacity::plan_by_scan`).
+    pub(crate) scan_all: bool,
 }
 
 /// Sites with at most this many GPUs are scanned, not indexed.

@@ -532,9 +532,9 @@ fn place_mig(
         }
         best.map(|(_, g, start)| (g, start))
     };
-    let chosen = match small_site(request, inventory) {
+    let chosen = match scanned_sites(request, inventory) {
         // A small site is not indexed: its GPUs are few, scanned.
-        Some(site) => scan(&mut inventory.site_gpus(site).map(|(g, _)| g)),
+        Some(sites) => scan(&mut sites.iter().flat_map(|&site| inventory.site_gpus(site).map(|(g, _)| g))),
         None => indexed_mig(request, profile_name, inventory, spread, &fit).or_else(|| {
             // Else the nodes it already uses, by the full order.
             scan(&mut spread.touched.iter().flat_map(|&(node, _)| inventory.free.node_gpus[node].clone()))
@@ -566,10 +566,13 @@ fn place_mig(
     Some(placement)
 }
 
-/// The site of a request for one site too small to be indexed.
-fn small_site(request: &Request, inventory: &Inventory) -> Option<usize> {
+/// The sites to scan instead of searching the index: a request for one
+/// site too small to be indexed, or every request in the reference mode
+/// that tests compare the index with.
+fn scanned_sites<'r>(request: &'r Request, inventory: &Inventory) -> Option<&'r [usize]> {
     match request.scopes.as_slice() {
-        [Scope::Site(site)] if !inventory.free.is_indexed(Scope::Site(*site)) => Some(*site),
+        _ if inventory.free.scan_all => Some(&request.sites),
+        [Scope::Site(site)] if !inventory.free.is_indexed(Scope::Site(*site)) => Some(&request.sites),
         _ => None,
     }
 }
@@ -628,13 +631,15 @@ fn place_gpus(
         best
     };
     let mut best: Option<(GroupKey, usize)> = None;
-    if let Some(site) = small_site(request, inventory) {
-        let mut nodes: Vec<usize> = inventory.site_gpus(site).map(|(_, gpu)| gpu.node_key).collect();
+    let scanned = scanned_sites(request, inventory);
+    if let Some(sites) = scanned {
+        let mut nodes: Vec<usize> =
+            sites.iter().flat_map(|&site| inventory.site_gpus(site).map(|(_, gpu)| gpu.node_key)).collect();
         nodes.dedup();
         best = scan(&mut nodes.into_iter());
     }
     // Nodes without a replica of this serve first (see `place_mig`).
-    for (run, scope) in request.scopes.iter().enumerate().filter(|_| small_site(request, inventory).is_none()) {
+    for (run, scope) in request.scopes.iter().enumerate().filter(|_| scanned.is_none()) {
         for (state, set) in inventory.free.nodes.get(scope).into_iter().flatten() {
             if state.free < n || !allowed(&state.model) {
                 continue;
