@@ -30,6 +30,17 @@ pub(crate) fn load(spec: &Path, stdlib: Option<&Path>, config: RenderConfig) -> 
         let _ = writeln!(stderr, "error: {} is {what}, not a spec file; specs are regular .kdl files", root.display());
         return Err(ExitCode::from(2));
     }
+    // Nor may it be a link out of the folder it is named in (to a token
+    // file, say): its lines would be printed as syntax errors.
+    let folder = root.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !DiskHost.canonical(&root).starts_with(DiskHost.canonical(folder)) {
+        let _ = writeln!(
+            stderr,
+            "error: {} is a link out of its folder; check the spec where it is, or copy it here",
+            root.display()
+        );
+        return Err(ExitCode::from(2));
+    }
     let bytes = match DiskHost.read(&root) {
         Ok(bytes) if bytes.len() > MAX_FILE_BYTES => {
             let _ = writeln!(stderr, "error: {} is larger than 1 GiB", root.display());

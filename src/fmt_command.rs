@@ -103,8 +103,18 @@ fn report(file: &Path, text: &str, error: &FormatError, config: RenderConfig) {
     match error {
         FormatError::Syntax(diagnostics) => {
             let mut sources = SourceMap::new();
-            sources.add(file.to_path_buf(), text);
-            let _ = write!(stderr, "{}", render(diagnostics, &sources, Format::Human, config));
+            let id = sources.add(file.to_path_buf(), text);
+            // The snippets of syntax errors may show a secret on or near
+            // their lines: the secret-literal errors go with them, so that
+            // their spans are masked as `check` masks them.
+            let mut all = diagnostics.clone();
+            all.extend(secret_diagnostics(text).into_iter().map(|mut d| {
+                d.primary.span.file = id;
+                d.labels.clear();
+                d
+            }));
+            sovereign_diagnostics::sort(&mut all);
+            let _ = write!(stderr, "{}", render(&all, &sources, Format::Human, config));
             let _ = writeln!(stderr, "{}: not formatted: fix the syntax errors first", file.display());
         }
         FormatError::Unstable(_) => {
@@ -175,10 +185,10 @@ fn diff(path: &Path, before: &str, after: &str) -> String {
     text.lines().map(|line| format!("{}\n", sovereign_diagnostics::printable(line))).collect()
 }
 
-/// The texts that `check` would mask in `text` checked on its own: secrets
-/// written where a secret's name belongs (its imports are not read, so a
-/// name declared elsewhere is masked too: better one mask too many).
-fn secret_literals(text: &str) -> Vec<String> {
+/// The diagnostics `check` would redact in `text` checked on its own:
+/// secrets written where a secret's name belongs (its imports are not read,
+/// so a name declared elsewhere is masked too: better one mask too many).
+fn secret_diagnostics(text: &str) -> Vec<sovereign_diagnostics::Diagnostic> {
     let mut sources = SourceMap::new();
     let (schema, _) = sovereign_check::embedded_schema(&mut sources);
     let checked = sovereign_check::check(
@@ -188,16 +198,21 @@ fn secret_literals(text: &str) -> Vec<String> {
         &schema,
         sources,
     );
-    let mut secrets: Vec<String> = checked
-        .diagnostics
+    checked.diagnostics.into_iter().filter(|d| d.redact).collect()
+}
+
+/// The texts to mask in a diff of `text`: each secret as written, its
+/// content, and each line of a multi-line one (a diff shows it line by line).
+fn secret_literals(text: &str) -> Vec<String> {
+    let mut secrets: Vec<String> = secret_diagnostics(text)
         .iter()
-        .filter(|d| d.redact)
-        .map(|d| checked.sources.text(d.primary.span.file)[d.primary.span.range()].to_owned())
+        .filter_map(|d| text.get(d.primary.span.range()))
         .filter(|s| !s.is_empty())
         .flat_map(|s| {
-            // The literal as written, and its content, which a reformatted line shows the same.
             let inner = s.trim_start_matches('#').trim_matches('"').to_owned();
-            [s, inner]
+            let lines: Vec<String> =
+                s.lines().map(|l| l.trim().trim_matches('"').to_owned()).filter(|l| l.len() >= 4).collect();
+            [s.to_owned(), inner].into_iter().chain(lines)
         })
         .filter(|s| !s.is_empty())
         .collect();

@@ -4,7 +4,7 @@ use std::io::{self, Read as _};
 use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
-use sovereign_check::{FileKind, Host};
+use sovereign_check::{FileKind, Host, MAX_FILE_BYTES};
 
 /// Reads specs from the local file system.
 pub(crate) struct DiskHost;
@@ -16,14 +16,28 @@ const KERNEL_TREES: [&str; 3] = ["/proc", "/sys", "/dev"];
 impl Host for DiskHost {
     /// Opens without blocking (a FIFO swapped in after `kind` must not hang
     /// the check) and reads only a regular file.
+    /// The path is resolved first and a kernel file refused; the resolved
+    /// path is opened without following a link (a link swapped in since is
+    /// an error, not a read elsewhere), and nothing but a regular file of at
+    /// most 1 GiB is read. What is left is a directory swapped between the
+    /// two steps by someone who can already write the spec's tree.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        let mut file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+        let resolved = std::fs::canonicalize(path)?;
+        if KERNEL_TREES.iter().any(|tree| resolved.starts_with(tree)) {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "a kernel file, not a spec"));
+        }
+        let file =
+            std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW).open(&resolved)?;
         let metadata = file.metadata()?;
         if !metadata.is_file() {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
         }
+        if metadata.len() > MAX_FILE_BYTES as u64 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "larger than 1 GiB"));
+        }
         let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
-        file.read_to_end(&mut bytes)?;
+        // A file that grows while read is cut at the limit, not read on.
+        file.take(MAX_FILE_BYTES as u64 + 1).read_to_end(&mut bytes)?;
         Ok(bytes)
     }
 
@@ -49,12 +63,21 @@ impl Host for DiskHost {
         }
     }
 
+    /// Links to folders are not followed (a link to `/` would walk the
+    /// machine); a link to a file is listed, and the loader then checks that
+    /// it resolves inside the spec's folder.
     fn kdl_files(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
         let mut files = Vec::new();
-        for entry in walkdir::WalkDir::new(dir).follow_links(true).sort_by_file_name() {
+        for entry in walkdir::WalkDir::new(dir).follow_links(false).sort_by_file_name() {
             let entry = entry.map_err(io::Error::other)?;
-            // Regular files only (after links): a FIFO named `x.kdl` is not listed.
-            if entry.file_type().is_file() && entry.path().extension().is_some_and(|e| e == "kdl") {
+            if entry.path().extension().is_none_or(|e| e != "kdl") {
+                continue;
+            }
+            // Regular files only (a FIFO named `x.kdl` is not listed); a link
+            // counts when what it points to is one.
+            let regular = entry.file_type().is_file()
+                || (entry.path_is_symlink() && std::fs::metadata(entry.path()).is_ok_and(|m| m.is_file()));
+            if regular {
                 files.push(entry.into_path());
             }
         }

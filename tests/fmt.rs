@@ -129,3 +129,22 @@ fn check_diffs_mask_secrets_and_escape_controls() {
     assert!(diff.starts_with("--- a/<stdin>"), "{diff}");
     assert!(!diff.contains(canary), "{diff}");
 }
+
+#[test]
+fn secrets_near_syntax_errors_and_in_multiline_strings_are_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("broken.kdl"),
+        "fabric \"t\"\nobserve \"o\" {\n    export \"logfire\" region=\"eu\" token=\"sk-live-a\\qb\"\n}\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.path().join("multi.kdl"),
+        "fabric \"t\"\nobserve \"o\" {\n      export \"logfire\" region=\"eu\" token=\"\"\"\n    sk-live-MULTILINE-0123\n    \"\"\"\n}\n",
+    )
+    .unwrap();
+    let output = sovereign(&["fmt", "--check", "."], dir.path());
+    let all = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(all.contains("SOV1004"), "the syntax error is reported:\n{all}");
+    assert!(!all.contains("sk-live"), "a secret was printed:\n{all}");
+}

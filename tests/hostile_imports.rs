@@ -104,3 +104,30 @@ fn a_long_import_chain_is_an_error_not_a_crash() {
     assert_eq!(output.status.code(), Some(1), "{text}");
     assert_eq!(text.matches("SOV3012").count(), 1, "{text}");
 }
+
+#[test]
+fn a_root_linked_out_of_its_folder_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    fs::write(outside.path().join("hosts.yml"), format!("token: {CANARY}\n")).unwrap();
+    symlink(outside.path().join("hosts.yml"), dir.path().join("fabric.kdl")).unwrap();
+    let output = check(dir.path(), &[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(!stderr(&output).contains(CANARY), "{}", stderr(&output));
+}
+
+#[test]
+fn a_folder_import_does_not_walk_through_linked_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    fs::create_dir_all(outside.path().join("deep")).unwrap();
+    fs::write(outside.path().join("deep/secret.kdl"), format!("site \"{CANARY}\"\n")).unwrap();
+    fs::create_dir(dir.path().join("sites")).unwrap();
+    fs::write(dir.path().join("sites/fra.kdl"), "site \"fra\" tier=\"server\" region=\"eu-central\"\n").unwrap();
+    symlink(outside.path(), dir.path().join("sites/elsewhere")).unwrap();
+    fs::write(dir.path().join("fabric.kdl"), "fabric \"t\"\nimport \"sites/\"\n").unwrap();
+    let output = check(dir.path(), &[]);
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(!text.contains(CANARY) && !text.contains("secret.kdl"), "{text}");
+}

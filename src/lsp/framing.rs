@@ -82,26 +82,70 @@ pub(crate) async fn write_frame<W: AsyncWrite + Unpin>(writer: &mut W, body: &[u
     writer.flush().await
 }
 
+/// Whether the top-level object of `body` repeats a key: `serde_json::Value`
+/// keeps the last, but the server's decoder refuses the message and ends
+/// the session, so such a message must not reach it.
+fn repeats_a_key(body: &[u8]) -> bool {
+    struct Keys;
+    impl<'de> serde::de::Visitor<'de> for Keys {
+        type Value = bool;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+            let mut seen = std::collections::BTreeSet::new();
+            let mut repeated = false;
+            while let Some(key) = map.next_key::<String>()? {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                repeated |= !seen.insert(key);
+            }
+            Ok(repeated)
+        }
+    }
+    struct Check(bool);
+    impl<'de> serde::Deserialize<'de> for Check {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_map(Keys).map(Check)
+        }
+    }
+    serde_json::from_slice::<Check>(body).is_ok_and(|c| c.0)
+}
+
 /// Why a body is not a message, as a JSON-RPC error object and the id to answer.
 fn validate(body: &[u8]) -> Result<&'static str, (i64, String, Value)> {
     let value: Value = serde_json::from_slice(body).map_err(|e| (-32700, format!("Parse error: {e}"), Value::Null))?;
     let Some(object) = value.as_object() else {
         return Err((-32600, "Invalid Request: a message is a JSON object".into(), Value::Null));
     };
+    if repeats_a_key(body) {
+        return Err((-32600, "Invalid Request: a key is given twice".into(), Value::Null));
+    }
     let id = object.get("id").cloned().unwrap_or(Value::Null);
-    let id_ok = matches!(object.get("id"), None | Some(Value::Number(_) | Value::String(_) | Value::Null));
+    // The server's ids are 64-bit integers or strings.
+    let id_ok = match object.get("id") {
+        None | Some(Value::String(_) | Value::Null) => true,
+        Some(Value::Number(n)) => n.as_i64().is_some(),
+        Some(_) => false,
+    };
     if object.get("jsonrpc").and_then(Value::as_str) != Some("2.0") || !id_ok {
         let id = if id_ok { id } else { Value::Null };
         return Err((-32600, "Invalid Request: not a JSON-RPC 2.0 message".into(), id));
     }
+    let error_ok = |e: &Value| {
+        e.get("code").is_some_and(|c| c.as_i64().is_some()) && e.get("message").is_some_and(Value::is_string)
+    };
     match object.get("method") {
-        Some(Value::String(method)) if method == "shutdown" => Ok("shutdown"),
+        // Only a request (with an id) is a shutdown that counts for the exit code.
+        Some(Value::String(method)) if method == "shutdown" && object.contains_key("id") => Ok("shutdown"),
         Some(Value::String(method)) if method == "exit" => Ok("exit"),
         Some(Value::String(_)) => Ok(""),
         Some(_) => Err((-32600, "Invalid Request: `method` must be a string".into(), id)),
         // A response to a request of the server.
-        None if object.contains_key("result") || object.contains_key("error") => Ok(""),
-        None => Err((-32600, "Invalid Request: neither a request, a notification nor a response".into(), id)),
+        None => match (object.get("result"), object.get("error")) {
+            (Some(_), None) => Ok(""),
+            (None, Some(e)) if error_ok(e) => Ok(""),
+            _ => Err((-32600, "Invalid Request: a response has a result or a well-formed error".into(), id)),
+        },
     }
 }
 
@@ -173,6 +217,18 @@ mod tests {
         assert_eq!(validate(br#"{"jsonrpc":"1.0","method":"x"}"#).err().map(|e| e.0), Some(-32600));
         assert_eq!(validate(br#"{"jsonrpc":"2.0","id":{},"method":"x"}"#).err().map(|e| e.0), Some(-32600));
         assert_eq!(validate(br#"{"jsonrpc":"2.0","id":7,"method":3}"#).err().map(|e| e.2), Some(json!(7)));
+        // What the server's own decoder would refuse, ending the session.
+        for bad in [
+            &br#"{"jsonrpc":"2.0","id":1.5,"method":"x"}"#[..],
+            br#"{"jsonrpc":"2.0","id":9223372036854775808,"method":"x"}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"a","method":"b"}"#,
+            br#"{"jsonrpc":"2.0","id":1,"result":1,"error":{"code":1,"message":"m"}}"#,
+            br#"{"jsonrpc":"2.0","id":1,"error":{"code":"x"}}"#,
+            br#"{"jsonrpc":"2.0","id":1}"#,
+        ] {
+            assert_eq!(validate(bad).err().map(|e| e.0), Some(-32600), "{}", String::from_utf8_lossy(bad));
+        }
+        assert_eq!(validate(br#"{"jsonrpc":"2.0","method":"shutdown"}"#).ok(), Some(""));
     }
 
     #[tokio::test]

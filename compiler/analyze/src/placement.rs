@@ -428,8 +428,12 @@ pub fn place(requests: &[Request], inventory: &mut Inventory, catalog: &Catalog)
     let mut outcomes: Vec<Outcome> =
         (0..requests.len()).map(|request| Outcome { request, placed: Vec::new() }).collect();
     // Replicas of the current request per node and per GPU, for spreading.
-    let mut spread =
-        Spread { on_node: vec![0; node_count], on_gpu: vec![0; inventory.gpus.len()], touched: Vec::new() };
+    let mut spread = Spread {
+        on_node: vec![0; node_count],
+        on_gpu: vec![0; inventory.gpus.len()],
+        touched: Vec::new(),
+        nodes: Vec::new(),
+    };
     for index in order {
         let request = &requests[index];
         spread.reset();
@@ -455,10 +459,15 @@ struct Spread {
     on_node: Vec<u32>,
     on_gpu: Vec<u32>,
     touched: Vec<(usize, Option<usize>)>,
+    /// The distinct nodes of `touched`, in the order first used.
+    nodes: Vec<usize>,
 }
 
 impl Spread {
     fn add(&mut self, node: usize, gpu: Option<usize>) {
+        if self.on_node[node] == 0 {
+            self.nodes.push(node);
+        }
         self.on_node[node] += 1;
         if let Some(g) = gpu {
             self.on_gpu[g] += 1;
@@ -467,6 +476,7 @@ impl Spread {
     }
 
     fn reset(&mut self) {
+        self.nodes.clear();
         for (node, gpu) in self.touched.drain(..) {
             self.on_node[node] = 0;
             if let Some(g) = gpu {
@@ -537,7 +547,7 @@ fn place_mig(
         Some(sites) => scan(&mut sites.iter().flat_map(|&site| inventory.site_gpus(site).map(|(g, _)| g))),
         None => indexed_mig(request, profile_name, inventory, spread, &fit).or_else(|| {
             // Else the nodes it already uses, by the full order.
-            scan(&mut spread.touched.iter().flat_map(|&(node, _)| inventory.free.node_gpus[node].clone()))
+            scan(&mut spread.nodes.iter().flat_map(|&node| inventory.free.node_gpus[node].clone()))
         }),
     };
     let (g, start) = chosen?;
@@ -653,7 +663,7 @@ fn place_gpus(
         }
     }
     if best.is_none() {
-        best = scan(&mut spread.touched.iter().map(|&(node, _)| node));
+        best = scan(&mut spread.nodes.iter().copied());
     }
     let (_, node) = best?;
     let chosen: Vec<usize> =

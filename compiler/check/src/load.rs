@@ -95,7 +95,10 @@ impl<'a> Loader<'a> {
     /// Loads the root file (already read) and everything it imports.
     pub(crate) fn load_root(&mut self, path: &Path, bytes: Vec<u8>) -> FileId {
         let canonical = normalize(&self.host.canonical(path));
-        self.root_dir = canonical.parent().map(Path::to_path_buf).unwrap_or_default();
+        // The folder the root is named in (not where a link to it points):
+        // imports are resolved from there, so they are confined there.
+        let named_in = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        self.root_dir = normalize(&self.host.canonical(named_in));
         let root = self.load_text(path, canonical, bytes, None);
         while let Some(frame) = self.stack.last_mut() {
             let Some(next) = frame.pending.pop() else {

@@ -25,7 +25,7 @@ const KEEP: usize = 40;
 /// (but tab), DEL, and the bidirectional controls of "Trojan Source".
 fn unsafe_char(c: char) -> bool {
     (c.is_control() && c != '\t' && c != '\n')
-        || matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
+        || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
 }
 
 /// `text` with every unsafe char (see above) and every line break written
@@ -60,6 +60,7 @@ struct Segment {
 /// The lines of one file that one view of a diagnostic shows.
 #[derive(Debug)]
 pub(crate) struct Excerpt {
+    file: crate::FileId,
     name: String,
     text: String,
     segments: Vec<Segment>,
@@ -75,7 +76,14 @@ impl Excerpt {
     pub(crate) fn new(sources: &SourceMap, file: crate::FileId, spans: &[Span], redactions: &[Span]) -> Excerpt {
         let name = printable(&sources.display_path(file)).into_owned();
         let Some(source) = sources.get(file) else {
-            return Excerpt { name, text: String::new(), segments: Vec::new(), lines: Vec::new(), starts: Vec::new() };
+            return Excerpt {
+                file,
+                name,
+                text: String::new(),
+                segments: Vec::new(),
+                lines: Vec::new(),
+                starts: Vec::new(),
+            };
         };
         // A final line break ends the last line; it does not start an empty one.
         let count = source.line_count();
@@ -98,7 +106,7 @@ impl Excerpt {
             }
         }
         let mut excerpt =
-            Excerpt { name, text: String::new(), segments: Vec::new(), lines: Vec::new(), starts: Vec::new() };
+            Excerpt { file, name, text: String::new(), segments: Vec::new(), lines: Vec::new(), starts: Vec::new() };
         for (a, b) in merged {
             for line in a..=b {
                 excerpt.push_line(source, line, spans, redactions);
@@ -164,7 +172,8 @@ impl Excerpt {
         let mut run = start;
         for (i, c) in text.char_indices() {
             let offset = start + i;
-            let masked = redactions.iter().any(|r| (r.start as usize..r.end as usize).contains(&offset));
+            let masked =
+                redactions.iter().any(|r| r.file == self.file && (r.start as usize..r.end as usize).contains(&offset));
             if masked || unsafe_char(c) {
                 self.copied(source, run, offset);
                 let replacement = if masked { "*".repeat(c.len_utf8()) } else { format!("\\u{{{:x}}}", u32::from(c)) };
