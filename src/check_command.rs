@@ -132,7 +132,7 @@ pub(crate) fn render_config(choice: ColorChoice) -> RenderConfig {
 }
 
 /// Reads `DIR/schema/*.kdl` and `DIR/catalog/*.kdl`.
-fn load_stdlib(dir: &Path, sources: &mut SourceMap) -> Result<(Schema, Vec<Diagnostic>), String> {
+pub(crate) fn load_stdlib(dir: &Path, sources: &mut SourceMap) -> Result<(Schema, Vec<Diagnostic>), String> {
     let read_folder = |name: &str, sources: &mut SourceMap| -> Result<Vec<FileId>, String> {
         let folder = dir.join(name);
         let files = DiskHost.kdl_files(&folder).map_err(|e| format!("cannot read {}: {e}", folder.display()))?;

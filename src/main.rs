@@ -43,12 +43,19 @@ enum Command {
     /// Format spec files in the one canonical style (comments kept, meaning unchanged).
     Fmt(FmtArgs),
     /// Run the language server (LSP 3.17 over stdio) for editors.
-    Lsp,
+    Lsp(LspArgs),
     /// Print the documentation of a diagnostic code (such as SOV2001 or unknown-node).
     Explain {
         /// The code or its name.
         code: String,
     },
+}
+
+#[derive(clap::Args, Debug)]
+struct LspArgs {
+    /// Use the schema and catalog in DIR (`schema/*.kdl`, `catalog/*.kdl`) instead of the built-in stdlib, as `check --stdlib` does.
+    #[arg(long, value_name = "DIR")]
+    stdlib: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -175,7 +182,7 @@ fn main() -> ExitCode {
         Command::Analyze(args) => analyze_command::run(&args),
         Command::Graph(args) => graph_command::run(&args),
         Command::Fmt(args) => fmt_command::run(&args),
-        Command::Lsp => lsp::run(),
+        Command::Lsp(args) => lsp::run(args.stdlib.as_deref()),
         Command::Explain { code } => explain(&code),
     }
 }

@@ -161,3 +161,27 @@ fn hostile_imports_neither_hang_nor_crash_the_server() {
     send(serde_json::json!({"jsonrpc":"2.0","method":"exit"}));
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
+
+#[test]
+fn the_server_takes_a_stdlib_like_check() {
+    let bad = Command::new(env!("CARGO_BIN_EXE_sovereign")).args(["lsp", "--stdlib", "no/such/dir"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no/such/dir"));
+    let stdlib = concat!(env!("CARGO_MANIFEST_DIR"), "/stdlib");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sovereign"))
+        .args(["lsp", "--stdlib", stdlib])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    stdin.write_all(&frame(INITIALIZE)).unwrap();
+    assert_eq!(read_message(&mut stdout).expect("initialize is answered")["id"], 1);
+    stdin.write_all(&frame(SHUTDOWN)).unwrap();
+    assert_eq!(read_message(&mut stdout).expect("shutdown is answered")["id"], 2);
+    stdin.write_all(&frame(EXIT)).unwrap();
+    drop(stdin);
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}

@@ -37,7 +37,24 @@ use sovereign_check::Host as _;
 /// Offered only when `SOVEREIGN_LSP_TEST_PANIC=1`.
 const PANIC_COMMAND: &str = "sovereign.test.panic";
 
-pub(crate) fn run() -> ExitCode {
+pub(crate) fn run(stdlib: Option<&Path>) -> ExitCode {
+    // The schema is read before the session starts: a broken `--stdlib` is
+    // a usage error on stderr, as for `check`.
+    let mut sources = SourceMap::new();
+    let schema = match stdlib {
+        Some(dir) => match crate::check_command::load_stdlib(dir, &mut sources) {
+            Ok((schema, diagnostics)) if !diagnostics.iter().any(sovereign_diagnostics::Diagnostic::is_error) => schema,
+            Ok(_) => {
+                eprintln!("error: the stdlib in {} is invalid; `sovereign check --stdlib` shows why", dir.display());
+                return ExitCode::from(2);
+            }
+            Err(message) => {
+                eprintln!("error: {message}");
+                return ExitCode::from(2);
+            }
+        },
+        None => sovereign_check::embedded_schema(&mut sources).0,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -46,8 +63,6 @@ pub(crate) fn run() -> ExitCode {
         }
     };
     runtime.block_on(async {
-        let mut sources = SourceMap::new();
-        let (schema, _) = sovereign_check::embedded_schema(&mut sources);
         let shared = Arc::new(Shared { schema, schema_sources: sources });
         let (service, socket) = LspService::new(|client| Backend {
             client,
