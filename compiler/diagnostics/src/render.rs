@@ -10,6 +10,7 @@
 use std::fmt::{self, Write as _};
 
 use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, SourceCode};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::codes::ALL;
@@ -56,7 +57,7 @@ pub fn render(diagnostics: &[Diagnostic], sources: &SourceMap, format: Format, c
             text
         }
         Format::Sarif => {
-            let mut text = serde_json::to_string_pretty(&sarif_document(diagnostics, sources)).unwrap_or_default();
+            let mut text = sarif_document(diagnostics, sources);
             text.push('\n');
             text
         }
@@ -191,51 +192,104 @@ fn render_human(diagnostic: &Diagnostic, sources: &SourceMap, config: RenderConf
 
 // ---------------------------------------------------------------- json
 
-fn position(sources: &SourceMap, span: Span) -> Value {
-    let start = sources.line_col(span.file, span.start);
-    let end = sources.line_col(span.file, span.end);
-    json!({
-        "file": sources.display_path(span.file),
-        "byte_start": sources.original_offset(span.file, span.start),
-        "byte_end": sources.original_offset(span.file, span.end),
-        "line": start.line,
-        "column": start.column,
-        "end_line": end.line,
-        "end_column": end.column,
-    })
+// Typed and borrowed, serialized directly (see SARIF below). Fields are in
+// alphabetical order: the order the format has always had.
+
+#[derive(Serialize)]
+struct JsonPosition {
+    byte_end: u32,
+    byte_start: u32,
+    column: usize,
+    end_column: usize,
+    end_line: usize,
+    file: String,
+    line: usize,
 }
 
-fn json_document(diagnostics: &[Diagnostic], sources: &SourceMap) -> Value {
-    let items: Vec<Value> = diagnostics
+#[derive(Serialize)]
+struct JsonRelated<'a> {
+    location: JsonPosition,
+    message: &'a str,
+}
+
+#[derive(Serialize)]
+struct JsonFix<'a> {
+    location: JsonPosition,
+    replacement: &'a str,
+    title: &'a str,
+}
+
+#[derive(Serialize)]
+struct JsonDiagnostic<'a> {
+    code: &'a str,
+    fixes: Vec<JsonFix<'a>>,
+    help: Option<&'a str>,
+    label: &'a str,
+    location: JsonPosition,
+    message: &'a str,
+    name: &'a str,
+    related: Vec<JsonRelated<'a>>,
+    severity: &'a str,
+}
+
+#[derive(Serialize)]
+struct JsonSummary {
+    errors: usize,
+    warnings: usize,
+}
+
+#[derive(Serialize)]
+struct JsonDocument<'a> {
+    diagnostics: Vec<JsonDiagnostic<'a>>,
+    summary: JsonSummary,
+    tool: &'a str,
+    version: u32,
+}
+
+fn position(sources: &SourceMap, span: Span) -> JsonPosition {
+    let start = sources.line_col(span.file, span.start);
+    let end = sources.line_col(span.file, span.end);
+    JsonPosition {
+        byte_end: sources.original_offset(span.file, span.end),
+        byte_start: sources.original_offset(span.file, span.start),
+        column: start.column,
+        end_column: end.column,
+        end_line: end.line,
+        file: sources.display_path(span.file),
+        line: start.line,
+    }
+}
+
+fn json_document<'a>(diagnostics: &'a [Diagnostic], sources: &SourceMap) -> JsonDocument<'a> {
+    let items = diagnostics
         .iter()
-        .map(|d| {
-            json!({
-                "code": d.code.id,
-                "name": d.code.name,
-                "severity": d.severity.as_str(),
-                "message": d.message,
-                "location": position(sources, d.primary.span),
-                "label": d.primary.message,
-                "related": d.labels.iter().map(|l| json!({
-                    "location": position(sources, l.span),
-                    "message": l.message,
-                })).collect::<Vec<_>>(),
-                "help": d.help,
-                "fixes": d.fixes.iter().map(|f| json!({
-                    "title": f.title,
-                    "location": position(sources, f.span),
-                    "replacement": f.replacement,
-                })).collect::<Vec<_>>(),
-            })
+        .map(|d| JsonDiagnostic {
+            code: d.code.id,
+            fixes: d
+                .fixes
+                .iter()
+                .map(|f| JsonFix { location: position(sources, f.span), replacement: &f.replacement, title: &f.title })
+                .collect(),
+            help: d.help.as_deref(),
+            label: &d.primary.message,
+            location: position(sources, d.primary.span),
+            message: &d.message,
+            name: d.code.name,
+            related: d
+                .labels
+                .iter()
+                .map(|l| JsonRelated { location: position(sources, l.span), message: &l.message })
+                .collect(),
+            severity: d.severity.as_str(),
         })
         .collect();
     let errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
-    json!({
-        "version": JSON_FORMAT_VERSION,
-        "tool": "sovereign",
-        "diagnostics": items,
-        "summary": { "errors": errors, "warnings": diagnostics.len() - errors },
-    })
+    JsonDocument {
+        diagnostics: items,
+        summary: JsonSummary { errors, warnings: diagnostics.len() - errors },
+        tool: "sovereign",
+        version: JSON_FORMAT_VERSION,
+    }
 }
 
 // ---------------------------------------------------------------- sarif
@@ -247,25 +301,112 @@ fn sarif_level(severity: Severity) -> &'static str {
     }
 }
 
-fn sarif_location(sources: &SourceMap, span: Span) -> Value {
-    let start = sources.line_col(span.file, span.start);
-    let end = sources.line_col(span.file, span.end);
-    json!({
-        "physicalLocation": {
-            "artifactLocation": { "uri": uri_reference(&sources.display_path(span.file)) },
-            "region": {
-                "startLine": start.line,
-                "startColumn": start.column,
-                "endLine": end.line,
-                "endColumn": end.column,
-                "byteOffset": sources.original_offset(span.file, span.start),
-                "byteLength": sources.original_offset(span.file, span.end) - sources.original_offset(span.file, span.start),
-            }
-        }
-    })
+// Typed and borrowed, serialized directly: building a `serde_json::Value`
+// tree per result was most of the cost of a large log.
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SarifRegion {
+    start_line: usize,
+    start_column: usize,
+    end_line: usize,
+    end_column: usize,
+    byte_offset: u32,
+    byte_length: u32,
 }
 
-fn sarif_document(diagnostics: &[Diagnostic], sources: &SourceMap) -> Value {
+#[derive(Serialize)]
+struct SarifArtifact {
+    uri: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SarifPhysical {
+    artifact_location: SarifArtifact,
+    region: SarifRegion,
+}
+
+#[derive(Serialize)]
+struct SarifText<'a> {
+    text: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SarifLocation<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<usize>,
+    physical_location: SarifPhysical,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<SarifText<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SarifDeleted {
+    byte_offset: u32,
+    byte_length: u32,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SarifReplacement<'a> {
+    deleted_region: SarifDeleted,
+    inserted_content: SarifText<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SarifChange<'a> {
+    artifact_location: SarifArtifact,
+    replacements: [SarifReplacement<'a>; 1],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SarifFix<'a> {
+    description: SarifText<'a>,
+    artifact_changes: [SarifChange<'a>; 1],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SarifResult<'a> {
+    rule_id: &'a str,
+    rule_index: usize,
+    level: &'a str,
+    message: SarifMessage,
+    locations: [SarifLocation<'a>; 1],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    related_locations: Vec<SarifLocation<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    fixes: Vec<SarifFix<'a>>,
+}
+
+#[derive(Serialize)]
+struct SarifMessage {
+    text: String,
+}
+
+fn sarif_physical(sources: &SourceMap, span: Span) -> SarifPhysical {
+    let start = sources.line_col(span.file, span.start);
+    let end = sources.line_col(span.file, span.end);
+    let (from, to) = (sources.original_offset(span.file, span.start), sources.original_offset(span.file, span.end));
+    SarifPhysical {
+        artifact_location: SarifArtifact { uri: uri_reference(&sources.display_path(span.file)) },
+        region: SarifRegion {
+            start_line: start.line,
+            start_column: start.column,
+            end_line: end.line,
+            end_column: end.column,
+            byte_offset: from,
+            byte_length: to - from,
+        },
+    }
+}
+
+fn sarif_document(diagnostics: &[Diagnostic], sources: &SourceMap) -> String {
     let rules: Vec<Value> = ALL
         .iter()
         .map(|c| {
@@ -279,7 +420,7 @@ fn sarif_document(diagnostics: &[Diagnostic], sources: &SourceMap) -> Value {
             })
         })
         .collect();
-    let results: Vec<Value> = diagnostics
+    let results: Vec<SarifResult<'_>> = diagnostics
         .iter()
         .map(|d| {
             let rule_index = ALL.iter().position(|c| c.id == d.code.id).unwrap_or(0);
@@ -288,66 +429,80 @@ fn sarif_document(diagnostics: &[Diagnostic], sources: &SourceMap) -> Value {
                 message.push_str(". Help: ");
                 message.push_str(help);
             }
-            let related: Vec<Value> = d
-                .labels
-                .iter()
-                .enumerate()
-                .map(|(i, l)| {
-                    let mut location = sarif_location(sources, l.span);
-                    location["id"] = json!(i);
-                    location["message"] = json!({ "text": if l.message.is_empty() { "related" } else { &l.message } });
-                    location
-                })
-                .collect();
-            let fixes: Vec<Value> = d
-                .fixes
-                .iter()
-                .map(|f| {
-                    json!({
-                        "description": { "text": f.title },
-                        "artifactChanges": [{
-                            "artifactLocation": { "uri": uri_reference(&sources.display_path(f.span.file)) },
-                            "replacements": [{
-                                "deletedRegion": {
-                                    "byteOffset": sources.original_offset(f.span.file, f.span.start),
-                                    "byteLength": sources.original_offset(f.span.file, f.span.end) - sources.original_offset(f.span.file, f.span.start),
-                                },
-                                "insertedContent": { "text": f.replacement },
-                            }]
-                        }]
+            SarifResult {
+                rule_id: d.code.id,
+                rule_index,
+                level: sarif_level(d.severity),
+                message: SarifMessage { text: message },
+                locations: [SarifLocation {
+                    id: None,
+                    physical_location: sarif_physical(sources, d.primary.span),
+                    message: None,
+                }],
+                related_locations: d
+                    .labels
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| SarifLocation {
+                        id: Some(i),
+                        physical_location: sarif_physical(sources, l.span),
+                        message: Some(SarifText { text: if l.message.is_empty() { "related" } else { &l.message } }),
                     })
-                })
-                .collect();
-            let mut result = json!({
-                "ruleId": d.code.id,
-                "ruleIndex": rule_index,
-                "level": sarif_level(d.severity),
-                "message": { "text": message },
-                "locations": [sarif_location(sources, d.primary.span)],
-            });
-            if !related.is_empty() {
-                result["relatedLocations"] = Value::Array(related);
+                    .collect(),
+                fixes: d
+                    .fixes
+                    .iter()
+                    .map(|f| {
+                        let (from, to) = (
+                            sources.original_offset(f.span.file, f.span.start),
+                            sources.original_offset(f.span.file, f.span.end),
+                        );
+                        SarifFix {
+                            description: SarifText { text: &f.title },
+                            artifact_changes: [SarifChange {
+                                artifact_location: SarifArtifact {
+                                    uri: uri_reference(&sources.display_path(f.span.file)),
+                                },
+                                replacements: [SarifReplacement {
+                                    deleted_region: SarifDeleted { byte_offset: from, byte_length: to - from },
+                                    inserted_content: SarifText { text: &f.replacement },
+                                }],
+                            }],
+                        }
+                    })
+                    .collect(),
             }
-            if !fixes.is_empty() {
-                result["fixes"] = Value::Array(fixes);
-            }
-            result
         })
         .collect();
-    json!({
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [{
-            "tool": { "driver": {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Run<'a> {
+        tool: Value,
+        column_kind: &'a str,
+        results: Vec<SarifResult<'a>>,
+    }
+    #[derive(Serialize)]
+    struct Log<'a> {
+        #[serde(rename = "$schema")]
+        schema: &'a str,
+        version: &'a str,
+        runs: [Run<'a>; 1],
+    }
+    let log = Log {
+        schema: "https://json.schemastore.org/sarif-2.1.0.json",
+        version: "2.1.0",
+        runs: [Run {
+            tool: json!({ "driver": {
                 "name": "sovereign",
                 "version": env!("CARGO_PKG_VERSION"),
                 "informationUri": "https://github.com/sovereign-fabric/sovereign",
                 "rules": rules,
-            }},
-            "columnKind": "unicodeCodePoints",
-            "results": results,
-        }]
-    })
+            }}),
+            column_kind: "unicodeCodePoints",
+            results,
+        }],
+    };
+    serde_json::to_string_pretty(&log).unwrap_or_default()
 }
 
 /// A path as an RFC 3986 URI reference (SARIF's `uri` format): every byte
