@@ -5,6 +5,18 @@
 use std::io::{BufRead, BufReader, Write as _};
 use std::process::{Command, Stdio};
 
+/// `sovereign lsp ARGS` with pipes for its standard input and output.
+fn server(args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_sovereign"))
+        .arg("lsp")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 fn frame(body: &[u8]) -> Vec<u8> {
     let mut out = format!("Content-Length: {}\r\n\r\n", body.len()).into_bytes();
     out.extend_from_slice(body);
@@ -14,13 +26,7 @@ fn frame(body: &[u8]) -> Vec<u8> {
 /// Sends each batch of frames after the server answered the id that ends
 /// the previous one (as an editor would), then collects everything it wrote.
 fn session(batches: &[(Vec<u8>, Option<i64>)]) -> (Option<i32>, Vec<serde_json::Value>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sovereign"))
-        .arg("lsp")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = server(&[]);
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut messages = Vec::new();
@@ -108,13 +114,7 @@ fn hostile_imports_neither_hang_nor_crash_the_server() {
     }
     std::fs::write(dir.path().join("c2000.kdl"), "").unwrap();
     let uri = format!("file://{}", root.display());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sovereign"))
-        .arg("lsp")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = server(&[]);
     let mut stdin = child.stdin.take().unwrap();
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
@@ -168,13 +168,7 @@ fn the_server_takes_a_stdlib_like_check() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no/such/dir"));
     let stdlib = concat!(env!("CARGO_MANIFEST_DIR"), "/stdlib");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sovereign"))
-        .args(["lsp", "--stdlib", stdlib])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = server(&["--stdlib", stdlib]);
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     stdin.write_all(&frame(INITIALIZE)).unwrap();
