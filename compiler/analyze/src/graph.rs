@@ -371,34 +371,16 @@ fn report_cycles(graph: &ResourceGraph, diagnostics: &mut Vec<Diagnostic>) {
     cycles.iter_mut().for_each(|c| c.sort_by(|a, b| id(a).cmp(id(b))));
     cycles.sort_by(|a, b| id(&a[0]).cmp(id(&b[0])));
     for component in &cycles {
-        diagnostics.push(cycle_diagnostic(graph, &g, component));
+        // A strongly connected component of two or more always has a cycle.
+        diagnostics.extend(cycle_diagnostic(graph, &g, component));
     }
 }
 
-fn cycle_diagnostic(graph: &ResourceGraph, g: &DiGraph<usize, usize>, component: &[NodeIndex]) -> Diagnostic {
-    let members: Vec<usize> = component.iter().map(|n| g[*n]).collect();
-    // Walk the cycle from the first member along edges inside the component.
-    let start = members[0];
-    let mut path: Vec<usize> = Vec::new();
-    let mut at = start;
-    let mut visited = vec![at];
-    while let Some(e) = graph
-        .edges
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| e.from == at && members.contains(&e.to))
-        .min_by_key(|(_, e)| (e.to != start, graph.resources[e.to].id.clone()))
-        .map(|(i, _)| i)
-    {
-        path.push(e);
-        at = graph.edges[e].to;
-        if at == start || visited.contains(&at) {
-            break;
-        }
-        visited.push(at);
-    }
+fn cycle_diagnostic(graph: &ResourceGraph, g: &DiGraph<usize, usize>, component: &[NodeIndex]) -> Option<Diagnostic> {
+    let start = g[component[0]];
+    let path = sovereign_check::cycles::shortest_cycle(g, component, component[0]);
     let names: Vec<String> = path.iter().map(|&e| graph.resources[graph.edges[e].from].id.to_string()).collect();
-    let first = &graph.edges[path[0]];
+    let first = &graph.edges[*path.first()?];
     let mut d = Diagnostic::new(
         codes::RESOURCE_CYCLE,
         first.span,
@@ -412,5 +394,5 @@ fn cycle_diagnostic(graph: &ResourceGraph, g: &DiGraph<usize, usize>, component:
             format!("{} {} {}", graph.resources[edge.from].id, edge.why, graph.resources[edge.to].id),
         );
     }
-    d.with_help("nothing in a cycle can be created first: remove a `depends-on`, or move a workload off the site whose cluster it would have to precede")
+    Some(d.with_help("nothing in a cycle can be created first: remove a `depends-on`, or move a workload off the site whose cluster it would have to precede"))
 }

@@ -71,7 +71,7 @@ pub fn check_cycles(fabric: &Fabric, deps: &[Dependency], diagnostics: &mut Vec<
         if !is_cycle {
             continue;
         }
-        let path = cycle_path(&graph, &component, start);
+        let path = shortest_cycle(&graph, &component, start);
         if path.is_empty() {
             continue;
         }
@@ -106,22 +106,33 @@ pub fn check_cycles(fabric: &Fabric, deps: &[Dependency], diagnostics: &mut Vec<
     }
 }
 
-/// Finds one cycle through `start` inside a strongly connected component,
-/// as a list of edge weights (dependency indices), by breadth-first search
-/// so the cycle shown is a shortest one.
-fn cycle_path(graph: &DiGraph<ItemId, usize>, component: &[NodeIndex], start: NodeIndex) -> Vec<usize> {
-    let mut edges: Vec<_> = graph.edges(start).map(|e| (*e.weight(), petgraph::visit::EdgeRef::target(&e))).collect();
-    edges.sort();
-    if let Some((w, _)) = edges.iter().find(|(_, t)| *t == start) {
+/// A shortest cycle through `start` inside its strongly connected
+/// `component`, as the weights of its edges in order; edges are taken in
+/// weight order, so the cycle shown is deterministic. Shared by the
+/// dependency check here and the resource graph of the analysis: one way to
+/// turn a cycle into the path a diagnostic walks.
+#[must_use]
+pub fn shortest_cycle<N>(graph: &DiGraph<N, usize>, component: &[NodeIndex], start: NodeIndex) -> Vec<usize> {
+    // Membership by index, not `component.contains`: a 14,000-node cycle
+    // made that quadratic.
+    let mut inside = vec![false; graph.node_count()];
+    for n in component {
+        inside[n.index()] = true;
+    }
+    let out_edges = |node: NodeIndex| {
+        let mut out: Vec<(usize, NodeIndex)> =
+            graph.edges(node).map(|e| (*e.weight(), petgraph::visit::EdgeRef::target(&e))).collect();
+        out.sort();
+        out
+    };
+    if let Some((w, _)) = out_edges(start).iter().find(|(_, t)| *t == start) {
         return vec![*w];
     }
     let mut previous: BTreeMap<NodeIndex, (NodeIndex, usize)> = BTreeMap::new();
     let mut queue = std::collections::VecDeque::from([start]);
     while let Some(node) = queue.pop_front() {
-        let mut out: Vec<_> = graph.edges(node).map(|e| (*e.weight(), petgraph::visit::EdgeRef::target(&e))).collect();
-        out.sort();
-        for (weight, next) in out {
-            if !component.contains(&next) {
+        for (weight, next) in out_edges(node) {
+            if !inside[next.index()] {
                 continue;
             }
             if next == start {
@@ -135,8 +146,8 @@ fn cycle_path(graph: &DiGraph<ItemId, usize>, component: &[NodeIndex], start: No
                 path.reverse();
                 return path;
             }
-            if next != start && !previous.contains_key(&next) {
-                previous.insert(next, (node, weight));
+            if let std::collections::btree_map::Entry::Vacant(entry) = previous.entry(next) {
+                entry.insert((node, weight));
                 queue.push_back(next);
             }
         }
