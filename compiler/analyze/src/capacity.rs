@@ -288,11 +288,11 @@ impl Candidates {
 
 /// The tiers a workload asks for, in preference order.
 fn tiers(item: &Item) -> &'static [Tier] {
-    match str_prop(item, "tier") {
-        Some("cloud") => &[Tier::Cloud],
-        Some("server") => &[Tier::Server],
-        Some("device") => &[Tier::Device],
-        _ => &[Tier::Server, Tier::Cloud],
+    match str_prop(item, "tier").and_then(Tier::parse) {
+        Some(Tier::Cloud) => &[Tier::Cloud],
+        Some(Tier::Server) => &[Tier::Server],
+        Some(Tier::Device) => &[Tier::Device],
+        None => &[Tier::Server, Tier::Cloud],
     }
 }
 

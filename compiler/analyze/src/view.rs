@@ -19,7 +19,9 @@ pub enum Tier {
 }
 
 impl Tier {
-    fn parse(text: &str) -> Option<Tier> {
+    /// The one reading of a `tier` value.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Tier> {
         match text {
             "cloud" => Some(Tier::Cloud),
             "server" => Some(Tier::Server),
