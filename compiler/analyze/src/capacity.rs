@@ -465,14 +465,20 @@ pub fn vectorstore_sites(fabric: &Fabric, sites: &Sites, serves: &[ServePlan]) -
         }
     }
     let mut out = BTreeMap::new();
+    // Shared lists, and membership without a search: many `tier=` stores
+    // over many sites would otherwise build and scan a list each.
+    let mut lists = Candidates::default();
+    let resident = |s: usize| sites.residency.as_deref().is_none_or(|r| r == sites.sites[s].jurisdiction);
     for (id, item) in fabric.of_kind("vectorstore") {
-        let candidates = candidate_sites(sites, item);
+        let (candidates, _) = lists.get(sites, item);
         let site = if ref_prop(item, "site").is_some() {
             candidates.first().copied()
         } else {
+            let wanted = tiers(item);
+            let admits = |s: usize| wanted.contains(&sites.sites[s].tier) && resident(s);
             users
                 .get(&id)
-                .and_then(|used| used.iter().copied().find(|s| candidates.contains(s)))
+                .and_then(|used| used.iter().copied().find(|&s| admits(s)))
                 .or_else(|| candidates.iter().copied().find(|&s| sites.sites[s].has_cluster))
         };
         if let Some(site) = site {
