@@ -175,7 +175,7 @@ impl<'a> Loader<'a> {
         let target = dir.join(relative);
         match self.host.kind(&target) {
             FileKind::Dir => {
-                if !self.inside_root(&target, span) {
+                if self.inside_root(&target, span).is_none() {
                     return;
                 }
                 // Listed only once inside: a folder outside is never walked.
@@ -207,11 +207,11 @@ impl<'a> Loader<'a> {
         }
     }
 
-    /// Whether `path` resolves inside the root's folder; reports it if not.
-    fn inside_root(&mut self, path: &Path, span: Span) -> bool {
+    /// `path` resolved, when it is inside the root's folder; reported if not.
+    fn inside_root(&mut self, path: &Path, span: Span) -> Option<PathBuf> {
         let canonical = normalize(&self.host.canonical(path));
         if canonical.starts_with(&self.root_dir) && !canonical.components().any(|c| c == Component::ParentDir) {
-            return true;
+            return Some(canonical);
         }
         self.push(
             Diagnostic::new(
@@ -224,7 +224,7 @@ impl<'a> Loader<'a> {
                 "a spec may import only files in its root file's folder and below it (symlinks are resolved first); move or copy the file there",
             ),
         );
-        false
+        None
     }
 
     fn import_file(&mut self, path: &Path, span: Span) {
@@ -235,9 +235,9 @@ impl<'a> Loader<'a> {
         };
         // Outside first: nothing about a file outside the tree is told, not
         // even whether it exists.
-        if !self.inside_root(path, span) {
+        let Some(canonical) = self.inside_root(path, span) else {
             return;
-        }
+        };
         match self.host.kind(path) {
             FileKind::Missing => {
                 self.push(
@@ -261,7 +261,6 @@ impl<'a> Loader<'a> {
             self.push(not_a_spec("not a `.kdl` file"));
             return;
         }
-        let canonical = normalize(&self.host.canonical(path));
         if let Some(position) = self.stack.iter().position(|f| f.canonical == canonical) {
             let mut d = Diagnostic::new(
                 codes::IMPORT_CYCLE,
