@@ -3,26 +3,17 @@
 //! point inside its file on char boundaries.
 #![no_main]
 
+#[path = "shared.rs"]
+mod shared;
+
 use std::path::Path;
-use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use sovereign_check::{EmptyHost, Schema};
-use sovereign_diagnostics::{Format, RenderConfig, SourceMap, render};
-
-/// The schema is the same for every input; loading it per run made the
-/// target ~100× slower than the code under test.
-fn schema() -> &'static (Schema, SourceMap) {
-    static SCHEMA: OnceLock<(Schema, SourceMap)> = OnceLock::new();
-    SCHEMA.get_or_init(|| {
-        let mut sources = SourceMap::new();
-        let (schema, _) = sovereign_check::embedded_schema(&mut sources);
-        (schema, sources)
-    })
-}
+use sovereign_check::EmptyHost;
+use sovereign_diagnostics::{Format, RenderConfig, render};
 
 fuzz_target!(|data: &[u8]| {
-    let (schema, sources) = schema();
+    let (schema, sources) = shared::schema();
     let (checked, _) =
         sovereign_analyze::check_and_analyze(Path::new("fuzz.kdl"), data.to_vec(), &EmptyHost, schema, sources.clone());
     for d in &checked.diagnostics {

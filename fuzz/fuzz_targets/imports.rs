@@ -6,23 +6,17 @@
 //! its file.
 #![no_main]
 
+#[path = "shared.rs"]
+mod shared;
+
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use sovereign_check::{Host as _, MemoryHost, Schema};
-use sovereign_diagnostics::{Format, RenderConfig, SourceMap, render};
+use sovereign_check::{Host as _, MemoryHost};
+use sovereign_diagnostics::{Format, RenderConfig, render};
 
 const CANARY: &str = "canary-outside-4b1f";
 
-fn schema() -> &'static (Schema, SourceMap) {
-    static SCHEMA: OnceLock<(Schema, SourceMap)> = OnceLock::new();
-    SCHEMA.get_or_init(|| {
-        let mut sources = SourceMap::new();
-        let (schema, _) = sovereign_check::embedded_schema(&mut sources);
-        (schema, sources)
-    })
-}
 
 /// Paths the tree is built from: inside the root `spec/`, beside it, absolute.
 const PATHS: [&str; 16] = [
@@ -68,7 +62,7 @@ fn spelling(from: &Path, to: &str, style: u8) -> String {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let (schema, sources) = schema();
+    let (schema, sources) = shared::schema();
     let mut host = MemoryHost::default();
     host.add("outside.kdl", format!("site \"{CANARY}\" tier=\"server\" region=\"eu-central\"\n"));
     host.add("other/x.kdl", format!("import \"../outside.kdl\"\nsite \"{CANARY}-2\"\n"));
