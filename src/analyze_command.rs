@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use sovereign_analyze::Analysis;
 use sovereign_analyze::memory::gib;
 use sovereign_analyze::placement::{Devices, Shape};
-use sovereign_check::ir::Fabric;
 use sovereign_diagnostics::{Format, Severity, render};
+use sovereign_ir::Fabric;
 
 use crate::AnalyzeArgs;
 use crate::check_command::{load, render_config};
@@ -242,7 +242,7 @@ fn tables(fabric: &Fabric, analysis: &Analysis) -> String {
 }
 
 /// `serve/chat`: kind word and name of a declaration.
-fn short(fabric: &Fabric, id: sovereign_check::ir::ItemId) -> String {
+fn short(fabric: &Fabric, id: sovereign_ir::ItemId) -> String {
     let item = fabric.item(id);
     let kind = item.kind.rsplit('/').next().unwrap_or(&item.kind);
     format!("{kind}/{}", sovereign_analyze::view::name_of(fabric, id))

@@ -1,6 +1,7 @@
 //! The shape ARCHITECTURE.md promises, checked: the compiler crates depend
 //! only downward (diagnostics, then syntax, the stdlib's data and the
-//! catalog, then check, then analyze), never on the binary or a target,
+//! catalog, then the IR, the typed model, check, then analyze), never on
+//! the binary or a target,
 //! and on nothing that does IO (an HTTP, Kubernetes or async runtime crate).
 
 use std::path::Path;
@@ -11,10 +12,30 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("compiler/syntax", &["sovereign-diagnostics"]),
     ("stdlib", &[]),
     ("compiler/catalog", &["sovereign-diagnostics", "sovereign-syntax"]),
-    ("compiler/check", &["sovereign-diagnostics", "sovereign-syntax", "sovereign-stdlib", "sovereign-catalog"]),
+    ("compiler/ir", &["sovereign-diagnostics"]),
+    ("compiler/model", &["sovereign-diagnostics", "sovereign-catalog", "sovereign-ir"]),
+    (
+        "compiler/check",
+        &[
+            "sovereign-diagnostics",
+            "sovereign-syntax",
+            "sovereign-stdlib",
+            "sovereign-catalog",
+            "sovereign-ir",
+            "sovereign-model",
+        ],
+    ),
     (
         "compiler/analyze",
-        &["sovereign-diagnostics", "sovereign-syntax", "sovereign-stdlib", "sovereign-catalog", "sovereign-check"],
+        &[
+            "sovereign-diagnostics",
+            "sovereign-syntax",
+            "sovereign-stdlib",
+            "sovereign-catalog",
+            "sovereign-ir",
+            "sovereign-model",
+            "sovereign-check",
+        ],
     ),
 ];
 

@@ -11,10 +11,10 @@ use std::fmt::Write as _;
 use sovereign_analyze::placement::Devices;
 use sovereign_catalog::EntryKind;
 use sovereign_check::Schema;
-use sovereign_check::ir::{ItemId, Typed};
-use sovereign_check::schema::{NodeDef, ValueDef, ValueType};
+use sovereign_check::schema::{Field, NodeDef, Type};
 use sovereign_diagnostics::{FileId, Span};
-use sovereign_syntax::ast::{Node, ValueKind};
+use sovereign_ir::{ItemId, ValueKind};
+use sovereign_syntax::ast::{LiteralKind, Node};
 
 use super::workspace::Snapshot;
 
@@ -106,7 +106,7 @@ fn walk<'s>(
                 }
                 None if contains(entry.value.span, offset) => {
                     // A bare word being typed after the name is a property key in the making.
-                    let bare = matches!(entry.value.kind, ValueKind::String(_))
+                    let bare = matches!(entry.value.kind, LiteralKind::String(_))
                         && !text[entry.value.span.range()].starts_with(['"', '#']);
                     if bare && entry.value.span.end as usize == offset {
                         return Context {
@@ -131,13 +131,13 @@ fn walk<'s>(
 }
 
 /// The definition of argument `index` of a node (the name of a declaring node is argument 0).
-fn arg_def(def: &NodeDef, index: usize) -> Option<&ValueDef> {
+fn arg_def(def: &NodeDef, index: usize) -> Option<&Field> {
     let index = if def.declares { index.checked_sub(1)? } else { index };
     def.args.get(index).or_else(|| def.args.last().filter(|a| a.variadic))
 }
 
 /// The value definition under the cursor, if it is a value.
-pub(crate) fn value_def<'s>(context: &Context<'s>) -> Option<&'s ValueDef> {
+pub(crate) fn value_def<'s>(context: &Context<'s>) -> Option<&'s Field> {
     let def = context.node?;
     match &context.target {
         Target::Value { key: Some(key), .. } => def.prop(key),
@@ -214,7 +214,7 @@ pub(crate) fn completions(schema: &Schema, snapshot: Option<&Snapshot>, context:
 }
 
 /// The values a value definition accepts: enum values, declared names of the kinds a reference needs, catalog names.
-fn values(schema: &Schema, snapshot: Option<&Snapshot>, def: &ValueDef, span: Span) -> Vec<Completion> {
+fn values(schema: &Schema, snapshot: Option<&Snapshot>, def: &Field, span: Span) -> Vec<Completion> {
     let quoted = |label: &str, detail: &str, kind| Completion {
         label: label.to_owned(),
         insert: format!("\"{label}\""),
@@ -234,14 +234,14 @@ fn values(schema: &Schema, snapshot: Option<&Snapshot>, def: &ValueDef, span: Sp
         schema.catalog.names(kind).into_iter().map(|n| quoted(n, kind.word(), CompletionKind::Value)).collect()
     };
     match &def.ty {
-        ValueType::Enum(values) => values.iter().map(|v| quoted(v, "", CompletionKind::Value)).collect(),
-        ValueType::Ref(kinds) => declared(Some(kinds)),
-        ValueType::AnyRef => declared(None),
-        ValueType::Secret => declared(Some(&["secret".to_owned()])),
-        ValueType::Region => catalog(EntryKind::Region),
-        ValueType::Jurisdiction => catalog(EntryKind::Jurisdiction),
-        ValueType::Catalog(kinds) => kinds.iter().flat_map(|k| catalog(*k)).collect(),
-        ValueType::Bool => ["#true", "#false"]
+        Type::Enum(values) => values.iter().map(|v| quoted(v, "", CompletionKind::Value)).collect(),
+        Type::Ref(kinds) => declared(Some(kinds)),
+        Type::AnyRef => declared(None),
+        Type::Secret => declared(Some(&["secret".to_owned()])),
+        Type::Region => catalog(EntryKind::Region),
+        Type::Jurisdiction => catalog(EntryKind::Jurisdiction),
+        Type::Catalog(kinds) => kinds.iter().flat_map(|k| catalog(*k)).collect(),
+        Type::Bool => ["#true", "#false"]
             .iter()
             .map(|b| Completion {
                 label: (*b).to_owned(),
@@ -315,8 +315,10 @@ pub(crate) fn item_at(snapshot: &Snapshot, file: FileId, offset: usize) -> Optio
         }
         for val in item.args.iter().chain(item.props.iter().map(|(_, v)| v)) {
             if contains(val.span, offset) {
-                match val.value {
-                    Typed::Ref { target: Some(t), .. } | Typed::Secret { target: Some(t), .. } => return Some(t),
+                match val.kind {
+                    ValueKind::Ref { target: Some(t), .. } | ValueKind::Secret { target: Some(t), .. } => {
+                        return Some(t);
+                    }
                     _ => {}
                 }
             }
@@ -334,10 +336,10 @@ fn summary(snapshot: &Snapshot, id: ItemId) -> String {
     let props: Vec<String> = item
         .props
         .iter()
-        .filter_map(|(k, v)| match &v.value {
-            Typed::Str(s) => Some(format!("{k}={s}")),
-            Typed::Ref { name, .. } => Some(format!("{k}={name}")),
-            Typed::Int(i) => Some(format!("{k}={i}")),
+        .filter_map(|(k, v)| match &v.kind {
+            ValueKind::Str(s) => Some(format!("{k}={s}")),
+            ValueKind::Ref { name, .. } => Some(format!("{k}={name}")),
+            ValueKind::Int(i) => Some(format!("{k}={i}")),
             _ => None,
         })
         .collect();
@@ -388,8 +390,8 @@ pub(crate) fn references(snapshot: &Snapshot, id: ItemId, include_declaration: b
     }
     for item in &snapshot.fabric.items {
         for val in item.args.iter().chain(item.props.iter().map(|(_, v)| v)) {
-            match val.value {
-                Typed::Ref { target: Some(t), .. } | Typed::Secret { target: Some(t), .. } if t == id => {
+            match val.kind {
+                ValueKind::Ref { target: Some(t), .. } | ValueKind::Secret { target: Some(t), .. } if t == id => {
                     spans.push(val.span)
                 }
                 _ => {}
@@ -402,7 +404,7 @@ pub(crate) fn references(snapshot: &Snapshot, id: ItemId, include_declaration: b
 /// The edits that rename declaration `id` to `new_name`: its name, every
 /// reference to it, and every reference through it (`site/fleet` when a site is renamed).
 pub(crate) fn rename(snapshot: &Snapshot, id: ItemId, new_name: &str) -> Result<Vec<(Span, String)>, String> {
-    sovereign_check::values::check_name(new_name)
+    sovereign_ir::values::check_name(new_name)
         .map_err(|reason| format!("`{new_name}` is not a valid name: {reason}"))?;
     let fabric = &snapshot.fabric;
     let item = fabric.item(id);
@@ -410,23 +412,17 @@ pub(crate) fn rename(snapshot: &Snapshot, id: ItemId, new_name: &str) -> Result<
     let old = name.qualified.to_string();
     let new = format!("{}{new_name}", &old[..name.offset as usize]);
     let mut edits = vec![(name.span, format!("\"{new_name}\""))];
-    // A namespace is also named, relative to its Temporal cluster, by `runs-on … namespace="…"`.
-    if &*item.kind == "temporal/namespace"
-        && let Some(temporal) = item.parent
-    {
-        for other in fabric.of_kind_named("runs-on").into_iter().map(|id| fabric.item(id)) {
-            let on_it = matches!(other.args.first().map(|v| &v.value), Some(Typed::Ref { target: Some(t), .. }) if *t == temporal);
-            if let Some(val) = other.prop("namespace").filter(|_| on_it)
-                && matches!(&val.value, Typed::Str(s) if s == name.text())
-            {
-                edits.push((val.span, format!("\"{new_name}\"")));
-            }
-        }
-    }
     for other in &fabric.items {
         for val in other.args.iter().chain(other.props.iter().map(|(_, v)| v)) {
-            let (Typed::Ref { name: text, target: Some(t), .. } | Typed::Secret { name: Some(text), target: Some(t) }) =
-                &val.value
+            // A relative name (`runs-on … namespace="evals"`) is written without its parent.
+            if let ValueKind::Ref { target: Some(t), relative_to: Some(_), .. } = &val.kind {
+                if *t == id {
+                    edits.push((val.span, format!("\"{new_name}\"")));
+                }
+                continue;
+            }
+            let (ValueKind::Ref { name: text, target: Some(t), .. }
+            | ValueKind::Secret { name: Some(text), target: Some(t) }) = &val.kind
             else {
                 continue;
             };
@@ -451,7 +447,7 @@ pub(crate) fn rename(snapshot: &Snapshot, id: ItemId, new_name: &str) -> Result<
     Ok(edits)
 }
 
-fn fabric_ancestor(fabric: &sovereign_check::ir::Fabric, mut id: ItemId, ancestor: ItemId) -> bool {
+fn fabric_ancestor(fabric: &sovereign_ir::Fabric, mut id: ItemId, ancestor: ItemId) -> bool {
     while let Some(parent) = fabric.item(id).parent {
         if parent == ancestor {
             return true;

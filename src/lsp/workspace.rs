@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sovereign_analyze::Analysis;
-use sovereign_check::ir::Fabric;
 use sovereign_check::{FileKind, Host, Schema};
 use sovereign_diagnostics::{Diagnostic, FileId, SourceMap};
+use sovereign_ir::Fabric;
 
 use crate::host::DiskHost;
 

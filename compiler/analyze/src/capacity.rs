@@ -7,14 +7,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use sovereign_catalog::Catalog;
-use sovereign_check::ir::{Fabric, Item, ItemId};
 use sovereign_diagnostics::{Diagnostic, codes};
+use sovereign_ir::{Fabric, Item, ItemId, ValueKind};
 
 use crate::free::Scope;
 use crate::memory::{DEFAULT_GPU_MEMORY_UTILIZATION, ReplicaMemory, gib};
 use crate::placement::{self, Devices, Inventory, Placement, Request, Shape};
 use crate::view::{
-    Sites, Tier, child_int, child_number, child_str, children, name_of, name_span, ref_prop, ref_target, str_prop,
+    Sites, Tier, child_arg, child_int, child_number, child_str, children, name_of, name_span, ref_prop, ref_target,
+    str_prop,
 };
 
 /// What the analysis knows about one serve.
@@ -117,7 +118,11 @@ fn serve_request(
     let name = name_of(fabric, id);
     let span = name_span(item);
 
-    let mig = child_str(fabric, item, "mig");
+    let mig_profile = child_arg(fabric, item, "mig").and_then(|v| match &v.kind {
+        ValueKind::MigProfile(profile) => Some((profile.to_string(), v.span)),
+        _ => None,
+    });
+    let mig = mig_profile.as_ref().map(|(p, s)| (p.as_str(), *s));
     let gpus = child_int(fabric, item, "gpus");
     let tensor_parallel = child_int(fabric, item, "tensor-parallel");
     if let (Some((profile, mig_span)), Some((_, other_span))) = (mig, gpus.or(tensor_parallel)) {
@@ -358,7 +363,7 @@ fn shortfall(fabric: &Fabric, sites: &Sites, inventory: &Inventory, request: &Re
         format!("serve \"{}\" needs {} × {what} in {wanted}; {found}", plan.name, plan.replicas),
     )
     .with_primary_label(format!("{} of {} replicas placed", plan.placements.len(), plan.replicas));
-    if let Some((_, span)) = child_int(fabric, item, "replicas") {
+    if let Some(span) = child_arg(fabric, item, "replicas").filter(|v| !v.defaulted).map(|v| v.span) {
         d = d.with_label(span, "replicas asked for");
     }
     // Say why every node of the candidate sites could not take more.

@@ -3,8 +3,8 @@
 //! SoC's NPU and runtimes accept (`SOV4003`, `SOV4004`).
 
 use sovereign_catalog::Catalog;
-use sovereign_check::ir::{Fabric, ItemId};
 use sovereign_diagnostics::{Diagnostic, codes};
+use sovereign_ir::{Fabric, ItemId};
 
 use crate::memory::{dtype_bytes, gib};
 use crate::view::{Sites, name_of, name_span, ref_prop, str_prop};

@@ -19,8 +19,8 @@ use std::collections::{BTreeMap, VecDeque};
 
 use hashbrown::{HashMap, HashSet};
 
-use sovereign_check::ir::{Fabric, Item, ItemId, Typed};
 use sovereign_diagnostics::{Diagnostic, Span, codes};
+use sovereign_ir::{Fabric, Item, ItemId, ValueKind};
 
 use crate::capacity::ServePlan;
 use crate::view::{Sites, Tier, bool_prop, children, name_of, name_span, ref_prop, ref_target, str_prop};
@@ -578,12 +578,15 @@ fn export_destination(
     diagnostics: &mut Vec<Diagnostic>,
     workload_points: &[Point],
 ) -> Option<Option<usize>> {
-    let service = export.args.first().and_then(|v| match &v.value {
-        Typed::Str(s) => Some(s.as_str()),
+    let service = export.args.first().and_then(|v| match &v.kind {
+        ValueKind::Str(s) => Some(s.as_str()),
         _ => None,
     })?;
     let region = str_prop(export, "region");
-    let endpoint = str_prop(export, "endpoint");
+    let endpoint = export.prop("endpoint").and_then(|v| match &v.kind {
+        ValueKind::Uri(uri) => Some(uri.as_str()),
+        _ => None,
+    });
     // A hosted service (Logfire) is where its provider runs it, in the
     // region named: a `site=` or an endpoint cannot move it.
     let hosted = service == "logfire";

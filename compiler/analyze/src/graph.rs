@@ -15,12 +15,12 @@ use hashbrown::{HashMap, HashSet};
 
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
-use sovereign_check::ir::{Fabric, ItemId};
 use sovereign_diagnostics::{Diagnostic, Span, codes};
+use sovereign_ir::{Fabric, ItemId};
 
 use crate::capacity::ServePlan;
 use crate::placement::{Devices, Inventory};
-use crate::view::{Sites, children, name_of, name_span, ref_prop, ref_target, str_prop};
+use crate::view::{Sites, children, name_of, name_span, ref_prop, ref_target};
 
 /// What a resource is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -258,10 +258,7 @@ pub fn build(
         if let Some((_, runs_on)) = children(fabric, item, "runs-on").next()
             && let Some(temporal) = runs_on.args.first().and_then(ref_target)
         {
-            let namespace = str_prop(runs_on, "namespace").and_then(|ns| {
-                let qualified = format!("{}/{ns}", fabric.item(temporal).name.as_ref()?.qualified);
-                fabric.lookup("temporal/namespace", &qualified)
-            });
+            let namespace = ref_prop(runs_on, "namespace");
             let target = namespace.and_then(|ns| b.primary(ns)).or_else(|| b.primary(temporal));
             if let Some(target) = target {
                 let site = b.graph.resources[target].site;

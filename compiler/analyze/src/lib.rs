@@ -22,9 +22,9 @@ pub mod view;
 
 use std::path::Path;
 
-use sovereign_check::ir::Fabric;
 use sovereign_check::{Checked, Host, Schema};
 use sovereign_diagnostics::{Diagnostic, SourceMap};
+use sovereign_ir::Fabric;
 
 /// Everything the analysis decided.
 #[derive(Clone, Debug, Default)]

@@ -19,7 +19,7 @@
 use std::sync::Arc;
 
 use sovereign_catalog::{Catalog, MIG_COMPUTE_SLICES, MIG_MEMORY_SLICES, MigProfile};
-use sovereign_check::ir::ItemId;
+use sovereign_ir::ItemId;
 
 use crate::free::{FreeIndex, MigState, NodeState, Scope, first_where};
 use crate::view::Sites;

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use sovereign_catalog::Catalog;
-use sovereign_check::ir::{Fabric, Item, ItemId, Typed, Val};
 use sovereign_diagnostics::Span;
+use sovereign_ir::{Fabric, Item, ItemId, Value, ValueKind};
 
 /// The tier of a site.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -157,8 +157,8 @@ impl Sites {
         }
         let residency =
             fabric.of_kind("fabric/residency").next().and_then(|(_, item)| item.args.first()).and_then(|v| {
-                match &v.value {
-                    Typed::Str(s) => Some(s.clone()),
+                match &v.kind {
+                    ValueKind::Str(s) => Some(s.clone()),
                     _ => None,
                 }
             });
@@ -194,8 +194,8 @@ impl Sites {
 /// A string (or enum) property.
 #[must_use]
 pub fn str_prop<'a>(item: &'a Item, key: &str) -> Option<&'a str> {
-    match &item.prop(key)?.value {
-        Typed::Str(s) => Some(s),
+    match &item.prop(key)?.kind {
+        ValueKind::Str(s) => Some(s),
         _ => None,
     }
 }
@@ -203,24 +203,24 @@ pub fn str_prop<'a>(item: &'a Item, key: &str) -> Option<&'a str> {
 /// A non-negative integer property that fits `u32`.
 #[must_use]
 pub fn int_prop(item: &Item, key: &str) -> Option<u32> {
-    match item.prop(key)?.value {
-        Typed::Int(v) => u32::try_from(v).ok(),
+    match item.prop(key)?.kind {
+        ValueKind::Int(v) => u32::try_from(v).ok(),
         _ => None,
     }
 }
 
 #[must_use]
 pub fn bool_prop(item: &Item, key: &str) -> Option<bool> {
-    match item.prop(key)?.value {
-        Typed::Bool(b) => Some(b),
+    match item.prop(key)?.kind {
+        ValueKind::Bool(b) => Some(b),
         _ => None,
     }
 }
 
 #[must_use]
 pub fn bytes_prop(item: &Item, key: &str) -> Option<u64> {
-    match item.prop(key)?.value {
-        Typed::Bytes(b) => Some(b),
+    match item.prop(key)?.kind {
+        ValueKind::Bytes(b) => Some(b),
         _ => None,
     }
 }
@@ -233,9 +233,9 @@ pub fn ref_prop(item: &Item, key: &str) -> Option<ItemId> {
 
 /// The resolved target of a reference value.
 #[must_use]
-pub fn ref_target(val: &Val) -> Option<ItemId> {
-    match val.value {
-        Typed::Ref { target, .. } => target,
+pub fn ref_target(val: &Value) -> Option<ItemId> {
+    match val.kind {
+        ValueKind::Ref { target, .. } => target,
         _ => None,
     }
 }
@@ -254,7 +254,7 @@ pub fn children<'a>(
 
 /// The first argument of the first child named `name`.
 #[must_use]
-pub fn child_arg<'a>(fabric: &'a Fabric, item: &'a Item, name: &str) -> Option<&'a Val> {
+pub fn child_arg<'a>(fabric: &'a Fabric, item: &'a Item, name: &str) -> Option<&'a Value> {
     item.children
         .iter()
         .map(|&id| fabric.item(id))
@@ -266,8 +266,8 @@ pub fn child_arg<'a>(fabric: &'a Fabric, item: &'a Item, name: &str) -> Option<&
 #[must_use]
 pub fn child_int(fabric: &Fabric, item: &Item, name: &str) -> Option<(u32, Span)> {
     let val = child_arg(fabric, item, name)?;
-    match val.value {
-        Typed::Int(v) => u32::try_from(v).ok().map(|v| (v, val.span)),
+    match val.kind {
+        ValueKind::Int(v) => u32::try_from(v).ok().map(|v| (v, val.span)),
         _ => None,
     }
 }
@@ -276,9 +276,9 @@ pub fn child_int(fabric: &Fabric, item: &Item, name: &str) -> Option<(u32, Span)
 #[must_use]
 pub fn child_number(fabric: &Fabric, item: &Item, name: &str) -> Option<(f64, Span)> {
     let val = child_arg(fabric, item, name)?;
-    match val.value {
-        Typed::Num(v) => Some((v, val.span)),
-        Typed::Int(v) => Some((v as f64, val.span)),
+    match val.kind {
+        ValueKind::Num(v) => Some((v, val.span)),
+        ValueKind::Int(v) => Some((v as f64, val.span)),
         _ => None,
     }
 }
@@ -287,8 +287,8 @@ pub fn child_number(fabric: &Fabric, item: &Item, name: &str) -> Option<(f64, Sp
 #[must_use]
 pub fn child_str<'a>(fabric: &'a Fabric, item: &'a Item, name: &str) -> Option<(&'a str, Span)> {
     let val = child_arg(fabric, item, name)?;
-    match &val.value {
-        Typed::Str(s) => Some((s.as_str(), val.span)),
+    match &val.kind {
+        ValueKind::Str(s) => Some((s.as_str(), val.span)),
         _ => None,
     }
 }
@@ -301,8 +301,8 @@ pub fn name_of(fabric: &Fabric, id: ItemId) -> String {
     if let Some(name) = &item.name {
         return name.qualified.to_string();
     }
-    let arg = item.args.first().and_then(|v| match &v.value {
-        Typed::Str(s) => Some(s.as_str()),
+    let arg = item.args.first().and_then(|v| match &v.kind {
+        ValueKind::Str(s) => Some(s.as_str()),
         _ => None,
     });
     match (item.parent, arg) {

@@ -1,7 +1,7 @@
 //! Reading catalog files into the typed tables of [`Catalog`].
 
 use sovereign_diagnostics::{Diagnostic, FileId, Span, codes};
-use sovereign_syntax::ast::{Node, ValueKind};
+use sovereign_syntax::ast::{LiteralKind, Node};
 
 use crate::{Architecture, Catalog, Gpu, MIG_COMPUTE_SLICES, MIG_MEMORY_SLICES, MigProfile, Region, Soc, Tpu};
 
@@ -119,7 +119,7 @@ impl Entry<'_, '_> {
     /// A non-negative number property; `None` (and a diagnostic) when absent or malformed.
     fn number(&mut self, key: &str) -> Option<f64> {
         let value = match self.node.property(key).map(|e| &e.value.kind) {
-            Some(ValueKind::Number(n)) => n.as_f64().filter(|v| v.is_finite() && *v >= 0.0),
+            Some(LiteralKind::Number(n)) => n.as_f64().filter(|v| v.is_finite() && *v >= 0.0),
             _ => None,
         };
         if value.is_none() {

@@ -11,7 +11,7 @@ use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use sovereign_diagnostics::{Diagnostic, Span, codes};
 
-use crate::ir::{Fabric, ItemId, Typed};
+use sovereign_ir::{Fabric, ItemId, ValueKind};
 
 /// One dependency: `from` needs `to`, because of the value at `span`.
 #[derive(Clone, Debug)]
@@ -28,8 +28,8 @@ pub struct Dependency {
 pub fn dependencies(fabric: &Fabric) -> Vec<Dependency> {
     let mut out = Vec::new();
     for (index, item) in fabric.items.iter().enumerate() {
-        let target = |val: &crate::ir::Val| match &val.value {
-            Typed::Ref { target: Some(t), .. } | Typed::Secret { target: Some(t), .. } => Some(*t),
+        let target = |val: &sovereign_ir::Value| match &val.kind {
+            ValueKind::Ref { target: Some(t), .. } | ValueKind::Secret { target: Some(t), .. } => Some(*t),
             _ => None,
         };
         let from = fabric.root_of(ItemId(index as u32));

@@ -16,7 +16,7 @@
 use sovereign_catalog::Catalog;
 use sovereign_diagnostics::{Diagnostic, Span, codes};
 
-use crate::ir::{Fabric, Item, ItemId, Typed, Val};
+use sovereign_ir::{Fabric, Item, ItemId, Value, ValueKind};
 
 /// The weight formats vLLM loads (its `--load-format`: safetensors and
 /// PyTorch checkpoints, and GGUF; vllm docs, engine arguments).
@@ -46,31 +46,31 @@ struct Domain<'a> {
     out: &'a mut Vec<Diagnostic>,
 }
 
-fn str_of(val: &Val) -> Option<&str> {
-    match &val.value {
-        Typed::Str(s) => Some(s),
+fn str_of(val: &Value) -> Option<&str> {
+    match &val.kind {
+        ValueKind::Str(s) => Some(s),
         _ => None,
     }
 }
 
-fn int_of(val: &Val) -> Option<i64> {
-    match val.value {
-        Typed::Int(v) => Some(v),
+fn int_of(val: &Value) -> Option<i64> {
+    match val.kind {
+        ValueKind::Int(v) => Some(v),
         _ => None,
     }
 }
 
-fn num_of(val: &Val) -> Option<f64> {
-    match val.value {
-        Typed::Num(v) => Some(v),
-        Typed::Int(v) => Some(v as f64),
+fn num_of(val: &Value) -> Option<f64> {
+    match val.kind {
+        ValueKind::Num(v) => Some(v),
+        ValueKind::Int(v) => Some(v as f64),
         _ => None,
     }
 }
 
-fn target(val: &Val) -> Option<ItemId> {
-    match val.value {
-        Typed::Ref { target, .. } => target,
+fn target(val: &Value) -> Option<ItemId> {
+    match val.kind {
+        ValueKind::Ref { target, .. } => target,
         _ => None,
     }
 }
@@ -79,7 +79,7 @@ fn children<'f>(fabric: &'f Fabric, item: &'f Item, kind: &'f str) -> impl Itera
     item.children.iter().map(|&c| fabric.item(c)).filter(move |c| c.kind.rsplit('/').next() == Some(kind))
 }
 
-fn child_arg<'f>(fabric: &'f Fabric, item: &'f Item, kind: &'f str) -> Option<&'f Val> {
+fn child_arg<'f>(fabric: &'f Fabric, item: &'f Item, kind: &'f str) -> Option<&'f Value> {
     children(fabric, item, kind).next().and_then(|c| c.args.first())
 }
 
@@ -121,7 +121,7 @@ impl<'a> Domain<'a> {
             let nodes: Vec<&Item> = children(fabric, site, "node").collect();
             for node in nodes {
                 let (Some(gpu), Some(mig)) = (node.prop("gpu").and_then(str_of), node.prop("mig")) else { continue };
-                if mig.value == Typed::Bool(true) && self.catalog.gpus.get(gpu).is_some_and(|g| g.mig.is_empty()) {
+                if mig.kind == ValueKind::Bool(true) && self.catalog.gpus.get(gpu).is_some_and(|g| g.mig.is_empty()) {
                     self.push(
                         codes::VALUE_NOT_ALLOWED,
                         mig.span,
@@ -135,7 +135,7 @@ impl<'a> Domain<'a> {
                 let (Some(soc), Some(memory)) = (fleet.prop("soc").and_then(str_of), fleet.prop("memory")) else {
                     continue;
                 };
-                if let (Some(chip), Typed::Bytes(bytes)) = (self.catalog.socs.get(soc), &memory.value)
+                if let (Some(chip), ValueKind::Bytes(bytes)) = (self.catalog.socs.get(soc), &memory.kind)
                     && *bytes > chip.max_memory_gib << 30
                 {
                     self.push(
@@ -306,7 +306,7 @@ impl<'a> Domain<'a> {
         let fabric: &'a Fabric = self.fabric;
         for (_, namespace) in fabric.of_kind("temporal/namespace") {
             if let Some(val) = namespace.prop("retention")
-                && let Typed::Millis(ms) = val.value
+                && let ValueKind::Millis(ms) = val.kind
                 && ms < MIN_RETENTION_MS
             {
                 self.push(
@@ -363,9 +363,10 @@ impl<'a> Domain<'a> {
         }
         for (_, schedule) in fabric.of_kind("eval/schedule") {
             if let Some(val) = schedule.args.first()
-                && let Some(text) = str_of(val)
-                && !crate::values::cron_can_fire(text)
+                && let ValueKind::Cron(cron) = &val.kind
+                && !cron.can_fire()
             {
+                let text = cron.text();
                 self.push(
                     codes::INVALID_CRON,
                     val.span,

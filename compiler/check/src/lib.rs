@@ -1,8 +1,8 @@
 //! The middle of the compiler: from KDL files to a checked Fabric IR.
 //!
 //! ```text
-//! files ─parse─▶ KDL trees ─lower (schema)─▶ IR items ─resolve─▶ names and references
-//!       ─cycles─▶ dependency graph checked ─▶ Checked { sources, fabric, diagnostics }
+//! files ─parse─▶ KDL trees ─lower (schema, defaults)─▶ IR items ─resolve─▶ names and references
+//!       ─model─▶ typed Spec ─domain, cycles─▶ Checked { sources, fabric, spec, diagnostics }
 //! ```
 //!
 //! Architecture Invariant: pure. No file, network, clock or environment
@@ -11,15 +11,15 @@
 
 pub mod cycles;
 pub mod domain;
-pub mod ir;
 mod load;
 pub mod lower;
 pub mod reference;
 pub mod resolve;
 pub mod schema;
-pub mod values;
 
 use std::path::Path;
+
+use sovereign_ir as ir;
 
 use sovereign_diagnostics::{Diagnostic, FileId, SourceMap, Span};
 
@@ -32,6 +32,8 @@ pub struct Checked {
     /// Every file read: stdlib files first when the schema was loaded with them, then the spec's.
     pub sources: SourceMap,
     pub fabric: ir::Fabric,
+    /// The typed model, when the spec resolved without errors.
+    pub spec: Option<sovereign_model::Spec>,
     pub dependencies: Vec<cycles::Dependency>,
     /// Sorted by file and position.
     pub diagnostics: Vec<Diagnostic>,
@@ -66,7 +68,14 @@ pub fn check(root: &Path, bytes: Vec<u8>, host: &dyn Host, schema: &Schema, sour
     let mut diagnostics = std::mem::take(&mut loader.diagnostics);
     let mut fabric = std::mem::take(&mut loader.fabric);
     resolve::resolve(&mut fabric, Span::new(root_file, 0, 0), &mut diagnostics);
-    let resolved = !diagnostics.iter().any(Diagnostic::is_error);
+    let mut spec = None;
+    if !diagnostics.iter().any(Diagnostic::is_error) {
+        match sovereign_model::read(&fabric) {
+            Ok(model) => spec = Some(model),
+            Err(problems) => diagnostics.extend(problems),
+        }
+    }
+    let resolved = spec.is_some();
     // The domain checks and the dependency graph only read the fabric: on
     // two cores they run side by side; the diagnostics are sorted after,
     // so the output does not depend on which finishes first.
@@ -85,5 +94,5 @@ pub fn check(root: &Path, bytes: Vec<u8>, host: &dyn Host, schema: &Schema, sour
     });
     diagnostics.extend(domain_diagnostics);
     sovereign_diagnostics::sort(&mut diagnostics);
-    Checked { sources: loader.sources, fabric, dependencies, diagnostics }
+    Checked { sources: loader.sources, fabric, spec, dependencies, diagnostics }
 }

@@ -16,9 +16,9 @@ use std::path::{Component, Path, PathBuf};
 
 use sovereign_diagnostics::{Diagnostic, FileId, SourceMap, Span, codes};
 
-use crate::ir::Fabric;
 use crate::lower::{ImportRequest, Lower};
 use crate::schema::Schema;
+use sovereign_ir::Fabric;
 
 /// What is at a path, as far as imports care. Found without opening it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

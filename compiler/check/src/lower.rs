@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use sovereign_catalog::EntryKind;
 use sovereign_diagnostics::{Diagnostic, Span, closest, codes};
-use sovereign_syntax::ast::{Node, NumberForm, Value, ValueKind};
+use sovereign_syntax::ast::{Literal, LiteralKind, Node, NumberForm};
 
-use crate::ir::{Fabric, Item, ItemId, Name, Typed, Val};
-use crate::schema::{NodeDef, Schema, ValueDef, ValueType};
-use crate::values;
+use crate::schema::{Field, NodeDef, Schema, Type};
+use sovereign_ir::values::{self, Condition, Cron, MigProfile, SecretSource, Uri};
+use sovereign_ir::{Fabric, Item, ItemId, Name, Value, ValueKind};
 
 /// An `import` found while lowering: the path as written and its span.
 #[derive(Clone, Debug)]
@@ -43,7 +43,7 @@ impl<'s, 'f> Lower<'s, 'f> {
             Some(def) => {
                 let id = self.node(node, def, None);
                 if node.name.text == "import"
-                    && let Some(Val { value: Typed::Str(path), span }) = self.fabric.item(id).args.first()
+                    && let Some(Value { kind: ValueKind::Str(path), span, .. }) = self.fabric.item(id).args.first()
                 {
                     self.imports.push(ImportRequest { path: path.clone(), span: *span });
                 }
@@ -122,16 +122,16 @@ impl Lower<'_, '_> {
         };
         // Sized exactly: most nodes have one or two of each, and the default
         // growth would reserve four.
-        let mut args: Vec<Val> = Vec::with_capacity(
+        let mut args: Vec<Value> = Vec::with_capacity(
             node.entries.iter().filter(|e| e.key.is_none()).count().saturating_sub(usize::from(def.declares)),
         );
-        let mut props: Vec<(Arc<str>, Val)> =
+        let mut props: Vec<(Arc<str>, Value)> =
             Vec::with_capacity(node.entries.iter().filter(|e| e.key.is_some()).count());
         let mut arguments = node.arguments().peekable();
         if def.declares {
             match arguments.next() {
                 Some(value) => match &value.kind {
-                    ValueKind::String(text) => {
+                    LiteralKind::String(text) => {
                         if let Err(reason) = values::check_name(text) {
                             let mut d = Diagnostic::new(codes::INVALID_NAME, value.span, format!("`{text}` is not a valid name: {reason}"))
                                 .with_help("names become Kubernetes object names: lowercase letters, digits, `-` and `.`, starting with a letter, at most 63 characters");
@@ -263,8 +263,8 @@ impl Lower<'_, '_> {
         for (key, prop_def) in &def.props {
             if !node.has_errors && prop_def.required && !seen.contains_key(&**key) {
                 let example = match &prop_def.ty {
-                    ValueType::Enum(values) => format!("{key}=\"{}\"", values.first().map_or("", String::as_str)),
-                    ValueType::Integer | ValueType::Number => format!("{key}=1"),
+                    Type::Enum(values) => format!("{key}=\"{}\"", values.first().map_or("", String::as_str)),
+                    Type::Integer | Type::Number => format!("{key}=1"),
                     _ => format!("{key}=\"…\""),
                 };
                 self.push(
@@ -276,6 +276,17 @@ impl Lower<'_, '_> {
                     .with_primary_label(format!("`{key}` missing"))
                     .with_help(format!("add {example}: {}", prop_def.doc)),
                 );
+            }
+        }
+        // The schema's defaults, so the IR says what the spec means. A value
+        // given but invalid (already an error) gets no default.
+        for (key, prop_def) in &def.props {
+            if let Some(default) = &prop_def.default_value
+                && !seen.contains_key(&**key)
+            {
+                let at = props.partition_point(|(k, _)| **k <= **key);
+                let value = Value { kind: default.clone(), span: node.name.span, defaulted: true };
+                props.insert(at, (key.clone(), value));
             }
         }
         item.args = args.into_boxed_slice();
@@ -314,6 +325,25 @@ impl Lower<'_, '_> {
             let child_id = self.node(child, &child_def.node, Some(id));
             children.push(child_id);
         }
+        // An absent `max=1` child whose argument has a default (`replicas 1`)
+        // is stored as if written, at the parent's keyword.
+        for child_def in &def.children {
+            if let Some(default) = child_def.node.args.first().and_then(|a| a.default_value.as_ref())
+                && !counts.contains_key(child_def.node.name.as_str())
+            {
+                let value = Value { kind: default.clone(), span: node.name.span, defaulted: true };
+                children.push(self.fabric.push(Item {
+                    kind: child_def.node.path.clone(),
+                    name: None,
+                    parent: Some(id),
+                    children: Box::default(),
+                    args: Box::new([value]),
+                    props: Box::default(),
+                    span: node.name.span,
+                    keyword_span: node.name.span,
+                }));
+            }
+        }
         self.fabric.items[id.0 as usize].children = children.into_boxed_slice();
         for child_def in &def.children {
             if !node.has_errors && child_def.required && !counts.contains_key(child_def.node.name.as_str()) {
@@ -331,7 +361,7 @@ impl Lower<'_, '_> {
         id
     }
 
-    fn wrong_type(&mut self, value: &Value<'_>, def: &ValueDef, what: What<'_>) {
+    fn wrong_type(&mut self, value: &Literal<'_>, def: &Field, what: What<'_>) {
         let mut d = Diagnostic::new(
             codes::WRONG_TYPE,
             value.span,
@@ -339,13 +369,13 @@ impl Lower<'_, '_> {
         )
         .with_primary_label(format!("expected {}", def.ty.describe()));
         d = match (&def.ty, &value.kind) {
-            (ty, ValueKind::Number(n)) if ty.is_string_like() => {
+            (ty, LiteralKind::Number(n)) if ty.is_string_like() => {
                 d.with_help("quote it to make it a string").with_fix("quote it", value.span, format!("\"{}\"", n.raw))
             }
-            (ValueType::Integer | ValueType::Number, ValueKind::String(s)) if s.parse::<f64>().is_ok() => {
+            (Type::Integer | Type::Number, LiteralKind::String(s)) if s.parse::<f64>().is_ok() => {
                 d.with_help("remove the quotes").with_fix("remove the quotes", value.span, s.to_string())
             }
-            (ValueType::Bool, ValueKind::String(s)) if *s == "true" || *s == "false" => {
+            (Type::Bool, LiteralKind::String(s)) if *s == "true" || *s == "false" => {
                 d.with_help(format!("write #{s}")).with_fix(format!("write #{s}"), value.span, format!("#{s}"))
             }
             _ => d.with_help(format!("write {}", def.ty.describe())),
@@ -357,11 +387,11 @@ impl Lower<'_, '_> {
         self.push(Diagnostic::new(code, span, message).with_help(help));
     }
 
-    fn value(&mut self, value: &Value<'_>, def: &ValueDef, what: What<'_>) -> Option<Val> {
+    fn value(&mut self, value: &Literal<'_>, def: &Field, what: What<'_>) -> Option<Value> {
         let span = value.span;
         let text = value.kind.as_str();
         let typed = match (&def.ty, &value.kind) {
-            (ValueType::Integer, ValueKind::Number(n)) if matches!(n.form, NumberForm::Integer { .. }) => {
+            (Type::Integer, LiteralKind::Number(n)) if matches!(n.form, NumberForm::Integer { .. }) => {
                 let Some(v) = n.as_i64() else {
                     self.invalid(
                         codes::VALUE_OUT_OF_RANGE,
@@ -372,20 +402,20 @@ impl Lower<'_, '_> {
                     return None;
                 };
                 self.range(v as f64, def, span, what)?;
-                Typed::Int(v)
+                ValueKind::Int(v)
             }
-            (ValueType::Number, ValueKind::Number(n))
+            (Type::Number, LiteralKind::Number(n))
                 if !matches!(n.form, NumberForm::NaN | NumberForm::Inf | NumberForm::NegInf) =>
             {
                 let v = n.as_f64()?;
                 self.range(v, def, span, what)?;
-                Typed::Num(v)
+                ValueKind::Num(v)
             }
-            (ValueType::Bool, ValueKind::Bool(b)) => Typed::Bool(*b),
-            (ty, ValueKind::String(_)) if ty.is_string_like() => {
+            (Type::Bool, LiteralKind::Bool(b)) => ValueKind::Bool(*b),
+            (ty, LiteralKind::String(_)) if ty.is_string_like() => {
                 return self.string_value(text.unwrap_or_default(), span, def, what);
             }
-            (ValueType::Secret | ValueType::SecretSource, _) => {
+            (Type::Secret | Type::SecretSource, _) => {
                 // A number or keyword where a secret's name belongs may be the
                 // credential itself: reported without echoing it.
                 let mut d = secret_literal(span);
@@ -398,10 +428,10 @@ impl Lower<'_, '_> {
                 return None;
             }
         };
-        Some(Val { value: typed, span })
+        Some(Value::new(typed, span))
     }
 
-    fn range(&mut self, v: f64, def: &ValueDef, span: Span, what: What<'_>) -> Option<()> {
+    fn range(&mut self, v: f64, def: &Field, span: Span, what: What<'_>) -> Option<()> {
         let low = def.min.is_some_and(|m| v < m);
         let high = def.max.is_some_and(|m| v > m);
         if low || high {
@@ -428,10 +458,10 @@ impl Lower<'_, '_> {
         kinds: &[EntryKind],
         text: &str,
         span: Span,
-    ) -> Option<Val> {
+    ) -> Option<Value> {
         let catalog = &self.schema.catalog;
         if kinds.iter().any(|k| catalog.contains(*k, text)) {
-            return Some(Val { value: Typed::Str(text.to_owned()), span });
+            return Some(Value::new(ValueKind::Str(text.to_owned()), span));
         }
         let known: Vec<&str> = kinds.iter().flat_map(|k| catalog.names(*k)).collect();
         let noun = kinds.iter().map(|k| k.word()).collect::<Vec<_>>().join(" or ");
@@ -460,10 +490,10 @@ impl Lower<'_, '_> {
         None
     }
 
-    fn string_value(&mut self, text: &str, span: Span, def: &ValueDef, what: What<'_>) -> Option<Val> {
+    fn string_value(&mut self, text: &str, span: Span, def: &Field, what: What<'_>) -> Option<Value> {
         let typed = match &def.ty {
-            ValueType::String | ValueType::Path => Typed::Str(text.to_owned()),
-            ValueType::Enum(allowed) => {
+            Type::String | Type::Path => ValueKind::Str(text.to_owned()),
+            Type::Enum(allowed) => {
                 if !allowed.iter().any(|a| a == text) {
                     let mut d =
                         Diagnostic::new(codes::VALUE_NOT_ALLOWED, span, format!("`{text}` is not allowed for {what}"))
@@ -479,10 +509,10 @@ impl Lower<'_, '_> {
                     self.push(d);
                     return None;
                 }
-                Typed::Str(text.to_owned())
+                ValueKind::Str(text.to_owned())
             }
-            ValueType::Memory => match values::parse_bytes(text) {
-                Ok(bytes) => Typed::Bytes(bytes),
+            Type::Memory => match values::parse_bytes(text) {
+                Ok(bytes) => ValueKind::Bytes(bytes),
                 Err(reason) => {
                     self.invalid(
                         codes::INVALID_QUANTITY,
@@ -493,8 +523,8 @@ impl Lower<'_, '_> {
                     return None;
                 }
             },
-            ValueType::Duration => match values::parse_millis(text) {
-                Ok(ms) => Typed::Millis(ms),
+            Type::Duration => match values::parse_millis(text) {
+                Ok(ms) => ValueKind::Millis(ms),
                 Err(reason) => {
                     self.invalid(
                         codes::INVALID_DURATION,
@@ -505,8 +535,8 @@ impl Lower<'_, '_> {
                     return None;
                 }
             },
-            ValueType::Cron => match values::check_cron(text) {
-                Ok(()) => Typed::Str(text.to_owned()),
+            Type::Cron => match Cron::parse(text) {
+                Ok(cron) => ValueKind::Cron(Box::new(cron)),
                 Err(reason) => {
                     self.invalid(
                         codes::INVALID_CRON,
@@ -517,24 +547,31 @@ impl Lower<'_, '_> {
                     return None;
                 }
             },
-            ValueType::Region => return self.catalog_value(codes::UNKNOWN_REGION, &[EntryKind::Region], text, span),
-            ValueType::Jurisdiction => {
+            Type::Region => return self.catalog_value(codes::UNKNOWN_REGION, &[EntryKind::Region], text, span),
+            Type::Jurisdiction => {
                 return self.catalog_value(codes::UNKNOWN_REGION, &[EntryKind::Jurisdiction], text, span);
             }
-            ValueType::Catalog(kinds) => return self.catalog_value(codes::UNKNOWN_CATALOG_ENTRY, kinds, text, span),
-            ValueType::Ref(kinds) => Typed::Ref { name: text.to_owned(), kinds: kinds.clone(), target: None },
-            ValueType::AnyRef => Typed::Ref { name: text.to_owned(), kinds: Vec::new().into(), target: None },
+            Type::Catalog(kinds) => return self.catalog_value(codes::UNKNOWN_CATALOG_ENTRY, kinds, text, span),
+            Type::Ref(kinds) => ValueKind::Ref {
+                name: text.to_owned(),
+                kinds: kinds.clone(),
+                target: None,
+                relative_to: def.relative_to.and_then(|i| u32::try_from(i).ok()),
+            },
+            Type::AnyRef => {
+                ValueKind::Ref { name: text.to_owned(), kinds: Vec::new().into(), target: None, relative_to: None }
+            }
             // Text that cannot be a declared secret's name (names are
             // DNS-1123 labels) is a literal: dropped here, so it never enters
             // the IR. A name-shaped text is kept until resolution tells a
             // declared name from a literal (see `resolve`).
-            ValueType::Secret if values::check_name(text).is_err() => {
+            Type::Secret if values::check_name(text).is_err() => {
                 self.push(secret_literal(span));
-                Typed::Secret { name: None, target: None }
+                ValueKind::Secret { name: None, target: None }
             }
-            ValueType::Secret => Typed::Secret { name: Some(text.to_owned()), target: None },
-            ValueType::SecretSource => match values::check_secret_source(text) {
-                Ok(()) => Typed::Str(text.to_owned()),
+            Type::Secret => ValueKind::Secret { name: Some(text.to_owned()), target: None },
+            Type::SecretSource => match SecretSource::parse(text) {
+                Ok(source) => ValueKind::SecretSource(Box::new(source)),
                 Err(reason) => {
                     // Never echo the text: it may be the secret itself.
                     self.push(
@@ -547,8 +584,8 @@ impl Lower<'_, '_> {
                     return None;
                 }
             },
-            ValueType::Uri(schemes) => match values::check_uri(text, schemes) {
-                Ok(()) => Typed::Str(text.to_owned()),
+            Type::Uri(schemes) => match Uri::parse(text, schemes) {
+                Ok(uri) => ValueKind::Uri(Box::new(uri)),
                 Err(reason) => {
                     self.invalid(
                         codes::INVALID_URI,
@@ -559,8 +596,8 @@ impl Lower<'_, '_> {
                     return None;
                 }
             },
-            ValueType::Condition => match values::check_condition(text) {
-                Ok(()) => Typed::Str(text.to_owned()),
+            Type::Condition => match Condition::parse(text) {
+                Ok(condition) => ValueKind::Condition(Box::new(condition)),
                 Err(reason) => {
                     self.invalid(
                         codes::INVALID_CONDITION,
@@ -571,8 +608,8 @@ impl Lower<'_, '_> {
                     return None;
                 }
             },
-            ValueType::MigProfile => match values::check_mig_profile(text) {
-                Ok(()) => Typed::Str(text.to_owned()),
+            Type::MigProfile => match MigProfile::parse(text) {
+                Ok(profile) => ValueKind::MigProfile(profile),
                 Err(reason) => {
                     self.invalid(
                         codes::VALUE_NOT_ALLOWED,
@@ -583,9 +620,9 @@ impl Lower<'_, '_> {
                     return None;
                 }
             },
-            ValueType::Integer | ValueType::Number | ValueType::Bool => return None,
+            Type::Integer | Type::Number | Type::Bool => return None,
         };
-        Some(Val { value: typed, span })
+        Some(Value::new(typed, span))
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::schema::{NodeDef, Schema, ValueDef};
+use crate::schema::{Field, NodeDef, Schema};
 
 /// Renders the whole language reference as Markdown.
 #[must_use]
@@ -125,7 +125,7 @@ fn first_sentence(text: &str) -> &str {
     text.split_once(". ").map_or(text, |(first, _)| first).trim_end_matches('.')
 }
 
-fn value_line(def: &ValueDef) -> String {
+fn value_line(def: &Field) -> String {
     let mut notes = Vec::new();
     if def.required {
         notes.push("required".to_owned());

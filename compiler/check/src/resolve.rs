@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use sovereign_diagnostics::{Diagnostic, Span, closest, codes};
 
-use crate::ir::{DeclKey, Fabric, ItemId, Typed};
+use sovereign_ir::{DeclKey, Fabric, ItemId, ValueKind};
 
 /// Fills `fabric.names` and resolves every reference in place.
 pub fn resolve(fabric: &mut Fabric, root_span: Span, diagnostics: &mut Vec<Diagnostic>) {
@@ -30,14 +30,16 @@ pub fn resolve(fabric: &mut Fabric, root_span: Span, diagnostics: &mut Vec<Diagn
             .map(|(i, v)| (Slot::Arg(i), v))
             .chain(item.props.iter().enumerate().map(|(i, (_, v))| (Slot::Prop(i), v)));
         for (slot, val) in values {
-            let target = match &val.value {
-                Typed::Ref { name, kinds, .. } if kinds.is_empty() => {
+            let target = match &val.kind {
+                // Resolved below, once the declaration it is relative to is known.
+                ValueKind::Ref { relative_to: Some(_), .. } => continue,
+                ValueKind::Ref { name, kinds, .. } if kinds.is_empty() => {
                     resolve_any(fabric, &mut lists, &declared, name, val.span, diagnostics)
                 }
-                Typed::Ref { name, kinds, .. } => {
+                ValueKind::Ref { name, kinds, .. } => {
                     resolve_kind(fabric, &mut lists, &declared, name, kinds, val.span, diagnostics)
                 }
-                Typed::Secret { name: Some(name), .. } => {
+                ValueKind::Secret { name: Some(name), .. } => {
                     let target = fabric.lookup("secret", name);
                     if target.is_none() {
                         secret_not_declared(fabric, &mut lists, name, val.span, diagnostics);
@@ -49,15 +51,22 @@ pub fn resolve(fabric: &mut Fabric, root_span: Span, diagnostics: &mut Vec<Diagn
             resolutions.push((id, slot, target));
         }
     }
+    apply(fabric, resolutions);
+    let relative = resolve_relative(fabric, diagnostics);
+    apply(fabric, relative);
+}
+
+/// Writes resolved targets into the IR.
+fn apply(fabric: &mut Fabric, resolutions: Vec<(ItemId, Slot, Option<ItemId>)>) {
     for (id, slot, resolved) in resolutions {
         let item = &mut fabric.items[id.0 as usize];
         let val = match slot {
             Slot::Arg(i) => &mut item.args[i],
             Slot::Prop(i) => &mut item.props[i].1,
         };
-        match &mut val.value {
-            Typed::Ref { target, .. } => *target = resolved,
-            Typed::Secret { name, target } => {
+        match &mut val.kind {
+            ValueKind::Ref { target, .. } => *target = resolved,
+            ValueKind::Secret { name, target } => {
                 *target = resolved;
                 // A literal secret does not survive into the IR.
                 if resolved.is_none() {
@@ -67,51 +76,60 @@ pub fn resolve(fabric: &mut Fabric, root_span: Span, diagnostics: &mut Vec<Diagn
             _ => {}
         }
     }
-    check_runs_on_namespaces(fabric, diagnostics);
 }
 
-/// `runs-on "temporal" namespace="evals"` names a namespace of that Temporal
-/// cluster, relative to it: the one reference the schema cannot express as a
-/// plain `ref` (its target depends on the argument beside it).
-fn check_runs_on_namespaces(fabric: &Fabric, diagnostics: &mut Vec<Diagnostic>) {
-    for item in fabric.of_kind_named("runs-on").into_iter().map(|id| fabric.item(id)) {
-        let (Some(Typed::Ref { target: Some(temporal), .. }), Some(val)) =
-            (item.args.first().map(|v| &v.value), item.prop("namespace"))
-        else {
-            continue;
-        };
-        let Typed::Str(namespace) = &val.value else { continue };
-        let Some(temporal_name) = &fabric.item(*temporal).name else { continue };
-        if fabric.lookup("temporal/namespace", &format!("{}/{namespace}", temporal_name.qualified)).is_some() {
-            continue;
-        }
-        let declared: Vec<&str> = fabric
-            .item(*temporal)
-            .children
+/// References relative to the declaration another argument names (the
+/// schema's `relative-to=`): `runs-on "metabolism" namespace="evals"` names
+/// `metabolism/evals`. Nothing is reported when that argument did not
+/// resolve: it already was.
+fn resolve_relative(fabric: &Fabric, diagnostics: &mut Vec<Diagnostic>) -> Vec<(ItemId, Slot, Option<ItemId>)> {
+    let mut resolutions = Vec::new();
+    for (index, item) in fabric.items.iter().enumerate() {
+        let values = item
+            .args
             .iter()
-            .filter_map(|&c| fabric.item(c).name.as_ref().filter(|_| &*fabric.item(c).kind == "temporal/namespace"))
-            .map(|n| n.text())
-            .collect();
-        let mut d = Diagnostic::new(
-            codes::UNKNOWN_REFERENCE,
-            val.span,
-            format!("temporal \"{}\" has no namespace `{namespace}`", temporal_name.qualified),
-        )
-        .with_primary_label("not declared in that Temporal cluster");
-        d = match closest(namespace, declared.iter().copied()) {
-            Some(s) => d.with_help(format!("did you mean `{s}`?")).with_fix(
-                format!("replace with \"{s}\""),
-                val.span,
-                format!("\"{s}\""),
-            ),
-            None if declared.is_empty() => d.with_help(format!(
-                "declare it inside the cluster: temporal \"{}\" {{ namespace \"{namespace}\" }}",
-                temporal_name.qualified
-            )),
-            None => d.with_help(format!("its namespaces: {}", declared.join(", "))),
-        };
-        diagnostics.push(d);
+            .enumerate()
+            .map(|(i, v)| (Slot::Arg(i), v))
+            .chain(item.props.iter().enumerate().map(|(i, (_, v))| (Slot::Prop(i), v)));
+        for (slot, val) in values {
+            let ValueKind::Ref { name, kinds, relative_to: Some(base), .. } = &val.kind else { continue };
+            let Some(parent) = item.args.get(*base as usize).and_then(sovereign_ir::Value::target) else { continue };
+            let Some(parent_name) = &fabric.item(parent).name else { continue };
+            let qualified = format!("{}/{name}", parent_name.qualified);
+            let target = kinds.iter().find_map(|kind| fabric.lookup(kind, &qualified));
+            if target.is_none() {
+                diagnostics.push(not_declared_within(fabric, parent, name, kinds, val.span));
+            }
+            resolutions.push((ItemId(index as u32), slot, target));
+        }
     }
+    resolutions
+}
+
+/// SOV3002 for a relative name its declaration does not have.
+fn not_declared_within(fabric: &Fabric, parent: ItemId, name: &str, kinds: &[String], span: Span) -> Diagnostic {
+    let wanted = kinds.iter().map(|k| kind_word(k)).collect::<Vec<_>>().join(" or ");
+    let declared: Vec<&str> = fabric
+        .item(parent)
+        .children
+        .iter()
+        .map(|&c| fabric.item(c))
+        .filter(|c| kinds.iter().any(|k| **k == *c.kind))
+        .filter_map(|c| c.name.as_ref().map(|n| n.text()))
+        .collect();
+    let owner = fabric.describe(parent);
+    let mut d = Diagnostic::new(codes::UNKNOWN_REFERENCE, span, format!("{owner} has no {wanted} `{name}`"))
+        .with_primary_label(format!("not declared in {owner}"));
+    d = match closest(name, declared.iter().copied()) {
+        Some(s) => d.with_help(format!("did you mean `{s}`?")).with_fix(
+            format!("replace with \"{s}\""),
+            span,
+            format!("\"{s}\""),
+        ),
+        None if declared.is_empty() => d.with_help(format!("declare it inside: {owner} {{ {wanted} \"{name}\" }}")),
+        None => d.with_help(format!("its {wanted}s: {}", declared.join(", "))),
+    };
+    d
 }
 
 /// Where a value sits in its item.

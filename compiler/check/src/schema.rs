@@ -9,11 +9,13 @@ use std::sync::Arc;
 
 use sovereign_catalog::{Catalog, EntryKind};
 use sovereign_diagnostics::{Diagnostic, FileId, Span, codes};
-use sovereign_syntax::ast::{Node, ValueKind};
+use sovereign_ir::ValueKind;
+use sovereign_ir::values;
+use sovereign_syntax::ast::{LiteralKind, Node, NumberForm};
 
 /// The type of an argument or property value.
 #[derive(Clone, Debug, PartialEq)]
-pub enum ValueType {
+pub enum Type {
     String,
     Integer,
     Number,
@@ -39,34 +41,34 @@ pub enum ValueType {
     Catalog(Vec<EntryKind>),
 }
 
-impl ValueType {
+impl Type {
     /// How the type is described to users.
     #[must_use]
     pub fn describe(&self) -> String {
         match self {
-            ValueType::String => "a string".into(),
-            ValueType::Integer => "an integer".into(),
-            ValueType::Number => "a number".into(),
-            ValueType::Bool => "#true or #false".into(),
-            ValueType::Enum(values) => {
+            Type::String => "a string".into(),
+            Type::Integer => "an integer".into(),
+            Type::Number => "a number".into(),
+            Type::Bool => "#true or #false".into(),
+            Type::Enum(values) => {
                 format!("one of {}", values.iter().map(|v| format!("\"{v}\"")).collect::<Vec<_>>().join(", "))
             }
-            ValueType::Memory => "a size such as \"50Gi\"".into(),
-            ValueType::Duration => "a duration such as \"7d\"".into(),
-            ValueType::Cron => "a cron schedule such as \"0 2 * * *\"".into(),
-            ValueType::Region => "a region name".into(),
-            ValueType::Jurisdiction => "a jurisdiction such as \"eu\"".into(),
-            ValueType::Ref(kinds) => format!("the name of a {}", kinds.join(" or ")),
-            ValueType::AnyRef => "the name of a declaration".into(),
-            ValueType::Secret => "the name of a secret".into(),
-            ValueType::SecretSource => "a secret source such as \"env:TOKEN\"".into(),
-            ValueType::Uri(schemes) => {
+            Type::Memory => "a size such as \"50Gi\"".into(),
+            Type::Duration => "a duration such as \"7d\"".into(),
+            Type::Cron => "a cron schedule such as \"0 2 * * *\"".into(),
+            Type::Region => "a region name".into(),
+            Type::Jurisdiction => "a jurisdiction such as \"eu\"".into(),
+            Type::Ref(kinds) => format!("the name of a {}", kinds.join(" or ")),
+            Type::AnyRef => "the name of a declaration".into(),
+            Type::Secret => "the name of a secret".into(),
+            Type::SecretSource => "a secret source such as \"env:TOKEN\"".into(),
+            Type::Uri(schemes) => {
                 format!("an address ({})", schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(", "))
             }
-            ValueType::Condition => "a condition such as \"confidence < 0.6\"".into(),
-            ValueType::MigProfile => "a MIG profile such as \"3g.40gb\"".into(),
-            ValueType::Path => "a file or folder path".into(),
-            ValueType::Catalog(kinds) => {
+            Type::Condition => "a condition such as \"confidence < 0.6\"".into(),
+            Type::MigProfile => "a MIG profile such as \"3g.40gb\"".into(),
+            Type::Path => "a file or folder path".into(),
+            Type::Catalog(kinds) => {
                 format!(
                     "the name of a {} from the catalog",
                     kinds.iter().map(|k| k.word()).collect::<Vec<_>>().join(" or ")
@@ -78,19 +80,28 @@ impl ValueType {
     /// `true` for types written as KDL strings.
     #[must_use]
     pub fn is_string_like(&self) -> bool {
-        !matches!(self, ValueType::Integer | ValueType::Number | ValueType::Bool)
+        !matches!(self, Type::Integer | Type::Number | Type::Bool)
     }
 }
 
 /// The definition of one argument or property.
 #[derive(Clone, Debug)]
-pub struct ValueDef {
-    pub ty: ValueType,
+pub struct Field {
+    pub ty: Type,
     pub required: bool,
     pub variadic: bool,
+    /// The default as written in the schema, for hover and the docs.
     pub default: Option<String>,
+    /// The default, typed when the schema was read: lowering stores it in
+    /// the IR wherever the spec leaves the value out (for an argument, where
+    /// the spec leaves out its `max=1` child).
+    pub default_value: Option<ValueKind>,
     pub min: Option<f64>,
     pub max: Option<f64>,
+    /// For a `ref`: the index of the node's argument whose declaration the
+    /// name is relative to (`runs-on "metabolism" namespace="evals"` names
+    /// `metabolism/evals`).
+    pub relative_to: Option<usize>,
     pub doc: String,
 }
 
@@ -106,9 +117,9 @@ pub struct NodeDef {
     pub declares: bool,
     /// At most one declaration of this kind per fabric.
     pub singleton: bool,
-    pub args: Vec<ValueDef>,
+    pub args: Vec<Field>,
     /// Properties, in the order the schema lists them.
-    pub props: Vec<(Arc<str>, ValueDef)>,
+    pub props: Vec<(Arc<str>, Field)>,
     pub children: Vec<ChildDef>,
 }
 
@@ -122,7 +133,7 @@ pub struct ChildDef {
 
 impl NodeDef {
     #[must_use]
-    pub fn prop(&self, key: &str) -> Option<&ValueDef> {
+    pub fn prop(&self, key: &str) -> Option<&Field> {
         self.props.iter().find(|(k, _)| **k == *key).map(|(_, v)| v)
     }
 
@@ -197,6 +208,34 @@ impl Schema {
     }
 }
 
+/// A schema default as the value lowering would have produced from the spec.
+fn typed_default(field: &Field, literal: &LiteralKind<'_>) -> Result<ValueKind, String> {
+    let in_range = |v: f64| field.min.is_none_or(|m| v >= m) && field.max.is_none_or(|m| v <= m);
+    let value = match (&field.ty, literal) {
+        (Type::Integer, LiteralKind::Number(n)) if matches!(n.form, NumberForm::Integer { .. }) => {
+            let v = n.as_i64().ok_or("too large")?;
+            in_range(v as f64).then_some(ValueKind::Int(v)).ok_or("out of the field's range")?
+        }
+        (Type::Number, LiteralKind::Number(n)) => {
+            let v = n.as_f64().filter(|v| v.is_finite()).ok_or("not a finite number")?;
+            in_range(v).then_some(ValueKind::Num(v)).ok_or("out of the field's range")?
+        }
+        (Type::Bool, LiteralKind::Bool(b)) => ValueKind::Bool(*b),
+        (Type::String | Type::Path, LiteralKind::String(s)) => ValueKind::Str(s.to_string()),
+        (Type::Enum(allowed), LiteralKind::String(s)) if allowed.iter().any(|a| **a == **s) => {
+            ValueKind::Str(s.to_string())
+        }
+        (Type::Enum(_), _) => return Err("not one of the enum's values".into()),
+        (Type::Duration, LiteralKind::String(s)) => ValueKind::Millis(values::parse_millis(s)?),
+        (Type::Memory, LiteralKind::String(s)) => ValueKind::Bytes(values::parse_bytes(s)?),
+        (Type::Integer | Type::Number | Type::Bool | Type::String | Type::Path | Type::Duration | Type::Memory, _) => {
+            return Err(format!("expected {}", field.ty.describe()));
+        }
+        _ => return Err(format!("defaults are not supported for {}", field.ty.describe())),
+    };
+    Ok(value)
+}
+
 fn first_string<'a>(node: &'a Node<'_>) -> Option<&'a str> {
     node.arguments().next().and_then(|v| v.kind.as_str())
 }
@@ -206,12 +245,12 @@ fn prop_string<'a>(node: &'a Node<'_>, key: &str) -> Option<&'a str> {
 }
 
 fn prop_bool(node: &Node<'_>, key: &str) -> bool {
-    node.property(key).is_some_and(|e| e.value.kind == ValueKind::Bool(true))
+    node.property(key).is_some_and(|e| e.value.kind == LiteralKind::Bool(true))
 }
 
 fn prop_number(node: &Node<'_>, key: &str) -> Option<f64> {
     match &node.property(key)?.value.kind {
-        ValueKind::Number(n) => n.as_f64(),
+        LiteralKind::Number(n) => n.as_f64(),
         _ => None,
     }
 }
@@ -263,44 +302,65 @@ impl Reader {
                     node_def.name = child_name.to_owned();
                     node_def.path = child_path.into();
                     let max = prop_number(child, "max").and_then(|m| u32::try_from(m as i64).ok());
+                    if node_def
+                        .args
+                        .iter()
+                        .skip(1)
+                        .chain(node_def.args.first().filter(|_| max != Some(1)))
+                        .any(|a| a.default_value.is_some())
+                    {
+                        self.bad(child.span, "only the first argument of a `max=1` child may have a default (used when the child is left out)");
+                    }
                     def.children.push(ChildDef { node: node_def, max, required: prop_bool(child, "required") });
                 }
                 other => self.bad(child.name.span, &format!("unknown schema node `{other}`")),
             }
         }
+        for (key, field) in &def.props {
+            if let Some(index) = field.relative_to
+                && !matches!(def.args.get(index).map(|a| &a.ty), Some(Type::Ref(_)))
+            {
+                let message = format!("`{key}` is relative to argument {index}, which is not a `ref`");
+                self.diagnostics.push(Diagnostic::new(
+                    codes::UNKNOWN_NODE,
+                    node.span,
+                    format!("stdlib schema: {message}"),
+                ));
+            }
+        }
         def
     }
 
-    fn value_def(&mut self, node: &Node<'_>) -> Option<ValueDef> {
+    fn value_def(&mut self, node: &Node<'_>) -> Option<Field> {
         let words = |key: &str| -> Vec<String> {
             prop_string(node, key).map(|s| s.split_whitespace().map(str::to_owned).collect()).unwrap_or_default()
         };
         let ty = match prop_string(node, "type")? {
-            "string" => ValueType::String,
-            "integer" => ValueType::Integer,
-            "number" => ValueType::Number,
-            "bool" => ValueType::Bool,
-            "enum" => ValueType::Enum(words("values")),
-            "memory" => ValueType::Memory,
-            "duration" => ValueType::Duration,
-            "cron" => ValueType::Cron,
-            "region" => ValueType::Region,
-            "jurisdiction" => ValueType::Jurisdiction,
-            "ref" => ValueType::Ref(words("ref").into()),
-            "any-ref" => ValueType::AnyRef,
-            "secret" => ValueType::Secret,
-            "secret-source" => ValueType::SecretSource,
-            "uri" => ValueType::Uri(words("schemes")),
-            "condition" => ValueType::Condition,
-            "mig-profile" => ValueType::MigProfile,
-            "path" => ValueType::Path,
+            "string" => Type::String,
+            "integer" => Type::Integer,
+            "number" => Type::Number,
+            "bool" => Type::Bool,
+            "enum" => Type::Enum(words("values")),
+            "memory" => Type::Memory,
+            "duration" => Type::Duration,
+            "cron" => Type::Cron,
+            "region" => Type::Region,
+            "jurisdiction" => Type::Jurisdiction,
+            "ref" => Type::Ref(words("ref").into()),
+            "any-ref" => Type::AnyRef,
+            "secret" => Type::Secret,
+            "secret-source" => Type::SecretSource,
+            "uri" => Type::Uri(words("schemes")),
+            "condition" => Type::Condition,
+            "mig-profile" => Type::MigProfile,
+            "path" => Type::Path,
             "catalog" => {
                 let kinds: Vec<EntryKind> = words("of").iter().filter_map(|w| EntryKind::from_word(w)).collect();
                 if kinds.is_empty() || kinds.len() != words("of").len() {
                     self.bad(node.span, "a `catalog` value needs of=\"gpu\", \"tpu\", \"soc\" or \"model\"");
                     return None;
                 }
-                ValueType::Catalog(kinds)
+                Type::Catalog(kinds)
             }
             other => {
                 self.bad(node.span, &format!("unknown value type `{other}`"));
@@ -308,19 +368,32 @@ impl Reader {
             }
         };
         let default = node.property("default").map(|e| match &e.value.kind {
-            ValueKind::String(s) => s.to_string(),
-            ValueKind::Number(n) => n.raw.to_owned(),
-            ValueKind::Bool(b) => if *b { "#true" } else { "#false" }.to_owned(),
-            ValueKind::Null => "#null".to_owned(),
+            LiteralKind::String(s) => s.to_string(),
+            LiteralKind::Number(n) => n.raw.to_owned(),
+            LiteralKind::Bool(b) => if *b { "#true" } else { "#false" }.to_owned(),
+            LiteralKind::Null => "#null".to_owned(),
         });
-        Some(ValueDef {
+        let mut field = Field {
             ty,
             required: prop_bool(node, "required"),
             variadic: prop_bool(node, "variadic"),
             default,
+            default_value: None,
             min: prop_number(node, "min"),
             max: prop_number(node, "max"),
+            relative_to: prop_number(node, "relative-to").and_then(|n| usize::try_from(n as i64).ok()),
             doc: prop_string(node, "doc").unwrap_or_default().to_owned(),
-        })
+        };
+        if field.relative_to.is_some() && !matches!(field.ty, Type::Ref(_)) {
+            self.bad(node.span, "`relative-to=` applies only to a `ref`");
+            field.relative_to = None;
+        }
+        if let Some(entry) = node.property("default") {
+            match typed_default(&field, &entry.value.kind) {
+                Ok(value) => field.default_value = Some(value),
+                Err(reason) => self.bad(entry.value.span, &format!("the default does not fit the type: {reason}")),
+            }
+        }
+        Some(field)
     }
 }

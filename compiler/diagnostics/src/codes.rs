@@ -73,6 +73,7 @@ codes! {
     INVALID_CONDITION = "SOV2016", "invalid-condition", Error, "a routing condition that is not `metric op number` joined by `and`/`or`";
     INVALID_URI = "SOV2017", "invalid-uri", Error, "a URI or secret source without an accepted scheme";
     UNKNOWN_CATALOG_ENTRY = "SOV2018", "unknown-catalog-entry", Error, "a GPU, TPU, SoC or model name the catalog does not know";
+    SCHEMA_MISMATCH = "SOV2019", "schema-mismatch", Error, "a `--stdlib` schema allows or leaves out a value this version of sovereign does not understand";
     DUPLICATE_NAME = "SOV3001", "duplicate-name", Error, "two declarations of the same kind share a name";
     UNKNOWN_REFERENCE = "SOV3002", "unknown-reference", Error, "a reference to a name that is not declared";
     WRONG_REFERENCE_KIND = "SOV3003", "wrong-reference-kind", Error, "a reference names a declaration of the wrong kind";

@@ -192,7 +192,7 @@ fn render_human(diagnostic: &Diagnostic, sources: &SourceMap, config: RenderConf
 
 // ---------------------------------------------------------------- json
 
-// Typed and borrowed, serialized directly (see SARIF below). Fields are in
+// ValueKind and borrowed, serialized directly (see SARIF below). Fields are in
 // alphabetical order: the order the format has always had.
 
 #[derive(Serialize)]
@@ -301,7 +301,7 @@ fn sarif_level(severity: Severity) -> &'static str {
     }
 }
 
-// Typed and borrowed, serialized directly: building a `serde_json::Value`
+// ValueKind and borrowed, serialized directly: building a `serde_json::Value`
 // tree per result was most of the cost of a large log.
 
 #[derive(Serialize)]

@@ -46,22 +46,22 @@ pub struct Ident<'a> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Entry<'a> {
     pub key: Option<Ident<'a>>,
-    pub value: Value<'a>,
+    pub value: Literal<'a>,
     /// From the key (or value) to the end of the value.
     pub span: Span,
 }
 
 /// A value with its optional type annotation.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Value<'a> {
+pub struct Literal<'a> {
     pub annotation: Option<Box<Ident<'a>>>,
-    pub kind: ValueKind<'a>,
+    pub kind: LiteralKind<'a>,
     /// The literal only (without the annotation).
     pub span: Span,
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub enum ValueKind<'a> {
+pub enum LiteralKind<'a> {
     String(Cow<'a, str>),
     Number(Number<'a>),
     Bool(bool),
@@ -89,12 +89,12 @@ pub enum NumberForm {
     NaN,
 }
 
-impl<'a> ValueKind<'a> {
+impl<'a> LiteralKind<'a> {
     /// The string, if this is one.
     #[must_use]
     pub fn as_str(&self) -> Option<&str> {
         match self {
-            ValueKind::String(s) => Some(s),
+            LiteralKind::String(s) => Some(s),
             _ => None,
         }
     }
@@ -103,20 +103,20 @@ impl<'a> ValueKind<'a> {
     #[must_use]
     pub fn type_name(&self) -> &'static str {
         match self {
-            ValueKind::String(_) => "a string",
-            ValueKind::Number(n) if matches!(n.form, NumberForm::Integer { .. }) => "an integer",
-            ValueKind::Number(n) if matches!(n.form, NumberForm::NaN) => "#nan",
-            ValueKind::Number(n) if matches!(n.form, NumberForm::Inf | NumberForm::NegInf) => "an infinity",
-            ValueKind::Number(_) => "a number",
-            ValueKind::Bool(_) => "a boolean",
-            ValueKind::Null => "#null",
+            LiteralKind::String(_) => "a string",
+            LiteralKind::Number(n) if matches!(n.form, NumberForm::Integer { .. }) => "an integer",
+            LiteralKind::Number(n) if matches!(n.form, NumberForm::NaN) => "#nan",
+            LiteralKind::Number(n) if matches!(n.form, NumberForm::Inf | NumberForm::NegInf) => "an infinity",
+            LiteralKind::Number(_) => "a number",
+            LiteralKind::Bool(_) => "a boolean",
+            LiteralKind::Null => "#null",
         }
     }
 }
 
 impl Node<'_> {
     /// The arguments, in order.
-    pub fn arguments(&self) -> impl Iterator<Item = &Value<'_>> {
+    pub fn arguments(&self) -> impl Iterator<Item = &Literal<'_>> {
         self.entries.iter().filter(|e| e.key.is_none()).map(|e| &e.value)
     }
 

@@ -20,7 +20,7 @@
 
 use sovereign_diagnostics::{Diagnostic, FileId, Span};
 
-use crate::ast::{Entry, Node, Value};
+use crate::ast::{Entry, Literal, Node};
 use crate::normal::normal_form;
 use crate::parser::parse;
 
@@ -284,7 +284,7 @@ impl Printer<'_, '_> {
         self.value(line, &entry.value);
     }
 
-    fn value(&self, line: &mut String, value: &Value<'_>) {
+    fn value(&self, line: &mut String, value: &Literal<'_>) {
         if let Some(annotation) = &value.annotation {
             line.push('(');
             line.push_str(self.slice(annotation.span));

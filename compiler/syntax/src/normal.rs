@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::ast::{Document, Ident, Node, Value, ValueKind};
+use crate::ast::{Document, Ident, Literal, LiteralKind, Node};
 use crate::chars::{is_bare_identifier, is_disallowed};
 
 /// Prints `document` in the suite's normal form.
@@ -65,14 +65,14 @@ fn write_annotation(out: &mut String, annotation: Option<&Ident<'_>>) {
     }
 }
 
-fn write_value(out: &mut String, value: &Value<'_>) {
+fn write_value(out: &mut String, value: &Literal<'_>) {
     write_annotation(out, value.annotation.as_deref());
     match &value.kind {
-        ValueKind::String(text) => out.push_str(&quote(text)),
-        ValueKind::Number(number) => out.push_str(&number.normal_form()),
-        ValueKind::Bool(true) => out.push_str("#true"),
-        ValueKind::Bool(false) => out.push_str("#false"),
-        ValueKind::Null => out.push_str("#null"),
+        LiteralKind::String(text) => out.push_str(&quote(text)),
+        LiteralKind::Number(number) => out.push_str(&number.normal_form()),
+        LiteralKind::Bool(true) => out.push_str("#true"),
+        LiteralKind::Bool(false) => out.push_str("#false"),
+        LiteralKind::Null => out.push_str("#null"),
     }
 }
 

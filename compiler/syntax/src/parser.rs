@@ -10,7 +10,7 @@ use std::borrow::Cow;
 
 use sovereign_diagnostics::{Code, Diagnostic, FileId, Span, codes};
 
-use crate::ast::{Children, Document, Entry, Ident, Node, Value, ValueKind};
+use crate::ast::{Children, Document, Entry, Ident, Literal, LiteralKind, Node};
 use crate::chars::{is_disallowed, is_newline, is_unicode_space};
 use crate::strings::{BodyError, BodyErrorKind};
 
@@ -65,7 +65,7 @@ struct Parser<'a> {
 
 /// A string, number or keyword token, before it is known to be a key or a value.
 struct Token<'a> {
-    kind: ValueKind<'a>,
+    kind: LiteralKind<'a>,
     span: Span,
     is_string: bool,
 }
@@ -580,7 +580,7 @@ impl<'a> Parser<'a> {
                 let _ = self.value();
                 return None;
             }
-            let value = Value { annotation, kind: token.kind, span: token.span };
+            let value = Literal { annotation, kind: token.kind, span: token.span };
             return Some(Entry { key: None, span: self.span(start, self.pos), value });
         }
         let Some(token) = self.token() else {
@@ -624,17 +624,17 @@ impl<'a> Parser<'a> {
         Some(Entry {
             key: None,
             span: token.span,
-            value: Value { annotation: None, kind: token.kind, span: token.span },
+            value: Literal { annotation: None, kind: token.kind, span: token.span },
         })
     }
 
-    fn value(&mut self) -> Option<Value<'a>> {
+    fn value(&mut self) -> Option<Literal<'a>> {
         let start = self.pos;
         if self.peek() == Some(b'(') {
             let annotation = self.annotation();
             self.skip_node_space();
             let token = self.value_token_after_annotation(start)?;
-            return Some(Value { annotation, kind: token.kind, span: token.span });
+            return Some(Literal { annotation, kind: token.kind, span: token.span });
         }
         let Some(token) = self.token() else {
             // Skip the malformed value so the node's loop does not see it again.
@@ -643,7 +643,7 @@ impl<'a> Parser<'a> {
             }
             return None;
         };
-        Some(Value { annotation: None, kind: token.kind, span: token.span })
+        Some(Literal { annotation: None, kind: token.kind, span: token.span })
     }
 
     fn value_token_after_annotation(&mut self, start: usize) -> Option<Token<'a>> {
@@ -731,7 +731,7 @@ impl<'a> Parser<'a> {
 
     fn ident(&mut self, token: Token<'a>, what: &str) -> Ident<'a> {
         match token.kind {
-            ValueKind::String(text) => Ident { text, span: token.span },
+            LiteralKind::String(text) => Ident { text, span: token.span },
             other => {
                 self.error(
                     codes::INVALID_SYNTAX,

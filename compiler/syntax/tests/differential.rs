@@ -10,7 +10,7 @@ use std::path::Path;
 
 use proptest::prelude::*;
 use sovereign_diagnostics::FileId;
-use sovereign_syntax::ast::{self, NumberForm, ValueKind};
+use sovereign_syntax::ast::{self, LiteralKind, NumberForm};
 
 /// A parser-neutral tree to compare the two parsers' results.
 #[derive(Debug, PartialEq)]
@@ -49,13 +49,13 @@ fn ours(text: &str) -> Option<Vec<Tree>> {
     parsed.diagnostics.is_empty().then(|| parsed.document.nodes.iter().map(our_node).collect())
 }
 
-fn our_value(value: &ast::Value<'_>) -> (Option<String>, Val) {
+fn our_value(value: &ast::Literal<'_>) -> (Option<String>, Val) {
     let annotation = value.annotation.as_ref().map(|a| a.text.to_string());
     let val = match &value.kind {
-        ValueKind::String(s) => Val::Str(s.to_string()),
-        ValueKind::Bool(b) => Val::Bool(*b),
-        ValueKind::Null => Val::Null,
-        ValueKind::Number(n) => match n.form {
+        LiteralKind::String(s) => Val::Str(s.to_string()),
+        LiteralKind::Bool(b) => Val::Bool(*b),
+        LiteralKind::Null => Val::Null,
+        LiteralKind::Number(n) => match n.form {
             NumberForm::Integer { .. } => {
                 let normal = n.normal_form();
                 normal.parse::<i128>().map_or_else(|_| Val::Str(format!("bigint {normal}")), Val::Int)

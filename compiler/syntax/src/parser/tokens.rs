@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use sovereign_diagnostics::codes;
 
 use super::{LabelMut as _, Parser, Token};
-use crate::ast::{Number, NumberForm, ValueKind};
+use crate::ast::{LiteralKind, Number, NumberForm};
 use crate::chars::{RESERVED_IDENTIFIERS, is_disallowed, is_identifier_char, is_newline, is_unicode_space};
 use crate::number;
 use crate::strings;
@@ -62,12 +62,12 @@ impl<'a> Parser<'a> {
         let word = &self.src[start + 1..self.pos];
         let span = self.span(start, self.pos);
         let kind = match word {
-            "true" => ValueKind::Bool(true),
-            "false" => ValueKind::Bool(false),
-            "null" => ValueKind::Null,
-            "inf" => ValueKind::Number(Number { raw: &self.src[start..self.pos], form: NumberForm::Inf }),
-            "-inf" => ValueKind::Number(Number { raw: &self.src[start..self.pos], form: NumberForm::NegInf }),
-            "nan" => ValueKind::Number(Number { raw: &self.src[start..self.pos], form: NumberForm::NaN }),
+            "true" => LiteralKind::Bool(true),
+            "false" => LiteralKind::Bool(false),
+            "null" => LiteralKind::Null,
+            "inf" => LiteralKind::Number(Number { raw: &self.src[start..self.pos], form: NumberForm::Inf }),
+            "-inf" => LiteralKind::Number(Number { raw: &self.src[start..self.pos], form: NumberForm::NegInf }),
+            "nan" => LiteralKind::Number(Number { raw: &self.src[start..self.pos], form: NumberForm::NaN }),
             _ => {
                 self.error(
                     codes::INVALID_SYNTAX,
@@ -109,7 +109,9 @@ impl<'a> Parser<'a> {
         let dot_digit = after_sign.first() == Some(&b'.') && after_sign.get(1).is_some_and(u8::is_ascii_digit);
         if starts_numeric {
             return match number::classify(text) {
-                Ok(form) => Some(Token { kind: ValueKind::Number(Number { raw: text, form }), span, is_string: false }),
+                Ok(form) => {
+                    Some(Token { kind: LiteralKind::Number(Number { raw: text, form }), span, is_string: false })
+                }
                 Err(reason) => {
                     self.error(
                         codes::INVALID_NUMBER,
@@ -134,12 +136,12 @@ impl<'a> Parser<'a> {
         }
         if RESERVED_IDENTIFIERS.contains(&text) {
             let kind = match text {
-                "true" => ValueKind::Bool(true),
-                "false" => ValueKind::Bool(false),
-                "null" => ValueKind::Null,
-                "inf" => ValueKind::Number(Number { raw: text, form: NumberForm::Inf }),
-                "-inf" => ValueKind::Number(Number { raw: text, form: NumberForm::NegInf }),
-                _ => ValueKind::Number(Number { raw: text, form: NumberForm::NaN }),
+                "true" => LiteralKind::Bool(true),
+                "false" => LiteralKind::Bool(false),
+                "null" => LiteralKind::Null,
+                "inf" => LiteralKind::Number(Number { raw: text, form: NumberForm::Inf }),
+                "-inf" => LiteralKind::Number(Number { raw: text, form: NumberForm::NegInf }),
+                _ => LiteralKind::Number(Number { raw: text, form: NumberForm::NaN }),
             };
             let diagnostic = self.error(
                 codes::BARE_KEYWORD,
@@ -156,7 +158,7 @@ impl<'a> Parser<'a> {
             });
             return Some(Token { kind, span, is_string: false });
         }
-        Some(Token { kind: ValueKind::String(Cow::Borrowed(text)), span, is_string: true })
+        Some(Token { kind: LiteralKind::String(Cow::Borrowed(text)), span, is_string: true })
     }
 
     pub(super) fn quoted_string(&mut self) -> Token<'a> {
@@ -282,7 +284,7 @@ impl<'a> Parser<'a> {
 
     /// A string token from `start` to the cursor.
     fn string_token(&self, start: usize, text: Cow<'a, str>) -> Token<'a> {
-        Token { kind: ValueKind::String(text), span: self.span(start, self.pos), is_string: true }
+        Token { kind: LiteralKind::String(text), span: self.span(start, self.pos), is_string: true }
     }
 
     pub(super) fn multiline_needs_newline(&mut self, start: usize) {

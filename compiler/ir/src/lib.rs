@@ -2,7 +2,15 @@
 //!
 //! Each item keeps the schema path of its kind, its declared name (if it
 //! declares one), its typed values with their spans, and its place in the
-//! tree. References are resolved to item ids by `resolve`.
+//! tree. References are resolved to item ids by the checker's `resolve`.
+//!
+//! Architecture Invariant: the IR says what the spec means. Values are
+//! parsed (sizes, durations, cron schedules, conditions, URIs, MIG profiles,
+//! secret sources), schema defaults are filled in, and no secret literal is
+//! ever stored: a value in a secret position is the name of a declared
+//! `secret` or nothing.
+
+pub mod values;
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
@@ -63,11 +71,11 @@ pub struct Item {
     pub parent: Option<ItemId>,
     pub children: Box<[ItemId]>,
     /// Positional values after the name.
-    pub args: Box<[Val]>,
+    pub args: Box<[Value]>,
     /// Properties sorted by key (the last one given wins). A slice, not a
     /// map: nodes have few properties and there are many nodes. Boxed
     /// slices (not vectors) keep an item at 136 bytes.
-    pub props: Box<[(Arc<str>, Val)]>,
+    pub props: Box<[(Arc<str>, Value)]>,
     /// The node's span.
     pub span: Span,
     /// The span of the node's name (its kind keyword).
@@ -92,16 +100,20 @@ impl Name {
     }
 }
 
-/// A typed value and where it was written.
+/// A typed value and where it was written (for a schema default, the
+/// node's keyword: where the value would have been written).
 #[derive(Clone, Debug)]
-pub struct Val {
-    pub value: Typed,
+pub struct Value {
+    pub kind: ValueKind,
     pub span: Span,
+    /// `true` when the spec left it out and the schema's default was used.
+    pub defaulted: bool,
 }
 
 /// A value after type checking.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Typed {
+pub enum ValueKind {
+    /// A string, an enum value, a path or a catalog name.
     Str(String),
     Int(i64),
     Num(f64),
@@ -115,6 +127,9 @@ pub enum Typed {
         name: String,
         kinds: Arc<[String]>,
         target: Option<ItemId>,
+        /// The argument of the same item whose target the name is relative
+        /// to: `runs-on "metabolism" namespace="evals"` is `metabolism/evals`.
+        relative_to: Option<u32>,
     },
     /// A secret reference. The text is kept only when it names a declared
     /// secret, so a literal secret never survives into the IR.
@@ -122,12 +137,42 @@ pub enum Typed {
         name: Option<String>,
         target: Option<ItemId>,
     },
+    Cron(Box<values::Cron>),
+    Condition(Box<values::Condition>),
+    Uri(Box<values::Uri>),
+    MigProfile(values::MigProfile),
+    SecretSource(Box<values::SecretSource>),
+}
+
+impl Value {
+    #[must_use]
+    pub fn new(kind: ValueKind, span: Span) -> Value {
+        Value { kind, span, defaulted: false }
+    }
+
+    /// The text of a string, enum, path or catalog value.
+    #[must_use]
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.kind {
+            ValueKind::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The resolved target of a reference.
+    #[must_use]
+    pub fn target(&self) -> Option<ItemId> {
+        match self.kind {
+            ValueKind::Ref { target, .. } | ValueKind::Secret { target, .. } => target,
+            _ => None,
+        }
+    }
 }
 
 impl Item {
     /// The value of property `key`, if given.
     #[must_use]
-    pub fn prop(&self, key: &str) -> Option<&Val> {
+    pub fn prop(&self, key: &str) -> Option<&Value> {
         self.props.binary_search_by(|(k, _)| (**k).cmp(key)).ok().map(|i| &self.props[i].1)
     }
 }
