@@ -8,10 +8,12 @@ use std::process::ExitCode;
 
 use serde_json::{Value, json};
 use sovereign_analyze::Analysis;
+use sovereign_analyze::capacity::{Wanted, describe_wanted};
 use sovereign_analyze::memory::gib;
 use sovereign_analyze::placement::{Devices, Shape};
 use sovereign_diagnostics::{Format, Severity, render};
 use sovereign_ir::Fabric;
+use sovereign_model::Spec;
 
 use crate::AnalyzeArgs;
 use crate::check_command::{load, render_config};
@@ -27,14 +29,14 @@ pub(crate) fn run(args: &AnalyzeArgs) -> ExitCode {
     };
     let checked = &loaded.checked;
     let errors = checked.diagnostics.iter().any(|d| d.severity == Severity::Error);
-    let Some(analysis) = &loaded.analysis else {
+    let (Some(analysis), Some(spec)) = (&loaded.analysis, &checked.spec) else {
         // The spec does not check: show why, like `check`.
         let _ = write!(std::io::stderr(), "{}", render(&checked.diagnostics, &checked.sources, Format::Human, config));
         let _ = writeln!(std::io::stderr(), "error: the spec has errors; fix them to see the analysis");
         return ExitCode::from(1);
     };
     if args.json {
-        let mut document = json_document(&checked.fabric, analysis);
+        let mut document = json_document(&checked.fabric, spec, analysis);
         let diagnostics: Value =
             serde_json::from_str(&render(&checked.diagnostics, &checked.sources, Format::Json, config))
                 .unwrap_or(Value::Null);
@@ -43,7 +45,7 @@ pub(crate) fn run(args: &AnalyzeArgs) -> ExitCode {
         text.push('\n');
         let _ = std::io::stdout().write_all(text.as_bytes());
     } else {
-        let _ = std::io::stdout().write_all(tables(&checked.fabric, analysis).as_bytes());
+        let _ = std::io::stdout().write_all(tables(&checked.fabric, spec, analysis).as_bytes());
         if !checked.diagnostics.is_empty() {
             let _ =
                 write!(std::io::stderr(), "{}", render(&checked.diagnostics, &checked.sources, Format::Human, config));
@@ -88,7 +90,7 @@ fn rows(analysis: &Analysis) -> Vec<Row> {
             rows.push(Row {
                 serve: plan.name.clone(),
                 replica: p.replica.to_string(),
-                site: analysis.sites.sites[p.site].name.to_string(),
+                site: analysis.sites[p.site].name.to_string(),
                 node: p.node.to_string(),
                 accelerator: p.accelerator.to_string(),
                 devices,
@@ -123,7 +125,7 @@ fn table(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
-fn tables(fabric: &Fabric, analysis: &Analysis) -> String {
+fn tables(fabric: &Fabric, spec: &Spec, analysis: &Analysis) -> String {
     let mut out = String::new();
     out.push_str("Placement (memory per device: weights, KV of one max-length sequence, usable, free after weights)\n");
     let placement: Vec<Vec<String>> = rows(analysis)
@@ -175,7 +177,7 @@ fn tables(fabric: &Fabric, analysis: &Analysis) -> String {
         }
     }
     out.push_str("\nMIG layouts\n");
-    let layouts = mig_layouts(analysis, fabric);
+    let layouts = mig_layouts(analysis, spec);
     if layouts.is_empty() {
         out.push_str("  (none)\n");
     }
@@ -221,7 +223,7 @@ fn tables(fabric: &Fabric, analysis: &Analysis) -> String {
                 vec![
                     format!("{}@{}", short(fabric, f.from), analysis.flows.places[f.from_place].name),
                     format!("{}@{}", short(fabric, f.to), analysis.flows.places[f.to_place].name),
-                    sovereign_analyze::view::name_of(fabric, f.dataset),
+                    spec.datasets[f.dataset].name.qualified.to_string(),
                     f.class.word().to_owned(),
                     if f.redacted { "yes" } else { "no" }.to_owned(),
                     f.because(&analysis.flows.places),
@@ -235,7 +237,7 @@ fn tables(fabric: &Fabric, analysis: &Analysis) -> String {
         out.push_str("  (none)\n");
     }
     for (i, wave) in analysis.graph.waves.iter().enumerate() {
-        let ids: Vec<String> = wave.iter().map(|&r| analysis.graph.resources[r].id.to_string()).collect();
+        let ids: Vec<String> = wave.iter().map(|&r| analysis.graph.resource(r).id.to_string()).collect();
         let _ = writeln!(out, "  {}: {}", i + 1, ids.join(", "));
     }
     out
@@ -245,11 +247,11 @@ fn tables(fabric: &Fabric, analysis: &Analysis) -> String {
 fn short(fabric: &Fabric, id: sovereign_ir::ItemId) -> String {
     let item = fabric.item(id);
     let kind = item.kind.rsplit('/').next().unwrap_or(&item.kind);
-    format!("{kind}/{}", sovereign_analyze::view::name_of(fabric, id))
+    format!("{kind}/{}", fabric.name_of(id))
 }
 
 /// `site/node/gpu` → its MIG instances in slot order.
-fn mig_layouts(analysis: &Analysis, fabric: &Fabric) -> Vec<(String, Vec<String>)> {
+fn mig_layouts(analysis: &Analysis, spec: &Spec) -> Vec<(String, Vec<String>)> {
     let mut out = Vec::new();
     for gpu in analysis.inventory.gpus.iter().filter(|g| !g.instances.is_empty()) {
         let mut instances = gpu.instances.clone();
@@ -257,25 +259,16 @@ fn mig_layouts(analysis: &Analysis, fabric: &Fabric) -> Vec<(String, Vec<String>
         let slots = instances
             .iter()
             .map(|i| {
-                format!(
-                    "[{}-{}] {} {}",
-                    i.start,
-                    i.start + i.size - 1,
-                    i.profile,
-                    sovereign_analyze::view::name_of(fabric, i.serve)
-                )
+                format!("[{}-{}] {} {}", i.start, i.start + i.size - 1, i.profile, spec.serves[i.serve].name.qualified)
             })
             .collect();
-        out.push((
-            format!("{}/{}/{} ({})", analysis.sites.sites[gpu.site].name, gpu.node, gpu.index, gpu.model),
-            slots,
-        ));
+        out.push((format!("{}/{}/{} ({})", analysis.sites[gpu.site].name, gpu.node, gpu.index, gpu.model), slots));
     }
     out
 }
 
-fn json_document(fabric: &Fabric, analysis: &Analysis) -> Value {
-    let sites = &analysis.sites.sites;
+fn json_document(fabric: &Fabric, spec: &Spec, analysis: &Analysis) -> Value {
+    let sites = &analysis.sites;
     let placements: Vec<Value> = analysis
         .serves
         .iter()
@@ -322,11 +315,11 @@ fn json_document(fabric: &Fabric, analysis: &Analysis) -> Value {
             json!({
                 "serve": plan.name,
                 "model": plan.base,
-                "dtype": plan.dtype,
+                "dtype": plan.dtype.word(),
                 "replicas": plan.replicas,
                 "placed": plan.placements.len(),
                 "shape": shape,
-                "wanted": sovereign_analyze::capacity::wanted(&analysis.sites, fabric.item(plan.serve)),
+                "wanted": describe_wanted(&analysis.sites, Wanted::of_serve(&spec.serves[plan.serve])),
             })
         })
         .collect();
@@ -345,7 +338,7 @@ fn json_document(fabric: &Fabric, analysis: &Analysis) -> Value {
                 "model": &*g.model,
                 "instances": instances.iter().map(|i| json!({
                     "profile": i.profile, "start": i.start, "slices": i.size,
-                    "serve": sovereign_analyze::view::name_of(fabric, i.serve),
+                    "serve": &*spec.serves[i.serve].name.qualified,
                 })).collect::<Vec<_>>(),
             })
         })
@@ -370,7 +363,7 @@ fn json_document(fabric: &Fabric, analysis: &Analysis) -> Value {
             json!({
                 "from": short(fabric, f.from), "from_site": places[f.from_place].name,
                 "to": short(fabric, f.to), "to_site": places[f.to_place].name,
-                "data": sovereign_analyze::view::name_of(fabric, f.dataset),
+                "data": &*spec.datasets[f.dataset].name.qualified,
                 "class": f.class.word(), "redacted": f.redacted, "because": f.because(places),
             })
         })
@@ -379,7 +372,7 @@ fn json_document(fabric: &Fabric, analysis: &Analysis) -> Value {
         .graph
         .waves
         .iter()
-        .map(|w| Value::from(w.iter().map(|&r| analysis.graph.resources[r].id.to_string()).collect::<Vec<_>>()))
+        .map(|w| Value::from(w.iter().map(|&r| analysis.graph.resource(r).id.to_string()).collect::<Vec<_>>()))
         .collect();
     json!({
         "version": ANALYZE_JSON_VERSION,

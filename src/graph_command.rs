@@ -9,7 +9,7 @@ use std::process::{Command, ExitCode, Stdio};
 use serde_json::json;
 use sovereign_analyze::Analysis;
 use sovereign_analyze::graph::{Resource, ResourceKind};
-use sovereign_analyze::view::Tier;
+use sovereign_analyze::view::{SiteId, Tier};
 use sovereign_diagnostics::{Format, render};
 
 use crate::check_command::{load, render_config};
@@ -52,7 +52,7 @@ fn wave_of(analysis: &Analysis) -> Vec<usize> {
     let mut wave = vec![0; analysis.graph.resources.len()];
     for (w, members) in analysis.graph.waves.iter().enumerate() {
         for &r in members {
-            wave[r] = w + 1;
+            wave[r.index()] = w + 1;
         }
     }
     wave
@@ -73,23 +73,23 @@ fn dot_shape(kind: ResourceKind) -> &'static str {
         ResourceKind::TemporalNamespace => "folder",
         ResourceKind::Collector => "hexagon",
         ResourceKind::VectorStore => "cylinder",
-        ResourceKind::Server => "box",
+        ResourceKind::Serve => "box",
         ResourceKind::Eval => "diamond",
         ResourceKind::EdgeBundle => "note",
     }
 }
 
 /// The resources of one site (`None`: not on a site), by index.
-type SiteGroup = (Option<usize>, Vec<usize>);
+type SiteGroup = (Option<SiteId>, Vec<usize>);
 
 /// Resources grouped by tier, then site; resources without a site last.
 fn grouped(analysis: &Analysis) -> Vec<(Option<Tier>, Vec<SiteGroup>)> {
-    let sites = &analysis.sites.sites;
+    let sites = &analysis.sites;
     let mut groups: Vec<(Option<Tier>, Vec<SiteGroup>)> = Vec::new();
     for tier in [Some(Tier::Cloud), Some(Tier::Server), Some(Tier::Device), None] {
         let mut by_site: Vec<SiteGroup> = Vec::new();
-        let site_list: Vec<Option<usize>> = match tier {
-            Some(t) => (0..sites.len()).filter(|&s| sites[s].tier == t).map(Some).collect(),
+        let site_list: Vec<Option<SiteId>> = match tier {
+            Some(t) => sites.ids().filter(|&s| sites[s].tier == t).map(Some).collect(),
             None => vec![None],
         };
         for site in site_list {
@@ -123,7 +123,7 @@ fn dot(analysis: &Analysis) -> String {
         }
         for (site, members) in sites {
             if let Some(site) = site {
-                let s = &analysis.sites.sites[site];
+                let s = &analysis.sites[site];
                 let _ = writeln!(
                     out,
                     "{indent}subgraph \"cluster_site_{0}\" {{\n{indent}    label=\"site {0} ({1})\";\n{indent}    style=rounded;",
@@ -153,7 +153,9 @@ fn dot(analysis: &Analysis) -> String {
         let _ = writeln!(
             out,
             "    \"{}\" -> \"{}\" [label=\"{}\"];",
-            graph.resources[e.from].id, graph.resources[e.to].id, e.why
+            graph.resource(e.from).id,
+            graph.resource(e.to).id,
+            e.why
         );
     }
     out.push_str("}\n");
@@ -177,8 +179,8 @@ fn mermaid(analysis: &Analysis) -> String {
         }
         for (site, members) in sites {
             if let Some(site) = site {
-                let s = &analysis.sites.sites[site];
-                let _ = writeln!(out, "    subgraph site_{site}[\"site {} ({})\"]", s.name, s.region);
+                let s = &analysis.sites[site];
+                let _ = writeln!(out, "    subgraph site_{}[\"site {} ({})\"]", site.index(), s.name, s.region);
             }
             for r in members {
                 let res = &graph.resources[r];
@@ -189,7 +191,7 @@ fn mermaid(analysis: &Analysis) -> String {
                     ResourceKind::TemporalCluster | ResourceKind::VectorStore => ("[(", ")]"),
                     ResourceKind::TemporalNamespace => (">", "]"),
                     ResourceKind::Collector => ("{{", "}}"),
-                    ResourceKind::Server => ("(", ")"),
+                    ResourceKind::Serve => ("(", ")"),
                     ResourceKind::Eval => ("{", "}"),
                     ResourceKind::EdgeBundle => ("[\\", "\\]"),
                 };
@@ -204,7 +206,7 @@ fn mermaid(analysis: &Analysis) -> String {
         }
     }
     for e in &graph.edges {
-        let _ = writeln!(out, "    {} -->|{}| {}", mermaid_id(e.from), e.why, mermaid_id(e.to));
+        let _ = writeln!(out, "    {} -->|{}| {}", mermaid_id(e.from.index()), e.why, mermaid_id(e.to.index()));
     }
     out
 }
@@ -212,7 +214,7 @@ fn mermaid(analysis: &Analysis) -> String {
 fn json_graph(analysis: &Analysis) -> String {
     let graph = &analysis.graph;
     let waves = wave_of(analysis);
-    let sites = &analysis.sites.sites;
+    let sites = &analysis.sites;
     let nodes: Vec<serde_json::Value> = graph
         .resources
         .iter()
@@ -230,7 +232,9 @@ fn json_graph(analysis: &Analysis) -> String {
     let edges: Vec<serde_json::Value> = graph
         .edges
         .iter()
-        .map(|e| json!({"from": graph.resources[e.from].id.to_string(), "to": graph.resources[e.to].id.to_string(), "why": e.why}))
+        .map(|e| {
+            json!({"from": graph.resource(e.from).id.to_string(), "to": graph.resource(e.to).id.to_string(), "why": e.why.words()})
+        })
         .collect();
     let mut text = serde_json::to_string_pretty(&json!({
         "version": crate::analyze_command::ANALYZE_JSON_VERSION,

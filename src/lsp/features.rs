@@ -331,11 +331,12 @@ pub(crate) fn item_at(snapshot: &Snapshot, file: FileId, offset: usize) -> Optio
 fn summary(snapshot: &Snapshot, id: ItemId) -> String {
     let fabric = &snapshot.fabric;
     let item = fabric.item(id);
-    let name = sovereign_analyze::view::name_of(fabric, id);
+    let name = fabric.name_of(id);
     let mut text = format!("**{}** `{name}`", item.kind.rsplit('/').next().unwrap_or(&item.kind));
     let props: Vec<String> = item
         .props
         .iter()
+        .filter(|(_, v)| !v.defaulted)
         .filter_map(|(k, v)| match &v.kind {
             ValueKind::Str(s) => Some(format!("{k}={s}")),
             ValueKind::Ref { name, .. } => Some(format!("{k}={name}")),
@@ -347,7 +348,7 @@ fn summary(snapshot: &Snapshot, id: ItemId) -> String {
         let _ = write!(text, " — {}", props.join(", "));
     }
     let Some(analysis) = &snapshot.analysis else { return text };
-    if let Some(plan) = analysis.serves.iter().find(|p| p.serve == id) {
+    if let Some(plan) = analysis.serves.iter().find(|p| p.item == id) {
         let _ = write!(
             text,
             "\n\n{} in {}: {} of {} replicas placed",
@@ -372,11 +373,8 @@ fn summary(snapshot: &Snapshot, id: ItemId) -> String {
                     m.max_len
                 )
             });
-            let _ = write!(
-                text,
-                "\n- replica {}: {}/{}, {place}{memory}",
-                p.replica, analysis.sites.sites[p.site].name, p.node
-            );
+            let _ =
+                write!(text, "\n- replica {}: {}/{}, {place}{memory}", p.replica, analysis.sites[p.site].name, p.node);
         }
     }
     text

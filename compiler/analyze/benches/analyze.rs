@@ -24,7 +24,8 @@ fn analysis(c: &mut Criterion) {
         let checked = checked(&schema, &fabric_gen::fabric(declarations));
         group.bench_with_input(BenchmarkId::from_parameter(declarations), &checked, |b, checked| {
             b.iter(|| {
-                let analysis = sovereign_analyze::analyze(&checked.fabric, &schema);
+                let spec = checked.spec.as_ref().expect("generated fabrics check clean");
+                let analysis = sovereign_analyze::analyze(&checked.fabric, spec, &schema);
                 assert!(analysis.diagnostics.is_empty());
                 analysis.graph.waves.len()
             });
@@ -35,12 +36,12 @@ fn analysis(c: &mut Criterion) {
     let mut group = c.benchmark_group("placement");
     group.sample_size(10);
     let checked = checked(&schema, &fabric_gen::placement(1_000, 500));
-    let sites = sovereign_analyze::view::Sites::read(&checked.fabric, &schema.catalog);
+    let spec = checked.spec.as_ref().expect("generated fabrics check clean");
+    let sites = sovereign_analyze::view::Sites::read(spec, &schema.catalog);
     group.bench_function("1000-replicas-500-gpus", |b| {
         b.iter(|| {
             let mut diagnostics = Vec::new();
-            let (plans, _) =
-                sovereign_analyze::capacity::plan(&checked.fabric, &schema.catalog, &sites, &mut diagnostics);
+            let (plans, _) = sovereign_analyze::capacity::place_serves(spec, &schema.catalog, &sites, &mut diagnostics);
             assert!(diagnostics.is_empty(), "{diagnostics:?}");
             plans.iter().map(|p| p.placements.len()).sum::<usize>()
         });

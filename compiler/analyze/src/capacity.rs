@@ -8,24 +8,24 @@ use std::sync::Arc;
 
 use sovereign_catalog::Catalog;
 use sovereign_diagnostics::{Diagnostic, codes};
-use sovereign_ir::{Fabric, Item, ItemId, ValueKind};
+use sovereign_ir::ItemId;
+use sovereign_model::{Dtype, Id, KvCacheDtype, Serve, Spanned, Spec, VectorStore};
 
 use crate::free::Scope;
-use crate::memory::{DEFAULT_GPU_MEMORY_UTILIZATION, ReplicaMemory, gib};
+use crate::memory::{ReplicaMemory, gib};
 use crate::placement::{self, Devices, Inventory, Placement, Request, Shape};
-use crate::view::{
-    Sites, Tier, child_arg, child_int, child_number, child_str, children, name_of, name_span, ref_prop, ref_target,
-    str_prop,
-};
+use crate::view::{ServeId, SiteId, Sites, Tier};
 
-/// What the analysis knows about one serve.
+/// A serve, sized and placed: what the analysis decided about it.
 #[derive(Clone, Debug)]
-pub struct ServePlan {
-    pub serve: ItemId,
+pub struct PlacedServe {
+    pub serve: ServeId,
+    /// The serve's declaration in the IR.
+    pub item: ItemId,
     pub name: String,
     /// The model's catalog base and dtype.
     pub base: String,
-    pub dtype: String,
+    pub dtype: Dtype,
     pub shape: Shape,
     pub replicas: u32,
     /// The memory of one replica on each accelerator model it may use.
@@ -33,7 +33,7 @@ pub struct ServePlan {
     pub placements: Vec<Placement>,
 }
 
-impl ServePlan {
+impl PlacedServe {
     /// The memory of a replica on `accelerator`.
     #[must_use]
     pub fn memory_on(&self, accelerator: &str) -> Option<&ReplicaMemory> {
@@ -41,48 +41,45 @@ impl ServePlan {
     }
 }
 
-/// Plans every serve: requests, placement and capacity diagnostics.
-pub fn plan(
-    fabric: &Fabric,
+/// Sizes and places every serve: requests, placement and capacity diagnostics.
+pub fn place_serves(
+    spec: &Spec,
     catalog: &Catalog,
     sites: &Sites,
     diagnostics: &mut Vec<Diagnostic>,
-) -> (Vec<ServePlan>, Inventory) {
-    plan_with(fabric, catalog, sites, diagnostics, false)
+) -> (Vec<PlacedServe>, Inventory) {
+    place_with(spec, catalog, sites, diagnostics, false)
 }
 
-/// [`plan`] with every replica placed by scanning all candidate GPUs, as
-/// placement did before its index: the reference a property test holds
-/// the index to (same choices, every time). Not for use.
+/// [`place_serves`] with every replica placed by scanning all candidate
+/// GPUs, as placement did before its index: the reference a property test
+/// holds the index to (same choices, every time). Not for use.
 #[doc(hidden)]
-pub fn plan_by_scan(
-    fabric: &Fabric,
+pub fn place_serves_by_scan(
+    spec: &Spec,
     catalog: &Catalog,
     sites: &Sites,
     diagnostics: &mut Vec<Diagnostic>,
-) -> (Vec<ServePlan>, Inventory) {
-    plan_with(fabric, catalog, sites, diagnostics, true)
+) -> (Vec<PlacedServe>, Inventory) {
+    place_with(spec, catalog, sites, diagnostics, true)
 }
 
-fn plan_with(
-    fabric: &Fabric,
+fn place_with(
+    spec: &Spec,
     catalog: &Catalog,
     sites: &Sites,
     diagnostics: &mut Vec<Diagnostic>,
     scan_all: bool,
-) -> (Vec<ServePlan>, Inventory) {
-    let replicas = fabric
-        .of_kind("serve")
-        .map(|(_, item)| child_int(fabric, item, "replicas").map_or(1, |(r, _)| r))
-        .fold(0u32, u32::saturating_add);
+) -> (Vec<PlacedServe>, Inventory) {
+    let replicas = spec.serves.values().map(|s| s.replicas.value).fold(0u32, u32::saturating_add);
     let mut inventory = Inventory::new(sites, catalog, replicas);
     inventory.free.scan_all = scan_all;
     let mut plans = Vec::new();
     let mut requests = Vec::new();
     let mut candidates = Candidates::default();
-    for (id, item) in fabric.of_kind("serve") {
+    for (id, serve) in spec.serves.iter() {
         if let Some((plan, request)) =
-            serve_request(fabric, catalog, sites, &mut inventory, &mut candidates, id, item, diagnostics)
+            serve_request(spec, catalog, sites, &mut inventory, &mut candidates, id, serve, diagnostics)
         {
             plans.push(plan);
             requests.push(request);
@@ -94,7 +91,7 @@ fn plan_with(
         plan.placements = outcome.placed;
         // A request emptied by a memory error (SOV4002) was already reported.
         if plan.placements.len() < plan.replicas as usize && requests[outcome.request].replicas > 0 {
-            diagnostics.push(shortfall(fabric, sites, &inventory, &requests[outcome.request], plan));
+            diagnostics.push(shortfall(spec, sites, &inventory, &requests[outcome.request], plan));
         }
     }
     (plans, inventory)
@@ -102,29 +99,27 @@ fn plan_with(
 
 #[allow(clippy::too_many_arguments)]
 fn serve_request(
-    fabric: &Fabric,
+    spec: &Spec,
     catalog: &Catalog,
     sites: &Sites,
     inventory: &mut Inventory,
     candidates: &mut Candidates,
-    id: ItemId,
-    item: &Item,
+    id: ServeId,
+    serve: &Serve,
     diagnostics: &mut Vec<Diagnostic>,
-) -> Option<(ServePlan, Request)> {
-    let model = fabric.item(ref_prop(item, "model")?);
-    let base = str_prop(model, "base")?.to_owned();
+) -> Option<(PlacedServe, Request)> {
+    let model = &spec.models[serve.model.value];
+    let base = model.base.value.clone();
     let arch = catalog.models.get(&base)?;
-    let dtype = str_prop(model, "dtype").unwrap_or("bf16").to_owned();
-    let name = name_of(fabric, id);
-    let span = name_span(item);
+    let dtype = model.dtype.value;
+    let name = serve.name.qualified.to_string();
+    let span = serve.name.span;
 
-    let mig_profile = child_arg(fabric, item, "mig").and_then(|v| match &v.kind {
-        ValueKind::MigProfile(profile) => Some((profile.to_string(), v.span)),
-        _ => None,
-    });
+    let mig_profile = serve.mig.as_ref().map(|m| (m.value.to_string(), m.span));
     let mig = mig_profile.as_ref().map(|(p, s)| (p.as_str(), *s));
-    let gpus = child_int(fabric, item, "gpus");
-    let tensor_parallel = child_int(fabric, item, "tensor-parallel");
+    let pair = |v: &Option<Spanned<u32>>| v.as_ref().map(|v| (v.value, v.span));
+    let gpus = pair(&serve.gpus);
+    let tensor_parallel = pair(&serve.tensor_parallel);
     if let (Some((profile, mig_span)), Some((_, other_span))) = (mig, gpus.or(tensor_parallel)) {
         diagnostics.push(
             Diagnostic::new(codes::CONFLICTING_RESOURCES, other_span, format!("serve \"{name}\" asks for MIG slices and whole GPUs"))
@@ -150,7 +145,8 @@ fn serve_request(
         return None;
     }
 
-    let (site_indices, scopes) = candidates.get(sites, item);
+    let wanted = Wanted::of_serve(serve);
+    let (site_indices, scopes) = candidates.get(sites, wanted);
     inventory.ensure_indexed(&scopes);
     let has_gpus = inventory.has_gpus(&scopes);
     let has_tpus = !has_gpus && site_indices.iter().any(|&s| inventory.site_slices(s).next().is_some());
@@ -160,15 +156,14 @@ fn serve_request(
         (None, None) if !has_gpus && has_tpus => Shape::TpuSlice,
         (None, None) => Shape::Gpus(1),
     };
-    let replicas = child_int(fabric, item, "replicas").map_or(1, |(r, _)| r);
-    let max_len = child_int(fabric, item, "max-model-len").map_or(arch.max_position, |(l, _)| u64::from(l));
-    let utilization =
-        child_number(fabric, item, "gpu-memory-utilization").map_or(DEFAULT_GPU_MEMORY_UTILIZATION, |(u, _)| u);
-    let kv_bytes = match child_str(fabric, item, "kv-cache-dtype") {
-        Some(("fp8", _)) => 1.0,
-        _ if dtype == "fp32" => 4.0,
+    let replicas = serve.replicas.value;
+    let max_len = serve.max_model_len.as_ref().map_or(arch.max_position, |l| l.value);
+    let utilization = serve.gpu_memory_utilization.value;
+    let kv_bytes = match serve.kv_cache_dtype.value {
+        KvCacheDtype::Fp8 => 1.0,
+        _ if dtype == Dtype::Fp32 => 4.0,
         // `auto`: the activations' dtype, 16 bits for bf16/fp16 and weight-only quantized models.
-        _ => 2.0,
+        KvCacheDtype::Auto => 2.0,
     };
 
     // Every accelerator model in the candidate sites that offers the shape, with the replica's memory on it.
@@ -177,7 +172,7 @@ fn serve_request(
         if !offered.iter().any(|(m, _)| m == model) {
             offered.push((
                 model.to_owned(),
-                ReplicaMemory::new(arch, &dtype, kv_bytes, max_len, utilization, device, devices),
+                ReplicaMemory::new(arch, dtype.word(), kv_bytes, max_len, utilization, device, devices),
             ));
         }
     };
@@ -202,11 +197,12 @@ fn serve_request(
             }
         }
     }
-    let plan = ServePlan {
+    let plan = PlacedServe {
         serve: id,
+        item: serve.item,
         name: name.clone(),
         base: base.clone(),
-        dtype: dtype.clone(),
+        dtype,
         shape: shape.clone(),
         replicas,
         memory: offered.clone(),
@@ -232,10 +228,10 @@ fn serve_request(
         if let Some((_, shape_span)) = mig.or(gpus.map(|(_, s)| ("", s))) {
             d = d.with_label(shape_span, "each replica gets this");
         }
-        if let Some((_, len_span)) = child_int(fabric, item, "max-model-len") {
-            d = d.with_label(len_span, "KV cache is sized for this many tokens");
+        if let Some(len) = &serve.max_model_len {
+            d = d.with_label(len.span, "KV cache is sized for this many tokens");
         }
-        let max_len_hint = if child_int(fabric, item, "max-model-len").is_none() {
+        let max_len_hint = if serve.max_model_len.is_none() {
             format!(" (without `max-model-len`, vLLM takes the model's {max_len} tokens)")
         } else {
             String::new()
@@ -248,20 +244,49 @@ fn serve_request(
     Some((plan, Request { serve: id, replicas, shape, sites: site_indices, scopes, accelerators }))
 }
 
+/// Where a workload asked to run: `site=`, `tier=`, or neither.
+#[derive(Clone, Copy, Debug)]
+pub struct Wanted {
+    pub site: Option<SiteId>,
+    pub tier: Option<Tier>,
+}
+
+impl Wanted {
+    #[must_use]
+    pub fn of_serve(serve: &Serve) -> Wanted {
+        Wanted { site: serve.site.as_ref().map(|s| s.value), tier: serve.tier.as_ref().map(|t| t.value) }
+    }
+
+    #[must_use]
+    pub fn of_store(store: &VectorStore) -> Wanted {
+        Wanted { site: store.site.as_ref().map(|s| s.value), tier: store.tier.as_ref().map(|t| t.value) }
+    }
+
+    /// The tiers it asks for, in preference order.
+    fn tiers(self) -> &'static [Tier] {
+        match self.tier {
+            Some(Tier::Cloud) => &[Tier::Cloud],
+            Some(Tier::Server) => &[Tier::Server],
+            Some(Tier::Device) => &[Tier::Device],
+            None => &[Tier::Server, Tier::Cloud],
+        }
+    }
+}
+
 /// The sites a workload may run on, in preference order, and how to say so.
 /// `site=` names one; `tier=` all of that tier; neither, the server tier
 /// and then the cloud tier. Without `site=`, only sites in the fabric's
 /// residency are candidates.
-pub fn candidate_sites(sites: &Sites, item: &Item) -> Vec<usize> {
-    if let Some(site) = ref_prop(item, "site").and_then(|id| sites.by_id(id)) {
+#[must_use]
+pub fn candidate_sites(sites: &Sites, wanted: Wanted) -> Vec<SiteId> {
+    if let Some(site) = wanted.site {
         return vec![site];
     }
-    let resident = |jurisdiction: &str| sites.residency.as_deref().is_none_or(|r| r == jurisdiction);
     let mut chosen = Vec::new();
-    for tier in tiers(item) {
-        for (i, site) in sites.sites.iter().enumerate() {
-            if site.tier == *tier && resident(&site.jurisdiction) {
-                chosen.push(i);
+    for tier in wanted.tiers() {
+        for site in &sites.sites {
+            if site.tier == *tier && sites.is_resident(site.id) {
+                chosen.push(site.id);
             }
         }
     }
@@ -272,49 +297,39 @@ pub fn candidate_sites(sites: &Sites, item: &Item) -> Vec<usize> {
 /// `tier=` serve of a large fabric shares one list instead of building its own.
 #[derive(Default)]
 struct Candidates {
-    by_tiers: Vec<(&'static [Tier], Arc<[usize]>)>,
+    by_tiers: Vec<(&'static [Tier], Arc<[SiteId]>)>,
 }
 
 impl Candidates {
-    fn get(&mut self, sites: &Sites, item: &Item) -> (Arc<[usize]>, Vec<Scope>) {
-        if let Some(site) = ref_prop(item, "site").and_then(|id| sites.by_id(id)) {
+    fn get(&mut self, sites: &Sites, wanted: Wanted) -> (Arc<[SiteId]>, Vec<Scope>) {
+        if let Some(site) = wanted.site {
             return (Arc::from([site]), vec![Scope::Site(site)]);
         }
-        let wanted = tiers(item);
-        let scopes = wanted.iter().map(|t| Scope::Tier(*t)).collect();
-        if let Some((_, list)) = self.by_tiers.iter().find(|(t, _)| *t == wanted) {
+        let tiers = wanted.tiers();
+        let scopes = tiers.iter().map(|t| Scope::Tier(*t)).collect();
+        if let Some((_, list)) = self.by_tiers.iter().find(|(t, _)| *t == tiers) {
             return (list.clone(), scopes);
         }
-        let list: Arc<[usize]> = candidate_sites(sites, item).into();
-        self.by_tiers.push((wanted, list.clone()));
+        let list: Arc<[SiteId]> = candidate_sites(sites, wanted).into();
+        self.by_tiers.push((tiers, list.clone()));
         (list, scopes)
-    }
-}
-
-/// The tiers a workload asks for, in preference order.
-fn tiers(item: &Item) -> &'static [Tier] {
-    match str_prop(item, "tier").and_then(Tier::parse) {
-        Some(Tier::Cloud) => &[Tier::Cloud],
-        Some(Tier::Server) => &[Tier::Server],
-        Some(Tier::Device) => &[Tier::Device],
-        None => &[Tier::Server, Tier::Cloud],
     }
 }
 
 /// Where a workload asked to run, in words: `site fra`, `tier server in eu`.
 #[must_use]
-pub fn wanted(sites: &Sites, item: &Item) -> String {
-    if let Some(site) = ref_prop(item, "site").and_then(|id| sites.by_id(id)) {
-        return format!("site {}", sites.sites[site].name);
+pub fn describe_wanted(sites: &Sites, wanted: Wanted) -> String {
+    if let Some(site) = wanted.site {
+        return format!("site {}", sites[site].name);
     }
-    let words: Vec<&str> = tiers(item).iter().map(|t| t.word()).collect();
+    let words: Vec<&str> = wanted.tiers().iter().map(|t| t.word()).collect();
     let residency = sites.residency.as_deref().map(|r| format!(" in {r}")).unwrap_or_default();
     format!("tier {}{residency}", words.join(" or "))
 }
 
 /// The `SOV4001` error for a request that did not fully fit.
-fn shortfall(fabric: &Fabric, sites: &Sites, inventory: &Inventory, request: &Request, plan: &ServePlan) -> Diagnostic {
-    let item = fabric.item(plan.serve);
+fn shortfall(spec: &Spec, sites: &Sites, inventory: &Inventory, request: &Request, plan: &PlacedServe) -> Diagnostic {
+    let serve = &spec.serves[plan.serve];
     let what = match &plan.shape {
         Shape::Mig(profile) => profile.clone(),
         Shape::Gpus(1) => "whole GPU".to_owned(),
@@ -323,8 +338,8 @@ fn shortfall(fabric: &Fabric, sites: &Sites, inventory: &Inventory, request: &Re
     };
     let mut per_site: Vec<String> = Vec::new();
     for &s in request.sites.iter() {
-        if !sites.sites[s].has_cluster {
-            per_site.push(format!("site {} has no cluster to run it", sites.sites[s].name));
+        if !sites[s].has_cluster {
+            per_site.push(format!("site {} has no cluster to run it", sites[s].name));
             continue;
         }
         let mine: Vec<&Placement> = plan.placements.iter().filter(|p| p.site == s).collect();
@@ -353,32 +368,36 @@ fn shortfall(fabric: &Fabric, sites: &Sites, inventory: &Inventory, request: &Re
             where_.push(format!("{place} [{}]", list.join(",")));
         }
         let list = if where_.is_empty() { String::new() } else { format!(": {}", where_.join(", ")) };
-        per_site.push(format!("site {} has room for {}{list}", sites.sites[s].name, mine.len()));
+        per_site.push(format!("site {} has room for {}{list}", sites[s].name, mine.len()));
     }
-    let wanted = wanted(sites, item);
+    let wanted = describe_wanted(sites, Wanted::of_serve(serve));
     let found = if per_site.is_empty() { format!("no site matches {wanted}") } else { per_site.join("; ") };
     let mut d = Diagnostic::new(
         codes::CAPACITY_SHORT,
-        name_span(item),
+        serve.name.span,
         format!("serve \"{}\" needs {} × {what} in {wanted}; {found}", plan.name, plan.replicas),
     )
     .with_primary_label(format!("{} of {} replicas placed", plan.placements.len(), plan.replicas));
-    if let Some(span) = child_arg(fabric, item, "replicas").filter(|v| !v.defaulted).map(|v| v.span) {
+    if let Some(span) = serve.replicas.written_span() {
         d = d.with_label(span, "replicas asked for");
     }
     // Say why every node of the candidate sites could not take more.
     for &s in request.sites.iter() {
-        let site = &sites.sites[s];
-        for node in &site.nodes {
-            let reason = node_reason(inventory, request, plan, s, &node.name, node.gpu.as_deref(), node.mig, fabric);
-            d = d.with_label(name_span(fabric.item(node.id)), format!("{}: {reason}", node.name));
+        let site = &sites[s];
+        for (node, declared) in site.nodes.iter().zip(&spec.sites[s].nodes) {
+            let reason = node_reason(inventory, request, plan, s, &node.name, node.gpu.as_deref(), node.mig, spec);
+            d = d.with_label(declared.name.span, format!("{}: {reason}", node.name));
         }
-        for pool in &site.pools {
-            let used =
-                inventory.tpu_slices.iter().filter(|t| t.pool_item == pool.id).filter(|t| t.used_by.is_some()).count()
-                    + inventory.gpus.iter().filter(|g| g.node_item == pool.id && !g.is_free()).count();
+        for (pool, declared) in site.pools.iter().zip(&spec.sites[s].pools) {
+            let used = inventory
+                .tpu_slices
+                .iter()
+                .filter(|t| t.pool_item == pool.item)
+                .filter(|t| t.used_by.is_some())
+                .count()
+                + inventory.gpus.iter().filter(|g| g.node_item == pool.item && !g.is_free()).count();
             d = d.with_label(
-                name_span(fabric.item(pool.id)),
+                declared.name.span,
                 format!(
                     "{}: {} × {}, max {} machines, {used} in use",
                     pool.name,
@@ -395,7 +414,7 @@ fn shortfall(fabric: &Fabric, sites: &Sites, inventory: &Inventory, request: &Re
     // Sites left out by residency: say so, they are the first place a reader looks.
     if let Some(residency) = &sites.residency {
         for site in sites.sites.iter().filter(|s| s.tier != Tier::Device && &s.jurisdiction != residency) {
-            if !request.sites.iter().any(|&c| sites.sites[c].id == site.id) {
+            if !request.sites.contains(&site.id) {
                 d = d.with_label(
                     site.span,
                     format!(
@@ -416,12 +435,12 @@ fn shortfall(fabric: &Fabric, sites: &Sites, inventory: &Inventory, request: &Re
 fn node_reason(
     inventory: &Inventory,
     request: &Request,
-    plan: &ServePlan,
-    site: usize,
+    plan: &PlacedServe,
+    site: SiteId,
     node: &str,
     model: Option<&str>,
     mig: bool,
-    fabric: &Fabric,
+    spec: &Spec,
 ) -> String {
     let Some(model) = model else { return "no GPUs".to_owned() };
     if matches!(plan.shape, Shape::Mig(_)) && !mig {
@@ -443,13 +462,16 @@ fn node_reason(
         inventory.gpus.iter().filter(|g| g.site == site && &*g.node == node).collect();
     let describe = |g: &placement::GpuState| -> String {
         if let Some(serve) = g.whole {
-            return format!("{}: whole, {}", g.index, name_of(fabric, serve));
+            return format!("{}: whole, {}", g.index, spec.serves[serve].name.qualified);
         }
         if g.instances.is_empty() {
             return format!("{}: free", g.index);
         }
-        let parts: Vec<String> =
-            g.instances.iter().map(|i| format!("{}@{} {}", i.profile, i.start, name_of(fabric, i.serve))).collect();
+        let parts: Vec<String> = g
+            .instances
+            .iter()
+            .map(|i| format!("{}@{} {}", i.profile, i.start, spec.serves[i.serve].name.qualified))
+            .collect();
         format!("{}: {}", g.index, parts.join(", "))
     };
     format!("{} × {model}; {}", gpus.len(), gpus.iter().map(|g| describe(g)).collect::<Vec<_>>().join("; "))
@@ -459,32 +481,30 @@ fn node_reason(
 /// beside the first serve that uses it, else on the first candidate site
 /// with a cluster. Stores with nowhere to go are left out.
 #[must_use]
-pub fn vectorstore_sites(fabric: &Fabric, sites: &Sites, serves: &[ServePlan]) -> BTreeMap<ItemId, usize> {
+pub fn vectorstore_sites(spec: &Spec, sites: &Sites, serves: &[PlacedServe]) -> BTreeMap<Id<VectorStore>, SiteId> {
     // The sites of the serves that use each store, in spec order.
-    let mut users: BTreeMap<ItemId, Vec<usize>> = BTreeMap::new();
+    let mut users: BTreeMap<Id<VectorStore>, Vec<SiteId>> = BTreeMap::new();
     for plan in serves {
-        for (_, uses) in children(fabric, fabric.item(plan.serve), "uses") {
-            for store in uses.args.iter().filter_map(ref_target) {
-                users.entry(store).or_default().extend(plan.placements.iter().map(|p| p.site));
-            }
+        for store in &spec.serves[plan.serve].uses {
+            users.entry(store.value).or_default().extend(plan.placements.iter().map(|p| p.site));
         }
     }
     let mut out = BTreeMap::new();
     // Shared lists, and membership without a search: many `tier=` stores
     // over many sites would otherwise build and scan a list each.
     let mut lists = Candidates::default();
-    let resident = |s: usize| sites.residency.as_deref().is_none_or(|r| r == sites.sites[s].jurisdiction);
-    for (id, item) in fabric.of_kind("vectorstore") {
-        let (candidates, _) = lists.get(sites, item);
-        let site = if ref_prop(item, "site").is_some() {
+    for (id, store) in spec.vectorstores.iter() {
+        let wanted = Wanted::of_store(store);
+        let (candidates, _) = lists.get(sites, wanted);
+        let site = if wanted.site.is_some() {
             candidates.first().copied()
         } else {
-            let wanted = tiers(item);
-            let admits = |s: usize| wanted.contains(&sites.sites[s].tier) && resident(s);
+            let tiers = wanted.tiers();
+            let admits = |s: SiteId| tiers.contains(&sites[s].tier) && sites.is_resident(s);
             users
                 .get(&id)
                 .and_then(|used| used.iter().copied().find(|&s| admits(s)))
-                .or_else(|| candidates.iter().copied().find(|&s| sites.sites[s].has_cluster))
+                .or_else(|| candidates.iter().copied().find(|&s| sites[s].has_cluster))
         };
         if let Some(site) = site {
             out.insert(id, site);

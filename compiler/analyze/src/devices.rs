@@ -4,15 +4,15 @@
 
 use sovereign_catalog::Catalog;
 use sovereign_diagnostics::{Diagnostic, codes};
-use sovereign_ir::{Fabric, ItemId};
+use sovereign_model::{Edge, Id, Spec};
 
 use crate::memory::{dtype_bytes, gib};
-use crate::view::{Sites, name_of, name_span, ref_prop, str_prop};
+use crate::view::Sites;
 
 /// The fit of one edge model on its fleet.
 #[derive(Clone, Debug)]
 pub struct DeviceFit {
-    pub edge: ItemId,
+    pub edge: Id<Edge>,
     pub name: String,
     /// `site/fleet`.
     pub fleet: String,
@@ -35,19 +35,17 @@ impl DeviceFit {
 }
 
 /// Checks every edge model against its fleet.
-pub fn check(fabric: &Fabric, catalog: &Catalog, sites: &Sites, diagnostics: &mut Vec<Diagnostic>) -> Vec<DeviceFit> {
+pub fn check(spec: &Spec, catalog: &Catalog, sites: &Sites, diagnostics: &mut Vec<Diagnostic>) -> Vec<DeviceFit> {
     let mut fits = Vec::new();
-    for (id, item) in fabric.of_kind("edge") {
-        let (Some(fleet_id), Some(model_id)) = (ref_prop(item, "fleet"), ref_prop(item, "model")) else { continue };
-        let Some((_, fleet)) = sites.fleet(fleet_id) else { continue };
-        let model = fabric.item(model_id);
-        let Some(base) = str_prop(model, "base") else { continue };
+    for (id, edge) in spec.edges.iter() {
+        let fleet = sites.fleet(edge.fleet.value);
+        let model = &spec.models[edge.model.value];
+        let base = model.base.value.as_str();
         let (Some(arch), Some(soc)) = (catalog.models.get(base), catalog.socs.get(&fleet.soc)) else { continue };
-        let dtype = str_prop(model, "dtype").unwrap_or("bf16");
-        let format = str_prop(model, "format").unwrap_or("safetensors");
+        let (dtype, format) = (model.dtype.value.word(), model.format.value.word());
         let fit = DeviceFit {
             edge: id,
-            name: name_of(fabric, id),
+            name: edge.name.qualified.to_string(),
             fleet: fleet.qualified.clone(),
             soc: soc.name.clone(),
             devices: fleet.count,
@@ -58,8 +56,8 @@ pub fn check(fabric: &Fabric, catalog: &Catalog, sites: &Sites, diagnostics: &mu
             memory: fleet.memory,
             supported: soc.precisions.iter().any(|p| p == dtype) && soc.formats.iter().any(|f| f == format),
         };
-        let model_ref = item.prop("model").map_or(name_span(item), |v| v.span);
-        let fleet_span = name_span(fabric.item(fleet_id));
+        let model_ref = edge.model.span;
+        let fleet_span = spec.fleet(edge.fleet.value).name.span;
         if !fit.fits() {
             diagnostics.push(
                 Diagnostic::new(
@@ -88,7 +86,7 @@ pub fn check(fabric: &Fabric, catalog: &Catalog, sites: &Sites, diagnostics: &mu
             if !format_ok {
                 problems.push(format!("its runtimes do not load {format} (they load {})", soc.formats.join(", ")));
             }
-            let model_span = name_span(model);
+            let model_span = model.name.span;
             diagnostics.push(
                 Diagnostic::new(
                     codes::DEVICE_UNSUPPORTED,
@@ -96,7 +94,7 @@ pub fn check(fabric: &Fabric, catalog: &Catalog, sites: &Sites, diagnostics: &mu
                     format!(
                         "edge \"{}\": model \"{}\" cannot run on {} ({}): {}",
                         fit.name,
-                        name_of(fabric, model_id),
+                        model.name.qualified,
                         soc.name,
                         soc.npu,
                         problems.join("; ")

@@ -15,50 +15,19 @@
 //! - restricted and confidential data are never read directly in the cloud tier;
 //! - a redacting hop turns restricted and confidential into internal.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
+use std::ops::Index;
 
 use hashbrown::{HashMap, HashSet};
 
 use sovereign_diagnostics::{Diagnostic, Span, codes};
-use sovereign_ir::{Fabric, Item, ItemId, ValueKind};
+use sovereign_ir::ItemId;
+use sovereign_model::{Dataset as DatasetDecl, Edge, Eval, Export, ExportDestination, Id, Spec, VectorStore};
 
-use crate::capacity::ServePlan;
-use crate::view::{Sites, Tier, bool_prop, children, name_of, name_span, ref_prop, ref_target, str_prop};
+use crate::view::{ServeId, SiteId, Sites, Tier};
+use crate::workloads::WorkloadSites;
 
-/// A data classification, ordered from least to most sensitive.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Class {
-    Public,
-    Internal,
-    Confidential,
-    Restricted,
-}
-
-impl Class {
-    fn parse(text: &str) -> Class {
-        match text {
-            "public" => Class::Public,
-            "internal" => Class::Internal,
-            "confidential" => Class::Confidential,
-            _ => Class::Restricted,
-        }
-    }
-
-    #[must_use]
-    pub fn word(self) -> &'static str {
-        match self {
-            Class::Public => "public",
-            Class::Internal => "internal",
-            Class::Confidential => "confidential",
-            Class::Restricted => "restricted",
-        }
-    }
-
-    /// What a redacting hop leaves of it.
-    fn redacted(self) -> Class {
-        self.min(Class::Internal)
-    }
-}
+pub use sovereign_model::Classification as Class;
 
 /// A place data can be: a site of the fabric or an outside service.
 #[derive(Clone, Debug)]
@@ -67,17 +36,57 @@ pub struct Place {
     pub tier: Tier,
     pub jurisdiction: String,
     /// The site, when the place is one of the fabric's.
-    pub site: Option<usize>,
+    pub site: Option<SiteId>,
+}
+
+/// The index of a [`Place`] in [`Flows::places`]: the fabric's sites first,
+/// in site order (place `i` is site `i`), then outside services.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PlaceId(pub u32);
+
+impl PlaceId {
+    fn of_site(site: SiteId) -> PlaceId {
+        PlaceId(u32::try_from(site.index()).unwrap_or(u32::MAX))
+    }
+
+    #[must_use]
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// The places data can be, indexed by [`PlaceId`].
+#[derive(Clone, Debug, Default)]
+pub struct Places(pub Vec<Place>);
+
+impl Index<PlaceId> for Places {
+    type Output = Place;
+    fn index(&self, id: PlaceId) -> &Place {
+        &self.0[id.index()]
+    }
+}
+
+impl Places {
+    fn push(&mut self, place: Place) -> PlaceId {
+        self.0.push(place);
+        PlaceId(u32::try_from(self.0.len() - 1).unwrap_or(u32::MAX))
+    }
+
+    /// Every place with its id.
+    pub fn iter(&self) -> impl Iterator<Item = (PlaceId, &Place)> {
+        self.0.iter().enumerate().map(|(i, p)| (PlaceId(u32::try_from(i).unwrap_or(u32::MAX)), p))
+    }
 }
 
 /// One allowed hop of one dataset: the K3s target turns these into NetworkPolicies.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DataFlow {
+    /// The workloads at both ends, by IR item (`Spec::decl` types them).
     pub from: ItemId,
-    pub from_place: usize,
+    pub from_place: PlaceId,
     pub to: ItemId,
-    pub to_place: usize,
-    pub dataset: ItemId,
+    pub to_place: PlaceId,
+    pub dataset: Id<DatasetDecl>,
     /// The class as it arrives.
     pub class: Class,
     pub redacted: bool,
@@ -101,7 +110,7 @@ pub enum Because {
 impl DataFlow {
     /// The reason in words, with the receiving place's jurisdiction.
     #[must_use]
-    pub fn because(&self, places: &[Place]) -> String {
+    pub fn because(&self, places: &Places) -> String {
         let to = &places[self.to_place];
         let residency = format!("{} is in {}", to.name, to.jurisdiction);
         match self.because {
@@ -117,7 +126,7 @@ impl DataFlow {
 /// The result of the sovereignty analysis.
 #[derive(Clone, Debug, Default)]
 pub struct Flows {
-    pub places: Vec<Place>,
+    pub places: Places,
     pub flows: Vec<DataFlow>,
 }
 
@@ -125,7 +134,7 @@ pub struct Flows {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct Point {
     item: ItemId,
-    place: usize,
+    place: PlaceId,
 }
 
 /// An edge that carries data.
@@ -140,45 +149,46 @@ struct Carrier {
 /// What a step of a path is; put into words only when a violation is reported.
 #[derive(Clone, Copy)]
 enum Hop {
-    Declared { dataset: ItemId },
-    EdgeReads { edge: ItemId, place: usize },
-    EvalReads { eval: ItemId, place: usize },
-    FallsBack { serve: ItemId, place: usize, redact: bool },
-    SentForEvaluation { serve: ItemId, place: usize },
-    Stored { store: ItemId, place: usize },
-    Retrieved { serve: ItemId, place: usize },
-    Exported { place: usize, redact: bool },
+    Declared { dataset: Id<DatasetDecl> },
+    EdgeReads { edge: Id<Edge>, place: PlaceId },
+    EvalReads { eval: Id<Eval>, place: PlaceId },
+    FallsBack { serve: ServeId, place: PlaceId, redact: bool },
+    SentForEvaluation { serve: ServeId, place: PlaceId },
+    Stored { store: Id<VectorStore>, place: PlaceId },
+    Retrieved { serve: ServeId, place: PlaceId },
+    Exported { place: PlaceId, redact: bool },
 }
 
 impl Hop {
-    fn text(self, fabric: &Fabric, places: &[Place], datasets: &HashMap<ItemId, Dataset>) -> String {
+    fn text(self, spec: &Spec, places: &Places) -> String {
         let redacted = |r: bool| if r { ", redacted" } else { "" };
         match self {
-            Hop::Declared { dataset } => format!(
-                "dataset \"{}\" is {}",
-                name_of(fabric, dataset),
-                datasets.get(&dataset).map_or("", |d| d.class.word())
-            ),
+            Hop::Declared { dataset } => {
+                let dataset = &spec.datasets[dataset];
+                format!("dataset \"{}\" is {}", dataset.name.qualified, dataset.classification.value.word())
+            }
             Hop::EdgeReads { edge, place } => {
-                format!("edge \"{}\" reads it on site {}", name_of(fabric, edge), places[place].name)
+                format!("edge \"{}\" reads it on site {}", spec.edges[edge].name.qualified, places[place].name)
             }
             Hop::EvalReads { eval, place } => {
-                format!("eval \"{}\" reads it on site {}", name_of(fabric, eval), places[place].name)
+                format!("eval \"{}\" reads it on site {}", spec.evals[eval].name.qualified, places[place].name)
             }
             Hop::FallsBack { serve, place, redact } => format!(
                 "falls back to serve \"{}\" on site {}{}",
-                name_of(fabric, serve),
+                spec.serves[serve].name.qualified,
                 places[place].name,
                 redacted(redact)
             ),
-            Hop::SentForEvaluation { serve, place } => {
-                format!("sent to serve \"{}\" under evaluation on site {}", name_of(fabric, serve), places[place].name)
-            }
-            Hop::Stored { store, place } => {
-                format!("stored in vectorstore \"{}\" on site {}", name_of(fabric, store), places[place].name)
-            }
+            Hop::SentForEvaluation { serve, place } => format!(
+                "sent to serve \"{}\" under evaluation on site {}",
+                spec.serves[serve].name.qualified, places[place].name
+            ),
+            Hop::Stored { store, place } => format!(
+                "stored in vectorstore \"{}\" on site {}",
+                spec.vectorstores[store].name.qualified, places[place].name
+            ),
             Hop::Retrieved { serve, place } => {
-                format!("retrieved by serve \"{}\" on site {}", name_of(fabric, serve), places[place].name)
+                format!("retrieved by serve \"{}\" on site {}", spec.serves[serve].name.qualified, places[place].name)
             }
             Hop::Exported { place, redact } => {
                 format!("its telemetry is exported to {}{}", places[place].name, redacted(redact))
@@ -218,7 +228,7 @@ impl Trail {
 #[derive(Clone, Copy)]
 struct Carried {
     at: Point,
-    dataset: ItemId,
+    dataset: Id<DatasetDecl>,
     class: Class,
     redacted: bool,
     /// Its last step in the [`Trail`].
@@ -229,105 +239,91 @@ struct Dataset {
     class: Class,
     residency: String,
     /// The ledger's site, where the data lives, if declared.
-    home: Option<usize>,
+    home: Option<PlaceId>,
 }
 
 /// Follows every dataset along every carrier and checks each hop.
-pub fn analyze(
-    fabric: &Fabric,
-    sites: &Sites,
-    serves: &[ServePlan],
-    stores: &BTreeMap<ItemId, usize>,
-    diagnostics: &mut Vec<Diagnostic>,
-) -> Flows {
-    let mut places: Vec<Place> = sites
-        .sites
-        .iter()
-        .enumerate()
-        .map(|(i, s)| Place {
-            name: s.name.to_string(),
-            tier: s.tier,
-            jurisdiction: s.jurisdiction.clone(),
-            site: Some(i),
-        })
-        .collect();
-    let datasets = read_datasets(fabric, sites);
-    let sites_of = Workloads::new(fabric, sites, serves, stores);
+pub fn analyze(spec: &Spec, sites: &Sites, sites_of: &WorkloadSites, diagnostics: &mut Vec<Diagnostic>) -> Flows {
+    let mut places = Places(
+        sites
+            .sites
+            .iter()
+            .map(|s| Place {
+                name: s.name.to_string(),
+                tier: s.tier,
+                jurisdiction: s.jurisdiction.clone(),
+                site: Some(s.id),
+            })
+            .collect(),
+    );
+    let datasets = read_datasets(spec, sites);
+    let place_of = |item: ItemId| sites_of.site(item).map(PlaceId::of_site);
+    let places_of = |item: ItemId| sites_of.sites(item).map(PlaceId::of_site);
 
     let mut carriers: Vec<Carrier> = Vec::new();
     let mut entries: Vec<Carried> = Vec::new();
     let mut trail = Trail::default();
     // Entries: edge reads and eval datasets.
-    for (edge_id, edge) in fabric.of_kind("edge") {
-        let Some(site) = sites_of.site(edge_id) else { continue };
-        let at = Point { item: edge_id, place: site };
-        for (_, reads) in children(fabric, edge, "reads") {
-            for val in &reads.args {
-                if let Some(dataset) = ref_target(val) {
-                    let hop = Hop::EdgeReads { edge: edge_id, place: site };
-                    entry(fabric, &datasets, &mut carriers, &mut trail, &mut entries, dataset, at, val.span, hop);
-                }
-            }
-            // fallback: what the edge reads goes to the serve.
+    for (edge_id, edge) in spec.edges.iter() {
+        let Some(site) = place_of(edge.item) else { continue };
+        let at = Point { item: edge.item, place: site };
+        for dataset in &edge.reads {
+            let hop = Hop::EdgeReads { edge: edge_id, place: site };
+            entry(spec, &datasets, &mut carriers, &mut trail, &mut entries, dataset.value, at, dataset.span, hop);
         }
-        for (_, fallback) in children(fabric, edge, "fallback") {
-            let Some(target) = fallback.args.first().and_then(ref_target) else { continue };
-            let redact = bool_prop(fallback, "redact").unwrap_or(false);
-            for to_site in sites_of.sites(target) {
+        // fallback: what the edge reads goes to the serve.
+        if let Some(fallback) = &edge.fallback {
+            let (target, redact) = (fallback.serve.value, fallback.redact.value);
+            let target_item = spec.serves[target].item;
+            for to_site in places_of(target_item) {
                 carriers.push(Carrier {
                     from: at,
-                    to: Point { item: target, place: to_site },
+                    to: Point { item: target_item, place: to_site },
                     redact,
-                    span: fallback.args[0].span,
+                    span: fallback.serve.span,
                     hop: Hop::FallsBack { serve: target, place: to_site, redact },
                 });
             }
         }
     }
-    for (eval_id, eval) in fabric.of_kind("eval") {
-        let Some(site) = sites_of.site(eval_id) else { continue };
-        let at = Point { item: eval_id, place: site };
-        if let (Some(dataset), Some(val)) = (ref_prop(eval, "dataset"), eval.prop("dataset")) {
-            let hop = Hop::EvalReads { eval: eval_id, place: site };
-            entry(fabric, &datasets, &mut carriers, &mut trail, &mut entries, dataset, at, val.span, hop);
-        }
-        if let (Some(target), Some(val)) = (ref_prop(eval, "target"), eval.prop("target")) {
-            for to_site in sites_of.sites(target) {
-                carriers.push(Carrier {
-                    from: at,
-                    to: Point { item: target, place: to_site },
-                    redact: false,
-                    span: val.span,
-                    hop: Hop::SentForEvaluation { serve: target, place: to_site },
-                });
-            }
+    for (eval_id, eval) in spec.evals.iter() {
+        let Some(site) = place_of(eval.item) else { continue };
+        let at = Point { item: eval.item, place: site };
+        let hop = Hop::EvalReads { eval: eval_id, place: site };
+        entry(spec, &datasets, &mut carriers, &mut trail, &mut entries, eval.dataset.value, at, eval.dataset.span, hop);
+        let (target, target_item) = (eval.target.value, spec.serves[eval.target.value].item);
+        for to_site in places_of(target_item) {
+            carriers.push(Carrier {
+                from: at,
+                to: Point { item: target_item, place: to_site },
+                redact: false,
+                span: eval.target.span,
+                hop: Hop::SentForEvaluation { serve: target, place: to_site },
+            });
         }
     }
     // serve uses: both ways.
-    for plan in serves {
-        let serve = fabric.item(plan.serve);
-        for (_, uses) in children(fabric, serve, "uses") {
-            for val in &uses.args {
-                let Some(store) = ref_target(val) else { continue };
-                for from_site in sites_of.sites(plan.serve) {
-                    for to_site in sites_of.sites(store) {
-                        let a = Point { item: plan.serve, place: from_site };
-                        let b = Point { item: store, place: to_site };
-                        carriers.push(Carrier {
-                            from: a,
-                            to: b,
-                            redact: false,
-                            span: val.span,
-                            hop: Hop::Stored { store, place: to_site },
-                        });
-                        carriers.push(Carrier {
-                            from: b,
-                            to: a,
-                            redact: false,
-                            span: val.span,
-                            hop: Hop::Retrieved { serve: plan.serve, place: from_site },
-                        });
-                    }
+    for (serve_id, serve) in spec.serves.iter() {
+        for store in &serve.uses {
+            let store_item = spec.vectorstores[store.value].item;
+            for from_site in places_of(serve.item) {
+                for to_site in places_of(store_item) {
+                    let a = Point { item: serve.item, place: from_site };
+                    let b = Point { item: store_item, place: to_site };
+                    carriers.push(Carrier {
+                        from: a,
+                        to: b,
+                        redact: false,
+                        span: store.span,
+                        hop: Hop::Stored { store: store.value, place: to_site },
+                    });
+                    carriers.push(Carrier {
+                        from: b,
+                        to: a,
+                        redact: false,
+                        span: store.span,
+                        hop: Hop::Retrieved { serve: serve_id, place: from_site },
+                    });
                 }
             }
         }
@@ -338,15 +334,14 @@ pub fn analyze(
             carriers.iter().flat_map(|c| [c.from, c.to]).chain(entries.iter().map(|e| e.at)).collect();
         points.sort();
         points.dedup();
-        points.into_iter().filter(|p| places[p.place].site.is_some_and(|s| sites.sites[s].has_cluster)).collect()
+        points.into_iter().filter(|p| places[p.place].site.is_some_and(|s| sites[s].has_cluster)).collect()
     };
-    for (_, observe) in fabric.of_kind("observe") {
-        for (export_id, export) in children(fabric, observe, "export") {
-            let Some(destination) = export_destination(sites, export, &mut places, diagnostics, &workload_points)
-            else {
+    for observe in spec.observes.values() {
+        for export in &observe.exports {
+            let Some(destination) = export_destination(export, &mut places, diagnostics, &workload_points) else {
                 continue;
             };
-            let redact = bool_prop(export, "redact").unwrap_or(false);
+            let redact = export.redact.value;
             for &from in &workload_points {
                 let to_place = destination.unwrap_or(from.place);
                 if destination.is_none() {
@@ -355,9 +350,9 @@ pub fn analyze(
                 }
                 carriers.push(Carrier {
                     from,
-                    to: Point { item: export_id, place: to_place },
+                    to: Point { item: export.item, place: to_place },
                     redact,
-                    span: export.keyword_span,
+                    span: export.span,
                     hop: Hop::Exported { place: to_place, redact },
                 });
             }
@@ -369,19 +364,19 @@ pub fn analyze(
     for (i, c) in carriers.iter().enumerate() {
         outgoing.entry(c.from).or_default().push(i);
     }
-    let mut seen: HashSet<(Point, ItemId, bool)> = HashSet::new();
+    let mut seen: HashSet<(Point, Id<DatasetDecl>, bool)> = HashSet::new();
     let mut flows: Vec<DataFlow> = Vec::new();
     let mut flow_set = HashSet::new();
-    let mut reported: HashSet<(ItemId, usize, u8)> = HashSet::new();
+    let mut reported: HashSet<(Id<DatasetDecl>, PlaceId, u8)> = HashSet::new();
     let mut queue: VecDeque<Carried> = VecDeque::new();
-    let report = |code, dataset, message: &str, step, trail: &Trail, places: &[Place]| {
+    let report = |code, dataset, message: &str, step, trail: &Trail, places: &Places| {
         let path: Vec<(Span, String)> =
-            trail.path(step).into_iter().map(|(span, hop)| (span, hop.text(fabric, places, &datasets))).collect();
-        violation(fabric, code, dataset, message, &path)
+            trail.path(step).into_iter().map(|(span, hop)| (span, hop.text(spec, places))).collect();
+        violation(spec, code, dataset, message, &path)
     };
     for carried in entries {
         // Read where it lives: only residency and the cloud rule apply.
-        match judge_read(&places, &datasets[&carried.dataset], carried.at.place) {
+        match judge_read(&places, &datasets[carried.dataset.index()], carried.at.place) {
             Ok(()) => queue.push_back(carried),
             Err((code, message)) => {
                 if reported.insert((carried.dataset, carried.at.place, code_rank(code))) {
@@ -396,7 +391,7 @@ pub fn analyze(
         }
         for &c in outgoing.get(&carried.at).map(Vec::as_slice).unwrap_or_default() {
             let carrier = &carriers[c];
-            let data = &datasets[&carried.dataset];
+            let data = &datasets[carried.dataset.index()];
             let verdict = judge(&places, data, carried.class, carrier.from.place, carrier.to.place, carrier.redact);
             match verdict {
                 Err((code, message)) => {
@@ -432,7 +427,7 @@ pub fn analyze(
             }
         }
     }
-    flows.sort_by_key(|f| (f.from.0, f.from_place, f.to.0, f.to_place, f.dataset.0, f.redacted));
+    flows.sort_by_key(|f| (f.from.0, f.from_place, f.to.0, f.to_place, spec.datasets[f.dataset].item.0, f.redacted));
     Flows { places, flows }
 }
 
@@ -443,22 +438,22 @@ fn code_rank(code: sovereign_diagnostics::Code) -> u8 {
 /// Adds the entry of `dataset` at `at`: directly, or from its ledger's site.
 #[allow(clippy::too_many_arguments)]
 fn entry(
-    fabric: &Fabric,
-    datasets: &HashMap<ItemId, Dataset>,
+    spec: &Spec,
+    datasets: &[Dataset],
     carriers: &mut Vec<Carrier>,
     trail: &mut Trail,
     entries: &mut Vec<Carried>,
-    dataset: ItemId,
+    dataset: Id<DatasetDecl>,
     at: Point,
     span: Span,
     hop: Hop,
 ) {
-    let Some(data) = datasets.get(&dataset) else { return };
-    let item = fabric.item(dataset);
-    let declared = trail.push(None, name_span(item), Hop::Declared { dataset });
+    let data = &datasets[dataset.index()];
+    let declared_as = &spec.datasets[dataset];
+    let declared = trail.push(None, declared_as.name.span, Hop::Declared { dataset });
     match data.home {
         Some(home) => {
-            let ledger = ref_prop(item, "ledger").unwrap_or(dataset);
+            let ledger = declared_as.ledger.as_ref().map_or(declared_as.item, |l| spec.ledgers[l.value].item);
             let source = Point { item: ledger, place: home };
             carriers.push(Carrier { from: source, to: at, redact: false, span, hop });
             entries.push(Carried { at: source, dataset, class: data.class, redacted: false, step: declared });
@@ -472,7 +467,7 @@ fn entry(
 }
 
 /// Whether `data` may be read at `place` where it lives (no hop).
-fn judge_read(places: &[Place], data: &Dataset, place: usize) -> Result<(), (sovereign_diagnostics::Code, String)> {
+fn judge_read(places: &Places, data: &Dataset, place: PlaceId) -> Result<(), (sovereign_diagnostics::Code, String)> {
     let target = &places[place];
     if !target.jurisdiction.is_empty() && !data.residency.is_empty() && target.jurisdiction != data.residency {
         return Err((
@@ -495,11 +490,11 @@ fn judge_read(places: &[Place], data: &Dataset, place: usize) -> Result<(), (sov
 
 /// Whether `class` data of `data` may go from place `from` to place `to`, and why.
 fn judge(
-    places: &[Place],
+    places: &Places,
     data: &Dataset,
     class: Class,
-    from: usize,
-    to: usize,
+    from: PlaceId,
+    to: PlaceId,
     redact: bool,
 ) -> Result<Because, (sovereign_diagnostics::Code, String)> {
     let target = &places[to];
@@ -529,15 +524,16 @@ fn judge(
 }
 
 fn violation(
-    fabric: &Fabric,
+    spec: &Spec,
     code: sovereign_diagnostics::Code,
-    dataset: ItemId,
+    dataset: Id<DatasetDecl>,
     message: &str,
     path: &[(Span, String)],
 ) -> Diagnostic {
     let (last_span, last_label) = path.last().cloned().unwrap_or_default();
-    let mut d = Diagnostic::new(code, last_span, format!("dataset \"{}\" {message}", name_of(fabric, dataset)))
-        .with_primary_label(last_label);
+    let name = &spec.datasets[dataset].name.qualified;
+    let mut d =
+        Diagnostic::new(code, last_span, format!("dataset \"{name}\" {message}")).with_primary_label(last_label);
     for (span, label) in &path[..path.len().saturating_sub(1)] {
         d = d.with_label(*span, label.clone());
     }
@@ -549,69 +545,68 @@ fn violation(
     d.with_help(help)
 }
 
-fn read_datasets(fabric: &Fabric, sites: &Sites) -> HashMap<ItemId, Dataset> {
-    let mut out = HashMap::new();
-    for (id, item) in fabric.of_kind("dataset") {
-        let home = ref_prop(item, "ledger").and_then(|l| ref_prop(fabric.item(l), "site")).and_then(|s| sites.by_id(s));
-        out.insert(
-            id,
-            Dataset {
-                class: Class::parse(str_prop(item, "classification").unwrap_or("restricted")),
-                residency: str_prop(item, "residency")
-                    .map(str::to_owned)
-                    .or_else(|| sites.residency.clone())
-                    .unwrap_or_default(),
-                home,
-            },
-        );
-    }
-    out
+/// Every dataset's class, residency and home, indexed like `spec.datasets`.
+fn read_datasets(spec: &Spec, sites: &Sites) -> Vec<Dataset> {
+    spec.datasets
+        .values()
+        .map(|d| Dataset {
+            class: d.classification.value,
+            residency: d
+                .residency
+                .as_ref()
+                .map(|r| r.value.clone())
+                .or_else(|| sites.residency.clone())
+                .unwrap_or_default(),
+            home: d
+                .ledger
+                .as_ref()
+                .and_then(|l| spec.ledgers[l.value].site.as_ref())
+                .map(|s| PlaceId::of_site(s.value)),
+        })
+        .collect()
 }
 
 /// Where an export sends telemetry: `Some(Some(place))` an outside place or
 /// another site, `Some(None)` in-cluster (stays on each site), `None` unknown
 /// (reported when anything but public data would go there).
 fn export_destination(
-    sites: &Sites,
-    export: &Item,
-    places: &mut Vec<Place>,
+    export: &Export,
+    places: &mut Places,
     diagnostics: &mut Vec<Diagnostic>,
     workload_points: &[Point],
-) -> Option<Option<usize>> {
-    let service = export.args.first().and_then(|v| match &v.kind {
-        ValueKind::Str(s) => Some(s.as_str()),
-        _ => None,
-    })?;
-    let region = str_prop(export, "region");
-    let endpoint = export.prop("endpoint").and_then(|v| match &v.kind {
-        ValueKind::Uri(uri) => Some(uri.as_str()),
-        _ => None,
-    });
+) -> Option<Option<PlaceId>> {
+    let service = export.destination.value.word();
+    let region = export.region.as_ref().map(|r| r.value.as_str());
+    let endpoint = export.endpoint.as_ref().map(|e| &e.value);
     // A hosted service (Logfire) is where its provider runs it, in the
     // region named: a `site=` or an endpoint cannot move it.
-    let hosted = service == "logfire";
+    let hosted = export.destination.value == ExportDestination::Logfire;
     if !hosted {
-        if let Some(site) = ref_prop(export, "site").and_then(|s| sites.by_id(s)) {
-            return Some(Some(site));
+        if let Some(site) = &export.site {
+            return Some(Some(PlaceId::of_site(site.value)));
         }
-        if endpoint.is_some_and(in_cluster) {
+        if endpoint.is_some_and(|e| in_cluster(e.host())) {
             return Some(None);
         }
     }
     if let Some(region) = region {
         let name = format!("{service} ({region})");
-        let place = places.iter().position(|p| p.name == name).unwrap_or_else(|| {
-            places.push(Place { name, tier: Tier::Cloud, jurisdiction: region.to_owned(), site: None });
-            places.len() - 1
-        });
+        let found = places.iter().find(|(_, p)| p.name == name).map(|(id, _)| id);
+        let place = match found {
+            Some(id) => id,
+            None => places.push(Place { name, tier: Tier::Cloud, jurisdiction: region.to_owned(), site: None }),
+        };
         return Some(Some(place));
     }
     if !workload_points.is_empty() {
         diagnostics.push(
             Diagnostic::new(
                 codes::UNKNOWN_DESTINATION,
-                export.keyword_span,
-                format!("telemetry is exported to {}, but where that is is not declared", endpoint.unwrap_or(service)),
+                export.span,
+                format!(
+                    "telemetry is exported to {}, but where that is is not declared",
+                    endpoint.map_or(service, |e| e.as_str())
+                ),
             )
             .with_primary_label("destination site and jurisdiction unknown")
             .with_help("give the export `site=` (a site of the fabric that hosts it) or `region=` (the jurisdiction of an outside service), or point it at an in-cluster address (`….svc.cluster.local`)"),
@@ -621,98 +616,29 @@ fn export_destination(
 }
 
 /// An address inside the cluster the collector runs in: its host (parsed
-/// as RFC 3986 authority, so a path, query, fragment or userinfo cannot pass
-/// for one) is a Service name or the loopback.
-fn in_cluster(endpoint: &str) -> bool {
-    let host = uri_host(endpoint).to_ascii_lowercase();
+/// as RFC 3986 authority by [`sovereign_model::Uri::host`], so a path,
+/// query, fragment or userinfo cannot pass for one) is a Service name or
+/// the loopback.
+fn in_cluster(host: &str) -> bool {
+    let host = host.to_ascii_lowercase();
     let host = host.strip_suffix('.').unwrap_or(&host);
     host.ends_with(".svc")
         || host.ends_with(".svc.cluster.local")
         || matches!(host, "localhost" | "127.0.0.1" | "[::1]")
 }
 
-/// The host of `scheme://[userinfo@]host[:port][/path][?query][#fragment]`.
-fn uri_host(uri: &str) -> &str {
-    let rest = uri.split_once("://").map_or(uri, |(_, rest)| rest);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
-    if host_port.starts_with('[') {
-        // An IPv6 literal, with its brackets.
-        return host_port.split_once(']').map_or(host_port, |(h, _)| &host_port[..=h.len()]);
-    }
-    host_port.split(':').next().unwrap_or_default()
-}
-
-/// The sites of workloads that are not placed by capacity: edges, evals,
-/// vector stores; and of serves, from their placements.
-struct Workloads {
-    /// The first (usually only) site of each workload, by item; `u32::MAX` when unknown.
-    first: Vec<u32>,
-    /// All the sites of workloads on several (serves placed on several sites).
-    several: HashMap<ItemId, Vec<usize>>,
-}
-
-impl Workloads {
-    fn new(fabric: &Fabric, sites: &Sites, serves: &[ServePlan], stores: &BTreeMap<ItemId, usize>) -> Self {
-        let mut w = Workloads { first: vec![u32::MAX; fabric.items.len()], several: HashMap::new() };
-        let set = |w: &mut Workloads, id: ItemId, site: usize| {
-            w.first[id.0 as usize] = u32::try_from(site).unwrap_or(u32::MAX);
-        };
-        for plan in serves {
-            let mut placed: Vec<usize> = plan.placements.iter().map(|p| p.site).collect();
-            placed.sort_unstable();
-            placed.dedup();
-            if let Some(&first) = placed.first() {
-                set(&mut w, plan.serve, first);
-            }
-            if placed.len() > 1 {
-                w.several.insert(plan.serve, placed);
-            }
-        }
-        for (id, item) in fabric.of_kind("edge") {
-            if let Some((site, _)) = ref_prop(item, "fleet").and_then(|f| sites.fleet(f)) {
-                set(&mut w, id, site);
-            }
-        }
-        for (id, item) in fabric.of_kind("temporal") {
-            if let Some(site) = ref_prop(item, "site").and_then(|s| sites.by_id(s)) {
-                set(&mut w, id, site);
-            }
-        }
-        for (id, item) in fabric.of_kind("eval") {
-            let runs_on =
-                children(fabric, item, "runs-on").next().and_then(|(_, r)| r.args.first()).and_then(ref_target);
-            if let Some(site) = runs_on.and_then(|t| w.site(t)) {
-                set(&mut w, id, site);
-            }
-        }
-        for (&id, &site) in stores {
-            set(&mut w, id, site);
-        }
-        w
-    }
-
-    fn site(&self, id: ItemId) -> Option<usize> {
-        Some(self.first[id.0 as usize]).filter(|&s| s != u32::MAX).map(|s| s as usize)
-    }
-
-    /// Every site of a workload, without allocating for the usual single one.
-    fn sites(&self, id: ItemId) -> impl Iterator<Item = usize> + '_ {
-        let several = self.several.get(&id);
-        let single = if several.is_none() { self.site(id) } else { None };
-        several.into_iter().flatten().copied().chain(single)
-    }
-}
-
 #[cfg(test)]
 mod uri_tests {
     use super::*;
+    use sovereign_model::Uri;
 
     #[test]
     fn only_the_host_counts() {
-        assert!(in_cluster("http://otel.obs.svc:4318/v1/traces"));
-        assert!(in_cluster("http://otel.obs.svc.cluster.local./"));
-        assert!(in_cluster("http://[::1]:4318"));
+        let schemes = ["http".to_owned(), "https".to_owned()];
+        let inside = |text: &str| in_cluster(Uri::parse(text, &schemes).unwrap().host());
+        assert!(inside("http://otel.obs.svc:4318/v1/traces"));
+        assert!(inside("http://otel.obs.svc.cluster.local./"));
+        assert!(inside("http://[::1]:4318"));
         for outside in [
             "https://collector.example.com/#.svc",
             "https://collector.example.com/x.svc",
@@ -721,7 +647,7 @@ mod uri_tests {
             "https://evil-svc/",
             "https://a.svc.example.com",
         ] {
-            assert!(!in_cluster(outside), "{outside}");
+            assert!(!inside(outside), "{outside}");
         }
     }
 }

@@ -19,12 +19,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 use std::sync::Arc;
 
-use crate::view::{Sites, Tier};
+use crate::view::{SiteId, Sites, Tier};
 
 /// What a request may use: one site, or every resident site of a tier.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Scope {
-    Site(usize),
+    Site(SiteId),
     Tier(Tier),
 }
 
@@ -65,7 +65,7 @@ pub(crate) struct FreeIndex {
     /// The scopes indexed so far (built on first use).
     pub(crate) built: std::collections::HashSet<Scope>,
     /// Scan every candidate GPU instead of searching: the reference the
-    /// index is tested against (`capacity::plan_by_scan`).
+    /// index is tested against (`capacity::place_serves_by_scan`).
     pub(crate) scan_all: bool,
 }
 
@@ -80,7 +80,7 @@ impl FreeIndex {
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                let mut scopes = vec![Scope::Site(i)];
+                let mut scopes = vec![Scope::Site(SiteId::from_index(i))];
                 if resident(&s.jurisdiction) {
                     scopes.push(Scope::Tier(s.tier));
                 }
@@ -99,20 +99,20 @@ impl FreeIndex {
     }
 
     /// Every scope `site` belongs to.
-    pub(crate) fn scopes_of(&self, site: usize) -> &[Scope] {
-        self.site_scopes.get(site).map_or(&[], Vec::as_slice)
+    pub(crate) fn scopes_of(&self, site: SiteId) -> &[Scope] {
+        self.site_scopes.get(site.index()).map_or(&[], Vec::as_slice)
     }
 
     /// The scopes `site`'s GPUs are filed under.
-    pub(crate) fn indexed_scopes_of(&self, site: usize) -> &[Scope] {
-        self.indexed_scopes.get(site).map_or(&[], Vec::as_slice)
+    pub(crate) fn indexed_scopes_of(&self, site: SiteId) -> &[Scope] {
+        self.indexed_scopes.get(site.index()).map_or(&[], Vec::as_slice)
     }
 
     /// Whether a scope's GPUs are in the index (tiers always; a site when it is not small).
     pub(crate) fn is_indexed(&self, scope: Scope) -> bool {
         match scope {
             Scope::Tier(_) => true,
-            Scope::Site(site) => self.indexed_scopes.get(site).is_some_and(|s| s.contains(&scope)),
+            Scope::Site(site) => self.indexed_scopes.get(site.index()).is_some_and(|s| s.contains(&scope)),
         }
     }
 

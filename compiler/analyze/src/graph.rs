@@ -8,7 +8,6 @@
 //! depends on anything in the same or a later wave, and there are exactly
 //! as many waves as the longest chain has resources (the fewest possible).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use hashbrown::{HashMap, HashSet};
@@ -17,10 +16,12 @@ use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use sovereign_diagnostics::{Diagnostic, Span, codes};
 use sovereign_ir::{Fabric, ItemId};
+use sovereign_model::Spec;
 
-use crate::capacity::ServePlan;
+use crate::capacity::PlacedServe;
 use crate::placement::{Devices, Inventory};
-use crate::view::{Sites, children, name_of, name_span, ref_prop, ref_target};
+use crate::view::{SiteId, Sites};
+use crate::workloads::WorkloadSites;
 
 /// What a resource is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -31,7 +32,8 @@ pub enum ResourceKind {
     TemporalNamespace,
     Collector,
     VectorStore,
-    Server,
+    /// A served model (vLLM).
+    Serve,
     Eval,
     EdgeBundle,
 }
@@ -46,7 +48,7 @@ impl ResourceKind {
             ResourceKind::TemporalNamespace => "temporal-namespace",
             ResourceKind::Collector => "collector",
             ResourceKind::VectorStore => "vectorstore",
-            ResourceKind::Server => "serve",
+            ResourceKind::Serve => "serve",
             ResourceKind::Eval => "eval",
             ResourceKind::EdgeBundle => "edge-bundle",
         }
@@ -79,18 +81,81 @@ pub struct Resource {
     pub id: ResourceId,
     pub kind: ResourceKind,
     /// The site it runs on, when it runs on one.
-    pub site: Option<usize>,
+    pub site: Option<SiteId>,
     /// The declaration it comes from.
     pub item: ItemId,
+}
+
+/// The position of a resource in [`ResourceGraph::resources`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ResourceIndex(pub u32);
+
+impl ResourceIndex {
+    fn of(index: usize) -> ResourceIndex {
+        ResourceIndex(u32::try_from(index).unwrap_or(u32::MAX))
+    }
+
+    #[must_use]
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Why one resource needs another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EdgeReason {
+    /// A MIG layout is configured on its site's cluster.
+    ConfiguredOn,
+    /// A workload runs on its site's cluster.
+    RunsOn,
+    /// A namespace is registered in its Temporal cluster.
+    RegisteredIn,
+    /// A serve's replicas are placed on a cluster.
+    PlacedOn,
+    RunsOnMigSliceOf,
+    /// A serve uses a vector store.
+    Uses,
+    /// An eval evaluates a serve.
+    Evaluates,
+    /// An eval's workflow runs in a Temporal namespace (or cluster).
+    RunsIn,
+    /// An edge bundle falls back to a serve.
+    FallsBackTo,
+    /// Written in the spec.
+    DependsOn,
+}
+
+impl EdgeReason {
+    /// The reason in words, as graphs and messages show it.
+    #[must_use]
+    pub fn words(self) -> &'static str {
+        match self {
+            EdgeReason::ConfiguredOn => "configured on",
+            EdgeReason::RunsOn => "runs on",
+            EdgeReason::RegisteredIn => "registered in",
+            EdgeReason::PlacedOn => "placed on",
+            EdgeReason::RunsOnMigSliceOf => "runs on a MIG slice of",
+            EdgeReason::Uses => "uses",
+            EdgeReason::Evaluates => "evaluates",
+            EdgeReason::RunsIn => "runs in",
+            EdgeReason::FallsBackTo => "falls back to",
+            EdgeReason::DependsOn => "depends-on",
+        }
+    }
+}
+
+impl std::fmt::Display for EdgeReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.words())
+    }
 }
 
 /// `from` needs `to` to exist first.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Edge {
-    pub from: usize,
-    pub to: usize,
-    /// Why: `placed on`, `uses`, `depends-on`.
-    pub why: &'static str,
+    pub from: ResourceIndex,
+    pub to: ResourceIndex,
+    pub why: EdgeReason,
     pub span: Span,
 }
 
@@ -99,9 +164,16 @@ pub struct Edge {
 pub struct ResourceGraph {
     pub resources: Vec<Resource>,
     pub edges: Vec<Edge>,
-    /// Resource indices per wave, each in creation order (spec order, which is
+    /// Resources per wave, each in creation order (spec order, which is
     /// deterministic); empty when there is a cycle.
-    pub waves: Vec<Vec<usize>>,
+    pub waves: Vec<Vec<ResourceIndex>>,
+}
+
+impl ResourceGraph {
+    #[must_use]
+    pub fn resource(&self, index: ResourceIndex) -> &Resource {
+        &self.resources[index.index()]
+    }
 }
 
 struct Builder<'a> {
@@ -112,7 +184,7 @@ struct Builder<'a> {
     first: Vec<u32>,
     /// The further resources of declarations with several (an `observe`: one collector per site).
     more: HashMap<ItemId, Vec<usize>>,
-    /// The cluster of each site.
+    /// The cluster of each site, by site index.
     clusters: Vec<Option<usize>>,
     /// The MIG layout of each node item.
     layouts: HashMap<ItemId, usize>,
@@ -125,7 +197,7 @@ impl Builder<'_> {
         kind: ResourceKind,
         name: Arc<str>,
         qualifier: Option<Arc<str>>,
-        site: Option<usize>,
+        site: Option<SiteId>,
         item: ItemId,
     ) -> usize {
         let i = self.graph.resources.len();
@@ -139,14 +211,14 @@ impl Builder<'_> {
         i
     }
 
-    fn edge(&mut self, from: usize, to: usize, why: &'static str, span: Span) {
+    fn edge(&mut self, from: usize, to: usize, why: EdgeReason, span: Span) {
         if from != to && self.edge_set.insert((from, to)) {
-            self.graph.edges.push(Edge { from, to, why, span });
+            self.graph.edges.push(Edge { from: ResourceIndex::of(from), to: ResourceIndex::of(to), why, span });
         }
     }
 
-    fn cluster(&self, site: usize) -> Option<usize> {
-        self.clusters.get(site).copied().flatten()
+    fn cluster(&self, site: SiteId) -> Option<usize> {
+        self.clusters.get(site.index()).copied().flatten()
     }
 
     /// The first resource of a declaration.
@@ -167,13 +239,15 @@ impl Builder<'_> {
 
 /// Builds the graph, reports its cycles and computes its waves.
 pub fn build(
+    spec: &Spec,
     fabric: &Fabric,
     sites: &Sites,
-    serves: &[ServePlan],
+    serves: &[PlacedServe],
     inventory: &Inventory,
-    stores: &BTreeMap<ItemId, usize>,
+    workload_sites: &WorkloadSites,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> ResourceGraph {
+    use EdgeReason::*;
     let mut b = Builder {
         fabric,
         graph: ResourceGraph::default(),
@@ -183,115 +257,113 @@ pub fn build(
         layouts: HashMap::new(),
         edge_set: HashSet::new(),
     };
-    for (i, site) in sites.sites.iter().enumerate() {
-        if site.has_cluster {
-            b.clusters[i] = Some(b.add(ResourceKind::Cluster, site.name.clone(), None, Some(i), site.id));
-        }
+    for site in sites.sites.iter().filter(|s| s.has_cluster) {
+        b.clusters[site.id.index()] =
+            Some(b.add(ResourceKind::Cluster, site.name.clone(), None, Some(site.id), site.item));
     }
     // MIG layouts: one per node with MIG instances.
     for gpu in inventory.gpus.iter().filter(|g| !g.instances.is_empty()) {
         if b.layouts.contains_key(&gpu.node_item) {
             continue;
         }
-        let site_name = sites.sites[gpu.site].name.clone();
+        let site_name = sites[gpu.site].name.clone();
         let layout = b.add(ResourceKind::MigLayout, site_name, Some(gpu.node.clone()), Some(gpu.site), gpu.node_item);
         b.layouts.insert(gpu.node_item, layout);
         if let Some(cluster) = b.cluster(gpu.site) {
-            b.edge(layout, cluster, "configured on", name_span(fabric.item(gpu.node_item)));
+            b.edge(layout, cluster, ConfiguredOn, fabric.item(gpu.node_item).name_span());
         }
     }
-    for (id, item) in fabric.of_kind("temporal") {
-        let site = ref_prop(item, "site").and_then(|s| sites.by_id(s));
-        let temporal = b.add(ResourceKind::TemporalCluster, qualified(fabric, id), None, site, id);
-        if let Some(cluster) = site.and_then(|s| b.cluster(s)) {
-            b.edge(temporal, cluster, "runs on", item.prop("site").map_or(name_span(item), |v| v.span));
+    for temporal in spec.temporals.values() {
+        let site = temporal.site.value;
+        let resource =
+            b.add(ResourceKind::TemporalCluster, temporal.name.qualified.clone(), None, Some(site), temporal.item);
+        if let Some(cluster) = b.cluster(site) {
+            b.edge(resource, cluster, RunsOn, temporal.site.span);
         }
-        for (ns_id, ns) in children(fabric, item, "namespace") {
-            let namespace = b.add(ResourceKind::TemporalNamespace, qualified(fabric, ns_id), None, site, ns_id);
-            b.edge(namespace, temporal, "registered in", name_span(ns));
+        for ns in &temporal.namespaces {
+            let namespace =
+                b.add(ResourceKind::TemporalNamespace, ns.name.qualified.clone(), None, Some(site), ns.item);
+            b.edge(namespace, resource, RegisteredIn, ns.name.span);
         }
     }
-    for (id, item) in fabric.of_kind("observe") {
-        for (i, site) in sites.sites.iter().enumerate().filter(|(_, s)| s.has_cluster) {
-            let collector = b.add(ResourceKind::Collector, qualified(fabric, id), Some(site.name.clone()), Some(i), id);
-            if let Some(cluster) = b.cluster(i) {
-                b.edge(collector, cluster, "runs on", name_span(item));
+    for observe in spec.observes.values() {
+        for site in sites.sites.iter().filter(|s| s.has_cluster) {
+            let collector = b.add(
+                ResourceKind::Collector,
+                observe.name.qualified.clone(),
+                Some(site.name.clone()),
+                Some(site.id),
+                observe.item,
+            );
+            if let Some(cluster) = b.cluster(site.id) {
+                b.edge(collector, cluster, RunsOn, observe.name.span);
             }
         }
     }
-    for (id, item) in fabric.of_kind("vectorstore") {
-        let site = stores.get(&id).copied();
-        let store = b.add(ResourceKind::VectorStore, qualified(fabric, id), None, site, id);
+    for store in spec.vectorstores.values() {
+        let site = workload_sites.site(store.item);
+        let resource = b.add(ResourceKind::VectorStore, store.name.qualified.clone(), None, site, store.item);
         if let Some(cluster) = site.and_then(|s| b.cluster(s)) {
-            b.edge(store, cluster, "runs on", name_span(item));
+            b.edge(resource, cluster, RunsOn, store.name.span);
         }
     }
     for plan in serves {
-        let item = fabric.item(plan.serve);
+        let serve = &spec.serves[plan.serve];
         let first_site = plan.placements.first().map(|p| p.site);
-        let server = b.add(ResourceKind::Server, qualified(fabric, plan.serve), None, first_site, plan.serve);
+        let resource = b.add(ResourceKind::Serve, serve.name.qualified.clone(), None, first_site, serve.item);
         for p in &plan.placements {
             if let Some(cluster) = b.cluster(p.site) {
-                b.edge(server, cluster, "placed on", name_span(item));
+                b.edge(resource, cluster, PlacedOn, serve.name.span);
             }
             if matches!(p.devices, Devices::Mig { .. })
                 && let Some(&layout) = b.layouts.get(&p.node_item)
             {
-                b.edge(server, layout, "runs on a MIG slice of", name_span(item));
+                b.edge(resource, layout, RunsOnMigSliceOf, serve.name.span);
             }
         }
-        for (_, uses) in children(fabric, item, "uses") {
-            for val in &uses.args {
-                if let Some(store) = ref_target(val).and_then(|t| b.primary(t)) {
-                    b.edge(server, store, "uses", val.span);
-                }
+        for store in &serve.uses {
+            if let Some(target) = b.primary(spec.vectorstores[store.value].item) {
+                b.edge(resource, target, Uses, store.span);
             }
         }
     }
-    for (id, item) in fabric.of_kind("eval") {
-        let eval = b.add(ResourceKind::Eval, qualified(fabric, id), None, None, id);
-        if let (Some(target), Some(val)) = (ref_prop(item, "target"), item.prop("target"))
-            && let Some(server) = b.primary(target)
+    for eval in spec.evals.values() {
+        let resource = b.add(ResourceKind::Eval, eval.name.qualified.clone(), None, None, eval.item);
+        if let Some(target) = b.primary(spec.serves[eval.target.value].item) {
+            b.edge(resource, target, Evaluates, eval.target.span);
+        }
+        let runs_on = &eval.runs_on;
+        let namespace = runs_on.namespace.as_ref().map(|n| spec.namespace(n.value).item);
+        let temporal = spec.temporals[runs_on.temporal.value].item;
+        let target = namespace.and_then(|ns| b.primary(ns)).or_else(|| b.primary(temporal));
+        if let Some(target) = target {
+            b.graph.resources[resource].site = workload_sites.site(eval.item);
+            b.edge(resource, target, RunsIn, runs_on.temporal.span);
+        }
+    }
+    for edge in spec.edges.values() {
+        let site = workload_sites.site(edge.item);
+        let bundle = b.add(ResourceKind::EdgeBundle, edge.name.qualified.clone(), None, site, edge.item);
+        if let Some(fallback) = &edge.fallback
+            && let Some(target) = b.primary(spec.serves[fallback.serve.value].item)
         {
-            b.edge(eval, server, "evaluates", val.span);
-        }
-        if let Some((_, runs_on)) = children(fabric, item, "runs-on").next()
-            && let Some(temporal) = runs_on.args.first().and_then(ref_target)
-        {
-            let namespace = ref_prop(runs_on, "namespace");
-            let target = namespace.and_then(|ns| b.primary(ns)).or_else(|| b.primary(temporal));
-            if let Some(target) = target {
-                let site = b.graph.resources[target].site;
-                b.graph.resources[eval].site = site;
-                b.edge(eval, target, "runs in", runs_on.args[0].span);
-            }
+            b.edge(bundle, target, FallsBackTo, fallback.serve.span);
         }
     }
-    for (id, item) in fabric.of_kind("edge") {
-        let site = ref_prop(item, "fleet").and_then(|f| sites.fleet(f)).map(|(s, _)| s);
-        let bundle = b.add(ResourceKind::EdgeBundle, qualified(fabric, id), None, site, id);
-        for (_, fallback) in children(fabric, item, "fallback") {
-            if let Some(val) = fallback.args.first()
-                && let Some(server) = ref_target(val).and_then(|t| b.primary(t))
-            {
-                b.edge(bundle, server, "falls back to", val.span);
-            }
-        }
-    }
-    // Explicit depends-on: every resource of the declaration needs every resource of the target.
+    // Explicit depends-on, of any kind: every resource of the declaration
+    // needs every resource of the target.
     for depends_on in fabric.of_kind_named("depends-on") {
-        let index = depends_on.0 as usize;
         let item = fabric.item(depends_on);
         let Some(owner) = item.parent else { continue };
         let owner = fabric.root_of(owner);
         let froms: Vec<usize> =
             b.primary(owner).into_iter().chain(b.more.get(&owner).into_iter().flatten().copied()).collect();
-        for val in &fabric.items[index].args {
-            let Some(target) = ref_target(val) else { continue };
+        for val in &item.args {
+            let Some(target) = val.target() else { continue };
             let tos = b.resources_of(target);
             for &from in &froms {
                 for &to in &tos {
-                    b.edge(from, to, "depends-on", val.span);
+                    b.edge(from, to, DependsOn, val.span);
                 }
             }
         }
@@ -301,24 +373,16 @@ pub fn build(
     graph
 }
 
-/// The shared name of a declared item (no allocation), or its description.
-fn qualified(fabric: &Fabric, id: ItemId) -> Arc<str> {
-    match &fabric.item(id).name {
-        Some(name) => name.qualified.clone(),
-        None => name_of(fabric, id).into(),
-    }
-}
-
 /// Layers by longest path, or nothing (and `SOV4006`) when there is a cycle.
-fn waves(graph: &ResourceGraph, diagnostics: &mut Vec<Diagnostic>) -> Vec<Vec<usize>> {
+fn waves(graph: &ResourceGraph, diagnostics: &mut Vec<Diagnostic>) -> Vec<Vec<ResourceIndex>> {
     // Kahn's algorithm in compressed adjacency (one allocation per array, not
     // per resource): a resource's wave is known once all it needs is placed.
     let n = graph.resources.len();
     let mut dependents_start = vec![0u32; n + 1];
     let mut pending = vec![0u32; n];
     for e in &graph.edges {
-        dependents_start[e.to + 1] += 1;
-        pending[e.from] += 1;
+        dependents_start[e.to.index() + 1] += 1;
+        pending[e.from.index()] += 1;
     }
     for i in 0..n {
         dependents_start[i + 1] += dependents_start[i];
@@ -326,8 +390,8 @@ fn waves(graph: &ResourceGraph, diagnostics: &mut Vec<Diagnostic>) -> Vec<Vec<us
     let mut fill = dependents_start.clone();
     let mut dependents = vec![0u32; graph.edges.len()];
     for e in &graph.edges {
-        dependents[fill[e.to] as usize] = u32::try_from(e.from).unwrap_or(u32::MAX);
-        fill[e.to] += 1;
+        dependents[fill[e.to.index()] as usize] = e.from.0;
+        fill[e.to.index()] += 1;
     }
     let mut wave = vec![0usize; n];
     let mut ready: Vec<usize> = (0..n).filter(|&r| pending[r] == 0).collect();
@@ -348,9 +412,9 @@ fn waves(graph: &ResourceGraph, diagnostics: &mut Vec<Diagnostic>) -> Vec<Vec<us
         return Vec::new();
     }
     let count = wave.iter().max().map_or(0, |m| m + 1);
-    let mut waves: Vec<Vec<usize>> = vec![Vec::new(); count];
+    let mut waves: Vec<Vec<ResourceIndex>> = vec![Vec::new(); count];
     for (r, &w) in wave.iter().enumerate() {
-        waves[w].push(r);
+        waves[w].push(ResourceIndex::of(r));
     }
     waves
 }
@@ -360,7 +424,7 @@ fn report_cycles(graph: &ResourceGraph, diagnostics: &mut Vec<Diagnostic>) {
     let mut g: DiGraph<usize, usize> = DiGraph::new();
     let nodes: Vec<NodeIndex> = (0..graph.resources.len()).map(|i| g.add_node(i)).collect();
     for (i, e) in graph.edges.iter().enumerate() {
-        g.add_edge(nodes[e.from], nodes[e.to], i);
+        g.add_edge(nodes[e.from.index()], nodes[e.to.index()], i);
     }
     let id = |n: &NodeIndex| &graph.resources[g[*n]].id;
     let mut cycles: Vec<Vec<NodeIndex>> = tarjan_scc(&g).into_iter().filter(|c| c.len() > 1).collect();
@@ -376,19 +440,19 @@ fn report_cycles(graph: &ResourceGraph, diagnostics: &mut Vec<Diagnostic>) {
 fn cycle_diagnostic(graph: &ResourceGraph, g: &DiGraph<usize, usize>, component: &[NodeIndex]) -> Option<Diagnostic> {
     let start = g[component[0]];
     let path = sovereign_check::cycles::shortest_cycle(g, component, component[0]);
-    let names: Vec<String> = path.iter().map(|&e| graph.resources[graph.edges[e].from].id.to_string()).collect();
+    let names: Vec<String> = path.iter().map(|&e| graph.resource(graph.edges[e].from).id.to_string()).collect();
     let first = &graph.edges[*path.first()?];
     let mut d = Diagnostic::new(
         codes::RESOURCE_CYCLE,
         first.span,
         format!("resource cycle: {} → {}", names.join(" → "), graph.resources[start].id),
     )
-    .with_primary_label(format!("{} {} {}", graph.resources[first.from].id, first.why, graph.resources[first.to].id));
+    .with_primary_label(format!("{} {} {}", graph.resource(first.from).id, first.why, graph.resource(first.to).id));
     for &e in &path[1..] {
         let edge = &graph.edges[e];
         d = d.with_label(
             edge.span,
-            format!("{} {} {}", graph.resources[edge.from].id, edge.why, graph.resources[edge.to].id),
+            format!("{} {} {}", graph.resource(edge.from).id, edge.why, graph.resource(edge.to).id),
         );
     }
     Some(d.with_help("nothing in a cycle can be created first: remove a `depends-on`, or move a workload off the site whose cluster it would have to precede"))

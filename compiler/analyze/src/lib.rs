@@ -3,13 +3,16 @@
 //! the implied resources must exist.
 //!
 //! ```text
-//! Fabric IR ─view─▶ sites, hardware ─capacity (memory, placement)─▶ serve plans, MIG layouts
-//!           ─devices─▶ edge model fits ─flows─▶ allowed data flows ─graph─▶ resource DAG, waves
+//! typed Spec ─view─▶ sites, hardware ─capacity (memory, placement)─▶ placed serves, MIG layouts
+//!            ─workloads─▶ the sites of every workload ─devices─▶ edge model fits
+//!            ─flows─▶ allowed data flows ─graph─▶ resource DAG, waves
 //! ```
 //!
 //! Architecture Invariant: pure and deterministic, like the front end: no
 //! IO, the same fabric gives the same analysis. It runs only on a fabric
-//! that checked without errors (references are resolved).
+//! that checked without errors, and reads it through the typed model
+//! (`sovereign_model::Spec`), never by kind or property name; its results
+//! are keyed by the model's typed ids (`SiteId`, `ServeId`, …).
 
 pub mod capacity;
 pub mod devices;
@@ -19,47 +22,52 @@ pub mod graph;
 pub mod memory;
 pub mod placement;
 pub mod view;
+pub mod workloads;
 
 use std::path::Path;
 
 use sovereign_check::{Checked, Host, Schema};
 use sovereign_diagnostics::{Diagnostic, SourceMap};
 use sovereign_ir::Fabric;
+use sovereign_model::Spec;
 
 /// Everything the analysis decided.
 #[derive(Clone, Debug, Default)]
 pub struct Analysis {
     pub sites: view::Sites,
-    /// One per `serve`, in spec order, with its placements.
-    pub serves: Vec<capacity::ServePlan>,
+    /// One per `serve` that could be sized, in spec order, with its placements.
+    pub serves: Vec<capacity::PlacedServe>,
     /// Every accelerator and what holds it (the per-GPU MIG layouts).
     pub inventory: placement::Inventory,
+    /// Where every workload runs.
+    pub workload_sites: workloads::WorkloadSites,
     pub devices: Vec<devices::DeviceFit>,
     pub flows: flows::Flows,
     pub graph: graph::ResourceGraph,
     pub diagnostics: Vec<Diagnostic>,
 }
 
-/// Analyzes a fabric that checked without errors.
+/// Analyzes a fabric that checked without errors: its IR and its model.
 #[must_use]
-pub fn analyze(fabric: &Fabric, schema: &Schema) -> Analysis {
+pub fn analyze(fabric: &Fabric, spec: &Spec, schema: &Schema) -> Analysis {
     let catalog = &schema.catalog;
     let mut diagnostics = Vec::new();
-    let sites = view::Sites::read(fabric, catalog);
-    let (serves, inventory) = capacity::plan(fabric, catalog, &sites, &mut diagnostics);
-    let stores = capacity::vectorstore_sites(fabric, &sites, &serves);
-    let devices = devices::check(fabric, catalog, &sites, &mut diagnostics);
+    let sites = view::Sites::read(spec, catalog);
+    let (serves, inventory) = capacity::place_serves(spec, catalog, &sites, &mut diagnostics);
+    let stores = capacity::vectorstore_sites(spec, &sites, &serves);
+    let workload_sites = workloads::WorkloadSites::new(spec, fabric.items.len(), &serves, &stores);
+    let devices = devices::check(spec, catalog, &sites, &mut diagnostics);
     // Flows and the graph only read what came before: on two cores they run
     // side by side. Their diagnostics are merged and sorted, so the output
     // does not depend on which finishes first.
     let (flows, mut flow_diagnostics, graph, mut graph_diagnostics) = std::thread::scope(|scope| {
         let graph = scope.spawn(|| {
             let mut diagnostics = Vec::new();
-            let graph = graph::build(fabric, &sites, &serves, &inventory, &stores, &mut diagnostics);
+            let graph = graph::build(spec, fabric, &sites, &serves, &inventory, &workload_sites, &mut diagnostics);
             (graph, diagnostics)
         });
         let mut flow_diagnostics = Vec::new();
-        let flows = flows::analyze(fabric, &sites, &serves, &stores, &mut flow_diagnostics);
+        let flows = flows::analyze(spec, &sites, &workload_sites, &mut flow_diagnostics);
         let (graph, graph_diagnostics) = match graph.join() {
             Ok(result) => result,
             Err(panic) => std::panic::resume_unwind(panic),
@@ -69,7 +77,7 @@ pub fn analyze(fabric: &Fabric, schema: &Schema) -> Analysis {
     diagnostics.append(&mut flow_diagnostics);
     diagnostics.append(&mut graph_diagnostics);
     sovereign_diagnostics::sort(&mut diagnostics);
-    Analysis { sites, serves, inventory, devices, flows, graph, diagnostics }
+    Analysis { sites, serves, inventory, workload_sites, devices, flows, graph, diagnostics }
 }
 
 /// What `sovereign check` runs, for every front end (CLI, editor, fuzzer):
@@ -84,12 +92,12 @@ pub fn check_and_analyze(
     sources: SourceMap,
 ) -> (Checked, Option<Analysis>) {
     let mut checked = sovereign_check::check(root, bytes, host, schema, sources);
-    if checked.has_errors() {
+    let Some(spec) = checked.spec.as_ref().filter(|_| !checked.has_errors()) else {
         return (checked, None);
-    }
+    };
+    let analysis = analyze(&checked.fabric, spec, schema);
     // The reference graph has done its work (cycles); the analysis builds its own.
     checked.dependencies = Vec::new();
-    let analysis = analyze(&checked.fabric, schema);
     checked.diagnostics.extend(analysis.diagnostics.iter().cloned());
     sovereign_diagnostics::sort(&mut checked.diagnostics);
     (checked, Some(analysis))

@@ -7,9 +7,6 @@
 
 use sovereign_catalog::Architecture;
 
-/// vLLM's default `--gpu-memory-utilization` (vllm/config/cache.py; 0.9 in releases before 2025).
-pub const DEFAULT_GPU_MEMORY_UTILIZATION: f64 = 0.92;
-
 const GIB: f64 = (1u64 << 30) as f64;
 
 /// Bytes per weight of a model dtype. int4 counts half a byte (scales are

@@ -22,7 +22,7 @@ use sovereign_catalog::{Catalog, MIG_COMPUTE_SLICES, MIG_MEMORY_SLICES, MigProfi
 use sovereign_ir::ItemId;
 
 use crate::free::{FreeIndex, MigState, NodeState, Scope, first_where};
-use crate::view::Sites;
+use crate::view::{ServeId, SiteId, Sites};
 
 /// What one replica needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,12 +53,12 @@ impl Shape {
 /// One serve's request for capacity.
 #[derive(Clone, Debug)]
 pub struct Request {
-    pub serve: ItemId,
+    pub serve: ServeId,
     pub replicas: u32,
     pub shape: Shape,
     /// Candidate sites, by index into [`Sites::sites`], in preference order
     /// (shared by every request of the same tiers).
-    pub sites: Arc<[usize]>,
+    pub sites: Arc<[SiteId]>,
     /// The same as scopes of the free-capacity index, in preference order.
     pub scopes: Vec<Scope>,
     /// Accelerator models (GPU or TPU catalog names) whose memory holds the model.
@@ -76,9 +76,9 @@ pub enum Devices {
 /// One placed replica.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Placement {
-    pub serve: ItemId,
+    pub serve: ServeId,
     pub replica: u32,
-    pub site: usize,
+    pub site: SiteId,
     /// The node (`gpu-01`) or pool (`v5e-2x4`) name.
     pub node: Arc<str>,
     pub node_item: ItemId,
@@ -93,13 +93,13 @@ pub struct MigInstance {
     pub profile: String,
     pub start: u32,
     pub size: u32,
-    pub serve: ItemId,
+    pub serve: ServeId,
 }
 
 /// The state of one GPU after placement.
 #[derive(Clone, Debug)]
 pub struct GpuState {
-    pub site: usize,
+    pub site: SiteId,
     /// Shared by the GPUs of a node: a large fabric has hundreds of thousands.
     pub node: Arc<str>,
     pub node_item: ItemId,
@@ -110,7 +110,7 @@ pub struct GpuState {
     /// MIG may be enabled on this GPU (the node allows it and the card has profiles).
     pub mig_capable: bool,
     /// The serve holding the whole GPU.
-    pub whole: Option<ItemId>,
+    pub whole: Option<ServeId>,
     /// Bit i set = memory slice i taken.
     pub occupied: u8,
     pub compute: u32,
@@ -128,14 +128,14 @@ impl GpuState {
 /// One machine (slice) of a TPU pool.
 #[derive(Clone, Debug)]
 pub struct TpuSlice {
-    pub site: usize,
+    pub site: SiteId,
     pub pool: Arc<str>,
     pub pool_item: ItemId,
     pool_key: usize,
     pub machine: u32,
     pub tpu: Arc<str>,
     pub chips: u32,
-    pub used_by: Option<ItemId>,
+    pub used_by: Option<ServeId>,
 }
 
 /// All the accelerators of the fabric and what holds them.
@@ -153,13 +153,13 @@ pub struct Inventory {
 
 impl Inventory {
     /// The GPUs of a site, in node and index order.
-    pub fn site_gpus(&self, site: usize) -> impl Iterator<Item = (usize, &GpuState)> {
-        self.gpus_by_site.get(site).into_iter().flatten().map(|&g| (g, &self.gpus[g]))
+    pub fn site_gpus(&self, site: SiteId) -> impl Iterator<Item = (usize, &GpuState)> {
+        self.gpus_by_site.get(site.index()).into_iter().flatten().map(|&g| (g, &self.gpus[g]))
     }
 
     /// The TPU pool slices of a site.
-    pub fn site_slices(&self, site: usize) -> impl Iterator<Item = (usize, &TpuSlice)> {
-        self.slices_by_site.get(site).into_iter().flatten().map(|&t| (t, &self.tpu_slices[t]))
+    pub fn site_slices(&self, site: SiteId) -> impl Iterator<Item = (usize, &TpuSlice)> {
+        self.slices_by_site.get(site.index()).into_iter().flatten().map(|&t| (t, &self.tpu_slices[t]))
     }
 }
 
@@ -168,7 +168,7 @@ impl Inventory {
     #[allow(clippy::too_many_arguments)]
     fn push_node(
         &mut self,
-        site: usize,
+        site: SiteId,
         node: &Arc<str>,
         node_item: ItemId,
         node_key: usize,
@@ -202,7 +202,8 @@ impl Inventory {
     pub fn new(sites: &Sites, catalog: &Catalog, replicas: u32) -> Inventory {
         let mut inventory = Inventory::default();
         let mut node_key = 0;
-        for (site_index, site) in sites.sites.iter().enumerate() {
+        for site in &sites.sites {
+            let site_index = site.id;
             // Workloads run on a site's cluster: a site without one offers no
             // accelerators to place on (a `site=` serve there is SOV2005).
             if !site.has_cluster {
@@ -212,7 +213,7 @@ impl Inventory {
                 let Some(model) = node.gpu.as_ref().filter(|m| catalog.gpus.contains_key(*m)) else { continue };
                 let mig_capable = node.mig && !catalog.gpus[model].mig.is_empty();
                 let (name, model): (Arc<str>, Arc<str>) = (node.name.as_str().into(), model.as_str().into());
-                inventory.push_node(site_index, &name, node.id, node_key, node.gpus, &model, mig_capable);
+                inventory.push_node(site_index, &name, node.item, node_key, node.gpus, &model, mig_capable);
                 node_key += 1;
             }
             for pool in &site.pools {
@@ -221,7 +222,7 @@ impl Inventory {
                     let model: Arc<str> = pool.accelerator.as_str().into();
                     for machine in 0..pool.max.min(replicas) {
                         let name: Arc<str> = format!("{}#{machine}", pool.name).into();
-                        inventory.push_node(site_index, &name, pool.id, node_key, pool.gpus, &model, false);
+                        inventory.push_node(site_index, &name, pool.item, node_key, pool.gpus, &model, false);
                         node_key += 1;
                     }
                 } else if let Some(tpu) = catalog.tpus.get(&pool.accelerator) {
@@ -232,7 +233,7 @@ impl Inventory {
                         inventory.tpu_slices.push(TpuSlice {
                             site: site_index,
                             pool: name.clone(),
-                            pool_item: pool.id,
+                            pool_item: pool.item,
                             pool_key: node_key,
                             machine,
                             tpu: model.clone(),
@@ -246,15 +247,15 @@ impl Inventory {
         }
         inventory.gpus_by_site = vec![Vec::new(); sites.sites.len()];
         for (g, gpu) in inventory.gpus.iter().enumerate() {
-            inventory.gpus_by_site[gpu.site].push(g);
+            inventory.gpus_by_site[gpu.site.index()].push(g);
         }
         inventory.slices_by_site = vec![Vec::new(); sites.sites.len()];
         for (t, slice) in inventory.tpu_slices.iter().enumerate() {
-            inventory.slices_by_site[slice.site].push(t);
+            inventory.slices_by_site[slice.site.index()].push(t);
         }
         let mut site_gpus = vec![0usize; sites.sites.len()];
         for gpu in &inventory.gpus {
-            site_gpus[gpu.site] += 1;
+            site_gpus[gpu.site.index()] += 1;
         }
         inventory.free = FreeIndex::new(sites, node_key, &site_gpus);
         let mut g = 0;
@@ -276,16 +277,17 @@ impl Inventory {
             if !self.free.is_indexed(scope) || !self.free.built.insert(scope) {
                 continue;
             }
-            let sites: Vec<usize> = match scope {
+            let sites: Vec<SiteId> = match scope {
                 Scope::Site(site) => vec![site],
-                Scope::Tier(_) => {
-                    (0..self.gpus_by_site.len()).filter(|&s| self.free.scopes_of(s).contains(&scope)).collect()
-                }
+                Scope::Tier(_) => (0..self.gpus_by_site.len())
+                    .map(SiteId::from_index)
+                    .filter(|&s| self.free.scopes_of(s).contains(&scope))
+                    .collect(),
             };
             for site in sites {
                 let mut last = usize::MAX;
-                for i in 0..self.gpus_by_site[site].len() {
-                    let g = self.gpus_by_site[site][i];
+                for i in 0..self.gpus_by_site[site.index()].len() {
+                    let g = self.gpus_by_site[site.index()][i];
                     let node = self.gpus[g].node_key;
                     if node != last {
                         last = node;
@@ -396,7 +398,7 @@ impl Inventory {
     }
 
     /// The preference run of `site` for a request over `scopes`.
-    fn run_of(&self, scopes: &[Scope], site: usize) -> usize {
+    fn run_of(&self, scopes: &[Scope], site: SiteId) -> usize {
         let mine = self.free.scopes_of(site);
         scopes.iter().position(|s| mine.contains(s)).unwrap_or(usize::MAX)
     }
@@ -579,7 +581,7 @@ fn place_mig(
 /// The sites to scan instead of searching the index: a request for one
 /// site too small to be indexed, or every request in the reference mode
 /// that tests compare the index with.
-fn scanned_sites<'r>(request: &'r Request, inventory: &Inventory) -> Option<&'r [usize]> {
+fn scanned_sites<'r>(request: &'r Request, inventory: &Inventory) -> Option<&'r [SiteId]> {
     match request.scopes.as_slice() {
         _ if inventory.free.scan_all => Some(&request.sites),
         [Scope::Site(site)] if !inventory.free.is_indexed(Scope::Site(*site)) => Some(&request.sites),

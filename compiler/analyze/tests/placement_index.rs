@@ -75,9 +75,10 @@ proptest! {
         let checked = sovereign_check::check(Path::new("p.kdl"), text.into_bytes(), &EmptyHost, &schema, sources);
         let errors: Vec<&str> = checked.diagnostics.iter().filter(|d| d.is_error()).map(|d| d.message.as_str()).collect();
         prop_assert!(errors.is_empty(), "{errors:?}");
-        let view = Sites::read(&checked.fabric, &schema.catalog);
-        let (indexed, _) = capacity::plan(&checked.fabric, &schema.catalog, &view, &mut Vec::new());
-        let (scanned, _) = capacity::plan_by_scan(&checked.fabric, &schema.catalog, &view, &mut Vec::new());
+        let model = checked.spec.as_ref().expect("a spec that checks clean has a model");
+        let view = Sites::read(model, &schema.catalog);
+        let (indexed, _) = capacity::place_serves(model, &schema.catalog, &view, &mut Vec::new());
+        let (scanned, _) = capacity::place_serves_by_scan(model, &schema.catalog, &view, &mut Vec::new());
         for (a, b) in indexed.iter().zip(&scanned) {
             prop_assert_eq!(&a.placements, &b.placements, "serve {}", a.name);
         }

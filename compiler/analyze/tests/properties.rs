@@ -115,7 +115,8 @@ fn run(text: &str) -> (Analysis, Schema) {
     let checked = sovereign_check::check(Path::new("p.kdl"), text.as_bytes().to_vec(), &EmptyHost, &schema, sources);
     let errors: Vec<String> = checked.diagnostics.iter().filter(|d| d.is_error()).map(|d| d.message.clone()).collect();
     assert!(errors.is_empty(), "the generated spec must check clean: {errors:?}\n{text}");
-    (analyze(&checked.fabric, &schema), schema)
+    let spec = checked.spec.as_ref().expect("a spec that checks clean has a model");
+    (analyze(&checked.fabric, spec, &schema), schema)
 }
 
 /// Memory slices an instance of `profile` occupies from `start`, re-derived from the catalog table.
@@ -144,7 +145,7 @@ fn verify_placement(analysis: &Analysis, catalog: &Catalog, serves: &[Serve]) ->
                     if profile != asked {
                         return Err(format!("{} got {profile}, asked {asked}", plan.name));
                     }
-                    let entry = taken.entry((p.site, p.node.to_string(), *gpu)).or_default();
+                    let entry = taken.entry((p.site.index(), p.node.to_string(), *gpu)).or_default();
                     if entry.0 {
                         return Err(format!("{}/{gpu} is whole and partitioned", p.node));
                     }
@@ -155,7 +156,7 @@ fn verify_placement(analysis: &Analysis, catalog: &Catalog, serves: &[Serve]) ->
                         return Err(format!("{} got {} GPUs, asked {n}", plan.name, indices.len()));
                     }
                     for gpu in indices {
-                        let entry = taken.entry((p.site, p.node.to_string(), *gpu)).or_default();
+                        let entry = taken.entry((p.site.index(), p.node.to_string(), *gpu)).or_default();
                         if entry.0 || !entry.1.is_empty() {
                             return Err(format!("{}/{gpu} is given twice", p.node));
                         }
@@ -248,26 +249,27 @@ fn verify_waves(analysis: &Analysis) -> Result<(), String> {
     let mut wave = vec![usize::MAX; graph.resources.len()];
     for (w, members) in graph.waves.iter().enumerate() {
         for &r in members {
-            if wave[r] != usize::MAX {
-                return Err(format!("{} is in two waves", graph.resources[r].id));
+            if wave[r.index()] != usize::MAX {
+                return Err(format!("{} is in two waves", graph.resource(r).id));
             }
-            wave[r] = w;
+            wave[r.index()] = w;
         }
     }
     if wave.contains(&usize::MAX) {
         return Err("a resource is in no wave".into());
     }
     for e in &graph.edges {
-        if wave[e.from] <= wave[e.to] {
+        let (from, to) = (e.from.index(), e.to.index());
+        if wave[from] <= wave[to] {
             return Err(format!(
                 "{} (wave {}) needs {} (wave {})",
-                graph.resources[e.from].id, wave[e.from], graph.resources[e.to].id, wave[e.to]
+                graph.resources[from].id, wave[from], graph.resources[to].id, wave[to]
             ));
         }
     }
     // Fewest waves: everything after the first waits for something in the wave just before.
     for (r, &w) in wave.iter().enumerate() {
-        if w > 0 && !graph.edges.iter().any(|e| e.from == r && wave[e.to] == w - 1) {
+        if w > 0 && !graph.edges.iter().any(|e| e.from.index() == r && wave[e.to.index()] == w - 1) {
             return Err(format!("{} could be in an earlier wave", graph.resources[r].id));
         }
     }

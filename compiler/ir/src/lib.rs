@@ -170,6 +170,12 @@ impl Value {
 }
 
 impl Item {
+    /// The span of the item's name, or of its keyword when it declares none.
+    #[must_use]
+    pub fn name_span(&self) -> Span {
+        self.name.as_ref().map_or(self.keyword_span, |n| n.span)
+    }
+
     /// The value of property `key`, if given.
     #[must_use]
     pub fn prop(&self, key: &str) -> Option<&Value> {
@@ -242,6 +248,22 @@ impl Fabric {
         }
         self.items.push(item);
         id
+    }
+
+    /// The name of an item for people: its qualified name when it declares
+    /// one; for an unnamed one (an `export "logfire"`), its parent's name
+    /// and its first argument (`autopilot/logfire`); else its kind.
+    #[must_use]
+    pub fn name_of(&self, id: ItemId) -> String {
+        let item = self.item(id);
+        if let Some(name) = &item.name {
+            return name.qualified.to_string();
+        }
+        match (item.parent, item.args.first().and_then(Value::as_str)) {
+            (Some(parent), Some(arg)) => format!("{}/{arg}", self.name_of(parent)),
+            (None, Some(arg)) => arg.to_owned(),
+            _ => item.kind.to_string(),
+        }
     }
 
     /// A readable label such as `serve "chat"`.

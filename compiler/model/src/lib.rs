@@ -355,6 +355,8 @@ pub struct Collector {
 #[derive(Clone, Debug)]
 pub struct Export {
     pub item: ItemId,
+    /// The `export` keyword: an export declares no name.
+    pub span: Span,
     pub destination: Spanned<ExportDestination>,
     /// A jurisdiction (Logfire: `eu` or `us`).
     pub region: Option<Spanned<String>>,

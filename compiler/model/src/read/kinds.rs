@@ -183,6 +183,7 @@ impl<'f> Reader<'f> {
         for (export_id, export) in self.children(item, "observe/export") {
             exports.push(Export {
                 item: export_id,
+                span: export.keyword_span,
                 destination: self.required_word(export, export.args.first(), "export", ExportDestination::parse)?,
                 region: self.prop(export, "region", text),
                 token: self.reference(export, export.prop("token"), "token", secret),
