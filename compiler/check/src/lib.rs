@@ -75,15 +75,15 @@ pub fn check(root: &Path, bytes: Vec<u8>, host: &dyn Host, schema: &Schema, sour
             Err(problems) => diagnostics.extend(problems),
         }
     }
-    let resolved = spec.is_some();
+
     // The domain checks and the dependency graph only read the fabric: on
     // two cores they run side by side; the diagnostics are sorted after,
     // so the output does not depend on which finishes first.
     let (dependencies, domain_diagnostics) = std::thread::scope(|scope| {
         let domain = scope.spawn(|| {
             let mut found = Vec::new();
-            if resolved {
-                domain::check(&fabric, &schema.catalog, &mut found);
+            if let Some(spec) = &spec {
+                domain::check(spec, &schema.catalog, &mut found);
             }
             found
         });

@@ -194,6 +194,8 @@ pub struct FabricDecl {
 #[derive(Clone, Debug)]
 pub struct State {
     pub item: ItemId,
+    /// The `state` keyword.
+    pub span: Span,
     pub backend: Spanned<StateBackend>,
     pub site: Option<Spanned<Id<Site>>>,
     pub path: Option<Spanned<String>>,

@@ -12,6 +12,7 @@ impl<'f> Reader<'f> {
         let state = self.child(item, "fabric/state").and_then(|(state_id, state)| {
             Some(State {
                 item: state_id,
+                span: state.keyword_span,
                 backend: self.required_word(state, state.prop("backend"), "backend", StateBackend::parse)?,
                 site: self.reference(state, state.prop("site"), "site", site_id),
                 path: self.prop(state, "path", text),
