@@ -27,7 +27,7 @@ pub(crate) fn run(args: &AnalyzeArgs) -> ExitCode {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    let checked = &loaded.checked;
+    let checked = &loaded;
     let errors = checked.diagnostics.iter().any(|d| d.severity == Severity::Error);
     let (Some(analysis), Some(spec)) = (&loaded.analysis, &checked.spec) else {
         // The spec does not check: show why, like `check`.

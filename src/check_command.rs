@@ -4,24 +4,17 @@ use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use sovereign_analyze::Analysis;
-use sovereign_check::{Checked, FileKind, Host as _, MAX_FILE_BYTES, Schema};
-use sovereign_diagnostics::{Diagnostic, FileId, Format, RenderConfig, Severity, SourceMap, render};
+use sovereign_analyze::Compilation;
+use sovereign_check::{FileKind, Host as _, MAX_FILE_BYTES, Stdlib};
+use sovereign_diagnostics::{Diagnostic, Format, RenderConfig, Severity, render};
 
 use crate::host::DiskHost;
 use crate::{CheckArgs, ColorChoice, OutputFormat};
 
-/// A spec read, checked and, when it checked clean, analyzed.
-pub(crate) struct Loaded {
-    pub(crate) checked: Checked,
-    /// `None` when the check found errors: the analysis needs a sound spec.
-    pub(crate) analysis: Option<Analysis>,
-}
-
 /// Reads the spec at `spec` (a file, or a folder holding `fabric.kdl`),
 /// checks it and analyzes it. `Err` is the exit code of a usage or IO
 /// error, already reported on stderr.
-pub(crate) fn load(spec: &Path, stdlib: Option<&Path>, config: RenderConfig) -> Result<Loaded, ExitCode> {
+pub(crate) fn load(spec: &Path, stdlib: Option<&Path>, config: RenderConfig) -> Result<Compilation, ExitCode> {
     let mut stderr = std::io::stderr();
     let root = resolve_root(spec);
     // The root is refused like an import when it is not a regular file: a
@@ -52,24 +45,32 @@ pub(crate) fn load(spec: &Path, stdlib: Option<&Path>, config: RenderConfig) -> 
             return Err(ExitCode::from(2));
         }
     };
-    let mut sources = SourceMap::new();
-    let (schema, schema_diagnostics) = match stdlib {
-        Some(dir) => match load_stdlib(dir, &mut sources) {
-            Ok(loaded) => loaded,
+    let read;
+    let stdlib = match stdlib {
+        Some(dir) => match read_stdlib(dir) {
+            Ok((stdlib, diagnostics)) if diagnostics.iter().any(Diagnostic::is_error) => {
+                let _ = writeln!(stderr, "error: the stdlib is invalid:");
+                let _ = write!(stderr, "{}", render(&diagnostics, &stdlib.sources, Format::Human, config));
+                return Err(ExitCode::from(2));
+            }
+            Ok((stdlib, _)) => {
+                read = stdlib;
+                &read
+            }
             Err(message) => {
                 let _ = writeln!(stderr, "error: {message}");
                 return Err(ExitCode::from(2));
             }
         },
-        None => sovereign_check::embedded_schema(&mut sources),
+        None => embedded_stdlib(),
     };
-    if schema_diagnostics.iter().any(Diagnostic::is_error) {
-        let _ = writeln!(stderr, "error: the stdlib is invalid:");
-        let _ = write!(stderr, "{}", render(&schema_diagnostics, &sources, Format::Human, config));
-        return Err(ExitCode::from(2));
-    }
-    let (checked, analysis) = sovereign_analyze::check_and_analyze(&root, bytes, &DiskHost, &schema, sources);
-    Ok(Loaded { checked, analysis })
+    Ok(sovereign_analyze::compile(stdlib, &root, bytes, &DiskHost))
+}
+
+/// The embedded stdlib, read once per process (the tests keep it valid).
+pub(crate) fn embedded_stdlib() -> &'static Stdlib {
+    static STDLIB: std::sync::OnceLock<Stdlib> = std::sync::OnceLock::new();
+    STDLIB.get_or_init(|| Stdlib::embedded().0)
 }
 
 pub(crate) fn run(args: &CheckArgs) -> ExitCode {
@@ -79,7 +80,7 @@ pub(crate) fn run(args: &CheckArgs) -> ExitCode {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    let checked = &loaded.checked;
+    let checked = &loaded;
     let diagnostics = &checked.diagnostics;
     let errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
     let warnings = diagnostics.len() - errors;
@@ -131,9 +132,9 @@ pub(crate) fn render_config(choice: ColorChoice) -> RenderConfig {
     RenderConfig { color, width }
 }
 
-/// Reads `DIR/schema/*.kdl` and `DIR/catalog/*.kdl`.
-pub(crate) fn load_stdlib(dir: &Path, sources: &mut SourceMap) -> Result<(Schema, Vec<Diagnostic>), String> {
-    let read_folder = |name: &str, sources: &mut SourceMap| -> Result<Vec<FileId>, String> {
+/// Reads `DIR/schema/*.kdl` and `DIR/catalog/*.kdl` (`--stdlib DIR`).
+pub(crate) fn read_stdlib(dir: &Path) -> Result<(Stdlib, Vec<Diagnostic>), String> {
+    let read_folder = |name: &str| -> Result<Vec<(PathBuf, String)>, String> {
         let folder = dir.join(name);
         let files = DiskHost.kdl_files(&folder).map_err(|e| format!("cannot read {}: {e}", folder.display()))?;
         if files.is_empty() {
@@ -144,13 +145,9 @@ pub(crate) fn load_stdlib(dir: &Path, sources: &mut SourceMap) -> Result<(Schema
             .map(|path| {
                 let text =
                     std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                Ok(sources.add_stdlib(path, text))
+                Ok((path, text))
             })
             .collect()
     };
-    let schema_ids = read_folder("schema", sources)?;
-    let catalog_ids = read_folder("catalog", sources)?;
-    let schema_files: Vec<(FileId, &str)> = schema_ids.iter().map(|&id| (id, sources.text(id))).collect();
-    let catalog_files: Vec<(FileId, &str)> = catalog_ids.iter().map(|&id| (id, sources.text(id))).collect();
-    Ok(Schema::load(&schema_files, &catalog_files))
+    Ok(Stdlib::from_files(read_folder("schema")?, read_folder("catalog")?))
 }

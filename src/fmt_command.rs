@@ -190,18 +190,11 @@ fn diff(path: &Path, before: &str, after: &str) -> String {
 /// so a name declared elsewhere is masked too: better one mask too many).
 fn secret_diagnostics(text: &str) -> Vec<sovereign_diagnostics::Diagnostic> {
     // Read once per run, not once per file reformatted.
-    static SCHEMA: std::sync::OnceLock<(sovereign_check::Schema, SourceMap)> = std::sync::OnceLock::new();
-    let (schema, sources) = SCHEMA.get_or_init(|| {
-        let mut sources = SourceMap::new();
-        let (schema, _) = sovereign_check::embedded_schema(&mut sources);
-        (schema, sources)
-    });
     let checked = sovereign_check::check(
         Path::new("fmt.kdl"),
         text.as_bytes().to_vec(),
         &sovereign_check::EmptyHost,
-        schema,
-        sources.clone(),
+        crate::check_command::embedded_stdlib(),
     );
     checked.diagnostics.into_iter().filter(|d| d.redact).collect()
 }

@@ -21,7 +21,7 @@ pub(crate) fn run(args: &GraphArgs) -> ExitCode {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    let checked = &loaded.checked;
+    let checked = &loaded;
     let Some(analysis) = &loaded.analysis else {
         let _ = write!(std::io::stderr(), "{}", render(&checked.diagnostics, &checked.sources, Format::Human, config));
         let _ = writeln!(std::io::stderr(), "error: the spec has errors; fix them to see its graph");

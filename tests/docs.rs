@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sovereign_diagnostics::{SourceMap, codes};
+use sovereign_diagnostics::codes;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -16,8 +16,8 @@ fn root() -> PathBuf {
 
 #[test]
 fn language_reference_matches_the_schema() {
-    let mut sources = SourceMap::new();
-    let (schema, diagnostics) = sovereign_check::embedded_schema(&mut sources);
+    let (stdlib, diagnostics) = sovereign_check::Stdlib::embedded();
+    let schema = stdlib.schema;
     assert!(diagnostics.is_empty(), "the embedded stdlib has problems: {diagnostics:?}");
     let generated = sovereign_check::reference::language_reference(&schema);
     let path = root().join("docs/language.md");

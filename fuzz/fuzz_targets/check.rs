@@ -13,9 +13,7 @@ use sovereign_check::EmptyHost;
 use sovereign_diagnostics::{Format, RenderConfig, render};
 
 fuzz_target!(|data: &[u8]| {
-    let (schema, sources) = shared::schema();
-    let (checked, _) =
-        sovereign_analyze::check_and_analyze(Path::new("fuzz.kdl"), data.to_vec(), &EmptyHost, schema, sources.clone());
+    let checked = sovereign_analyze::compile(shared::stdlib(), Path::new("fuzz.kdl"), data.to_vec(), &EmptyHost);
     for d in &checked.diagnostics {
         let text = checked.sources.text(d.primary.span.file);
         assert!(d.primary.span.end as usize <= text.len(), "span past the end");

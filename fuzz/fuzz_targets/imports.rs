@@ -62,7 +62,7 @@ fn spelling(from: &Path, to: &str, style: u8) -> String {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let (schema, sources) = shared::schema();
+    let stdlib = shared::stdlib();
     let mut host = MemoryHost::default();
     host.add("outside.kdl", format!("site \"{CANARY}\" tier=\"server\" region=\"eu-central\"\n"));
     host.add("other/x.kdl", format!("import \"../outside.kdl\"\nsite \"{CANARY}-2\"\n"));
@@ -103,7 +103,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let root_path = Path::new("spec/fabric.kdl");
     let root_bytes = host.read(root_path).unwrap_or_default();
-    let checked = sovereign_check::check(root_path, root_bytes, &host, schema, sources.clone());
+    let checked = sovereign_check::check(root_path, root_bytes, &host, stdlib);
     for (_, file) in checked.sources.spec_files() {
         assert!(!file.text.contains(CANARY), "a file outside the spec was read: {}", file.path.display());
     }

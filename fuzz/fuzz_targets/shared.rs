@@ -2,16 +2,11 @@
 
 use std::sync::OnceLock;
 
-use sovereign_check::Schema;
-use sovereign_diagnostics::SourceMap;
+use sovereign_check::Stdlib;
 
-/// The embedded schema, loaded once: it is the same for every input, and
+/// The embedded stdlib, loaded once: it is the same for every input, and
 /// loading it per run made a target ~100× slower than the code under test.
-pub fn schema() -> &'static (Schema, SourceMap) {
-    static SCHEMA: OnceLock<(Schema, SourceMap)> = OnceLock::new();
-    SCHEMA.get_or_init(|| {
-        let mut sources = SourceMap::new();
-        let (schema, _) = sovereign_check::embedded_schema(&mut sources);
-        (schema, sources)
-    })
+pub fn stdlib() -> &'static Stdlib {
+    static STDLIB: OnceLock<Stdlib> = OnceLock::new();
+    STDLIB.get_or_init(|| Stdlib::embedded().0)
 }

@@ -491,8 +491,7 @@ mod tests {
     use super::*;
 
     fn schema() -> Schema {
-        let mut sources = sovereign_diagnostics::SourceMap::new();
-        sovereign_check::embedded_schema(&mut sources).0
+        sovereign_check::Stdlib::embedded().0.schema
     }
 
     fn at(text: &str) -> (String, usize) {

@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use sovereign_check::Schema;
-use sovereign_diagnostics::{FileId, SourceMap, Span};
+use sovereign_check::Stdlib;
+use sovereign_diagnostics::{FileId, Span};
 use tower_lsp_server::jsonrpc::{Error, Result};
 use tower_lsp_server::ls_types::*;
 use tower_lsp_server::{Client, LanguageServer, LspService, Server};
@@ -40,10 +40,9 @@ const PANIC_COMMAND: &str = "sovereign.test.panic";
 pub(crate) fn run(stdlib: Option<&Path>) -> ExitCode {
     // The schema is read before the session starts: a broken `--stdlib` is
     // a usage error on stderr, as for `check`.
-    let mut sources = SourceMap::new();
-    let schema = match stdlib {
-        Some(dir) => match crate::check_command::load_stdlib(dir, &mut sources) {
-            Ok((schema, diagnostics)) if !diagnostics.iter().any(sovereign_diagnostics::Diagnostic::is_error) => schema,
+    let stdlib = match stdlib {
+        Some(dir) => match crate::check_command::read_stdlib(dir) {
+            Ok((stdlib, diagnostics)) if !diagnostics.iter().any(sovereign_diagnostics::Diagnostic::is_error) => stdlib,
             Ok(_) => {
                 eprintln!("error: the stdlib in {} is invalid; `sovereign check --stdlib` shows why", dir.display());
                 return ExitCode::from(2);
@@ -53,7 +52,7 @@ pub(crate) fn run(stdlib: Option<&Path>) -> ExitCode {
                 return ExitCode::from(2);
             }
         },
-        None => sovereign_check::embedded_schema(&mut sources).0,
+        None => crate::check_command::embedded_stdlib().clone(),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
@@ -63,7 +62,7 @@ pub(crate) fn run(stdlib: Option<&Path>) -> ExitCode {
         }
     };
     runtime.block_on(async {
-        let shared = Arc::new(Shared { schema, schema_sources: sources });
+        let shared = Arc::new(Shared { stdlib });
         let (service, socket) = LspService::new(|client| Backend {
             client,
             shared,
@@ -93,8 +92,7 @@ pub(crate) fn run(stdlib: Option<&Path>) -> ExitCode {
 
 /// What never changes while the server runs.
 struct Shared {
-    schema: Schema,
-    schema_sources: SourceMap,
+    stdlib: Stdlib,
 }
 
 struct Backend {
@@ -232,10 +230,8 @@ impl Checker {
             let task_path = path.clone();
             let outcome = tokio::task::spawn_blocking(move || {
                 guarded("checking", || {
-                    let root = root_known.unwrap_or_else(|| {
-                        workspace::find_root(&task_path, &host, &shared.schema, &shared.schema_sources)
-                    });
-                    let snapshot = workspace::check(&root, &host, &shared.schema, &shared.schema_sources);
+                    let root = root_known.unwrap_or_else(|| workspace::find_root(&task_path, &host, &shared.stdlib));
+                    let snapshot = workspace::check(&root, &host, &shared.stdlib);
                     (root, snapshot, host.versions)
                 })
             })
@@ -471,7 +467,7 @@ impl LanguageServer for Backend {
         let encoding = self.encoding();
         self.answer("hover", || {
             let offset = LineIndex::new(&text).offset(position.position, encoding);
-            let context = features::context(&self.shared.schema, &text, offset);
+            let context = features::context(&self.shared.stdlib.schema, &text, offset);
             let file = snapshot.as_deref().and_then(|s| s.file_of(&path));
             let markdown = features::hover(snapshot.as_deref(), &context, file, offset)?;
             Some(Hover {
@@ -490,8 +486,8 @@ impl LanguageServer for Backend {
             // One index for the request, not one per item.
             let index = LineIndex::new(&text);
             let offset = index.offset(position.position, encoding);
-            let context: Context<'_> = features::context(&self.shared.schema, &text, offset);
-            let items = features::completions(&self.shared.schema, snapshot.as_deref(), &context)
+            let context: Context<'_> = features::context(&self.shared.stdlib.schema, &text, offset);
+            let items = features::completions(&self.shared.stdlib.schema, snapshot.as_deref(), &context)
                 .into_iter()
                 .map(|c| CompletionItem {
                     label: c.label.clone(),

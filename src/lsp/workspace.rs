@@ -6,10 +6,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sovereign_analyze::Analysis;
-use sovereign_check::{FileKind, Host, Schema};
-use sovereign_diagnostics::{Diagnostic, FileId, SourceMap};
-use sovereign_ir::Fabric;
+use sovereign_analyze::Compilation;
+use sovereign_check::{FileKind, Host, Stdlib};
+use sovereign_diagnostics::FileId;
 
 use crate::host::DiskHost;
 
@@ -49,13 +48,10 @@ impl Host for OverlayHost {
     }
 }
 
-/// One check of one root spec, kept for the requests that follow it.
+/// One compilation of one root spec, kept for the requests that follow it:
+/// the same [`Compilation`] `sovereign check` makes, with the paths of its files.
 pub(crate) struct Snapshot {
-    pub(crate) sources: SourceMap,
-    pub(crate) fabric: Fabric,
-    pub(crate) diagnostics: Vec<Diagnostic>,
-    /// Present once the analysis has run on a spec without check errors.
-    pub(crate) analysis: Option<Analysis>,
+    pub(crate) compilation: Compilation,
     /// The canonical path of every spec file read (not the stdlib), resolved
     /// once here rather than on every request.
     pub(crate) files: Vec<(FileId, PathBuf)>,
@@ -113,16 +109,23 @@ impl Workspace {
 }
 
 /// Checks (and, when clean, analyzes) the spec rooted at `root`.
-pub(crate) fn check(root: &Path, host: &OverlayHost, schema: &Schema, schema_sources: &SourceMap) -> Snapshot {
+pub(crate) fn check(root: &Path, host: &OverlayHost, stdlib: &Stdlib) -> Snapshot {
     let bytes = host.read(root).unwrap_or_default();
-    let (checked, analysis) = sovereign_analyze::check_and_analyze(root, bytes, host, schema, schema_sources.clone());
-    let files = checked.sources.spec_files().map(|(id, f)| (id, host.canonical(&f.path))).collect();
-    Snapshot { sources: checked.sources, fabric: checked.fabric, diagnostics: checked.diagnostics, analysis, files }
+    let compilation = sovereign_analyze::compile(stdlib, root, bytes, host);
+    let files = compilation.sources.spec_files().map(|(id, f)| (id, host.canonical(&f.path))).collect();
+    Snapshot { compilation, files }
+}
+
+impl std::ops::Deref for Snapshot {
+    type Target = Compilation;
+    fn deref(&self) -> &Compilation {
+        &self.compilation
+    }
 }
 
 /// The root spec of a buffer: the nearest `fabric.kdl` at or above it whose
 /// imports reach it, else the buffer itself.
-pub(crate) fn find_root(path: &Path, host: &OverlayHost, schema: &Schema, schema_sources: &SourceMap) -> PathBuf {
+pub(crate) fn find_root(path: &Path, host: &OverlayHost, stdlib: &Stdlib) -> PathBuf {
     if path.file_name().is_some_and(|n| n == "fabric.kdl") {
         return path.to_path_buf();
     }
@@ -132,7 +135,7 @@ pub(crate) fn find_root(path: &Path, host: &OverlayHost, schema: &Schema, schema
         let candidate = d.join("fabric.kdl");
         if candidate.is_file() || host.open.contains_key(&candidate) {
             let bytes = host.read(&candidate).unwrap_or_default();
-            let checked = sovereign_check::check(&candidate, bytes, host, schema, schema_sources.clone());
+            let checked = sovereign_check::check(&candidate, bytes, host, stdlib);
             if checked.sources.files().any(|(_, f)| host.canonical(&f.path) == path) {
                 return host.canonical(&candidate);
             }

@@ -5,27 +5,25 @@
 use std::path::Path;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use sovereign_check::{Checked, EmptyHost, Schema};
-use sovereign_diagnostics::SourceMap;
+use sovereign_check::{Checked, EmptyHost, Stdlib};
 
-fn checked(schema: &Schema, text: &str) -> Checked {
-    let checked =
-        sovereign_check::check(Path::new("bench.kdl"), text.as_bytes().to_vec(), &EmptyHost, schema, SourceMap::new());
+fn checked(stdlib: &Stdlib, text: &str) -> Checked {
+    let checked = sovereign_check::check(Path::new("bench.kdl"), text.as_bytes().to_vec(), &EmptyHost, stdlib);
     assert!(!checked.has_errors());
     checked
 }
 
 fn analysis(c: &mut Criterion) {
-    let mut sources = SourceMap::new();
-    let (schema, _) = sovereign_check::embedded_schema(&mut sources);
+    let (stdlib, _) = Stdlib::embedded();
+    let schema = &stdlib.schema;
     let mut group = c.benchmark_group("analyze");
     group.sample_size(10);
     for declarations in [1_000, 10_000, 100_000] {
-        let checked = checked(&schema, &fabric_gen::fabric(declarations));
+        let checked = checked(&stdlib, &fabric_gen::fabric(declarations));
         group.bench_with_input(BenchmarkId::from_parameter(declarations), &checked, |b, checked| {
             b.iter(|| {
                 let spec = checked.spec.as_ref().expect("generated fabrics check clean");
-                let analysis = sovereign_analyze::analyze(&checked.fabric, spec, &schema);
+                let analysis = sovereign_analyze::analyze(&checked.fabric, spec, schema);
                 assert!(analysis.diagnostics.is_empty());
                 analysis.graph.waves.len()
             });
@@ -35,7 +33,7 @@ fn analysis(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("placement");
     group.sample_size(10);
-    let checked = checked(&schema, &fabric_gen::placement(1_000, 500));
+    let checked = checked(&stdlib, &fabric_gen::placement(1_000, 500));
     let spec = checked.spec.as_ref().expect("generated fabrics check clean");
     let sites = sovereign_analyze::view::Sites::read(spec, &schema.catalog);
     group.bench_function("1000-replicas-500-gpus", |b| {

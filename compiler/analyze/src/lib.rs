@@ -26,7 +26,7 @@ pub mod workloads;
 
 use std::path::Path;
 
-use sovereign_check::{Checked, Host, Schema};
+use sovereign_check::{Checked, Host, Schema, Stdlib};
 use sovereign_diagnostics::{Diagnostic, SourceMap};
 use sovereign_ir::Fabric;
 use sovereign_model::Spec;
@@ -80,25 +80,42 @@ pub fn analyze(fabric: &Fabric, spec: &Spec, schema: &Schema) -> Analysis {
     Analysis { sites, serves, inventory, workload_sites, devices, flows, graph, diagnostics }
 }
 
+/// One compilation of a spec: everything the CLI, the editor and the
+/// fuzzer show about it, made the same way for all of them.
+#[derive(Debug)]
+pub struct Compilation {
+    /// The stdlib's files, then the spec's.
+    pub sources: SourceMap,
+    pub fabric: Fabric,
+    /// The typed model, when the spec resolved without errors.
+    pub spec: Option<Spec>,
+    /// The check's and, when it ran, the analysis's, sorted.
+    pub diagnostics: Vec<Diagnostic>,
+    /// Present when the check found no errors.
+    pub analysis: Option<Analysis>,
+}
+
+impl Compilation {
+    #[must_use]
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
 /// What `sovereign check` runs, for every front end (CLI, editor, fuzzer):
-/// checks the spec rooted at `root` and, when the check finds no errors,
-/// analyzes it. The checked diagnostics then include the analysis's, sorted.
+/// checks the spec rooted at `root` against `stdlib` and, when the check
+/// finds no errors, analyzes it.
 #[must_use]
-pub fn check_and_analyze(
-    root: &Path,
-    bytes: Vec<u8>,
-    host: &dyn Host,
-    schema: &Schema,
-    sources: SourceMap,
-) -> (Checked, Option<Analysis>) {
-    let mut checked = sovereign_check::check(root, bytes, host, schema, sources);
-    let Some(spec) = checked.spec.as_ref().filter(|_| !checked.has_errors()) else {
-        return (checked, None);
+pub fn compile(stdlib: &Stdlib, root: &Path, bytes: Vec<u8>, host: &dyn Host) -> Compilation {
+    let Checked { sources, fabric, spec, mut diagnostics } = sovereign_check::check(root, bytes, host, stdlib);
+    let analysis = match &spec {
+        Some(spec) if !diagnostics.iter().any(Diagnostic::is_error) => {
+            let analysis = analyze(&fabric, spec, &stdlib.schema);
+            diagnostics.extend(analysis.diagnostics.iter().cloned());
+            sovereign_diagnostics::sort(&mut diagnostics);
+            Some(analysis)
+        }
+        _ => None,
     };
-    let analysis = analyze(&checked.fabric, spec, schema);
-    // The reference graph has done its work (cycles); the analysis builds its own.
-    checked.dependencies = Vec::new();
-    checked.diagnostics.extend(analysis.diagnostics.iter().cloned());
-    sovereign_diagnostics::sort(&mut checked.diagnostics);
-    (checked, Some(analysis))
+    Compilation { sources, fabric, spec, diagnostics, analysis }
 }

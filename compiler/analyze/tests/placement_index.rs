@@ -9,8 +9,7 @@ use std::path::Path;
 use proptest::prelude::*;
 use sovereign_analyze::capacity;
 use sovereign_analyze::view::Sites;
-use sovereign_check::{EmptyHost, Schema};
-use sovereign_diagnostics::SourceMap;
+use sovereign_check::{EmptyHost, Stdlib};
 
 const PROFILES: &[&str] = &["1g.10gb", "2g.20gb", "3g.40gb", "4g.40gb", "7g.80gb"];
 
@@ -70,9 +69,9 @@ proptest! {
     #[test]
     fn the_index_chooses_what_a_scan_chooses((sites, serves) in fabric()) {
         let text = spec(&sites, &serves);
-        let mut sources = SourceMap::new();
-        let (schema, _): (Schema, _) = sovereign_check::embedded_schema(&mut sources);
-        let checked = sovereign_check::check(Path::new("p.kdl"), text.into_bytes(), &EmptyHost, &schema, sources);
+        let (stdlib, _) = Stdlib::embedded();
+        let schema = &stdlib.schema;
+        let checked = sovereign_check::check(Path::new("p.kdl"), text.into_bytes(), &EmptyHost, &stdlib);
         let errors: Vec<&str> = checked.diagnostics.iter().filter(|d| d.is_error()).map(|d| d.message.as_str()).collect();
         prop_assert!(errors.is_empty(), "{errors:?}");
         let model = checked.spec.as_ref().expect("a spec that checks clean has a model");

@@ -16,8 +16,7 @@ use proptest::prelude::*;
 use sovereign_analyze::placement::{Devices, Shape};
 use sovereign_analyze::{Analysis, analyze};
 use sovereign_catalog::Catalog;
-use sovereign_check::{EmptyHost, Schema};
-use sovereign_diagnostics::SourceMap;
+use sovereign_check::{EmptyHost, Schema, Stdlib};
 
 #[derive(Clone, Debug)]
 struct Node {
@@ -110,13 +109,12 @@ fn spec(sites: &[Vec<Node>], serves: &[Serve]) -> String {
 }
 
 fn run(text: &str) -> (Analysis, Schema) {
-    let mut sources = SourceMap::new();
-    let (schema, _) = sovereign_check::embedded_schema(&mut sources);
-    let checked = sovereign_check::check(Path::new("p.kdl"), text.as_bytes().to_vec(), &EmptyHost, &schema, sources);
+    let (stdlib, _) = Stdlib::embedded();
+    let checked = sovereign_check::check(Path::new("p.kdl"), text.as_bytes().to_vec(), &EmptyHost, &stdlib);
     let errors: Vec<String> = checked.diagnostics.iter().filter(|d| d.is_error()).map(|d| d.message.clone()).collect();
     assert!(errors.is_empty(), "the generated spec must check clean: {errors:?}\n{text}");
     let spec = checked.spec.as_ref().expect("a spec that checks clean has a model");
-    (analyze(&checked.fabric, spec, &schema), schema)
+    (analyze(&checked.fabric, spec, &stdlib.schema), stdlib.schema)
 }
 
 /// Memory slices an instance of `profile` occupies from `start`, re-derived from the catalog table.

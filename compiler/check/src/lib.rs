@@ -17,7 +17,7 @@ pub mod reference;
 pub mod resolve;
 pub mod schema;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sovereign_ir as ir;
 
@@ -26,15 +26,47 @@ use sovereign_diagnostics::{Diagnostic, FileId, SourceMap, Span};
 pub use load::{EmptyHost, FileKind, Host, MAX_FILE_BYTES, MAX_IMPORT_DEPTH, MemoryHost};
 pub use schema::Schema;
 
+/// The stdlib a compilation reads: the schema (with its catalogs) and the
+/// files it was read from, which diagnostics about the stdlib point into.
+/// Read once per process and shared by every compilation (the CLI, each
+/// LSP check, each fuzz input).
+#[derive(Clone, Debug)]
+pub struct Stdlib {
+    pub schema: Schema,
+    /// Only the stdlib's files; a compilation adds the spec's after them.
+    pub sources: SourceMap,
+}
+
+impl Stdlib {
+    /// The stdlib embedded in the binary, and what is wrong with it (nothing, as tests keep it).
+    #[must_use]
+    pub fn embedded() -> (Stdlib, Vec<Diagnostic>) {
+        let mut sources = SourceMap::new();
+        let (schema, diagnostics) = embedded_schema(&mut sources);
+        (Stdlib { schema, sources }, diagnostics)
+    }
+
+    /// A stdlib from files already read (`--stdlib DIR`): schema files and
+    /// catalog files, each as (path, text).
+    #[must_use]
+    pub fn from_files(schema: Vec<(PathBuf, String)>, catalog: Vec<(PathBuf, String)>) -> (Stdlib, Vec<Diagnostic>) {
+        let mut sources = SourceMap::new();
+        let schema_ids: Vec<FileId> = schema.into_iter().map(|(path, text)| sources.add_stdlib(path, text)).collect();
+        let catalog_ids: Vec<FileId> = catalog.into_iter().map(|(path, text)| sources.add_stdlib(path, text)).collect();
+        let files = |ids: &[FileId]| -> Vec<(FileId, &str)> { ids.iter().map(|&id| (id, sources.text(id))).collect() };
+        let (schema, diagnostics) = Schema::load(&files(&schema_ids), &files(&catalog_ids));
+        (Stdlib { schema, sources }, diagnostics)
+    }
+}
+
 /// The result of checking a spec.
 #[derive(Debug)]
 pub struct Checked {
-    /// Every file read: stdlib files first when the schema was loaded with them, then the spec's.
+    /// Every file read: the stdlib's first, then the spec's.
     pub sources: SourceMap,
     pub fabric: ir::Fabric,
     /// The typed model, when the spec resolved without errors.
     pub spec: Option<sovereign_model::Spec>,
-    pub dependencies: Vec<cycles::Dependency>,
     /// Sorted by file and position.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -48,7 +80,7 @@ impl Checked {
 
 /// Loads the embedded stdlib into `sources` and reads the schema from it.
 #[must_use]
-pub fn embedded_schema(sources: &mut SourceMap) -> (Schema, Vec<Diagnostic>) {
+fn embedded_schema(sources: &mut SourceMap) -> (Schema, Vec<Diagnostic>) {
     let files = |list: &[sovereign_stdlib::StdlibFile], sources: &mut SourceMap| -> Vec<(FileId, &'static str)> {
         list.iter()
             .map(|f| (sources.add_stdlib(Path::new("<stdlib>").join(f.path), f.text.to_owned()), f.text))
@@ -59,11 +91,12 @@ pub fn embedded_schema(sources: &mut SourceMap) -> (Schema, Vec<Diagnostic>) {
     Schema::load(&schema_files, &catalog_files)
 }
 
-/// Checks the spec whose root file is `root` (already read as `bytes`).
-/// `sources` may already hold stdlib files; spec files are added after them.
+/// Checks the spec whose root file is `root` (already read as `bytes`)
+/// against `stdlib`.
 #[must_use]
-pub fn check(root: &Path, bytes: Vec<u8>, host: &dyn Host, schema: &Schema, sources: SourceMap) -> Checked {
-    let mut loader = load::Loader::new(host, schema, sources);
+pub fn check(root: &Path, bytes: Vec<u8>, host: &dyn Host, stdlib: &Stdlib) -> Checked {
+    let schema = &stdlib.schema;
+    let mut loader = load::Loader::new(host, schema, stdlib.sources.clone());
     let root_file = loader.load_root(root, bytes);
     let mut diagnostics = std::mem::take(&mut loader.diagnostics);
     let mut fabric = std::mem::take(&mut loader.fabric);
@@ -79,7 +112,7 @@ pub fn check(root: &Path, bytes: Vec<u8>, host: &dyn Host, schema: &Schema, sour
     // The domain checks and the dependency graph only read the fabric: on
     // two cores they run side by side; the diagnostics are sorted after,
     // so the output does not depend on which finishes first.
-    let (dependencies, domain_diagnostics) = std::thread::scope(|scope| {
+    let domain_diagnostics = std::thread::scope(|scope| {
         let domain = scope.spawn(|| {
             let mut found = Vec::new();
             if let Some(spec) = &spec {
@@ -89,10 +122,9 @@ pub fn check(root: &Path, bytes: Vec<u8>, host: &dyn Host, schema: &Schema, sour
         });
         let dependencies = cycles::dependencies(&fabric);
         cycles::check_cycles(&fabric, &dependencies, &mut diagnostics);
-        let found = domain.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (dependencies, found)
+        domain.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     });
     diagnostics.extend(domain_diagnostics);
     sovereign_diagnostics::sort(&mut diagnostics);
-    Checked { sources: loader.sources, fabric, spec, dependencies, diagnostics }
+    Checked { sources: loader.sources, fabric, spec, diagnostics }
 }

@@ -5,22 +5,21 @@
 use std::path::Path;
 
 use sovereign_check::schema::NodeDef;
-use sovereign_check::{MemoryHost, embedded_schema};
+use sovereign_check::{MemoryHost, Stdlib};
 use sovereign_diagnostics::SourceMap;
 use sovereign_ir::{Fabric, ValueKind};
 
 const EVERY_KIND: &str = include_str!("every-kind.kdl");
 
 fn lowered() -> (Fabric, sovereign_check::Schema) {
-    let mut sources = SourceMap::new();
-    let (schema, problems) = embedded_schema(&mut sources);
+    let (stdlib, problems) = Stdlib::embedded();
     assert!(problems.is_empty(), "{problems:?}");
     let mut host = MemoryHost::default();
     host.add("fabric.kdl", EVERY_KIND);
-    let checked = sovereign_check::check(Path::new("fabric.kdl"), EVERY_KIND.into(), &host, &schema, sources);
+    let checked = sovereign_check::check(Path::new("fabric.kdl"), EVERY_KIND.into(), &host, &stdlib);
     let errors: Vec<_> = checked.diagnostics.iter().filter(|d| d.is_error()).map(|d| &d.message).collect();
     assert!(errors.is_empty(), "the fixture must check clean: {errors:?}");
-    (checked.fabric, schema)
+    (checked.fabric, stdlib.schema)
 }
 
 /// Every node definition, nested ones included.

@@ -5,8 +5,7 @@
 
 use std::path::Path;
 
-use sovereign_check::{MemoryHost, embedded_schema};
-use sovereign_diagnostics::SourceMap;
+use sovereign_check::{MemoryHost, Stdlib};
 
 fn check(fixture: &str, expect: &str) {
     let mut host = MemoryHost::from_fixture(fixture);
@@ -14,11 +13,10 @@ fn check(fixture: &str, expect: &str) {
 }
 
 fn check_host(host: &mut MemoryHost, expect: &str) {
-    let mut sources = SourceMap::new();
-    let (schema, _) = embedded_schema(&mut sources);
+    let (stdlib, _) = Stdlib::embedded();
     let root = Path::new("fabric.kdl");
     let bytes = sovereign_check::Host::read(host, root).expect("the fixture has a fabric.kdl");
-    let checked = sovereign_check::check(root, bytes, host, &schema, sources);
+    let checked = sovereign_check::check(root, bytes, host, &stdlib);
     let got: Vec<String> = checked
         .diagnostics
         .iter()
@@ -152,11 +150,10 @@ fn a_secret_literal_never_enters_the_ir() {
     let host = MemoryHost::from_fixture(&format!(
         "fabric \"t\"\nobserve \"o\" {{\n    export \"logfire\" region=\"eu\" token=\"{canary}\"\n    export \"logfire\" region=\"eu\" token=\"hunter-two\"\n}}\n"
     ));
-    let mut sources = SourceMap::new();
-    let (schema, _) = embedded_schema(&mut sources);
+    let (stdlib, _) = Stdlib::embedded();
     let root = Path::new("fabric.kdl");
     let bytes = sovereign_check::Host::read(&host, root).unwrap();
-    let checked = sovereign_check::check(root, bytes, &host, &schema, sources);
+    let checked = sovereign_check::check(root, bytes, &host, &stdlib);
     let ir = format!("{:?}", checked.fabric);
     assert!(!ir.contains(canary) && !ir.contains("IRCANARY"), "the literal is in the IR");
     // A literal shaped like a name is dropped at resolution, when it names no secret.

@@ -2,19 +2,17 @@
 
 use std::path::Path;
 
-use sovereign_check::{MemoryHost, embedded_schema};
-use sovereign_diagnostics::SourceMap;
+use sovereign_check::{MemoryHost, Stdlib};
 use sovereign_model::{
     ClusterKind, CollectorMode, Decl, Distance, KvCacheDtype, OnFail, SecretSource, Spec, StateBackend, Tier,
 };
 
 fn spec() -> Spec {
     let text = include_str!("every-kind.kdl");
-    let mut sources = SourceMap::new();
-    let (schema, _) = embedded_schema(&mut sources);
+    let (stdlib, _) = Stdlib::embedded();
     let mut host = MemoryHost::default();
     host.add("fabric.kdl", text);
-    let checked = sovereign_check::check(Path::new("fabric.kdl"), text.into(), &host, &schema, sources);
+    let checked = sovereign_check::check(Path::new("fabric.kdl"), text.into(), &host, &stdlib);
     checked.spec.expect("every-kind.kdl checks clean, so it has a model")
 }
 

@@ -7,15 +7,13 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use sovereign_check::schema::{Field, NodeDef, Type};
-use sovereign_check::{MemoryHost, Schema, embedded_schema};
-use sovereign_diagnostics::SourceMap;
+use sovereign_check::{MemoryHost, Schema, Stdlib};
 use sovereign_model::SCHEMA_ENUMS;
 
 fn schema() -> Schema {
-    let mut sources = SourceMap::new();
-    let (schema, problems) = embedded_schema(&mut sources);
+    let (stdlib, problems) = Stdlib::embedded();
     assert!(problems.is_empty(), "{problems:?}");
-    schema
+    stdlib.schema
 }
 
 /// `kind/path.prop` is a property, `kind/path` the first argument.
@@ -85,29 +83,21 @@ fn every_enum_of_the_schema_has_a_meaning_in_rust() {
 #[test]
 fn a_schema_word_this_binary_does_not_know_is_an_error_not_a_vanished_site() {
     // A `--stdlib` copy that adds a tier.
-    let mut sources = SourceMap::new();
-    let files: Vec<(sovereign_diagnostics::FileId, String)> = sovereign_stdlib::SCHEMA
+    let copy = |f: &sovereign_stdlib::StdlibFile| (Path::new("<copy>").join(f.path), f.text.to_owned());
+    let schema_files = sovereign_stdlib::SCHEMA
         .iter()
         .map(|f| {
-            let text = f.text.replace(
-                r#"values="cloud server device" required=#true"#,
-                r#"values="cloud server device edge" required=#true"#,
-            );
-            (sources.add_stdlib(Path::new("<copy>").join(f.path), text.clone()), text)
+            let (path, text) = copy(f);
+            let tiers = r#"values="cloud server device" required=#true"#;
+            (path, text.replace(tiers, r#"values="cloud server device edge" required=#true"#))
         })
         .collect();
-    let catalogs: Vec<(sovereign_diagnostics::FileId, &str)> = sovereign_stdlib::CATALOG
-        .iter()
-        .map(|f| (sources.add_stdlib(Path::new("<copy>").join(f.path), f.text.to_owned()), f.text))
-        .collect();
-    let schema_files: Vec<(sovereign_diagnostics::FileId, &str)> =
-        files.iter().map(|(id, t)| (*id, t.as_str())).collect();
-    let (schema, problems) = Schema::load(&schema_files, &catalogs);
+    let (stdlib, problems) = Stdlib::from_files(schema_files, sovereign_stdlib::CATALOG.iter().map(copy).collect());
     assert!(problems.is_empty(), "{problems:?}");
     let spec = "fabric \"t\" {\n    residency \"eu\"\n}\nsite \"kiosk\" tier=\"edge\" region=\"eu-central\"\n";
     let mut host = MemoryHost::default();
     host.add("fabric.kdl", spec);
-    let checked = sovereign_check::check(Path::new("fabric.kdl"), spec.into(), &host, &schema, sources);
+    let checked = sovereign_check::check(Path::new("fabric.kdl"), spec.into(), &host, &stdlib);
     let found: Vec<(&str, &str)> = checked.diagnostics.iter().map(|d| (d.code.id, d.message.as_str())).collect();
     assert_eq!(
         found,
