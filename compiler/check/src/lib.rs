@@ -100,7 +100,9 @@ pub fn check(root: &Path, bytes: Vec<u8>, host: &dyn Host, stdlib: &Stdlib) -> C
     let root_file = loader.load_root(root, bytes);
     let mut diagnostics = std::mem::take(&mut loader.diagnostics);
     let mut fabric = std::mem::take(&mut loader.fabric);
-    resolve::resolve(&mut fabric, Span::new(root_file, 0, 0), &mut diagnostics);
+    let secret_names = std::mem::take(&mut loader.secret_names);
+    resolve::resolve(&mut fabric, &secret_names, Span::new(root_file, 0, 0), &mut diagnostics);
+    drop(secret_names);
     let mut spec = None;
     if !diagnostics.iter().any(Diagnostic::is_error) {
         match sovereign_model::read(&fabric) {

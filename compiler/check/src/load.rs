@@ -71,6 +71,8 @@ pub(crate) struct Loader<'a> {
     pub(crate) sources: SourceMap,
     pub(crate) fabric: Fabric,
     pub(crate) diagnostics: Vec<Diagnostic>,
+    /// Names written in secret positions, for resolution (never in the IR).
+    pub(crate) secret_names: crate::lower::SecretNames,
     loaded: HashSet<PathBuf>,
     /// Imports must resolve inside this folder (the root file's, canonical).
     root_dir: PathBuf,
@@ -86,6 +88,7 @@ impl<'a> Loader<'a> {
             sources,
             fabric: Fabric::default(),
             diagnostics: Vec::new(),
+            secret_names: crate::lower::SecretNames::default(),
             loaded: HashSet::new(),
             root_dir: PathBuf::new(),
             stack: Vec::new(),
@@ -143,7 +146,7 @@ impl<'a> Loader<'a> {
         self.fabric.items.reserve(lines + 1);
         // Each top-level node is lowered as soon as it is parsed and then
         // dropped: the whole tree of a large file is never alive at once.
-        let mut lower = Lower::new(self.schema, &mut self.fabric, &mut self.diagnostics);
+        let mut lower = Lower::new(self.schema, &mut self.fabric, &mut self.diagnostics, &mut self.secret_names);
         let rest = sovereign_syntax::parse_each(file, text, |node| lower.top_level(&node));
         let mut imports = lower.into_imports();
         self.diagnostics.extend(rest.diagnostics);
@@ -483,5 +486,25 @@ mod tests {
         assert_eq!(host.read(Path::new("fabric.kdl")).unwrap(), b"fabric \"t\"\nimport \"a.kdl\"\n");
         assert_eq!(host.read(Path::new("a.kdl")).unwrap(), b"site \"x\"\n");
         assert_eq!(host.kind(Path::new("b.kdl")), FileKind::Missing);
+    }
+
+    #[test]
+    fn a_secret_literal_is_not_in_the_ir_even_before_resolution() {
+        // Name-shaped (so lowering cannot tell it from a secret's name) and
+        // not: neither may appear in the lowered IR.
+        let canary = "sk-live-canary";
+        let fixture = format!(
+            "fabric \"t\"\nobserve \"o\" {{\n    export \"logfire\" region=\"eu\" token=\"{canary}\"\n    export \"otlp\" token=\"Sk_Live_Canary!\"\n}}\n"
+        );
+        let host = MemoryHost::from_fixture(&fixture);
+        let (stdlib, _) = crate::Stdlib::embedded();
+        let mut loader = Loader::new(&host, &stdlib.schema, SourceMap::new());
+        loader.load_root(Path::new("fabric.kdl"), fixture.clone().into_bytes());
+        let lowered = format!("{:?}", loader.fabric);
+        assert!(!lowered.contains(canary) && !lowered.contains("Sk_Live"), "{lowered}");
+        // The name waits beside the IR for resolution, which drops it.
+        assert_eq!(loader.secret_names.0.values().collect::<Vec<_>>(), [canary]);
+        let checked = crate::check(Path::new("fabric.kdl"), fixture.into_bytes(), &host, &stdlib);
+        assert!(!format!("{:?}", checked.fabric).contains(canary));
     }
 }

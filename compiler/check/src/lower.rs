@@ -22,18 +22,31 @@ pub struct ImportRequest {
     pub span: Span,
 }
 
+/// Texts written where a declared secret's name belongs, by the span of
+/// their value, kept beside the IR (never in it) until resolution tells a
+/// declared secret's name from a literal credential: so a literal never
+/// enters the IR, not even between lowering and resolution.
+#[derive(Debug, Default)]
+pub struct SecretNames(pub(crate) hashbrown::HashMap<Span, String>);
+
 /// Lowers top-level nodes one at a time, so that the loader can drop each
 /// node's tree as soon as it is lowered (see `sovereign_syntax::parse_each`).
 pub struct Lower<'s, 'f> {
     schema: &'s Schema,
     fabric: &'f mut Fabric,
     diagnostics: &'f mut Vec<Diagnostic>,
+    secret_names: &'f mut SecretNames,
     imports: Vec<ImportRequest>,
 }
 
 impl<'s, 'f> Lower<'s, 'f> {
-    pub fn new(schema: &'s Schema, fabric: &'f mut Fabric, diagnostics: &'f mut Vec<Diagnostic>) -> Self {
-        Lower { schema, fabric, diagnostics, imports: Vec::new() }
+    pub fn new(
+        schema: &'s Schema,
+        fabric: &'f mut Fabric,
+        diagnostics: &'f mut Vec<Diagnostic>,
+        secret_names: &'f mut SecretNames,
+    ) -> Self {
+        Lower { schema, fabric, diagnostics, secret_names, imports: Vec::new() }
     }
 
     /// Lowers one top-level node.
@@ -562,14 +575,17 @@ impl Lower<'_, '_> {
                 ValueKind::Ref { name: text.to_owned(), kinds: Vec::new().into(), target: None, relative_to: None }
             }
             // Text that cannot be a declared secret's name (names are
-            // DNS-1123 labels) is a literal: dropped here, so it never enters
-            // the IR. A name-shaped text is kept until resolution tells a
-            // declared name from a literal (see `resolve`).
+            // DNS-1123 labels) is a literal: dropped here. A name-shaped text
+            // waits beside the IR until resolution tells a declared name from
+            // a literal (see `resolve`); the IR holds no text either way.
             Type::Secret if values::check_name(text).is_err() => {
                 self.push(secret_literal(span));
                 ValueKind::Secret { name: None, target: None }
             }
-            Type::Secret => ValueKind::Secret { name: Some(text.to_owned()), target: None },
+            Type::Secret => {
+                self.secret_names.0.insert(span, text.to_owned());
+                ValueKind::Secret { name: None, target: None }
+            }
             Type::SecretSource => match SecretSource::parse(text) {
                 Ok(source) => ValueKind::SecretSource(Box::new(source)),
                 Err(reason) => {

@@ -8,8 +8,12 @@ use sovereign_diagnostics::{Diagnostic, Span, closest, codes};
 
 use sovereign_ir::{DeclKey, Fabric, ItemId, ValueKind};
 
-/// Fills `fabric.names` and resolves every reference in place.
-pub fn resolve(fabric: &mut Fabric, root_span: Span, diagnostics: &mut Vec<Diagnostic>) {
+use crate::lower::SecretNames;
+
+/// Fills `fabric.names` and resolves every reference in place. A secret's
+/// name is taken from `secret_names` (lowering keeps it there, not in the
+/// IR) and enters the IR only when it names a declared `secret`.
+pub fn resolve(fabric: &mut Fabric, secret_names: &SecretNames, root_span: Span, diagnostics: &mut Vec<Diagnostic>) {
     declare(fabric, diagnostics);
     if fabric.of_kind("fabric").next().is_none() {
         diagnostics.push(
@@ -21,6 +25,7 @@ pub fn resolve(fabric: &mut Fabric, root_span: Span, diagnostics: &mut Vec<Diagn
     let mut lists = NameLists::default();
     // Found first, written after: the fabric is borrowed while resolving.
     let mut resolutions: Vec<(ItemId, Slot, Option<ItemId>)> = Vec::new();
+    let mut secrets: Vec<(ItemId, Slot, ItemId, String)> = Vec::new();
     for (index, item) in fabric.items.iter().enumerate() {
         let id = ItemId(index as u32);
         let values = item
@@ -39,12 +44,13 @@ pub fn resolve(fabric: &mut Fabric, root_span: Span, diagnostics: &mut Vec<Diagn
                 ValueKind::Ref { name, kinds, .. } => {
                     resolve_kind(fabric, &mut lists, &declared, name, kinds, val.span, diagnostics)
                 }
-                ValueKind::Secret { name: Some(name), .. } => {
-                    let target = fabric.lookup("secret", name);
-                    if target.is_none() {
-                        secret_not_declared(fabric, &mut lists, name, val.span, diagnostics);
+                ValueKind::Secret { name: None, target: None } => {
+                    let Some(name) = secret_names.0.get(&val.span) else { continue };
+                    match fabric.lookup("secret", name) {
+                        Some(target) => secrets.push((id, slot, target, name.clone())),
+                        None => secret_not_declared(fabric, &mut lists, name, val.span, diagnostics),
                     }
-                    target
+                    continue;
                 }
                 _ => continue,
             };
@@ -52,6 +58,14 @@ pub fn resolve(fabric: &mut Fabric, root_span: Span, diagnostics: &mut Vec<Diagn
         }
     }
     apply(fabric, resolutions);
+    for (id, slot, resolved, name) in secrets {
+        let item = &mut fabric.items[id.0 as usize];
+        let val = match slot {
+            Slot::Arg(i) => &mut item.args[i],
+            Slot::Prop(i) => &mut item.props[i].1,
+        };
+        val.kind = ValueKind::Secret { name: Some(name), target: Some(resolved) };
+    }
     let relative = resolve_relative(fabric, diagnostics);
     apply(fabric, relative);
 }
@@ -64,16 +78,8 @@ fn apply(fabric: &mut Fabric, resolutions: Vec<(ItemId, Slot, Option<ItemId>)>) 
             Slot::Arg(i) => &mut item.args[i],
             Slot::Prop(i) => &mut item.props[i].1,
         };
-        match &mut val.kind {
-            ValueKind::Ref { target, .. } => *target = resolved,
-            ValueKind::Secret { name, target } => {
-                *target = resolved;
-                // A literal secret does not survive into the IR.
-                if resolved.is_none() {
-                    *name = None;
-                }
-            }
-            _ => {}
+        if let ValueKind::Ref { target, .. } = &mut val.kind {
+            *target = resolved;
         }
     }
 }
