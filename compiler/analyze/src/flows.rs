@@ -144,6 +144,8 @@ struct Carrier {
     redact: bool,
     span: Span,
     hop: Hop,
+    /// The one dataset it carries (a read from a ledger), or everything at `from`.
+    only: Option<Id<DatasetDecl>>,
 }
 
 /// What a step of a path is; put into words only when a violation is reported.
@@ -282,6 +284,7 @@ pub fn analyze(spec: &Spec, sites: &Sites, sites_of: &WorkloadSites, diagnostics
                     redact,
                     span: fallback.serve.span,
                     hop: Hop::FallsBack { serve: target, place: to_site, redact },
+                    only: None,
                 });
             }
         }
@@ -299,6 +302,7 @@ pub fn analyze(spec: &Spec, sites: &Sites, sites_of: &WorkloadSites, diagnostics
                 redact: false,
                 span: eval.target.span,
                 hop: Hop::SentForEvaluation { serve: target, place: to_site },
+                only: None,
             });
         }
     }
@@ -316,6 +320,7 @@ pub fn analyze(spec: &Spec, sites: &Sites, sites_of: &WorkloadSites, diagnostics
                         redact: false,
                         span: store.span,
                         hop: Hop::Stored { store: store.value, place: to_site },
+                        only: None,
                     });
                     carriers.push(Carrier {
                         from: b,
@@ -323,6 +328,7 @@ pub fn analyze(spec: &Spec, sites: &Sites, sites_of: &WorkloadSites, diagnostics
                         redact: false,
                         span: store.span,
                         hop: Hop::Retrieved { serve: serve_id, place: from_site },
+                        only: None,
                     });
                 }
             }
@@ -354,6 +360,7 @@ pub fn analyze(spec: &Spec, sites: &Sites, sites_of: &WorkloadSites, diagnostics
                     redact,
                     span: export.span,
                     hop: Hop::Exported { place: to_place, redact },
+                    only: None,
                 });
             }
         }
@@ -391,6 +398,9 @@ pub fn analyze(spec: &Spec, sites: &Sites, sites_of: &WorkloadSites, diagnostics
         }
         for &c in outgoing.get(&carried.at).map(Vec::as_slice).unwrap_or_default() {
             let carrier = &carriers[c];
+            if carrier.only.is_some_and(|only| only != carried.dataset) {
+                continue;
+            }
             let data = &datasets[carried.dataset.index()];
             let verdict = judge(&places, data, carried.class, carrier.from.place, carrier.to.place, carrier.redact);
             match verdict {
@@ -455,7 +465,8 @@ fn entry(
         Some(home) => {
             let ledger = declared_as.ledger.as_ref().map_or(declared_as.item, |l| spec.ledgers[l.value].item);
             let source = Point { item: ledger, place: home };
-            carriers.push(Carrier { from: source, to: at, redact: false, span, hop });
+            // Only this dataset: the lake holds others that this reader does not read.
+            carriers.push(Carrier { from: source, to: at, redact: false, span, hop, only: Some(dataset) });
             entries.push(Carried { at: source, dataset, class: data.class, redacted: false, step: declared });
         }
         None => {
