@@ -430,7 +430,7 @@ pub(crate) fn rename(snapshot: &Snapshot, id: ItemId, new_name: &str) -> Result<
             }
             let (prefix, bare) = match text.split_once(':') {
                 Some((kind, rest)) => (format!("{kind}:"), rest),
-                None => (String::new(), text.as_str()),
+                None => (String::new(), &**text),
             };
             let replaced = if bare == old {
                 new.clone()

@@ -109,8 +109,8 @@ fn serve_request(
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Option<(PlacedServe, Request)> {
     let model = &spec.models[serve.model.value];
-    let base = model.base.value.clone();
-    let arch = catalog.models.get(&base)?;
+    let base = model.base.value.to_string();
+    let arch = catalog.models.get(&*base)?;
     let dtype = model.dtype.value;
     let name = serve.name.qualified.to_string();
     let span = serve.name.span;

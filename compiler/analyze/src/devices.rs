@@ -40,8 +40,8 @@ pub fn check(spec: &Spec, catalog: &Catalog, sites: &Sites, diagnostics: &mut Ve
     for (id, edge) in spec.edges.iter() {
         let fleet = sites.fleet(edge.fleet.value);
         let model = &spec.models[edge.model.value];
-        let base = model.base.value.as_str();
-        let (Some(arch), Some(soc)) = (catalog.models.get(base), catalog.socs.get(&fleet.soc)) else { continue };
+        let base = &*model.base.value;
+        let (Some(arch), Some(soc)) = (catalog.models.get(base), catalog.socs.get(&*fleet.soc)) else { continue };
         let (dtype, format) = (model.dtype.value.word(), model.format.value.word());
         let fit = DeviceFit {
             edge: id,

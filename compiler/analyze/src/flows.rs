@@ -565,7 +565,7 @@ fn read_datasets(spec: &Spec, sites: &Sites) -> Vec<Dataset> {
             residency: d
                 .residency
                 .as_ref()
-                .map(|r| r.value.clone())
+                .map(|r| r.value.to_string())
                 .or_else(|| sites.residency.clone())
                 .unwrap_or_default(),
             home: d
@@ -587,7 +587,7 @@ fn export_destination(
     workload_points: &[Point],
 ) -> Option<Option<PlaceId>> {
     let service = export.destination.value.word();
-    let region = export.region.as_ref().map(|r| r.value.as_str());
+    let region = export.region.as_ref().map(|r| &*r.value);
     let endpoint = export.endpoint.as_ref().map(|e| &e.value);
     // A hosted service (Logfire) is where its provider runs it, in the
     // region named: a `site=` or an endpoint cannot move it.

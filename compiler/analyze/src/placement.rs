@@ -210,25 +210,24 @@ impl Inventory {
                 continue;
             }
             for node in &site.nodes {
-                let Some(model) = node.gpu.as_ref().filter(|m| catalog.gpus.contains_key(*m)) else { continue };
-                let mig_capable = node.mig && !catalog.gpus[model].mig.is_empty();
-                let (name, model): (Arc<str>, Arc<str>) = (node.name.as_str().into(), model.as_str().into());
+                let Some(model) = node.gpu.as_ref().filter(|m| catalog.gpus.contains_key(&***m)) else { continue };
+                let mig_capable = node.mig && !catalog.gpus[&**model].mig.is_empty();
+                let (name, model): (Arc<str>, Arc<str>) = (node.name.as_str().into(), model.clone());
                 inventory.push_node(site_index, &name, node.item, node_key, node.gpus, &model, mig_capable);
                 node_key += 1;
             }
             for pool in &site.pools {
-                if catalog.gpus.contains_key(&pool.accelerator) {
+                if catalog.gpus.contains_key(&*pool.accelerator) {
                     // A GPU pool: each machine is a node of `gpus` whole GPUs.
-                    let model: Arc<str> = pool.accelerator.as_str().into();
+                    let model: Arc<str> = pool.accelerator.clone();
                     for machine in 0..pool.max.min(replicas) {
                         let name: Arc<str> = format!("{}#{machine}", pool.name).into();
                         inventory.push_node(site_index, &name, pool.item, node_key, pool.gpus, &model, false);
                         node_key += 1;
                     }
-                } else if let Some(tpu) = catalog.tpus.get(&pool.accelerator) {
+                } else if let Some(tpu) = catalog.tpus.get(&*pool.accelerator) {
                     let chips = pool.topology.as_deref().and_then(|t| tpu.chips(t)).unwrap_or(tpu.chips_per_host);
-                    let (name, model): (Arc<str>, Arc<str>) =
-                        (pool.name.as_str().into(), pool.accelerator.as_str().into());
+                    let (name, model): (Arc<str>, Arc<str>) = (pool.name.as_str().into(), pool.accelerator.clone());
                     for machine in 0..pool.max.min(replicas) {
                         inventory.tpu_slices.push(TpuSlice {
                             site: site_index,

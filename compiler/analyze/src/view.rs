@@ -26,7 +26,7 @@ pub struct Site {
     /// Shared with the IR.
     pub name: Arc<str>,
     pub tier: Tier,
-    pub region: String,
+    pub region: Arc<str>,
     /// The jurisdiction of the region (empty when the catalog does not know it, already reported by check).
     pub jurisdiction: String,
     pub has_cluster: bool,
@@ -43,7 +43,7 @@ pub struct GpuNode {
     pub item: ItemId,
     pub name: String,
     /// Catalog name of the GPU, if the node has one.
-    pub gpu: Option<String>,
+    pub gpu: Option<Arc<str>>,
     pub gpus: u32,
     pub mig: bool,
 }
@@ -53,8 +53,8 @@ pub struct GpuNode {
 pub struct Pool {
     pub item: ItemId,
     pub name: String,
-    pub accelerator: String,
-    pub topology: Option<String>,
+    pub accelerator: Arc<str>,
+    pub topology: Option<Arc<str>>,
     /// The most machines (TPU slices, or GPU machines) it grows to.
     pub max: u32,
     /// GPUs per machine for a GPU pool.
@@ -67,7 +67,7 @@ pub struct Fleet {
     pub item: ItemId,
     /// `site/fleet`.
     pub qualified: String,
-    pub soc: String,
+    pub soc: Arc<str>,
     pub count: u32,
     pub memory: u64,
 }

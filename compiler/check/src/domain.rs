@@ -80,7 +80,7 @@ impl<'a> Domain<'a> {
             // A provider's own region name (`europe-west4`) belongs to that provider.
             let region = &site.region;
             if let Some(provider) = provider
-                && let Some(owner) = self.catalog.regions.get(&region.value).and_then(|r| r.provider.as_deref())
+                && let Some(owner) = self.catalog.regions.get(&*region.value).and_then(|r| r.provider.as_deref())
                 && owner != provider.word()
             {
                 self.push(
@@ -92,7 +92,7 @@ impl<'a> Domain<'a> {
             }
             for node in &site.nodes {
                 let Some(gpu) = &node.gpu else { continue };
-                if node.mig.value && self.catalog.gpus.get(&gpu.value).is_some_and(|g| g.mig.is_empty()) {
+                if node.mig.value && self.catalog.gpus.get(&*gpu.value).is_some_and(|g| g.mig.is_empty()) {
                     self.push(
                         codes::VALUE_NOT_ALLOWED,
                         node.mig.span,
@@ -103,7 +103,7 @@ impl<'a> Domain<'a> {
             }
             for fleet in &site.fleets {
                 let soc = &fleet.soc.value;
-                if let Some(chip) = self.catalog.socs.get(soc)
+                if let Some(chip) = self.catalog.socs.get(&**soc)
                     && fleet.memory.value > chip.max_memory_gib << 30
                 {
                     self.push(
@@ -135,10 +135,10 @@ impl<'a> Domain<'a> {
                 );
             }
             let accelerator = &pool.accelerator.value;
-            match self.catalog.tpus.get(accelerator) {
+            match self.catalog.tpus.get(&**accelerator) {
                 Some(tpu) => {
                     if let Some(t) = &pool.topology
-                        && !tpu.topologies.contains(&t.value)
+                        && !tpu.topologies.iter().any(|o| **o == *t.value)
                     {
                         self.push(
                             codes::VALUE_NOT_ALLOWED,
@@ -186,7 +186,7 @@ impl<'a> Domain<'a> {
                     ),
                 );
             }
-            let Some(arch) = self.catalog.models.get(&model.base.value) else { continue };
+            let Some(arch) = self.catalog.models.get(&*model.base.value) else { continue };
             if let Some(degree) = serve.tensor_parallel.as_ref().or(serve.gpus.as_ref())
                 && degree.value > 0
                 && arch.heads % u64::from(degree.value) != 0

@@ -103,28 +103,28 @@ pub fn check(root: &Path, bytes: Vec<u8>, host: &dyn Host, stdlib: &Stdlib) -> C
     let secret_names = std::mem::take(&mut loader.secret_names);
     resolve::resolve(&mut fabric, &secret_names, Span::new(root_file, 0, 0), &mut diagnostics);
     drop(secret_names);
-    let mut spec = None;
-    if !diagnostics.iter().any(Diagnostic::is_error) {
-        match sovereign_model::read(&fabric) {
-            Ok(model) => spec = Some(model),
-            Err(problems) => diagnostics.extend(problems),
-        }
-    }
-
-    // The domain checks and the dependency graph only read the fabric: on
-    // two cores they run side by side; the diagnostics are sorted after,
-    // so the output does not depend on which finishes first.
-    let domain_diagnostics = std::thread::scope(|scope| {
-        let domain = scope.spawn(|| {
-            let mut found = Vec::new();
-            if let Some(spec) = &spec {
-                domain::check(spec, &schema.catalog, &mut found);
+    let resolved = !diagnostics.iter().any(Diagnostic::is_error);
+    // The typed model (then the domain checks on it) and the dependency
+    // graph only read the fabric: on two cores they run side by side; the
+    // diagnostics are sorted after, so the output does not depend on which
+    // finishes first.
+    let (spec, domain_diagnostics) = std::thread::scope(|scope| {
+        let model = scope.spawn(|| {
+            if !resolved {
+                return (None, Vec::new());
             }
-            found
+            match sovereign_model::read(&fabric) {
+                Ok(spec) => {
+                    let mut found = Vec::new();
+                    domain::check(&spec, &schema.catalog, &mut found);
+                    (Some(spec), found)
+                }
+                Err(problems) => (None, problems),
+            }
         });
         let dependencies = cycles::dependencies(&fabric);
         cycles::check_cycles(&fabric, &dependencies, &mut diagnostics);
-        domain.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        model.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     });
     diagnostics.extend(domain_diagnostics);
     sovereign_diagnostics::sort(&mut diagnostics);

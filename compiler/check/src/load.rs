@@ -73,6 +73,7 @@ pub(crate) struct Loader<'a> {
     pub(crate) diagnostics: Vec<Diagnostic>,
     /// Names written in secret positions, for resolution (never in the IR).
     pub(crate) secret_names: crate::lower::SecretNames,
+    words: crate::lower::Words,
     loaded: HashSet<PathBuf>,
     /// Imports must resolve inside this folder (the root file's, canonical).
     root_dir: PathBuf,
@@ -89,6 +90,7 @@ impl<'a> Loader<'a> {
             fabric: Fabric::default(),
             diagnostics: Vec::new(),
             secret_names: crate::lower::SecretNames::default(),
+            words: crate::lower::Words::default(),
             loaded: HashSet::new(),
             root_dir: PathBuf::new(),
             stack: Vec::new(),
@@ -146,7 +148,8 @@ impl<'a> Loader<'a> {
         self.fabric.items.reserve(lines + 1);
         // Each top-level node is lowered as soon as it is parsed and then
         // dropped: the whole tree of a large file is never alive at once.
-        let mut lower = Lower::new(self.schema, &mut self.fabric, &mut self.diagnostics, &mut self.secret_names);
+        let mut lower =
+            Lower::new(self.schema, &mut self.fabric, &mut self.diagnostics, &mut self.secret_names, &mut self.words);
         let rest = sovereign_syntax::parse_each(file, text, |node| lower.top_level(&node));
         let mut imports = lower.into_imports();
         self.diagnostics.extend(rest.diagnostics);

@@ -29,6 +29,22 @@ pub struct ImportRequest {
 #[derive(Debug, Default)]
 pub struct SecretNames(pub(crate) hashbrown::HashMap<Span, String>);
 
+/// The words of enums and catalogs, one allocation each however often a
+/// spec repeats them.
+#[derive(Debug, Default)]
+pub struct Words(hashbrown::HashSet<Arc<str>>);
+
+impl Words {
+    fn intern(&mut self, word: &str) -> Arc<str> {
+        if let Some(shared) = self.0.get(word) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = Arc::from(word);
+        self.0.insert(shared.clone());
+        shared
+    }
+}
+
 /// Lowers top-level nodes one at a time, so that the loader can drop each
 /// node's tree as soon as it is lowered (see `sovereign_syntax::parse_each`).
 pub struct Lower<'s, 'f> {
@@ -36,6 +52,7 @@ pub struct Lower<'s, 'f> {
     fabric: &'f mut Fabric,
     diagnostics: &'f mut Vec<Diagnostic>,
     secret_names: &'f mut SecretNames,
+    words: &'f mut Words,
     imports: Vec<ImportRequest>,
 }
 
@@ -45,8 +62,9 @@ impl<'s, 'f> Lower<'s, 'f> {
         fabric: &'f mut Fabric,
         diagnostics: &'f mut Vec<Diagnostic>,
         secret_names: &'f mut SecretNames,
+        words: &'f mut Words,
     ) -> Self {
-        Lower { schema, fabric, diagnostics, secret_names, imports: Vec::new() }
+        Lower { schema, fabric, diagnostics, secret_names, words, imports: Vec::new() }
     }
 
     /// Lowers one top-level node.
@@ -58,7 +76,7 @@ impl<'s, 'f> Lower<'s, 'f> {
                 if node.name.text == "import"
                     && let Some(Value { kind: ValueKind::Str(path), span, .. }) = self.fabric.item(id).args.first()
                 {
-                    self.imports.push(ImportRequest { path: path.clone(), span: *span });
+                    self.imports.push(ImportRequest { path: path.to_string(), span: *span });
                 }
             }
             None => {
@@ -293,7 +311,8 @@ impl Lower<'_, '_> {
         }
         // The schema's defaults, so the IR says what the spec means. A value
         // given but invalid (already an error) gets no default.
-        for (key, prop_def) in &def.props {
+        for &index in &def.defaulted_props {
+            let (key, prop_def) = &def.props[index];
             if let Some(default) = &prop_def.default_value
                 && !seen.contains_key(&**key)
             {
@@ -338,24 +357,20 @@ impl Lower<'_, '_> {
             let child_id = self.node(child, &child_def.node, Some(id));
             children.push(child_id);
         }
-        // An absent `max=1` child whose argument has a default (`replicas 1`)
-        // is stored as if written, at the parent's keyword.
-        for child_def in &def.children {
-            if let Some(default) = child_def.node.args.first().and_then(|a| a.default_value.as_ref())
-                && !counts.contains_key(child_def.node.name.as_str())
-            {
-                let value = Value { kind: default.clone(), span: node.name.span, defaulted: true };
-                children.push(self.fabric.push(Item {
-                    kind: child_def.node.path.clone(),
-                    name: None,
-                    parent: Some(id),
-                    children: Box::default(),
-                    args: Box::new([value]),
-                    props: Box::default(),
-                    span: node.name.span,
-                    keyword_span: node.name.span,
-                }));
-            }
+        // An absent `max=1` child whose argument has a default (`replicas 1`):
+        // its value is stored for the parent, spanned at the parent's keyword.
+        let defaults: Vec<(Arc<str>, Value)> = def
+            .defaulted_children
+            .iter()
+            .map(|&i| &def.children[i])
+            .filter(|c| !counts.contains_key(c.node.name.as_str()))
+            .filter_map(|c| {
+                let default = c.node.args.first()?.default_value.as_ref()?;
+                Some((c.node.path.clone(), Value { kind: default.clone(), span: node.name.span, defaulted: true }))
+            })
+            .collect();
+        if !defaults.is_empty() {
+            self.fabric.default_children.insert(id, defaults.into_boxed_slice());
         }
         self.fabric.items[id.0 as usize].children = children.into_boxed_slice();
         for child_def in &def.children {
@@ -474,7 +489,7 @@ impl Lower<'_, '_> {
     ) -> Option<Value> {
         let catalog = &self.schema.catalog;
         if kinds.iter().any(|k| catalog.contains(*k, text)) {
-            return Some(Value::new(ValueKind::Str(text.to_owned()), span));
+            return Some(Value::new(ValueKind::Str(self.words.intern(text)), span));
         }
         let known: Vec<&str> = kinds.iter().flat_map(|k| catalog.names(*k)).collect();
         let noun = kinds.iter().map(|k| k.word()).collect::<Vec<_>>().join(" or ");
@@ -505,7 +520,7 @@ impl Lower<'_, '_> {
 
     fn string_value(&mut self, text: &str, span: Span, def: &Field, what: What<'_>) -> Option<Value> {
         let typed = match &def.ty {
-            Type::String | Type::Path => ValueKind::Str(text.to_owned()),
+            Type::String | Type::Path => ValueKind::Str(Arc::from(text)),
             Type::Enum(allowed) => {
                 if !allowed.iter().any(|a| a == text) {
                     let mut d =
@@ -522,7 +537,7 @@ impl Lower<'_, '_> {
                     self.push(d);
                     return None;
                 }
-                ValueKind::Str(text.to_owned())
+                ValueKind::Str(self.words.intern(text))
             }
             Type::Memory => match values::parse_bytes(text) {
                 Ok(bytes) => ValueKind::Bytes(bytes),
@@ -566,13 +581,13 @@ impl Lower<'_, '_> {
             }
             Type::Catalog(kinds) => return self.catalog_value(codes::UNKNOWN_CATALOG_ENTRY, kinds, text, span),
             Type::Ref(kinds) => ValueKind::Ref {
-                name: text.to_owned(),
+                name: Arc::from(text),
                 kinds: kinds.clone(),
                 target: None,
                 relative_to: def.relative_to.and_then(|i| u32::try_from(i).ok()),
             },
             Type::AnyRef => {
-                ValueKind::Ref { name: text.to_owned(), kinds: Vec::new().into(), target: None, relative_to: None }
+                ValueKind::Ref { name: Arc::from(text), kinds: Vec::new().into(), target: None, relative_to: None }
             }
             // Text that cannot be a declared secret's name (names are
             // DNS-1123 labels) is a literal: dropped here. A name-shaped text

@@ -64,7 +64,7 @@ pub fn resolve(fabric: &mut Fabric, secret_names: &SecretNames, root_span: Span,
             Slot::Arg(i) => &mut item.args[i],
             Slot::Prop(i) => &mut item.props[i].1,
         };
-        val.kind = ValueKind::Secret { name: Some(name), target: Some(resolved) };
+        val.kind = ValueKind::Secret { name: Some(Arc::from(name)), target: Some(resolved) };
     }
     let relative = resolve_relative(fabric, diagnostics);
     apply(fabric, relative);

@@ -121,6 +121,10 @@ pub struct NodeDef {
     /// Properties, in the order the schema lists them.
     pub props: Vec<(Arc<str>, Field)>,
     pub children: Vec<ChildDef>,
+    /// The properties with a default, and the children whose argument has
+    /// one (indices into `props` and `children`): lowering visits only these.
+    pub defaulted_props: Vec<usize>,
+    pub defaulted_children: Vec<usize>,
 }
 
 /// A child definition: the node and how often it may appear.
@@ -221,9 +225,9 @@ fn typed_default(field: &Field, literal: &LiteralKind<'_>) -> Result<ValueKind, 
             in_range(v).then_some(ValueKind::Num(v)).ok_or("out of the field's range")?
         }
         (Type::Bool, LiteralKind::Bool(b)) => ValueKind::Bool(*b),
-        (Type::String | Type::Path, LiteralKind::String(s)) => ValueKind::Str(s.to_string()),
+        (Type::String | Type::Path, LiteralKind::String(s)) => ValueKind::Str(Arc::from(&**s)),
         (Type::Enum(allowed), LiteralKind::String(s)) if allowed.iter().any(|a| **a == **s) => {
-            ValueKind::Str(s.to_string())
+            ValueKind::Str(Arc::from(&**s))
         }
         (Type::Enum(_), _) => return Err("not one of the enum's values".into()),
         (Type::Duration, LiteralKind::String(s)) => ValueKind::Millis(values::parse_millis(s)?),
@@ -316,6 +320,10 @@ impl Reader {
                 other => self.bad(child.name.span, &format!("unknown schema node `{other}`")),
             }
         }
+        def.defaulted_props = (0..def.props.len()).filter(|&i| def.props[i].1.default_value.is_some()).collect();
+        def.defaulted_children = (0..def.children.len())
+            .filter(|&i| def.children[i].node.args.first().is_some_and(|a| a.default_value.is_some()))
+            .collect();
         for (key, field) in &def.props {
             if let Some(index) = field.relative_to
                 && !matches!(def.args.get(index).map(|a| &a.ty), Some(Type::Ref(_)))

@@ -74,15 +74,15 @@ fn every_schema_default_is_typed_and_stored_where_the_spec_leaves_it_out() {
             if parents.is_empty() {
                 problems.push(format!("{}: every-kind.kdl has no `{}` to exercise it", child.node.path, def.name));
             }
-            for (_, parent) in parents {
-                let found: Vec<_> =
-                    parent.children.iter().map(|&id| fabric.item(id)).filter(|c| *c.kind == *child.node.path).collect();
-                match found.as_slice() {
-                    [one] if one.args.first().is_some_and(|v| !v.defaulted || v.kind == *default) => {}
+            for (parent_id, parent) in parents {
+                let written = parent.children.iter().any(|&c| *fabric.item(c).kind == *child.node.path);
+                match fabric.child_value(parent_id, &child.node.path) {
+                    Some(value) if written && !value.defaulted => {}
+                    Some(value) if !written && value.defaulted && value.kind == *default => {}
                     other => problems.push(format!(
-                        "{}: expected one child holding {default:?}, got {:?}",
+                        "{}: expected {}, got {other:?}",
                         child.node.path,
-                        other.iter().map(|c| &c.args).collect::<Vec<_>>()
+                        if written { "the written value".to_owned() } else { format!("the default {default:?}") }
                     )),
                 }
             }

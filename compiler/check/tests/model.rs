@@ -42,7 +42,7 @@ fn workloads_reference_by_typed_id() {
     assert_eq!((chat.replicas.value, chat.replicas.defaulted), (1, true));
     assert_eq!(chat.gpu_memory_utilization.value, 0.92);
     assert_eq!(chat.kv_cache_dtype.value, KvCacheDtype::Auto);
-    assert_eq!(spec.models[chat.model.value].base.value, "llama-3.1-8b-instruct");
+    assert_eq!(&*spec.models[chat.model.value].base.value, "llama-3.1-8b-instruct");
     let store = &spec.vectorstores[chat.uses[0].value];
     assert_eq!(store.collections[0].distance.value, Distance::Cosine);
     assert_eq!(store.replicas.value, 1);

@@ -37,7 +37,14 @@ pub struct Fabric {
     /// instead of scanning every item (which streamed the whole IR through
     /// memory once per kind).
     pub by_kind: BTreeMap<Arc<str>, Vec<ItemId>>,
+    /// The schema's defaults for `max=1` children a node leaves out
+    /// (`replicas 1` of a serve), by parent: read with [`Fabric::child_value`].
+    /// A table, not synthetic items: a fifth more items made every pass slower.
+    pub default_children: HashMap<ItemId, Box<[DefaultChild]>>,
 }
+
+/// The kind path of a `max=1` child left out, and its argument's default.
+pub type DefaultChild = (Arc<str>, Value);
 
 /// The key of a declaration: its kind path and qualified name, shared with the item.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,8 +120,10 @@ pub struct Value {
 /// A value after type checking.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ValueKind {
-    /// A string, an enum value, a path or a catalog name.
-    Str(String),
+    /// A string, an enum value, a path or a catalog name. Shared: the
+    /// words of enums and catalogs are interned while lowering (a large
+    /// spec says `eu-central` thousands of times), and the model shares them.
+    Str(Arc<str>),
     Int(i64),
     Num(f64),
     Bool(bool),
@@ -124,7 +133,7 @@ pub enum ValueKind {
     Millis(u64),
     /// A reference by name; `target` is filled in by name resolution.
     Ref {
-        name: String,
+        name: Arc<str>,
         kinds: Arc<[String]>,
         target: Option<ItemId>,
         /// The argument of the same item whose target the name is relative
@@ -134,7 +143,7 @@ pub enum ValueKind {
     /// A secret reference. The text is kept only when it names a declared
     /// secret, so a literal secret never survives into the IR.
     Secret {
-        name: Option<String>,
+        name: Option<Arc<str>>,
         target: Option<ItemId>,
     },
     Cron(Box<values::Cron>),
@@ -235,6 +244,17 @@ impl Fabric {
             .collect();
         ids.sort_unstable();
         ids
+    }
+
+    /// The first argument of the `max=1` child of kind path `kind` (`serve/replicas`):
+    /// as written, or the schema's default when the child is left out.
+    #[must_use]
+    pub fn child_value(&self, parent: ItemId, kind: &str) -> Option<&Value> {
+        let item = self.item(parent);
+        match item.children.iter().map(|&c| self.item(c)).find(|c| *c.kind == *kind) {
+            Some(child) => child.args.first(),
+            None => self.default_children.get(&parent)?.iter().find(|(k, _)| **k == *kind).map(|(_, v)| v),
+        }
     }
 
     /// Appends an item, keeping the kind index.

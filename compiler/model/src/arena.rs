@@ -72,6 +72,11 @@ impl<T> Default for Arena<T> {
 }
 
 impl<T> Arena<T> {
+    #[must_use]
+    pub fn with_capacity(capacity: usize) -> Arena<T> {
+        Arena { items: Vec::with_capacity(capacity) }
+    }
+
     pub fn push(&mut self, value: T) -> Id<T> {
         self.items.push(value);
         Id::from_index(self.items.len() - 1)

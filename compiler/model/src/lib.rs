@@ -21,7 +21,6 @@ mod read;
 
 use std::sync::Arc;
 
-use hashbrown::HashMap;
 use sovereign_diagnostics::Span;
 use sovereign_ir::ItemId;
 pub use sovereign_ir::values::{Condition, Cron, MigProfile, SecretSource, Uri};
@@ -77,7 +76,28 @@ pub struct Spec {
     pub vectorstores: Arena<VectorStore>,
     pub evals: Arena<Eval>,
     pub edges: Arena<Edge>,
-    decls: HashMap<ItemId, Decl>,
+    decls: Decls,
+}
+
+/// What each IR item declares, dense by item: every reference is looked up
+/// here, so no hashing on the way.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Decls(Vec<Option<Decl>>);
+
+impl Decls {
+    pub(crate) fn with_items(items: usize) -> Decls {
+        Decls(vec![None; items])
+    }
+
+    pub(crate) fn insert(&mut self, item: ItemId, decl: Decl) {
+        if let Some(slot) = self.0.get_mut(item.0 as usize) {
+            *slot = Some(decl);
+        }
+    }
+
+    pub(crate) fn get(&self, item: ItemId) -> Option<Decl> {
+        self.0.get(item.0 as usize).copied().flatten()
+    }
 }
 
 /// What an IR item is in the model.
@@ -135,7 +155,7 @@ impl Spec {
     /// What IR item `item` declares, if it is a declaration the model reads.
     #[must_use]
     pub fn decl(&self, item: ItemId) -> Option<Decl> {
-        self.decls.get(&item).copied()
+        self.decls.get(item)
     }
 
     #[must_use]
@@ -176,7 +196,7 @@ impl Spec {
     /// The fabric's residency (a jurisdiction), if declared.
     #[must_use]
     pub fn residency(&self) -> Option<&str> {
-        self.fabric.residency.as_ref().map(|r| r.value.as_str())
+        self.fabric.residency.as_ref().map(|r| &*r.value)
     }
 }
 
@@ -186,7 +206,7 @@ pub struct FabricDecl {
     pub item: Option<ItemId>,
     pub name: Option<Name>,
     /// A jurisdiction from the catalog.
-    pub residency: Option<Spanned<String>>,
+    pub residency: Option<Spanned<Arc<str>>>,
     pub state: Option<State>,
 }
 
@@ -198,7 +218,7 @@ pub struct State {
     pub span: Span,
     pub backend: Spanned<StateBackend>,
     pub site: Option<Spanned<Id<Site>>>,
-    pub path: Option<Spanned<String>>,
+    pub path: Option<Spanned<Arc<str>>>,
 }
 
 #[derive(Clone, Debug)]
@@ -207,7 +227,7 @@ pub struct Site {
     pub name: Name,
     pub tier: Spanned<Tier>,
     /// A region from the catalog.
-    pub region: Spanned<String>,
+    pub region: Spanned<Arc<str>>,
     pub provider: Option<Spanned<Provider>>,
     pub cluster: Option<Cluster>,
     pub nodes: Vec<Node>,
@@ -223,7 +243,7 @@ pub struct Cluster {
     pub item: ItemId,
     pub kind: Spanned<ClusterKind>,
     /// The kubeconfig context that reaches it.
-    pub context: Spanned<String>,
+    pub context: Spanned<Arc<str>>,
 }
 
 /// A server of a site.
@@ -232,7 +252,7 @@ pub struct Node {
     pub item: ItemId,
     pub name: Name,
     /// A GPU of the catalog.
-    pub gpu: Option<Spanned<String>>,
+    pub gpu: Option<Spanned<Arc<str>>>,
     pub gpus: Spanned<u32>,
     pub mig: Spanned<bool>,
     pub cpu: Option<Spanned<u32>>,
@@ -246,10 +266,10 @@ pub struct Pool {
     pub item: ItemId,
     pub name: Name,
     /// A TPU or GPU of the catalog.
-    pub accelerator: Spanned<String>,
+    pub accelerator: Spanned<Arc<str>>,
     /// GPUs per machine, for a GPU pool.
     pub gpus: Spanned<u32>,
-    pub topology: Option<Spanned<String>>,
+    pub topology: Option<Spanned<Arc<str>>>,
     pub min: Spanned<u32>,
     pub max: Spanned<u32>,
     pub spot: Spanned<bool>,
@@ -262,7 +282,7 @@ pub struct Fleet {
     /// `site/fleet`.
     pub name: Name,
     /// A system-on-chip of the catalog.
-    pub soc: Spanned<String>,
+    pub soc: Spanned<Arc<str>>,
     pub count: Spanned<u32>,
     /// Bytes per device.
     pub memory: Spanned<u64>,
@@ -273,7 +293,7 @@ pub struct Model {
     pub item: ItemId,
     pub name: Name,
     /// A model of the catalog.
-    pub base: Spanned<String>,
+    pub base: Spanned<Arc<str>>,
     pub dtype: Spanned<Dtype>,
     pub format: Spanned<WeightFormat>,
 }
@@ -304,9 +324,9 @@ pub struct Dataset {
     pub name: Name,
     pub classification: Spanned<Classification>,
     /// The jurisdiction it must stay in, when it says; else the fabric's.
-    pub residency: Option<Spanned<String>>,
+    pub residency: Option<Spanned<Arc<str>>>,
     pub ledger: Option<Spanned<Id<Ledger>>>,
-    pub table: Option<Spanned<String>>,
+    pub table: Option<Spanned<Arc<str>>>,
 }
 
 /// A Temporal cluster.
@@ -361,7 +381,7 @@ pub struct Export {
     pub span: Span,
     pub destination: Spanned<ExportDestination>,
     /// A jurisdiction (Logfire: `eu` or `us`).
-    pub region: Option<Spanned<String>>,
+    pub region: Option<Spanned<Arc<str>>>,
     pub token: Option<Spanned<Id<Secret>>>,
     pub endpoint: Option<Spanned<Uri>>,
     pub site: Option<Spanned<Id<Site>>>,

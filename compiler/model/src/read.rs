@@ -6,7 +6,8 @@
 //! a missing value or an unknown enum word can only come from a `--stdlib`
 //! schema this binary does not match: `SOV2019`, and no model.
 
-use hashbrown::HashMap;
+use std::sync::Arc;
+
 use sovereign_diagnostics::{Diagnostic, Span, codes};
 use sovereign_ir::{Fabric, Item, ItemId, Value, ValueKind};
 
@@ -14,7 +15,7 @@ use crate::*;
 
 /// Reads the model of a fabric that checked without errors.
 pub fn read(fabric: &Fabric) -> Result<Spec, Vec<Diagnostic>> {
-    let mut reader = Reader { fabric, decls: HashMap::new(), problems: Vec::new() };
+    let mut reader = Reader { fabric, decls: Decls::with_items(fabric.items.len()), problems: Vec::new() };
     reader.assign_ids();
     let mut spec = Spec::default();
     reader.read_all(&mut spec);
@@ -28,14 +29,14 @@ pub fn read(fabric: &Fabric) -> Result<Spec, Vec<Diagnostic>> {
 
 struct Reader<'f> {
     fabric: &'f Fabric,
-    decls: HashMap<ItemId, Decl>,
+    decls: Decls,
     problems: Vec<Diagnostic>,
 }
 
 /// A value's payload, if it is of the expected shape.
 type Extract<T> = fn(&ValueKind) -> Option<T>;
 
-fn text(kind: &ValueKind) -> Option<String> {
+fn text(kind: &ValueKind) -> Option<Arc<str>> {
     match kind {
         ValueKind::Str(s) => Some(s.clone()),
         _ => None,
@@ -163,6 +164,8 @@ impl<'f> Reader<'f> {
         }
         macro_rules! read_kind {
             ($kind:literal, $arena:ident, $read:ident) => {
+                // Sized exactly: a doubling arena wastes up to half of a large spec's model.
+                spec.$arena = Arena::with_capacity(fabric.by_kind.get($kind).map_or(0, Vec::len));
                 for (id, item) in fabric.of_kind($kind) {
                     if let Some(value) = self.$read(id, item) {
                         spec.$arena.push(value);
@@ -290,14 +293,14 @@ impl<'f> Reader<'f> {
         item.children.iter().map(move |&c| (c, fabric.item(c))).filter(move |(_, c)| &*c.kind == kind)
     }
 
-    /// The first argument of the `max=1` child `kind`.
-    fn child_arg(&self, item: &Item, kind: &str) -> Option<&'f Value> {
-        self.child(item, kind).and_then(|(_, c)| c.args.first())
+    /// The first argument of the `max=1` child `kind` (a full schema path), or its default.
+    fn child_arg(&self, item: ItemId, kind: &str) -> Option<&'f Value> {
+        self.fabric.child_value(item, kind)
     }
 
     /// The declaration a reference resolved to.
     fn target(&mut self, item: &Item, value: &Value, what: &str) -> Option<Decl> {
-        let decl = value.target().and_then(|t| self.decls.get(&t).copied());
+        let decl = value.target().and_then(|t| self.decls.get(t));
         if decl.is_none() {
             let message = format!("{}: `{what}` does not name a declaration sovereign reads", Self::describe(item));
             self.mismatch(value.span, message);
@@ -339,7 +342,7 @@ impl<'f> Reader<'f> {
     }
 
     fn depends_on(&mut self, item: &'f Item, kind: &'f str) -> Vec<Spanned<ItemId>> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(self.children(item, kind).map(|(_, c)| c.args.len()).sum());
         for (_, child) in self.children(item, kind) {
             for value in &child.args {
                 if let Some(target) = value.target() {

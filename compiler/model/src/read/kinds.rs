@@ -7,7 +7,7 @@ use crate::*;
 
 impl<'f> Reader<'f> {
     pub(super) fn fabric_decl(&mut self, id: ItemId, item: &'f Item) -> FabricDecl {
-        let residency = self.child_arg(item, "fabric/residency");
+        let residency = self.child_arg(id, "fabric/residency");
         let residency = self.optional(item, residency, "residency", text);
         let state = self.child(item, "fabric/state").and_then(|(state_id, state)| {
             Some(State {
@@ -30,7 +30,8 @@ impl<'f> Reader<'f> {
             }),
             None => None,
         };
-        let mut nodes = Vec::new();
+        // Sized exactly: a Vec grown from empty holds room for four.
+        let mut nodes = Vec::with_capacity(self.children(item, "site/node").count());
         for (node_id, node) in self.children(item, "site/node") {
             nodes.push(Node {
                 item: node_id,
@@ -42,7 +43,7 @@ impl<'f> Reader<'f> {
                 memory: self.prop(node, "memory", bytes),
             });
         }
-        let mut pools = Vec::new();
+        let mut pools = Vec::with_capacity(self.children(item, "site/pool").count());
         for (pool_id, pool) in self.children(item, "site/pool") {
             pools.push(Pool {
                 item: pool_id,
@@ -55,7 +56,7 @@ impl<'f> Reader<'f> {
                 spot: self.required_prop(pool, "spot", flag)?,
             });
         }
-        let mut fleets = Vec::new();
+        let mut fleets = Vec::with_capacity(self.children(item, "site/fleet").count());
         for (fleet_id, fleet) in self.children(item, "site/fleet") {
             fleets.push(Fleet {
                 item: fleet_id,
@@ -65,7 +66,7 @@ impl<'f> Reader<'f> {
                 memory: self.required_prop(fleet, "memory", bytes)?,
             });
         }
-        let registry = self.child_arg(item, "site/registry");
+        let registry = self.child_arg(id, "site/registry");
         Some(Site {
             item: id,
             name: Self::name(item),
@@ -150,7 +151,7 @@ impl<'f> Reader<'f> {
             }),
             None => None,
         };
-        let mut namespaces = Vec::new();
+        let mut namespaces = Vec::with_capacity(self.children(item, "temporal/namespace").count());
         for (namespace_id, namespace) in self.children(item, "temporal/namespace") {
             namespaces.push(TemporalNamespace {
                 item: namespace_id,
@@ -180,7 +181,7 @@ impl<'f> Reader<'f> {
             Decl::Secret(s) => Some(s),
             _ => None,
         };
-        let mut exports = Vec::new();
+        let mut exports = Vec::with_capacity(self.children(item, "observe/export").count());
         for (export_id, export) in self.children(item, "observe/export") {
             exports.push(Export {
                 item: export_id,
@@ -193,7 +194,7 @@ impl<'f> Reader<'f> {
                 redact: self.required_prop(export, "redact", flag)?,
             });
         }
-        let ebpf = self.child_arg(item, "observe/ebpf");
+        let ebpf = self.child_arg(id, "observe/ebpf");
         Some(Observe {
             item: id,
             name: Self::name(item),
@@ -217,13 +218,13 @@ impl<'f> Reader<'f> {
             ValueKind::MigProfile(profile) => Some(*profile),
             _ => None,
         };
-        let mut uses = Vec::new();
+        let mut uses = Vec::with_capacity(self.children(item, "serve/uses").map(|(_, c)| c.args.len()).sum());
         for (_, child) in self.children(item, "serve/uses") {
             for value in &child.args {
                 uses.push(self.reference(child, Some(value), "uses", store)?);
             }
         }
-        let arg = |name: &str| self.child_arg(item, name);
+        let arg = |name: &str| self.child_arg(id, name);
         let (mig_arg, gpus, tp, replicas, len, utilization, kv) = (
             arg("serve/mig"),
             arg("serve/gpus"),
@@ -252,7 +253,7 @@ impl<'f> Reader<'f> {
     }
 
     pub(super) fn vectorstore(&mut self, id: ItemId, item: &'f Item) -> Option<VectorStore> {
-        let mut collections = Vec::new();
+        let mut collections = Vec::with_capacity(self.children(item, "vectorstore/collection").count());
         for (collection_id, collection) in self.children(item, "vectorstore/collection") {
             collections.push(Collection {
                 item: collection_id,
@@ -262,7 +263,7 @@ impl<'f> Reader<'f> {
             });
         }
         let (storage, replicas) =
-            (self.child_arg(item, "vectorstore/storage"), self.child_arg(item, "vectorstore/replicas"));
+            (self.child_arg(id, "vectorstore/storage"), self.child_arg(id, "vectorstore/replicas"));
         Some(VectorStore {
             item: id,
             name: Self::name(item),
@@ -296,7 +297,7 @@ impl<'f> Reader<'f> {
             ValueKind::Cron(cron) => Some((**cron).clone()),
             _ => None,
         };
-        let mut metrics = Vec::new();
+        let mut metrics = Vec::with_capacity(self.children(item, "eval/metric").count());
         for (metric_id, metric) in self.children(item, "eval/metric") {
             metrics.push(Metric {
                 item: metric_id,
@@ -315,7 +316,7 @@ impl<'f> Reader<'f> {
             temporal: self.required_reference(runs_on, runs_on.args.first(), "runs-on", temporal)?,
             namespace: self.reference(runs_on, runs_on.prop("namespace"), "namespace", namespace),
         };
-        let (schedule, on_fail) = (self.child_arg(item, "eval/schedule"), self.child_arg(item, "eval/on-fail"));
+        let (schedule, on_fail) = (self.child_arg(id, "eval/schedule"), self.child_arg(id, "eval/on-fail"));
         Some(Eval {
             item: id,
             name: Self::name(item),
@@ -350,7 +351,7 @@ impl<'f> Reader<'f> {
             ValueKind::Condition(condition) => Some((**condition).clone()),
             _ => None,
         };
-        let mut reads = Vec::new();
+        let mut reads = Vec::with_capacity(self.children(item, "edge/reads").map(|(_, c)| c.args.len()).sum());
         for (_, child) in self.children(item, "edge/reads") {
             for value in &child.args {
                 reads.push(self.reference(child, Some(value), "reads", dataset)?);
