@@ -3,9 +3,12 @@
 
 Generates each hostile spec, runs the release binary on it (best of 3),
 and prints wall time and peak RSS, beside the figure the review measured.
-Usage: scripts/bench-hostile.py [--quick]   (builds the release binary first)
+Usage: scripts/bench-hostile.py [--against OTHER_BINARY]   (builds the release binary first)
+With --against, each case also runs OTHER_BINARY (say, a release build of an
+earlier commit), alternating with this one, and prints the ratio: on a
+shared machine only ratios from one run compare.
 """
-import os, resource, subprocess, sys, tempfile, time
+import os, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "sovereign")
@@ -47,22 +50,35 @@ def unknown_properties(n):
     return "".join([HEAD] + [f'dataset "d{i}" classification="public" bogus{i % 7}=1\n' for i in range(n)])
 
 
-def run(args, path, repeat=3):
-    best, rss = None, 0
+def run(args, path, binaries, repeat=3):
+    """Best wall time and peak RSS of each binary, runs alternating."""
+    best = [None] * len(binaries)
     for _ in range(repeat):
-        start = time.perf_counter()
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        subprocess.run([BIN, *args, path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        elapsed = time.perf_counter() - start
-        best = elapsed if best is None else min(best, elapsed)
-    # ru_maxrss of children is the largest of any child so far: measure alone.
-    out = subprocess.run(["/usr/bin/time", "-f", "%M", BIN, *args, path],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    rss = int(out.stderr.strip().splitlines()[-1])
+        for i, binary in enumerate(binaries):
+            start = time.perf_counter()
+            subprocess.run([binary, *args, path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            elapsed = time.perf_counter() - start
+            best[i] = elapsed if best[i] is None else min(best[i], elapsed)
+    rss = []
+    for binary in binaries:
+        out = subprocess.run(["/usr/bin/time", "-f", "%M", binary, *args, path],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        rss.append(int(out.stderr.strip().splitlines()[-1]))
     return best, rss
 
 
+def row(name, before, best, rss):
+    cells = [name, before, f"{best[0] * 1000:.0f} ms", f"{rss[0] / 1024:.0f} MB"]
+    if len(best) > 1:
+        cells += [f"{best[1] * 1000:.0f} ms", f"{rss[1] / 1024:.0f} MB",
+                  f"{best[0] / best[1]:.2f}", f"{rss[0] / rss[1]:.2f}"]
+    print("| " + " | ".join(cells) + " |")
+
+
 def main():
+    binaries = [BIN]
+    if "--against" in sys.argv:
+        binaries.append(sys.argv[sys.argv.index("--against") + 1])
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "sovereign"], cwd=ROOT, check=True)
     cases = [
         ("30,000 serves on 4,286 MIG nodes", many_serves_many_nodes, ["check"], "3.4 s"),
@@ -76,19 +92,22 @@ def main():
                           ["check", "--color", "never", "--format", fmt], "0.34 s / 3.8 s (json, 2.5k / 10k)"))
     hexdigits = "0x" + "f" * 120000
     with tempfile.TemporaryDirectory() as d:
-        print("| case | before (review) | best wall time | peak RSS |")
-        print("| --- | --- | --- | --- |")
+        header = ["case", "before (review)", "best wall time", "peak RSS"]
+        if len(binaries) > 1:
+            header += ["other: time", "other: RSS", "time ratio", "RSS ratio"]
+        print("| " + " | ".join(header) + " |")
+        print("|" + " --- |" * len(header))
         for name, make, args, before in cases:
             path = os.path.join(d, "spec.kdl")
             with open(path, "w") as f:
                 f.write(make())
-            best, rss = run(args, path)
-            print(f"| {name} | {before} | {best * 1000:.0f} ms | {rss / 1024:.0f} MB |")
+            best, rss = run(args, path, binaries)
+            row(name, before, best, rss)
         path = os.path.join(d, "hex.kdl")
         with open(path, "w") as f:
             f.write(f'fabric   "b"\nmodel "m" base="llama-3.2-1b-instruct" x={hexdigits}\n')
-        best, rss = run(["fmt", "--check"], path)
-        print(f"| fmt of a 120,000-digit hex literal | 3.4 s | {best * 1000:.0f} ms | {rss / 1024:.0f} MB |")
+        best, rss = run(["fmt", "--check"], path, binaries)
+        row("fmt of a 120,000-digit hex literal", "3.4 s", best, rss)
 
 
 if __name__ == "__main__":

@@ -357,20 +357,16 @@ impl Lower<'_, '_> {
             let child_id = self.node(child, &child_def.node, Some(id));
             children.push(child_id);
         }
-        // An absent `max=1` child whose argument has a default (`replicas 1`):
-        // its value is stored for the parent, spanned at the parent's keyword.
-        let defaults: Vec<(Arc<str>, Value)> = def
-            .defaulted_children
-            .iter()
-            .map(|&i| &def.children[i])
-            .filter(|c| !counts.contains_key(c.node.name.as_str()))
-            .filter_map(|c| {
-                let default = c.node.args.first()?.default_value.as_ref()?;
-                Some((c.node.path.clone(), Value { kind: default.clone(), span: node.name.span, defaulted: true }))
-            })
-            .collect();
-        if !defaults.is_empty() {
-            self.fabric.default_children.insert(id, defaults.into_boxed_slice());
+        // An absent `max=1` child whose argument has a default (`replicas 1`)
+        // reads as that default (`Fabric::child_value`): recorded once per kind.
+        for &i in &def.defaulted_children {
+            let child = &def.children[i].node;
+            if !counts.contains_key(child.name.as_str())
+                && !self.fabric.default_children.contains_key(&child.path)
+                && let Some(default) = child.args.first().and_then(|a| a.default_value.as_ref())
+            {
+                self.fabric.default_children.insert(child.path.clone(), default.clone());
+            }
         }
         self.fabric.items[id.0 as usize].children = children.into_boxed_slice();
         for child_def in &def.children {

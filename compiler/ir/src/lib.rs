@@ -38,13 +38,11 @@ pub struct Fabric {
     /// memory once per kind).
     pub by_kind: BTreeMap<Arc<str>, Vec<ItemId>>,
     /// The schema's defaults for `max=1` children a node leaves out
-    /// (`replicas 1` of a serve), by parent: read with [`Fabric::child_value`].
-    /// A table, not synthetic items: a fifth more items made every pass slower.
-    pub default_children: HashMap<ItemId, Box<[DefaultChild]>>,
+    /// (`replicas 1` of a serve), by child kind path (`serve/replicas`):
+    /// read with [`Fabric::child_value`]. One entry per kind, not per item,
+    /// and no synthetic items (a fifth more items made every pass slower).
+    pub default_children: HashMap<Arc<str>, ValueKind>,
 }
-
-/// The kind path of a `max=1` child left out, and its argument's default.
-pub type DefaultChild = (Arc<str>, Value);
 
 /// The key of a declaration: its kind path and qualified name, shared with the item.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -247,13 +245,18 @@ impl Fabric {
     }
 
     /// The first argument of the `max=1` child of kind path `kind` (`serve/replicas`):
-    /// as written, or the schema's default when the child is left out.
+    /// as written, or the schema's default when the child is left out
+    /// (marked `defaulted`, spanned at the parent's keyword).
     #[must_use]
-    pub fn child_value(&self, parent: ItemId, kind: &str) -> Option<&Value> {
+    pub fn child_value(&self, parent: ItemId, kind: &str) -> Option<Value> {
         let item = self.item(parent);
         match item.children.iter().map(|&c| self.item(c)).find(|c| *c.kind == *kind) {
-            Some(child) => child.args.first(),
-            None => self.default_children.get(&parent)?.iter().find(|(k, _)| **k == *kind).map(|(_, v)| v),
+            Some(child) => child.args.first().cloned(),
+            None => self.default_children.get(kind).map(|default| Value {
+                kind: default.clone(),
+                span: item.keyword_span,
+                defaulted: true,
+            }),
         }
     }
 

@@ -294,7 +294,7 @@ impl<'f> Reader<'f> {
     }
 
     /// The first argument of the `max=1` child `kind` (a full schema path), or its default.
-    fn child_arg(&self, item: ItemId, kind: &str) -> Option<&'f Value> {
+    fn child_arg(&self, item: ItemId, kind: &str) -> Option<Value> {
         self.fabric.child_value(item, kind)
     }
 

@@ -8,7 +8,7 @@ use crate::*;
 impl<'f> Reader<'f> {
     pub(super) fn fabric_decl(&mut self, id: ItemId, item: &'f Item) -> FabricDecl {
         let residency = self.child_arg(id, "fabric/residency");
-        let residency = self.optional(item, residency, "residency", text);
+        let residency = self.optional(item, residency.as_ref(), "residency", text);
         let state = self.child(item, "fabric/state").and_then(|(state_id, state)| {
             Some(State {
                 item: state_id,
@@ -77,7 +77,7 @@ impl<'f> Reader<'f> {
             nodes,
             pools,
             fleets,
-            registry: self.optional(item, registry, "registry", uri),
+            registry: self.optional(item, registry.as_ref(), "registry", uri),
             depends_on: self.depends_on(item, "site/depends-on"),
         })
     }
@@ -200,7 +200,7 @@ impl<'f> Reader<'f> {
             name: Self::name(item),
             collector,
             exports,
-            ebpf: self.required(item, ebpf, "ebpf", flag)?,
+            ebpf: self.required(item, ebpf.as_ref(), "ebpf", flag)?,
             depends_on: self.depends_on(item, "observe/depends-on"),
         })
     }
@@ -240,13 +240,13 @@ impl<'f> Reader<'f> {
             model: self.required_reference(item, item.prop("model"), "model", model)?,
             tier: self.word(item, item.prop("tier"), "tier", Tier::parse),
             site: self.reference(item, item.prop("site"), "site", site_id),
-            mig: self.optional(item, mig_arg, "mig", mig),
-            gpus: self.optional(item, gpus, "gpus", count),
-            tensor_parallel: self.optional(item, tp, "tensor-parallel", count),
-            replicas: self.required(item, replicas, "replicas", count)?,
-            max_model_len: self.optional(item, len, "max-model-len", long),
-            gpu_memory_utilization: self.required(item, utilization, "gpu-memory-utilization", number)?,
-            kv_cache_dtype: self.required_word(item, kv, "kv-cache-dtype", KvCacheDtype::parse)?,
+            mig: self.optional(item, mig_arg.as_ref(), "mig", mig),
+            gpus: self.optional(item, gpus.as_ref(), "gpus", count),
+            tensor_parallel: self.optional(item, tp.as_ref(), "tensor-parallel", count),
+            replicas: self.required(item, replicas.as_ref(), "replicas", count)?,
+            max_model_len: self.optional(item, len.as_ref(), "max-model-len", long),
+            gpu_memory_utilization: self.required(item, utilization.as_ref(), "gpu-memory-utilization", number)?,
+            kv_cache_dtype: self.required_word(item, kv.as_ref(), "kv-cache-dtype", KvCacheDtype::parse)?,
             uses,
             depends_on: self.depends_on(item, "serve/depends-on"),
         })
@@ -270,8 +270,8 @@ impl<'f> Reader<'f> {
             tier: self.word(item, item.prop("tier"), "tier", Tier::parse),
             site: self.reference(item, item.prop("site"), "site", site_id),
             collections,
-            storage: self.optional(item, storage, "storage", bytes),
-            replicas: self.required(item, replicas, "replicas", count)?,
+            storage: self.optional(item, storage.as_ref(), "storage", bytes),
+            replicas: self.required(item, replicas.as_ref(), "replicas", count)?,
             depends_on: self.depends_on(item, "vectorstore/depends-on"),
         })
     }
@@ -322,9 +322,9 @@ impl<'f> Reader<'f> {
             name: Self::name(item),
             target: self.required_reference(item, item.prop("target"), "target", serve)?,
             dataset: self.required_reference(item, item.prop("dataset"), "dataset", dataset)?,
-            schedule: self.optional(item, schedule, "schedule", cron),
+            schedule: self.optional(item, schedule.as_ref(), "schedule", cron),
             metrics,
-            on_fail: self.required_word(item, on_fail, "on-fail", OnFail::parse)?,
+            on_fail: self.required_word(item, on_fail.as_ref(), "on-fail", OnFail::parse)?,
             runs_on,
             depends_on: self.depends_on(item, "eval/depends-on"),
         })
