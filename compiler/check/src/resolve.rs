@@ -124,18 +124,35 @@ fn not_declared_within(fabric: &Fabric, parent: ItemId, name: &str, kinds: &[Str
         .filter_map(|c| c.name.as_ref().map(|n| n.text()))
         .collect();
     let owner = fabric.describe(parent);
-    let mut d = Diagnostic::new(codes::UNKNOWN_REFERENCE, span, format!("{owner} has no {wanted} `{name}`"))
+    let d = Diagnostic::new(codes::UNKNOWN_REFERENCE, span, format!("{owner} has no {wanted} `{name}`"))
         .with_primary_label(format!("not declared in {owner}"));
-    d = match closest(name, declared.iter().copied()) {
-        Some(s) => d.with_help(format!("did you mean `{s}`?")).with_fix(
-            format!("replace with \"{s}\""),
-            span,
-            format!("\"{s}\""),
-        ),
-        None if declared.is_empty() => d.with_help(format!("declare it inside: {owner} {{ {wanted} \"{name}\" }}")),
-        None => d.with_help(format!("its {wanted}s: {}", declared.join(", "))),
-    };
-    d
+    match did_you_mean(d, name, declared.iter().copied(), span) {
+        (d, true) => d,
+        (d, false) if declared.is_empty() => {
+            d.with_help(format!("declare it inside: {owner} {{ {wanted} \"{name}\" }}"))
+        }
+        (d, false) => d.with_help(format!("its {wanted}s: {}", declared.join(", "))),
+    }
+}
+
+/// `d` with the closest of `candidates` as help and fix, and whether one was close.
+fn did_you_mean<'a>(
+    d: Diagnostic,
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+    span: Span,
+) -> (Diagnostic, bool) {
+    match closest(name, candidates) {
+        Some(s) => {
+            let d = d.with_help(format!("did you mean `{s}`?")).with_fix(
+                format!("replace with \"{s}\""),
+                span,
+                format!("\"{s}\""),
+            );
+            (d, true)
+        }
+        None => (d, false),
+    }
 }
 
 /// Where a value sits in its item.
@@ -289,14 +306,10 @@ fn resolve_kind<'a>(
     let candidates = lists.get(fabric, Some(kinds));
     let mut d = Diagnostic::new(codes::UNKNOWN_REFERENCE, span, format!("no {wanted} named `{name}`"))
         .with_primary_label("not declared");
-    d = match closest(name, candidates.iter().copied()) {
-        Some(s) => d.with_help(format!("did you mean `{s}`?")).with_fix(
-            format!("replace with \"{s}\""),
-            span,
-            format!("\"{s}\""),
-        ),
-        None if candidates.is_empty() => d.with_help(format!("declare a {wanted} named `{name}`")),
-        None => d.with_help(format!("declared {wanted}s: {}", some_of(candidates))),
+    d = match did_you_mean(d, name, candidates.iter().copied(), span) {
+        (d, true) => d,
+        (d, false) if candidates.is_empty() => d.with_help(format!("declare a {wanted} named `{name}`")),
+        (d, false) => d.with_help(format!("declared {wanted}s: {}", some_of(candidates))),
     };
     if kinds.iter().any(|k| k.contains('/')) && !name.contains('/') {
         d = d.with_help(format!("nested declarations are named with their parent: `parent/{name}`"));
@@ -364,18 +377,13 @@ fn resolve_any<'a>(
         }
         [] => {
             let candidates = lists.get(fabric, None);
-            let mut d =
+            let d =
                 Diagnostic::new(codes::UNKNOWN_REFERENCE, span, format!("nothing is declared with the name `{text}`"))
                     .with_primary_label("not declared");
-            d = match closest(text, candidates.iter().copied()) {
-                Some(s) => d.with_help(format!("did you mean `{s}`?")).with_fix(
-                    format!("replace with \"{s}\""),
-                    span,
-                    format!("\"{s}\""),
-                ),
-                None => d.with_help(format!("declare `{text}`, or remove it from `depends-on`")),
-            };
-            diagnostics.push(d);
+            diagnostics.push(match did_you_mean(d, text, candidates.iter().copied(), span) {
+                (d, true) => d,
+                (d, false) => d.with_help(format!("declare `{text}`, or remove it from `depends-on`")),
+            });
             None
         }
     }

@@ -221,6 +221,18 @@ impl<'f> Reader<'f> {
         }
     }
 
+    /// The value, or a mismatch when the schema let it be left out.
+    fn present<'v>(&mut self, item: &Item, value: Option<&'v Value>, what: &str) -> Option<&'v Value> {
+        if value.is_none() {
+            let message = format!(
+                "{} has no `{what}`: the schema lets it be left out, but sovereign needs it",
+                Self::describe(item)
+            );
+            self.mismatch(item.keyword_span, message);
+        }
+        value
+    }
+
     fn required<T>(
         &mut self,
         item: &Item,
@@ -228,15 +240,8 @@ impl<'f> Reader<'f> {
         what: &str,
         extract: Extract<T>,
     ) -> Option<Spanned<T>> {
-        if value.is_none() {
-            let message = format!(
-                "{} has no `{what}`: the schema lets it be left out, but sovereign needs it",
-                Self::describe(item)
-            );
-            self.mismatch(item.keyword_span, message);
-            return None;
-        }
-        self.optional(item, value, what, extract)
+        let value = self.present(item, value, what)?;
+        self.optional(item, Some(value), what, extract)
     }
 
     fn prop<T>(&mut self, item: &Item, key: &str, extract: Extract<T>) -> Option<Spanned<T>> {
@@ -276,10 +281,8 @@ impl<'f> Reader<'f> {
         what: &str,
         parse: fn(&str) -> Option<E>,
     ) -> Option<Spanned<E>> {
-        if value.is_none() {
-            return self.required(item, value, what, text).and(None);
-        }
-        self.word(item, value, what, parse)
+        let value = self.present(item, value, what)?;
+        self.word(item, Some(value), what, parse)
     }
 
     /// The first child of kind `kind` (a full schema path).
@@ -335,10 +338,8 @@ impl<'f> Reader<'f> {
         what: &str,
         pick: fn(Decl) -> Option<T>,
     ) -> Option<Spanned<T>> {
-        if value.is_none() {
-            return self.required(item, value, what, text).and(None);
-        }
-        self.reference(item, value, what, pick)
+        let value = self.present(item, value, what)?;
+        self.reference(item, Some(value), what, pick)
     }
 
     fn depends_on(&mut self, item: &'f Item, kind: &'f str) -> Vec<Spanned<ItemId>> {
