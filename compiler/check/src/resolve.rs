@@ -28,13 +28,7 @@ pub fn resolve(fabric: &mut Fabric, secret_names: &SecretNames, root_span: Span,
     let mut secrets: Vec<(ItemId, Slot, ItemId, String)> = Vec::new();
     for (index, item) in fabric.items.iter().enumerate() {
         let id = ItemId(index as u32);
-        let values = item
-            .args
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (Slot::Arg(i), v))
-            .chain(item.props.iter().enumerate().map(|(i, (_, v))| (Slot::Prop(i), v)));
-        for (slot, val) in values {
+        for (slot, val) in slots(item) {
             let target = match &val.kind {
                 // Resolved below, once the declaration it is relative to is known.
                 ValueKind::Ref { relative_to: Some(_), .. } => continue,
@@ -59,12 +53,8 @@ pub fn resolve(fabric: &mut Fabric, secret_names: &SecretNames, root_span: Span,
     }
     apply(fabric, resolutions);
     for (id, slot, resolved, name) in secrets {
-        let item = &mut fabric.items[id.0 as usize];
-        let val = match slot {
-            Slot::Arg(i) => &mut item.args[i],
-            Slot::Prop(i) => &mut item.props[i].1,
-        };
-        val.kind = ValueKind::Secret { name: Some(Arc::from(name)), target: Some(resolved) };
+        slot.of(&mut fabric.items[id.0 as usize]).kind =
+            ValueKind::Secret { name: Some(Arc::from(name)), target: Some(resolved) };
     }
     let relative = resolve_relative(fabric, diagnostics);
     apply(fabric, relative);
@@ -73,12 +63,7 @@ pub fn resolve(fabric: &mut Fabric, secret_names: &SecretNames, root_span: Span,
 /// Writes resolved targets into the IR.
 fn apply(fabric: &mut Fabric, resolutions: Vec<(ItemId, Slot, Option<ItemId>)>) {
     for (id, slot, resolved) in resolutions {
-        let item = &mut fabric.items[id.0 as usize];
-        let val = match slot {
-            Slot::Arg(i) => &mut item.args[i],
-            Slot::Prop(i) => &mut item.props[i].1,
-        };
-        if let ValueKind::Ref { target, .. } = &mut val.kind {
+        if let ValueKind::Ref { target, .. } = &mut slot.of(&mut fabric.items[id.0 as usize]).kind {
             *target = resolved;
         }
     }
@@ -91,13 +76,7 @@ fn apply(fabric: &mut Fabric, resolutions: Vec<(ItemId, Slot, Option<ItemId>)>) 
 fn resolve_relative(fabric: &Fabric, diagnostics: &mut Vec<Diagnostic>) -> Vec<(ItemId, Slot, Option<ItemId>)> {
     let mut resolutions = Vec::new();
     for (index, item) in fabric.items.iter().enumerate() {
-        let values = item
-            .args
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (Slot::Arg(i), v))
-            .chain(item.props.iter().enumerate().map(|(i, (_, v))| (Slot::Prop(i), v)));
-        for (slot, val) in values {
+        for (slot, val) in slots(item) {
             let ValueKind::Ref { name, kinds, relative_to: Some(base), .. } = &val.kind else { continue };
             let Some(parent) = item.args.get(*base as usize).and_then(sovereign_ir::Value::target) else { continue };
             let Some(parent_name) = &fabric.item(parent).name else { continue };
@@ -160,6 +139,21 @@ fn did_you_mean<'a>(
 enum Slot {
     Arg(usize),
     Prop(usize),
+}
+
+impl Slot {
+    fn of(self, item: &mut sovereign_ir::Item) -> &mut sovereign_ir::Value {
+        match self {
+            Slot::Arg(i) => &mut item.args[i],
+            Slot::Prop(i) => &mut item.props[i].1,
+        }
+    }
+}
+
+/// Every value of an item with its slot: arguments, then properties.
+fn slots(item: &sovereign_ir::Item) -> impl Iterator<Item = (Slot, &sovereign_ir::Value)> {
+    let args = item.args.iter().enumerate().map(|(i, v)| (Slot::Arg(i), v));
+    args.chain(item.props.iter().enumerate().map(|(i, (_, v))| (Slot::Prop(i), v)))
 }
 
 /// The kinds that declare names, sorted: a bare `depends-on "x"` may name any of them.
