@@ -37,6 +37,12 @@ const LAYERS: &[(&str, &[&str])] = &[
             "sovereign-check",
         ],
     ),
+    // The targets' emitters are pure too: they read the model and the analysis.
+    ("targets/desired", &[]),
+    (
+        "targets/k3s",
+        &["sovereign-ir", "sovereign-model", "sovereign-analyze", "sovereign-desired"],
+    ),
 ];
 
 /// Crates that would bring effects into the pure core.

@@ -1,0 +1,82 @@
+//! MIG layouts: the partition placement decided for each GPU, as a
+//! mig-parted config in the ConfigMap the GPU Operator's MIG Manager reads,
+//! and the `nvidia.com/mig.config` label that selects a node's layout.
+//!
+//! Facts (NVIDIA/mig-parted README; NVIDIA/gpu-operator values.yaml and
+//! `assets/state-mig-manager`): the config is `version: v1` with
+//! `mig-configs: {<layout>: [{devices: [index…], mig-enabled, mig-devices:
+//! {<profile>: count}}]}`, under the key `config.yaml`; the MIG Manager
+//! uses a custom ConfigMap only when `migManager.config.name` names it, and
+//! applies the layout a node's `nvidia.com/mig.config` label names.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+use sovereign_analyze::Analysis;
+use sovereign_desired::DesiredState;
+use sovereign_ir::{Fabric, ItemId};
+
+use crate::labels::{Context, Declaration, label_value};
+
+/// The ConfigMap sovereign writes the layouts to, and where: the GPU
+/// Operator's namespace (its chart's default install), outside the spec.
+pub const CONFIG_MAP: &str = "sovereign-mig-parted-config";
+pub const GPU_OPERATOR_NAMESPACE: &str = "gpu-operator";
+
+pub(crate) fn emit(fabric: &Fabric, analysis: &Analysis, context: &Context, state: &mut DesiredState) {
+    // Per site, per node: each GPU index and its instances' profiles.
+    let mut layouts: BTreeMap<usize, BTreeMap<(ItemId, Arc<str>), GpuLayouts>> = BTreeMap::new();
+    for gpu in analysis.inventory.gpus.iter().filter(|g| g.mig_capable) {
+        let node = layouts.entry(gpu.site.index()).or_default().entry((gpu.node_item, gpu.node.clone())).or_default();
+        let profiles = node.entry(gpu.index).or_default();
+        for instance in &gpu.instances {
+            *profiles.entry(instance.profile.clone()).or_default() += 1;
+        }
+    }
+    for (site_index, nodes) in layouts {
+        let site = &analysis.sites.sites[site_index];
+        // Only nodes where placement partitioned something get a layout.
+        let nodes: Vec<_> = nodes.into_iter().filter(|(_, gpus)| gpus.values().any(|p| !p.is_empty())).collect();
+        if nodes.is_empty() {
+            continue;
+        }
+        let mut configs = Map::new();
+        for ((node_item, node), gpus) in &nodes {
+            let layout = layout_name(node);
+            let entries: Vec<Value> = gpus
+                .iter()
+                .map(|(index, profiles)| {
+                    json!({ "devices": [index], "mig-enabled": !profiles.is_empty(), "mig-devices": profiles })
+                })
+                .collect();
+            configs.insert(layout.clone(), Value::Array(entries));
+            let declaration = Declaration {
+                kind: "node",
+                name: fabric.item(*node_item).name.as_ref().map_or_else(|| node.clone(), |n| n.qualified.clone()),
+            };
+            // A label on the Node the cluster already has: a patch, never a Node definition.
+            let mut metadata = Map::new();
+            metadata.insert("name".into(), Value::from(&**node));
+            metadata.insert("labels".into(), json!({ "nvidia.com/mig.config": layout }));
+            let mut label = context.object(&site.name, "v1", "Node", metadata, Map::new(), Some(&declaration));
+            label.patch = true;
+            state.add(label);
+        }
+        let config = json!({ "version": "v1", "mig-configs": configs });
+        let text = serde_json::to_string_pretty(&config).unwrap_or_default();
+        let metadata = context.metadata(CONFIG_MAP, Some(GPU_OPERATOR_NAMESPACE), None);
+        let mut rest = Map::new();
+        // JSON is YAML: mig-parted reads it as its YAML config.
+        rest.insert("data".into(), json!({ "config.yaml": text }));
+        state.add(context.object(&site.name, "v1", "ConfigMap", metadata, rest, None));
+    }
+}
+
+/// Each GPU index of a node and how many instances of each profile it holds.
+type GpuLayouts = BTreeMap<u32, BTreeMap<String, u32>>;
+
+/// The layout of one node: `sovereign-<node>`, a valid label value.
+fn layout_name(node: &str) -> String {
+    label_value(&format!("sovereign-{node}"))
+}

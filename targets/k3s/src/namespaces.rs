@@ -1,0 +1,114 @@
+//! One namespace per module on each cluster that runs something of it,
+//! each enforcing the restricted Pod Security Standard and denying all
+//! traffic but DNS until the flows the sovereignty analysis proved are
+//! allowed by name.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+use sovereign_analyze::Analysis;
+use sovereign_desired::DesiredState;
+use sovereign_model::Spec;
+
+use crate::labels::Context;
+
+/// The five modules of a fabric, each its own namespace on a cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Module {
+    /// I: durable workflows (Temporal).
+    Metabolism,
+    /// II: telemetry (the OpenTelemetry Collector).
+    Autopilot,
+    /// III: inference and retrieval (vLLM, Qdrant).
+    Kinetic,
+    /// IV: evaluation gates.
+    Alchemist,
+}
+
+impl Module {
+    #[must_use]
+    pub fn word(self) -> &'static str {
+        match self {
+            Module::Metabolism => "metabolism",
+            Module::Autopilot => "autopilot",
+            Module::Kinetic => "kinetic",
+            Module::Alchemist => "alchemist",
+        }
+    }
+}
+
+/// `<fabric>-<module>` (`lab-kinetic`), a DNS label: the fabric part is
+/// cut so the whole stays within 63 characters.
+#[must_use]
+pub fn namespace_name(fabric: &str, module: Module) -> String {
+    let room = 63 - module.word().len() - 1;
+    let fabric: String = fabric.chars().take(room).collect();
+    format!("{}-{}", fabric.trim_end_matches(['-', '.']).replace('.', "-"), module.word())
+}
+
+/// The Pod Security Admission labels of the restricted profile
+/// (kubernetes.io/docs/concepts/security/pod-security-admission).
+const PSA: [(&str, &str); 3] = [
+    ("pod-security.kubernetes.io/enforce", "restricted"),
+    ("pod-security.kubernetes.io/audit", "restricted"),
+    ("pod-security.kubernetes.io/warn", "restricted"),
+];
+
+pub(crate) fn emit(spec: &Spec, analysis: &Analysis, context: &Context, state: &mut DesiredState) {
+    for site in analysis.sites.sites.iter().filter(|s| s.has_cluster) {
+        let mut modules = BTreeSet::new();
+        let here = |item| analysis.workload_sites.sites(item).any(|s| s == site.id);
+        if spec.serves.values().any(|s| here(s.item)) || spec.vectorstores.values().any(|v| here(v.item)) {
+            modules.insert(Module::Kinetic);
+        }
+        if spec.temporals.values().any(|t| t.site.value == site.id) {
+            modules.insert(Module::Metabolism);
+        }
+        if spec.evals.values().any(|e| here(e.item)) {
+            modules.insert(Module::Alchemist);
+        }
+        // A collector runs on every cluster.
+        if !spec.observes.is_empty() {
+            modules.insert(Module::Autopilot);
+        }
+        for module in modules {
+            emit_namespace(&site.name, &namespace_name(&context.fabric, module), context, state);
+        }
+    }
+}
+
+fn emit_namespace(site: &Arc<str>, name: &str, context: &Context, state: &mut DesiredState) {
+    let mut metadata = context.metadata(name, None, None);
+    if let Some(Value::Object(labels)) = metadata.get_mut("labels") {
+        for (key, value) in PSA {
+            labels.insert(key.into(), value.into());
+        }
+    }
+    let namespace = context.object(site, "v1", "Namespace", metadata, Map::new(), None);
+    let namespace_id = namespace.id.clone();
+    state.add(namespace);
+    // Nothing in or out until a flow is allowed by name.
+    let deny = json!({ "spec": { "podSelector": {}, "policyTypes": ["Ingress", "Egress"] } });
+    // CoreDNS on K3s: pods labelled `k8s-app: kube-dns` in kube-system
+    // (k3s-io/k3s manifests/coredns.yaml); `kubernetes.io/metadata.name`
+    // is set on every namespace by the API server.
+    let dns = json!({ "spec": {
+        "podSelector": {},
+        "policyTypes": ["Egress"],
+        "egress": [{
+            "to": [{
+                "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": "kube-system" } },
+                "podSelector": { "matchLabels": { "k8s-app": "kube-dns" } },
+            }],
+            "ports": [{ "protocol": "UDP", "port": 53 }, { "protocol": "TCP", "port": 53 }],
+        }],
+    }});
+    for (policy, rest) in [("default-deny", deny), ("allow-dns", dns)] {
+        let metadata = context.metadata(policy, Some(name), None);
+        let Value::Object(rest) = rest else { continue };
+        let mut resource = context.object(site, "networking.k8s.io/v1", "NetworkPolicy", metadata, rest, None);
+        resource.depends_on.insert(namespace_id.clone());
+        state.add(resource);
+    }
+}

@@ -1,0 +1,147 @@
+//! The K3s objects of every example, snapshot-checked (adding an example
+//! adds a golden file), and held to the desired-state invariants: every
+//! dependency is built, nothing is built twice, no cycle, same bytes twice.
+
+use std::path::{Path, PathBuf};
+
+use sovereign_check::{MemoryHost, Stdlib};
+use sovereign_desired::DesiredState;
+
+fn examples() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut out: Vec<PathBuf> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.join("fabric.kdl").is_file()).collect();
+    out.sort();
+    out
+}
+
+/// The example's files, by path relative to its folder.
+fn host(dir: &Path) -> MemoryHost {
+    let mut host = MemoryHost::default();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "kdl") {
+                host.add(path.strip_prefix(dir).unwrap(), std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+    host
+}
+
+fn build(dir: &Path) -> DesiredState {
+    let (stdlib, _) = Stdlib::embedded();
+    let host = host(dir);
+    let bytes = sovereign_check::Host::read(&host, Path::new("fabric.kdl")).unwrap();
+    let compiled = sovereign_analyze::compile(&stdlib, Path::new("fabric.kdl"), bytes, &host);
+    assert!(!compiled.has_errors(), "{} must check clean", dir.display());
+    let (spec, analysis) = (compiled.spec.as_ref().unwrap(), compiled.analysis.as_ref().unwrap());
+    sovereign_k3s::emit(spec, &compiled.fabric, analysis)
+}
+
+fn render(state: &DesiredState) -> String {
+    let mut out = String::new();
+    for resource in state.resources.values() {
+        out.push_str(&format!("# {} (sha256 {})\n", resource.id, &resource.hash[..16]));
+        if !resource.depends_on.is_empty() {
+            let deps: Vec<String> = resource.depends_on.iter().map(ToString::to_string).collect();
+            out.push_str(&format!("# after {}\n", deps.join(", ")));
+        }
+        if resource.patch {
+            out.push_str("# a patch of an object the cluster has\n");
+        }
+        out.push_str(&serde_json::to_string_pretty(&resource.body).unwrap());
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn every_example_builds_a_sound_desired_state() {
+    for dir in examples() {
+        let state = build(&dir);
+        assert!(state.problems().is_empty(), "{}: {:?}", dir.display(), state.problems());
+        assert!(!state.resources.is_empty(), "{}: nothing built", dir.display());
+        assert_eq!(render(&state), render(&build(&dir)), "{}: not deterministic", dir.display());
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        insta::assert_snapshot!(name, render(&state));
+    }
+}
+
+#[test]
+fn every_object_carries_the_inventory_labels() {
+    for dir in examples() {
+        for resource in build(&dir).resources.values().filter(|r| !r.patch) {
+            let labels = &resource.body["metadata"]["labels"];
+            assert_eq!(labels[sovereign_k3s::MANAGED_BY_LABEL], "sovereign", "{}", resource.id);
+            assert!(labels[sovereign_k3s::FABRIC_LABEL].is_string(), "{}", resource.id);
+        }
+    }
+}
+
+#[test]
+fn every_namespace_enforces_the_restricted_profile_and_denies_by_default() {
+    for dir in examples() {
+        let state = build(&dir);
+        let namespaces: Vec<_> = state.resources.values().filter(|r| &*r.id.kind == "Namespace").collect();
+        assert!(!namespaces.is_empty());
+        for namespace in namespaces {
+            let labels = &namespace.body["metadata"]["labels"];
+            assert_eq!(labels["pod-security.kubernetes.io/enforce"], "restricted", "{}", namespace.id);
+            let name = namespace.id.name.clone();
+            let deny = state.resources.values().find(|r| {
+                &*r.id.kind == "networking.k8s.io/NetworkPolicy"
+                    && r.id.namespace.as_deref() == Some(&*name)
+                    && r.body["spec"]["podSelector"] == serde_json::json!({})
+                    && r.body["spec"]["policyTypes"] == serde_json::json!(["Ingress", "Egress"])
+                    && r.body["spec"].get("ingress").is_none()
+                    && r.body["spec"].get("egress").is_none()
+            });
+            assert!(deny.is_some(), "{name} has no default-deny policy");
+        }
+    }
+}
+
+/// Every object (not the patches: a Node label change is not a Node) of
+/// every example passes `kubernetes-validate --strict` for the oldest and
+/// newest Kubernetes minors supported. Skipped, saying so, where the
+/// validator is not installed (`scripts/test` installs it).
+#[test]
+fn every_object_passes_kubernetes_validate_strict() {
+    if std::process::Command::new("kubernetes-validate").arg("--version").output().is_err() {
+        // The test command installs it and says so: there, a missing validator is a failure.
+        assert!(
+            std::env::var_os("SOVEREIGN_EXPECT_KUBERNETES_VALIDATE").is_none(),
+            "kubernetes-validate is not on PATH"
+        );
+        eprintln!("skipped: kubernetes-validate is not installed (pip install kubernetes-validate)");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("sovereign-k3s-validate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut files = Vec::new();
+    for example in examples() {
+        for (i, resource) in build(&example).resources.values().filter(|r| !r.patch).enumerate() {
+            let name = format!("{}-{i}.json", example.file_name().unwrap().to_string_lossy());
+            std::fs::write(dir.join(&name), serde_json::to_vec(&resource.body).unwrap()).unwrap();
+            files.push(dir.join(name));
+        }
+    }
+    for version in ["1.33.0", "1.36.0"] {
+        let output = std::process::Command::new("kubernetes-validate")
+            .args(["--strict", "--quiet", "-k", version])
+            .args(&files)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "Kubernetes {version}:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
