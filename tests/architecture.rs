@@ -39,10 +39,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     // The targets' emitters are pure too: they read the model and the analysis.
     ("targets/desired", &[]),
-    (
-        "targets/k3s",
-        &["sovereign-ir", "sovereign-model", "sovereign-analyze", "sovereign-desired"],
-    ),
+    ("targets/k3s", &["sovereign-ir", "sovereign-model", "sovereign-analyze", "sovereign-desired"]),
 ];
 
 /// Crates that would bring effects into the pure core.

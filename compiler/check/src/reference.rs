@@ -172,7 +172,10 @@ fn write_def(out: &mut String, def: &NodeDef, level: usize) {
         out.push_str("Declared at most once.\n\n");
     }
     for (index, arg) in def.args.iter().enumerate() {
-        let _ = writeln!(out, "- argument {}: {}", index + 1, value_line(arg));
+        // An argument's default is what a left-out `max=1` child means.
+        let mut arg = arg.clone();
+        let absent = arg.default.take().map(|d| format!(" Without `{}`, `{d}`.", def.name)).unwrap_or_default();
+        let _ = writeln!(out, "- argument {}: {}{absent}", index + 1, value_line(&arg).trim_end());
     }
     for (key, prop) in &def.props {
         let _ = writeln!(out, "- `{key}`: {}", value_line(prop));
