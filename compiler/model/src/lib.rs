@@ -296,6 +296,8 @@ pub struct Model {
     pub base: Spanned<Arc<str>>,
     pub dtype: Spanned<Dtype>,
     pub format: Spanned<WeightFormat>,
+    /// Where the weights are (`pvc://CLAIM/PATH`).
+    pub source: Option<Spanned<Uri>>,
 }
 
 #[derive(Clone, Debug)]

@@ -116,6 +116,9 @@ pub struct DesiredState {
     /// Ids an emitter produced twice (the first is kept): an emitter bug,
     /// reported by [`DesiredState::problems`].
     pub conflicts: Vec<ResourceId>,
+    /// What a spec declares that the emitters could not build, and why
+    /// (`serve "x": … not yet supported`): never a silent omission.
+    pub unbuilt: Vec<String>,
 }
 
 impl DesiredState {

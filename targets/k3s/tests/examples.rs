@@ -44,6 +44,9 @@ fn build(dir: &Path) -> DesiredState {
 
 fn render(state: &DesiredState) -> String {
     let mut out = String::new();
+    for why in &state.unbuilt {
+        out.push_str(&format!("# not built: {why}\n"));
+    }
     for resource in state.resources.values() {
         out.push_str(&format!("# {} (sha256 {})\n", resource.id, &resource.hash[..16]));
         if !resource.depends_on.is_empty() {
@@ -144,4 +147,69 @@ fn every_object_passes_kubernetes_validate_strict() {
         );
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The restricted Pod Security Standard, field by field, on every pod
+/// template (kubernetes.io/docs/concepts/security/pod-security-standards).
+#[test]
+fn every_pod_is_restricted_by_construction() {
+    let mut pods = 0;
+    for dir in examples() {
+        for resource in build(&dir).resources.values() {
+            let Some(pod) = resource.body["spec"]["template"]["spec"].as_object() else { continue };
+            pods += 1;
+            let id = &resource.id;
+            assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{id}");
+            assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault", "{id}");
+            for key in ["hostNetwork", "hostPID", "hostIPC"] {
+                assert!(pod.get(key).is_none_or(|v| v == false), "{id}: {key}");
+            }
+            for volume in pod["volumes"].as_array().into_iter().flatten() {
+                assert!(volume.get("hostPath").is_none(), "{id}: hostPath volume");
+            }
+            for container in pod["containers"].as_array().unwrap() {
+                let sc = &container["securityContext"];
+                assert_eq!(sc["allowPrivilegeEscalation"], false, "{id}");
+                assert_eq!(sc["capabilities"]["drop"], serde_json::json!(["ALL"]), "{id}");
+                assert!(sc["capabilities"].get("add").is_none(), "{id}: capabilities added");
+                assert!(sc.get("privileged").is_none_or(|v| v == false), "{id}: privileged");
+                let ports = container["ports"].as_array().into_iter().flatten();
+                assert!(ports.clone().all(|p| p.get("hostPort").is_none()), "{id}");
+            }
+        }
+    }
+    assert!(pods > 0, "no pod templates walked");
+}
+
+/// Every replica placement decided has exactly one pod template asking for its slice or GPUs.
+#[test]
+fn every_placed_replica_has_a_pod_asking_for_its_devices() {
+    for dir in examples() {
+        let (stdlib, _) = Stdlib::embedded();
+        let host = host(&dir);
+        let bytes = sovereign_check::Host::read(&host, Path::new("fabric.kdl")).unwrap();
+        let compiled = sovereign_analyze::compile(&stdlib, Path::new("fabric.kdl"), bytes, &host);
+        let analysis = compiled.analysis.as_ref().unwrap();
+        let state = sovereign_k3s::emit(compiled.spec.as_ref().unwrap(), &compiled.fabric, analysis);
+        for plan in &analysis.serves {
+            if state.unbuilt.iter().any(|u| u.starts_with(&format!("serve \"{}\"", plan.name))) {
+                continue;
+            }
+            for p in &plan.placements {
+                let asked: u64 = state
+                    .resources
+                    .values()
+                    .filter(|r| &*r.id.kind == "apps/Deployment")
+                    .filter(|r| r.body["spec"]["template"]["spec"]["nodeSelector"]["kubernetes.io/hostname"] == *p.node)
+                    .filter(|r| {
+                        r.body["metadata"]["annotations"][sovereign_k3s::DECLARATION_ANNOTATION]
+                            == format!("serve \"{}\"", plan.name)
+                    })
+                    .map(|r| r.body["spec"]["replicas"].as_u64().unwrap())
+                    .sum();
+                let on_node = plan.placements.iter().filter(|q| q.node == p.node).count() as u64;
+                assert_eq!(asked, on_node, "{}: serve {} on {}", dir.display(), plan.name, p.node);
+            }
+        }
+    }
 }

@@ -89,6 +89,7 @@ impl<'f> Reader<'f> {
             base: self.required_prop(item, "base", text)?,
             dtype: self.required_word(item, item.prop("dtype"), "dtype", Dtype::parse)?,
             format: self.required_word(item, item.prop("format"), "format", WeightFormat::parse)?,
+            source: self.prop(item, "source", uri),
         })
     }
 

@@ -1,0 +1,242 @@
+//! `serve` → vLLM: one Deployment per (serve, node) group, pinned to the
+//! node placement chose, asking for exactly the slice or GPUs it was given;
+//! a Service per serve; a PodDisruptionBudget when it has several replicas.
+//!
+//! Facts, with their sources:
+//! - resources: whole GPUs are `nvidia.com/gpu`; a MIG slice under the
+//!   mixed strategy is `nvidia.com/mig-<profile>`, `+` written `.`
+//!   (NVIDIA/k8s-device-plugin README, `internal/rm/rm.go`);
+//! - GPU pods on K3s set `runtimeClassName: nvidia` (k3s-io/docs advanced.md,
+//!   k3s-io/k3s manifests/runtimes.yaml);
+//! - vLLM listens on 8000, answers `GET /health` only once the engine has
+//!   loaded, and keeps `/health` public with `--api-key`
+//!   (vllm-project/vllm entrypoints/openai/cli_args.py, api_server.py,
+//!   serve/middleware/authenticate.py); `--gpu-memory-utilization` is set
+//!   explicitly because its default changed (vllm/config/cache.py);
+//! - PyTorch shares tensors between processes through `/dev/shm`
+//!   (vLLM docs, deployment/docker.md): a memory-backed volume;
+//! - the restricted Pod Security Standard: non-root, no privilege
+//!   escalation, every capability dropped, `RuntimeDefault` seccomp
+//!   (kubernetes.io/docs/concepts/security/pod-security-standards).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use sovereign_analyze::Analysis;
+use sovereign_analyze::capacity::PlacedServe;
+use sovereign_analyze::placement::{Devices, Placement, Shape};
+use sovereign_desired::{DesiredState, ResourceId, Target};
+use sovereign_model::{Dtype, KvCacheDtype, Spec};
+
+use crate::labels::{Context, Declaration, label_value};
+use crate::namespaces::{Module, namespace_name};
+
+/// The vLLM image, pinned (Docker Hub `vllm/vllm-openai`, tag `v0.12.0`,
+/// the release of vllm-project/vllm `releases/v0.12.0`).
+pub const VLLM_IMAGE: &str = "docker.io/vllm/vllm-openai:v0.12.0";
+const PORT: u16 = 8000;
+/// Where weights are mounted, read-only.
+const MODELS: &str = "/models";
+/// A uid with no meaning in the image: the restricted profile wants non-root.
+const UID: u64 = 1000;
+
+pub(crate) fn emit(spec: &Spec, analysis: &Analysis, context: &Context, state: &mut DesiredState) {
+    for plan in &analysis.serves {
+        emit_serve(spec, analysis, plan, context, state);
+    }
+}
+
+fn emit_serve(spec: &Spec, analysis: &Analysis, plan: &PlacedServe, context: &Context, state: &mut DesiredState) {
+    let serve = &spec.serves[plan.serve];
+    let model = &spec.models[serve.model.value];
+    let name = serve.name.qualified.clone();
+    let unbuilt = |state: &mut DesiredState, why: String| state.unbuilt.push(format!("serve \"{name}\": {why}"));
+    if plan.placements.is_empty() {
+        return;
+    }
+    if plan.shape == Shape::TpuSlice {
+        unbuilt(state, "serving on TPU slices is not yet supported".into());
+        return;
+    }
+    let Some(source) = &model.source else {
+        unbuilt(
+            state,
+            format!(
+                "model \"{}\" has no `source`: say where its weights are (source=\"pvc://CLAIM/PATH\")",
+                model.name.qualified
+            ),
+        );
+        return;
+    };
+    let claim = source.value.authority().to_owned();
+    let path = source.value.path().trim_start_matches('/');
+    let model_dir = format!("{MODELS}/{claim}/{path}");
+    let declaration = Declaration { kind: "serve", name: name.clone() };
+    let namespace = namespace_name(&context.fabric, Module::Kinetic);
+    // Replicas by (site, node), in placement order.
+    let mut groups: BTreeMap<(usize, Arc<str>), Vec<&Placement>> = BTreeMap::new();
+    for p in &plan.placements {
+        groups.entry((p.site.index(), p.node.clone())).or_default().push(p);
+    }
+    let mut sites: Vec<usize> = Vec::new();
+    for ((site_index, node), placements) in &groups {
+        let site = &analysis.sites.sites[*site_index];
+        if !sites.contains(site_index) {
+            sites.push(*site_index);
+        }
+        let first = placements[0];
+        let memory = plan.memory_on(&first.accelerator);
+        let (resource, mig_label) = match &first.devices {
+            Devices::Mig { profile, .. } => (format!("nvidia.com/mig-{}", profile.replace('+', ".")), true),
+            Devices::Gpus { indices } => {
+                let _ = indices;
+                ("nvidia.com/gpu".to_owned(), false)
+            }
+            Devices::Tpu { .. } => continue,
+        };
+        let count = match &first.devices {
+            Devices::Gpus { indices } => indices.len(),
+            _ => 1,
+        };
+        let mut args = vec![
+            model_dir.clone(),
+            "--served-model-name".into(),
+            name.to_string(),
+            "--port".into(),
+            PORT.to_string(),
+            "--gpu-memory-utilization".into(),
+            serve.gpu_memory_utilization.value.to_string(),
+        ];
+        if let Some(memory) = memory {
+            args.extend(["--max-model-len".into(), memory.max_len.to_string()]);
+        }
+        if count > 1 {
+            args.extend(["--tensor-parallel-size".into(), count.to_string()]);
+        }
+        match model.dtype.value {
+            Dtype::Bf16 => args.extend(["--dtype".into(), "bfloat16".into()]),
+            Dtype::Fp16 => args.extend(["--dtype".into(), "float16".into()]),
+            Dtype::Fp32 => args.extend(["--dtype".into(), "float32".into()]),
+            Dtype::Fp8 => args.extend(["--quantization".into(), "fp8".into()]),
+            // int8/int4 checkpoints carry their quantization config; vLLM reads it.
+            Dtype::Int8 | Dtype::Int4 => {}
+        }
+        if serve.kv_cache_dtype.value == KvCacheDtype::Fp8 {
+            args.extend(["--kv-cache-dtype".into(), "fp8".into()]);
+        }
+        // vLLM answers /health once the weights are loaded: give the start
+        // 5 minutes plus a minute per 10 GB of weights on each device.
+        let weights_gb = memory.map_or(0.0, |m| m.weights / 1e9);
+        let startup_seconds = 300 + (weights_gb / 10.0).ceil() as u64 * 60;
+        let deployment_name = label_value(&format!("{name}-{node}").replace(['/', '#', '.'], "-"));
+        let selector = json!({ "sovereign.dev/serve": label_value(&name.replace('/', ".")), "sovereign.dev/node": label_value(node) });
+        let mut pod_labels = selector.as_object().cloned().unwrap_or_default();
+        pod_labels.insert("app.kubernetes.io/name".into(), "vllm".into());
+        let container = json!({
+            "name": "vllm",
+            "image": VLLM_IMAGE,
+            "command": ["vllm", "serve"],
+            "args": args,
+            "ports": [{ "name": "http", "containerPort": PORT, "protocol": "TCP" }],
+            "env": [
+                { "name": "HOME", "value": "/cache" },
+                { "name": "HF_HOME", "value": "/cache/huggingface" },
+                // Never reach a hub: the weights are local.
+                { "name": "HF_HUB_OFFLINE", "value": "1" },
+            ],
+            "resources": { "limits": { resource.as_str(): count } },
+            "securityContext": {
+                "allowPrivilegeEscalation": false,
+                "capabilities": { "drop": ["ALL"] },
+                "runAsNonRoot": true,
+                "seccompProfile": { "type": "RuntimeDefault" },
+            },
+            "volumeMounts": [
+                { "name": "weights", "mountPath": format!("{MODELS}/{claim}"), "readOnly": true },
+                { "name": "cache", "mountPath": "/cache" },
+                { "name": "shm", "mountPath": "/dev/shm" },
+            ],
+            "startupProbe": probe(10, startup_seconds.div_ceil(10)),
+            "readinessProbe": probe(10, 3),
+            "livenessProbe": probe(30, 3),
+        });
+        let pod = json!({
+            "metadata": { "labels": pod_labels },
+            "spec": {
+                "runtimeClassName": "nvidia",
+                "nodeSelector": { "kubernetes.io/hostname": &**node },
+                "automountServiceAccountToken": false,
+                "securityContext": {
+                    "runAsNonRoot": true,
+                    "runAsUser": UID,
+                    "runAsGroup": UID,
+                    "fsGroup": UID,
+                    "seccompProfile": { "type": "RuntimeDefault" },
+                },
+                "containers": [container],
+                "volumes": [
+                    { "name": "weights", "persistentVolumeClaim": { "claimName": claim, "readOnly": true } },
+                    { "name": "cache", "emptyDir": {} },
+                    { "name": "shm", "emptyDir": { "medium": "Memory" } },
+                ],
+            },
+        });
+        let metadata = context.metadata(&deployment_name, Some(&namespace), Some(&declaration));
+        let rest = json!({ "spec": { "replicas": placements.len(), "selector": { "matchLabels": selector }, "template": pod } });
+        let Value::Object(rest) = rest else { continue };
+        let mut deployment = context.object(&site.name, "apps/v1", "Deployment", metadata, rest, Some(&declaration));
+        deployment.depends_on.insert(namespace_id(&site.name, &namespace));
+        if mig_label {
+            // The node's MIG layout must be applied before a slice can be asked for.
+            deployment.depends_on.insert(ResourceId {
+                target: Target::K3s,
+                site: site.name.clone(),
+                kind: "Node".into(),
+                namespace: None,
+                name: node.clone(),
+            });
+        }
+        state.add(deployment);
+    }
+    for site_index in sites {
+        let site = &analysis.sites.sites[site_index];
+        let service_name = label_value(&name.replace(['/', '.'], "-"));
+        let selector = json!({ "sovereign.dev/serve": label_value(&name.replace('/', ".")) });
+        let metadata = context.metadata(&service_name, Some(&namespace), Some(&declaration));
+        let rest = json!({ "spec": {
+            "selector": selector,
+            "ports": [{ "name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP" }],
+        }});
+        if let Value::Object(rest) = rest {
+            let mut service = context.object(&site.name, "v1", "Service", metadata, rest, Some(&declaration));
+            service.depends_on.insert(namespace_id(&site.name, &namespace));
+            state.add(service);
+        }
+        let here = plan.placements.iter().filter(|p| p.site.index() == site_index).count();
+        if here > 1 {
+            let metadata = context.metadata(&service_name, Some(&namespace), Some(&declaration));
+            let rest = json!({ "spec": { "maxUnavailable": 1, "selector": { "matchLabels": selector } } });
+            if let Value::Object(rest) = rest {
+                let mut budget =
+                    context.object(&site.name, "policy/v1", "PodDisruptionBudget", metadata, rest, Some(&declaration));
+                budget.depends_on.insert(namespace_id(&site.name, &namespace));
+                state.add(budget);
+            }
+        }
+    }
+}
+
+fn probe(period: u64, failures: u64) -> Value {
+    json!({ "httpGet": { "path": "/health", "port": "http" }, "periodSeconds": period, "failureThreshold": failures })
+}
+
+fn namespace_id(site: &Arc<str>, namespace: &str) -> ResourceId {
+    ResourceId {
+        target: Target::K3s,
+        site: site.clone(),
+        kind: "Namespace".into(),
+        namespace: None,
+        name: namespace.into(),
+    }
+}
