@@ -6,6 +6,7 @@
 //! errors.
 
 mod analyze_command;
+mod build_command;
 mod check_command;
 mod fmt_command;
 mod graph_command;
@@ -40,6 +41,8 @@ enum Command {
     Analyze(AnalyzeArgs),
     /// Draw the resource graph: Graphviz DOT, Mermaid, JSON, or SVG (with Graphviz installed).
     Graph(GraphArgs),
+    /// Write what the fabric becomes: Kubernetes objects per site, with an index (docs/build.md).
+    Build(BuildArgs),
     /// Format spec files in the one canonical style (comments kept, meaning unchanged).
     Fmt(FmtArgs),
     /// Run the language server (LSP 3.17 over stdio) for editors.
@@ -85,6 +88,34 @@ struct AnalyzeArgs {
     /// Print the analysis as versioned JSON (docs/analyze-json.md) instead of tables.
     #[arg(long)]
     json: bool,
+    /// Use the stdlib (schema and catalogs) in this folder instead of the embedded one.
+    #[arg(long, value_name = "DIR")]
+    stdlib: Option<PathBuf>,
+    /// When to colour diagnostics (never when NO_COLOR is set).
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
+}
+
+#[derive(clap::Args, Debug)]
+struct BuildArgs {
+    /// The spec's root file, or a folder holding `fabric.kdl`.
+    #[arg(default_value = "fabric.kdl")]
+    spec: PathBuf,
+    /// The folder to write (replaced whole, atomically).
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    output: Option<PathBuf>,
+    /// Print one site's Kubernetes objects on stdout instead (a YAML stream, for `kubectl apply -f -`).
+    #[arg(long, value_name = "NAME", conflicts_with = "output")]
+    site: Option<String>,
+    /// With --site: a JSON array instead of YAML.
+    #[arg(long, requires = "site")]
+    json: bool,
+    /// Replace DIR even when it was not written by `sovereign build`.
+    #[arg(long)]
+    force: bool,
+    /// Write what can be built and list, as warnings, what cannot yet (without it, that is an error).
+    #[arg(long)]
+    partial: bool,
     /// Use the stdlib (schema and catalogs) in this folder instead of the embedded one.
     #[arg(long, value_name = "DIR")]
     stdlib: Option<PathBuf>,
@@ -181,6 +212,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check_command::run(&args),
         Command::Analyze(args) => analyze_command::run(&args),
         Command::Graph(args) => graph_command::run(&args),
+        Command::Build(args) => build_command::run(&args),
         Command::Fmt(args) => fmt_command::run(&args),
         Command::Lsp(args) => lsp::run(args.stdlib.as_deref()),
         Command::Explain { code } => explain(&code),

@@ -56,7 +56,7 @@ fn emit_serve(spec: &Spec, analysis: &Analysis, plan: &PlacedServe, context: &Co
         return;
     }
     if plan.shape == Shape::TpuSlice {
-        unbuilt(state, "serving on TPU slices is not yet supported".into());
+        unbuilt(state, "serving on TPU slices: not yet supported".into());
         return;
     }
     let Some(source) = &model.source else {

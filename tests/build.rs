@@ -1,0 +1,154 @@
+//! `sovereign build` end to end: what it writes, that it writes it
+//! atomically and deterministically, and what it refuses.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn sovereign(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sovereign"));
+    command.args(args).args(["--color", "never"]).current_dir(env!("CARGO_MANIFEST_DIR"));
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    command.output().expect("the binary runs")
+}
+
+fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push((path.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_partial_build_writes_every_site_with_an_index_and_the_same_bytes_twice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    for out in [&a, &b] {
+        let output = sovereign(&["build", "examples/enterprise", "--partial", "-o", out.to_str().unwrap()], &[]);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(String::from_utf8_lossy(&output.stderr).contains("warning: not built: vectorstore"));
+    }
+    assert_eq!(files(&a), files(&b), "two builds of one spec differ");
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(a.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["version"], 1);
+    let artifacts = index["artifacts"].as_array().unwrap();
+    assert!(artifacts.len() > 10);
+    for artifact in artifacts {
+        let path = a.join(artifact["path"].as_str().unwrap());
+        let bytes = std::fs::read(&path).unwrap();
+        let digest = sha256(&bytes);
+        assert_eq!(artifact["sha256"], digest, "{}", path.display());
+        // K3s names an AddOn after the file: an RFC 1123 name.
+        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        assert!(stem.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-'), "{stem}");
+    }
+    for site in ["fra", "burst"] {
+        assert!(a.join(site).join("kustomization.yaml").is_file(), "{site} has no kustomization");
+    }
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    let output =
+        Command::new("sha256sum").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn();
+    let mut child = output.unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_owned()
+}
+
+#[test]
+fn what_cannot_be_built_is_an_error_and_nothing_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let output = sovereign(&["build", "examples/lab", "-o", out.to_str().unwrap()], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("error: cannot build: vectorstore \"notes\""), "{stderr}");
+    assert!(!out.exists());
+}
+
+#[test]
+fn a_spec_with_errors_builds_nothing_and_leaves_the_folder_as_it_was() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let ok = sovereign(&["build", "examples/lab", "--partial", "-o", out.to_str().unwrap()], &[]);
+    assert!(ok.status.success());
+    let before = files(&out);
+    let broken = tmp.path().join("broken.kdl");
+    std::fs::write(&broken, "fabric \"x\" {\n    residency \"eu\"\n}\nserve \"s\" model=\"nope\"\n").unwrap();
+    let output = sovereign(&["build", broken.to_str().unwrap(), "--partial", "-o", out.to_str().unwrap()], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("SOV3002"));
+    assert_eq!(files(&out), before);
+}
+
+#[test]
+fn a_rebuild_removes_what_the_spec_no_longer_produces() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let out_arg = out.to_str().unwrap();
+    assert!(sovereign(&["build", "examples/lab", "--partial", "-o", out_arg], &[]).status.success());
+    std::fs::write(out.join("bench").join("stale.yaml"), "kind: Left\n").unwrap();
+    assert!(sovereign(&["build", "examples/lab", "--partial", "-o", out_arg], &[]).status.success());
+    assert!(!out.join("bench").join("stale.yaml").exists());
+    // Nothing of the swap is left beside it.
+    let siblings: Vec<String> =
+        std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(siblings, ["out"]);
+}
+
+#[test]
+fn a_folder_that_is_not_a_build_is_refused_unless_forced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("mine");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("notes.txt"), "mine").unwrap();
+    let output = sovereign(&["build", "examples/lab", "--partial", "-o", out.to_str().unwrap()], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("was not written by `sovereign build`"));
+    assert!(out.join("notes.txt").is_file());
+    let forced = sovereign(&["build", "examples/lab", "--partial", "--force", "-o", out.to_str().unwrap()], &[]);
+    assert!(forced.status.success());
+    assert!(!out.join("notes.txt").exists());
+}
+
+#[test]
+fn one_site_prints_as_a_yaml_stream_or_json_for_kubectl() {
+    let output = sovereign(&["build", "examples/lab", "--partial", "--site", "bench"], &[]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let yaml = String::from_utf8(output.stdout).unwrap();
+    assert!(yaml.contains("kind: Namespace") && yaml.contains("\n---\n") && yaml.contains("kind: Deployment"));
+    assert!(!yaml.contains("kind: Node\n"), "patches are not for kubectl apply");
+    let output = sovereign(&["build", "examples/lab", "--partial", "--site", "bench", "--json"], &[]);
+    let objects: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(objects.as_array().unwrap().len() > 5);
+    let missing = sovereign(&["build", "examples/lab", "--partial", "--site", "nowhere"], &[]);
+    assert_eq!(missing.status.code(), Some(1));
+}
+
+#[test]
+fn no_secret_value_reaches_the_output() {
+    let canary = "sk-canary-4f1c9e-never-print";
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let envs = [("LOGFIRE_TOKEN", canary), ("OPENAI_API_KEY", canary), ("HF_TOKEN", canary)];
+    for example in ["examples/lab", "examples/enterprise", "examples/airgapped"] {
+        let output = sovereign(&["build", example, "--partial", "--force", "-o", out.to_str().unwrap()], &envs);
+        assert!(output.status.success());
+        assert!(!String::from_utf8_lossy(&output.stderr).contains(canary));
+        for (path, bytes) in files(&out) {
+            assert!(!String::from_utf8_lossy(&bytes).contains(canary), "{}", path.display());
+        }
+    }
+}
