@@ -45,14 +45,24 @@ fn a_partial_build_writes_every_site_with_an_index_and_the_same_bytes_twice() {
     let artifacts = index["artifacts"].as_array().unwrap();
     assert!(artifacts.len() > 10);
     for artifact in artifacts {
-        let path = a.join(artifact["path"].as_str().unwrap());
-        let bytes = std::fs::read(&path).unwrap();
-        let digest = sha256(&bytes);
-        assert_eq!(artifact["sha256"], digest, "{}", path.display());
+        assert!(a.join(artifact["path"].as_str().unwrap()).is_file(), "{artifact}");
+        assert_eq!(artifact["content_sha256"].as_str().unwrap().len(), 64);
+    }
+    let listed = index["files"].as_array().unwrap();
+    // Every file but the index and the marker is listed, with its digest.
+    assert_eq!(listed.len(), files(&a).len() - 2);
+    for file in listed {
+        let path = a.join(file["path"].as_str().unwrap());
+        assert_eq!(file["sha256"], sha256(&std::fs::read(&path).unwrap()), "{}", path.display());
         // K3s names an AddOn after the file: an RFC 1123 name.
         let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
         assert!(stem.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-'), "{stem}");
     }
+    // Each site's stream puts a namespace before the objects in it.
+    let stream = std::fs::read_to_string(a.join("fra").join("sovereign-meridian.yaml")).unwrap();
+    let namespace = stream.find("kind: Namespace").unwrap();
+    let deployment = stream.find("kind: Deployment").unwrap();
+    assert!(namespace < deployment);
     for site in ["fra", "burst"] {
         assert!(a.join(site).join("kustomization.yaml").is_file(), "{site} has no kustomization");
     }
@@ -100,6 +110,7 @@ fn a_rebuild_removes_what_the_spec_no_longer_produces() {
     let out_arg = out.to_str().unwrap();
     assert!(sovereign(&["build", "examples/lab", "--partial", "-o", out_arg], &[]).status.success());
     std::fs::write(out.join("bench").join("stale.yaml"), "kind: Left\n").unwrap();
+    assert!(out.join("bench").join("sovereign-lab.yaml").is_file());
     assert!(sovereign(&["build", "examples/lab", "--partial", "-o", out_arg], &[]).status.success());
     assert!(!out.join("bench").join("stale.yaml").exists());
     // Nothing of the swap is left beside it.

@@ -56,23 +56,33 @@ const PSA: [(&str, &str); 3] = [
 ];
 
 pub(crate) fn emit(spec: &Spec, analysis: &Analysis, context: &Context, state: &mut DesiredState) {
+    // The modules with work on each site, in one pass over the workloads
+    // (asking each site about every workload was quadratic in the fabric).
+    let mut modules: Vec<BTreeSet<Module>> = vec![BTreeSet::new(); analysis.sites.sites.len()];
+    let mut mark = |item, module| {
+        for site in analysis.workload_sites.sites(item) {
+            modules[site.index()].insert(module);
+        }
+    };
+    for serve in spec.serves.values() {
+        mark(serve.item, Module::Kinetic);
+    }
+    for store in spec.vectorstores.values() {
+        mark(store.item, Module::Kinetic);
+    }
+    for eval in spec.evals.values() {
+        mark(eval.item, Module::Alchemist);
+    }
+    for temporal in spec.temporals.values() {
+        modules[temporal.site.value.index()].insert(Module::Metabolism);
+    }
     for site in analysis.sites.sites.iter().filter(|s| s.has_cluster) {
-        let mut modules = BTreeSet::new();
-        let here = |item| analysis.workload_sites.sites(item).any(|s| s == site.id);
-        if spec.serves.values().any(|s| here(s.item)) || spec.vectorstores.values().any(|v| here(v.item)) {
-            modules.insert(Module::Kinetic);
-        }
-        if spec.temporals.values().any(|t| t.site.value == site.id) {
-            modules.insert(Module::Metabolism);
-        }
-        if spec.evals.values().any(|e| here(e.item)) {
-            modules.insert(Module::Alchemist);
-        }
+        let mut here = modules[site.id.index()].clone();
         // A collector runs on every cluster.
         if !spec.observes.is_empty() {
-            modules.insert(Module::Autopilot);
+            here.insert(Module::Autopilot);
         }
-        for module in modules {
+        for module in here {
             emit_namespace(&site.name, &namespace_name(&context.fabric, module), context, state);
         }
     }
