@@ -93,8 +93,20 @@ impl Resource {
 /// sha256 of a value's canonical JSON (sorted keys, no spaces), as hex.
 #[must_use]
 pub fn content_hash(body: &Value) -> String {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    hex(&Sha256::digest(&bytes))
+    // Hashed as it is serialized: no copy of the JSON is made.
+    struct Hashing(Sha256);
+    impl std::io::Write for Hashing {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.update(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut hashing = Hashing(Sha256::new());
+    let _ = serde_json::to_writer(&mut hashing, body);
+    hex(&hashing.0.finalize())
 }
 
 /// Lowercase hex (sha2 0.11's digests do not format as hex themselves).
