@@ -34,16 +34,15 @@ pub(crate) fn run(args: &BuildArgs) -> ExitCode {
         Err(code) => return code,
     };
     let mut stderr = std::io::stderr();
-    let (Some(spec), Some(analysis)) = (compiled.spec.as_ref(), compiled.analysis.as_ref()) else {
+    // The analysis runs only on a spec without errors; capacity and
+    // sovereignty errors come from it.
+    let (Some(spec), Some(analysis)) =
+        (compiled.spec.as_ref(), compiled.analysis.as_ref().filter(|_| !compiled.has_errors()))
+    else {
         let _ = write!(stderr, "{}", render(&compiled.diagnostics, &compiled.sources, Format::Human, config));
         let _ = writeln!(stderr, "error: the spec has errors; nothing was built");
         return ExitCode::from(1);
     };
-    if compiled.has_errors() {
-        let _ = write!(stderr, "{}", render(&compiled.diagnostics, &compiled.sources, Format::Human, config));
-        let _ = writeln!(stderr, "error: the spec has errors; nothing was built");
-        return ExitCode::from(1);
-    }
     let mut state = sovereign_k3s::emit(spec, &compiled.fabric, analysis);
     state.unbuilt.extend(not_yet_built(spec, analysis));
     if !state.unbuilt.is_empty() {
