@@ -151,6 +151,37 @@ child_id!(/// A collection of a vector store.
 child_id!(/// A metric of an eval.
     MetricId of Eval);
 
+/// `Decl::serve(decl)`: the id, when the declaration is of that kind (the
+/// model's reader passes these where a reference must name one kind).
+macro_rules! decl_accessors {
+    ($($method:ident: $variant:ident -> $id:ty),+ $(,)?) => {
+        impl Decl {
+            $(
+                #[must_use]
+                pub fn $method(self) -> Option<$id> {
+                    match self {
+                        Decl::$variant(id) => Some(id),
+                        _ => None,
+                    }
+                }
+            )+
+        }
+    };
+}
+
+decl_accessors!(
+    site: Site -> Id<Site>,
+    fleet: Fleet -> FleetId,
+    model: Model -> Id<Model>,
+    secret: Secret -> Id<Secret>,
+    ledger: Ledger -> Id<Ledger>,
+    dataset: Dataset -> Id<Dataset>,
+    temporal: Temporal -> Id<Temporal>,
+    namespace: Namespace -> NamespaceId,
+    serve: Serve -> Id<Serve>,
+    vector_store: VectorStore -> Id<VectorStore>,
+);
+
 impl Spec {
     /// What IR item `item` declares, if it is a declaration the model reads.
     #[must_use]

@@ -362,11 +362,4 @@ impl<'f> Reader<'f> {
     }
 }
 
-fn site_id(decl: Decl) -> Option<Id<Site>> {
-    match decl {
-        Decl::Site(id) => Some(id),
-        _ => None,
-    }
-}
-
 mod kinds;

@@ -87,17 +87,11 @@ fn emit_serve(spec: &Spec, analysis: &Analysis, plan: &PlacedServe, context: &Co
         }
         let first = placements[0];
         let memory = plan.memory_on(&first.accelerator);
-        let (resource, mig_label) = match &first.devices {
-            Devices::Mig { profile, .. } => (format!("nvidia.com/mig-{}", profile.replace('+', ".")), true),
-            Devices::Gpus { indices } => {
-                let _ = indices;
-                ("nvidia.com/gpu".to_owned(), false)
-            }
+        // What each replica asks for, and whether it needs the node's MIG layout first.
+        let (resource, count, mig_label) = match &first.devices {
+            Devices::Mig { profile, .. } => (format!("nvidia.com/mig-{}", profile.replace('+', ".")), 1, true),
+            Devices::Gpus { indices } => ("nvidia.com/gpu".to_owned(), indices.len(), false),
             Devices::Tpu { .. } => continue,
-        };
-        let count = match &first.devices {
-            Devices::Gpus { indices } => indices.len(),
-            _ => 1,
         };
         let mut args = vec![
             model_dir.clone(),

@@ -2,7 +2,7 @@
 
 use sovereign_ir::{Item, ItemId, ValueKind};
 
-use super::{Reader, bytes, count, flag, long, millis, number, site_id, text, uri};
+use super::{Reader, bytes, count, flag, long, millis, number, text, uri};
 use crate::*;
 
 impl<'f> Reader<'f> {
@@ -14,7 +14,7 @@ impl<'f> Reader<'f> {
                 item: state_id,
                 span: state.keyword_span,
                 backend: self.required_word(state, state.prop("backend"), "backend", StateBackend::parse)?,
-                site: self.reference(state, state.prop("site"), "site", site_id),
+                site: self.reference(state, state.prop("site"), "site", Decl::site),
                 path: self.prop(state, "path", text),
             })
         });
@@ -110,7 +110,7 @@ impl<'f> Reader<'f> {
         Some(Ledger {
             item: id,
             name: Self::name(item),
-            site: self.reference(item, item.prop("site"), "site", site_id),
+            site: self.reference(item, item.prop("site"), "site", Decl::site),
             catalog: self.required_word(iceberg, iceberg.prop("catalog"), "catalog", IcebergCatalog::parse)?,
             uri: self.prop(iceberg, "uri", uri),
             warehouse: self.required_prop(iceberg, "warehouse", uri)?,
@@ -119,10 +119,6 @@ impl<'f> Reader<'f> {
     }
 
     pub(super) fn dataset(&mut self, id: ItemId, item: &'f Item) -> Option<Dataset> {
-        let ledger = |d: Decl| match d {
-            Decl::Ledger(l) => Some(l),
-            _ => None,
-        };
         Some(Dataset {
             item: id,
             name: Self::name(item),
@@ -133,7 +129,7 @@ impl<'f> Reader<'f> {
                 Classification::parse,
             )?,
             residency: self.prop(item, "residency", text),
-            ledger: self.reference(item, item.prop("ledger"), "ledger", ledger),
+            ledger: self.reference(item, item.prop("ledger"), "ledger", Decl::ledger),
             table: self.prop(item, "table", text),
         })
     }
@@ -163,7 +159,7 @@ impl<'f> Reader<'f> {
         Some(Temporal {
             item: id,
             name: Self::name(item),
-            site: self.required_reference(item, item.prop("site"), "site", site_id)?,
+            site: self.required_reference(item, item.prop("site"), "site", Decl::site)?,
             persistence,
             namespaces,
             depends_on: self.depends_on(item, "temporal/depends-on"),
@@ -178,10 +174,6 @@ impl<'f> Reader<'f> {
             }),
             None => None,
         };
-        let secret = |d: Decl| match d {
-            Decl::Secret(s) => Some(s),
-            _ => None,
-        };
         let mut exports = Vec::with_capacity(self.children(item, "observe/export").count());
         for (export_id, export) in self.children(item, "observe/export") {
             exports.push(Export {
@@ -189,9 +181,9 @@ impl<'f> Reader<'f> {
                 span: export.keyword_span,
                 destination: self.required_word(export, export.args.first(), "export", ExportDestination::parse)?,
                 region: self.prop(export, "region", text),
-                token: self.reference(export, export.prop("token"), "token", secret),
+                token: self.reference(export, export.prop("token"), "token", Decl::secret),
                 endpoint: self.prop(export, "endpoint", uri),
-                site: self.reference(export, export.prop("site"), "site", site_id),
+                site: self.reference(export, export.prop("site"), "site", Decl::site),
                 redact: self.required_prop(export, "redact", flag)?,
             });
         }
@@ -207,14 +199,6 @@ impl<'f> Reader<'f> {
     }
 
     pub(super) fn serve(&mut self, id: ItemId, item: &'f Item) -> Option<Serve> {
-        let model = |d: Decl| match d {
-            Decl::Model(m) => Some(m),
-            _ => None,
-        };
-        let store = |d: Decl| match d {
-            Decl::VectorStore(v) => Some(v),
-            _ => None,
-        };
         let mig = |kind: &ValueKind| match kind {
             ValueKind::MigProfile(profile) => Some(*profile),
             _ => None,
@@ -222,7 +206,7 @@ impl<'f> Reader<'f> {
         let mut uses = Vec::with_capacity(self.children(item, "serve/uses").map(|(_, c)| c.args.len()).sum());
         for (_, child) in self.children(item, "serve/uses") {
             for value in &child.args {
-                uses.push(self.reference(child, Some(value), "uses", store)?);
+                uses.push(self.reference(child, Some(value), "uses", Decl::vector_store)?);
             }
         }
         let arg = |name: &str| self.child_arg(id, name);
@@ -238,9 +222,9 @@ impl<'f> Reader<'f> {
         Some(Serve {
             item: id,
             name: Self::name(item),
-            model: self.required_reference(item, item.prop("model"), "model", model)?,
+            model: self.required_reference(item, item.prop("model"), "model", Decl::model)?,
             tier: self.word(item, item.prop("tier"), "tier", Tier::parse),
-            site: self.reference(item, item.prop("site"), "site", site_id),
+            site: self.reference(item, item.prop("site"), "site", Decl::site),
             mig: self.optional(item, mig_arg.as_ref(), "mig", mig),
             gpus: self.optional(item, gpus.as_ref(), "gpus", count),
             tensor_parallel: self.optional(item, tp.as_ref(), "tensor-parallel", count),
@@ -269,7 +253,7 @@ impl<'f> Reader<'f> {
             item: id,
             name: Self::name(item),
             tier: self.word(item, item.prop("tier"), "tier", Tier::parse),
-            site: self.reference(item, item.prop("site"), "site", site_id),
+            site: self.reference(item, item.prop("site"), "site", Decl::site),
             collections,
             storage: self.optional(item, storage.as_ref(), "storage", bytes),
             replicas: self.required(item, replicas.as_ref(), "replicas", count)?,
@@ -278,22 +262,6 @@ impl<'f> Reader<'f> {
     }
 
     pub(super) fn eval(&mut self, id: ItemId, item: &'f Item) -> Option<Eval> {
-        let serve = |d: Decl| match d {
-            Decl::Serve(s) => Some(s),
-            _ => None,
-        };
-        let dataset = |d: Decl| match d {
-            Decl::Dataset(s) => Some(s),
-            _ => None,
-        };
-        let temporal = |d: Decl| match d {
-            Decl::Temporal(t) => Some(t),
-            _ => None,
-        };
-        let namespace = |d: Decl| match d {
-            Decl::Namespace(n) => Some(n),
-            _ => None,
-        };
         let cron = |kind: &ValueKind| match kind {
             ValueKind::Cron(cron) => Some((**cron).clone()),
             _ => None,
@@ -314,15 +282,15 @@ impl<'f> Reader<'f> {
         };
         let runs_on = RunsOn {
             item: runs_on_id,
-            temporal: self.required_reference(runs_on, runs_on.args.first(), "runs-on", temporal)?,
-            namespace: self.reference(runs_on, runs_on.prop("namespace"), "namespace", namespace),
+            temporal: self.required_reference(runs_on, runs_on.args.first(), "runs-on", Decl::temporal)?,
+            namespace: self.reference(runs_on, runs_on.prop("namespace"), "namespace", Decl::namespace),
         };
         let (schedule, on_fail) = (self.child_arg(id, "eval/schedule"), self.child_arg(id, "eval/on-fail"));
         Some(Eval {
             item: id,
             name: Self::name(item),
-            target: self.required_reference(item, item.prop("target"), "target", serve)?,
-            dataset: self.required_reference(item, item.prop("dataset"), "dataset", dataset)?,
+            target: self.required_reference(item, item.prop("target"), "target", Decl::serve)?,
+            dataset: self.required_reference(item, item.prop("dataset"), "dataset", Decl::dataset)?,
             schedule: self.optional(item, schedule.as_ref(), "schedule", cron),
             metrics,
             on_fail: self.required_word(item, on_fail.as_ref(), "on-fail", OnFail::parse)?,
@@ -332,22 +300,6 @@ impl<'f> Reader<'f> {
     }
 
     pub(super) fn edge(&mut self, id: ItemId, item: &'f Item) -> Option<Edge> {
-        let fleet = |d: Decl| match d {
-            Decl::Fleet(f) => Some(f),
-            _ => None,
-        };
-        let model = |d: Decl| match d {
-            Decl::Model(m) => Some(m),
-            _ => None,
-        };
-        let dataset = |d: Decl| match d {
-            Decl::Dataset(s) => Some(s),
-            _ => None,
-        };
-        let serve = |d: Decl| match d {
-            Decl::Serve(s) => Some(s),
-            _ => None,
-        };
         let condition = |kind: &ValueKind| match kind {
             ValueKind::Condition(condition) => Some((**condition).clone()),
             _ => None,
@@ -355,13 +307,13 @@ impl<'f> Reader<'f> {
         let mut reads = Vec::with_capacity(self.children(item, "edge/reads").map(|(_, c)| c.args.len()).sum());
         for (_, child) in self.children(item, "edge/reads") {
             for value in &child.args {
-                reads.push(self.reference(child, Some(value), "reads", dataset)?);
+                reads.push(self.reference(child, Some(value), "reads", Decl::dataset)?);
             }
         }
         let fallback = match self.child(item, "edge/fallback") {
             Some((fallback_id, fallback)) => Some(Fallback {
                 item: fallback_id,
-                serve: self.required_reference(fallback, fallback.args.first(), "fallback", serve)?,
+                serve: self.required_reference(fallback, fallback.args.first(), "fallback", Decl::serve)?,
                 when: self.required_prop(fallback, "when", condition)?,
                 redact: self.required_prop(fallback, "redact", flag)?,
                 timeout: self.prop(fallback, "timeout", millis),
@@ -371,8 +323,8 @@ impl<'f> Reader<'f> {
         Some(Edge {
             item: id,
             name: Self::name(item),
-            fleet: self.required_reference(item, item.prop("fleet"), "fleet", fleet)?,
-            model: self.required_reference(item, item.prop("model"), "model", model)?,
+            fleet: self.required_reference(item, item.prop("fleet"), "fleet", Decl::fleet)?,
+            model: self.required_reference(item, item.prop("model"), "model", Decl::model)?,
             reads,
             fallback,
             depends_on: self.depends_on(item, "edge/depends-on"),
