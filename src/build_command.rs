@@ -14,6 +14,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sovereign_desired::{DesiredState, Resource};
@@ -64,18 +65,11 @@ pub(crate) fn run(args: &BuildArgs) -> ExitCode {
         return ExitCode::from(2);
     };
     let fabric = spec.fabric.name.as_ref().map_or("fabric", |n| &*n.qualified);
-    let files = match layout(&state, fabric) {
-        Ok(files) => files,
-        Err(message) => {
-            let _ = writeln!(stderr, "error: {message}");
-            return ExitCode::from(1);
-        }
-    };
-    let written = write_atomically(out, &files, args.force);
+    let written = write_atomically(out, args.force, |root| write_build(&state, fabric, root));
     let count = state.resources.len();
-    // The process is about to exit: freeing every object tree one by one
-    // would cost a tenth of the build, and the OS reclaims it anyway.
-    std::mem::forget((state, files, compiled));
+    // The process is about to exit: freeing everything one by one costs
+    // time, and the OS reclaims it anyway.
+    std::mem::forget((state, compiled));
     match written {
         Ok(()) => {
             let _ = writeln!(stderr, "built {count} objects into {}", out.display());
@@ -121,12 +115,6 @@ fn not_yet_built(spec: &Spec, analysis: &sovereign_analyze::Analysis) -> Vec<Str
     out
 }
 
-/// One file to write, relative to the build folder.
-struct File {
-    path: PathBuf,
-    bytes: Vec<u8>,
-}
-
 /// A name for a file of `site` (K3s names an AddOn after its file: an RFC
 /// 1123 name, lowercase letters, digits and `-`).
 fn rfc1123(text: &str) -> String {
@@ -138,92 +126,267 @@ fn rfc1123(text: &str) -> String {
     name.trim_matches('-').to_owned()
 }
 
-fn yaml(value: &Value) -> Result<String, String> {
-    serde_saphyr::to_string(value).map_err(|e| format!("cannot write YAML: {e}"))
+/// One entry of `index.json`'s `artifacts`.
+#[derive(Serialize)]
+struct Artifact<'a> {
+    id: String,
+    target: &'static str,
+    site: &'a str,
+    kind: &'a str,
+    namespace: Option<&'a str>,
+    name: &'a str,
+    patch: bool,
+    declaration: Option<&'a str>,
+    depends_on: Vec<String>,
+    content_sha256: &'a str,
+    path: &'a str,
+    document: usize,
 }
 
-/// Every file of the build, in a fixed order: same spec, same bytes. Each
-/// site's objects are one YAML stream in dependency order (namespaces
-/// first), so that `kubectl apply -f` and the K3s auto-deploy folder
-/// create them in an order that works; one file per site rather than per
-/// object, because a fabric of thousands of sites would be a hundred
-/// thousand files.
-fn layout(state: &DesiredState, fabric: &str) -> Result<Vec<File>, String> {
+impl<'a> Artifact<'a> {
+    fn new(resource: &'a Resource, path: &'a str, document: usize) -> Artifact<'a> {
+        Artifact {
+            id: resource.id.to_string(),
+            target: resource.id.target.word(),
+            site: &resource.id.site,
+            kind: &resource.id.kind,
+            namespace: resource.id.namespace.as_deref(),
+            name: &resource.id.name,
+            patch: resource.patch,
+            declaration: resource.declaration.as_deref(),
+            depends_on: resource.depends_on.iter().map(ToString::to_string).collect(),
+            content_sha256: &resource.hash,
+            path,
+            document,
+        }
+    }
+}
+
+/// One entry of `index.json`'s `files`.
+#[derive(Serialize)]
+struct FileDigest {
+    path: String,
+    sha256: String,
+}
+
+struct Index<'a> {
+    version: u32,
+    /// Where each resource was written: (resource, file, document in that
+    /// file), made into an `Artifact` as it is written, so that the index
+    /// of a large build is never a second copy of every id in memory.
+    artifacts: Vec<(&'a Resource, &'a str, usize)>,
+    files: Vec<FileDigest>,
+}
+
+/// `index.json`: one artifact or file per line, compact (a pretty-printed
+/// index was 96 MB for 175,000 objects, and a line per entry still diffs
+/// well).
+fn write_index(out: &mut impl std::io::Write, index: &Index) -> std::io::Result<()> {
+    fn lines<T: Serialize>(out: &mut impl std::io::Write, items: impl Iterator<Item = T>) -> std::io::Result<()> {
+        out.write_all(b"[")?;
+        for (n, item) in items.enumerate() {
+            out.write_all(if n == 0 { b"\n" } else { b",\n" })?;
+            serde_json::to_writer(&mut *out, &item)?;
+        }
+        out.write_all(b"\n]")
+    }
+    write!(out, "{{\"version\":{},\n\"artifacts\":", index.version)?;
+    lines(out, index.artifacts.iter().map(|&(resource, path, document)| Artifact::new(resource, path, document)))?;
+    out.write_all(b",\n\"files\":")?;
+    lines(out, index.files.iter())?;
+    out.write_all(b"}\n")
+}
+
+/// A file being written into the new build folder, hashed as it is
+/// written. Unbuffered: what is written to it comes in large pieces (a
+/// chunk of YAML), or through a `BufWriter` around it (the index).
+struct HashedFile {
+    path: PathBuf,
+    out: std::fs::File,
+    hash: Sha256,
+}
+
+impl HashedFile {
+    fn create(root: &Path, path: PathBuf) -> Result<HashedFile, String> {
+        let full = root.join(&path);
+        if let Some(dir) = full.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| io_error("create", dir, &e))?;
+        }
+        let file = std::fs::File::create(&full).map_err(|e| io_error("write", &full, &e))?;
+        Ok(HashedFile { path, out: file, hash: Sha256::new() })
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.hash.update(bytes);
+        self.out.write_all(bytes).map_err(|e| io_error("write", &self.path, &e))
+    }
+
+    fn finish(self) -> Result<FileDigest, String> {
+        Ok(FileDigest {
+            path: self.path.to_string_lossy().into_owned(),
+            sha256: sovereign_desired::hex(&self.hash.finalize()),
+        })
+    }
+}
+
+impl std::io::Write for HashedFile {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.hash.update(bytes);
+        self.out.write_all(bytes)?;
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+fn io_error(what: &str, path: &Path, e: &std::io::Error) -> String {
+    format!("cannot {what} {}: {e}", path.display())
+}
+
+/// Each list of bodies as one YAML stream (`---` between documents, as
+/// `serde_saphyr::to_string_multiple` writes them), handed to `sink` with
+/// the stream's index, in order, a chunk at a time: no whole stream is held
+/// in memory. Chunks are converted on every core (YAML is half of a
+/// build), by one set of threads for all the streams of a build.
+fn yaml_streams(streams: &[Vec<&str>], mut sink: impl FnMut(usize, &[u8]) -> Result<(), String>) -> Result<(), String> {
+    const CHUNK: usize = 128;
+    let mut chunks: Vec<(usize, usize, usize)> = Vec::new();
+    for (stream, bodies) in streams.iter().enumerate() {
+        chunks.push((stream, 0, bodies.len().min(CHUNK)));
+        chunks.extend((CHUNK..bodies.len()).step_by(CHUNK).map(|at| (stream, at, bodies.len().min(at + CHUNK))));
+    }
+    let convert = |chunk: usize| -> Result<String, String> {
+        let (stream, first, end) = chunks[chunk];
+        let mut out = String::with_capacity((end - first) * 2048);
+        for (at, json) in streams[stream][first..end].iter().enumerate() {
+            if first + at > 0 {
+                out.push_str("---\n");
+            }
+            sovereign_desired::yaml::append_document(json, &mut out)?;
+        }
+        Ok(out)
+    };
+    let workers = if std::env::var_os("SEQ").is_some() {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(chunks.len())
+    };
+    if workers <= 1 {
+        for (chunk, &(stream, ..)) in chunks.iter().enumerate() {
+            sink(stream, convert(chunk)?.as_bytes())?;
+        }
+        return Ok(());
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let (done, converted) = std::sync::mpsc::sync_channel::<(usize, Result<String, String>)>(workers * 2);
+        for _ in 0..workers {
+            let done = done.clone();
+            let (next, convert, count) = (&next, &convert, chunks.len());
+            scope.spawn(move || {
+                loop {
+                    let chunk = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    // A closed channel: the writer stopped on an error.
+                    if chunk >= count || done.send((chunk, convert(chunk))).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(done);
+        // Chunks arrive in any order; they are written in theirs.
+        let mut waiting = BTreeMap::new();
+        let mut wanted = 0;
+        for (chunk, text) in converted {
+            waiting.insert(chunk, text);
+            while let Some(text) = waiting.remove(&wanted) {
+                sink(chunks[wanted].0, text?.as_bytes())?;
+                wanted += 1;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Writes every file of the build into `root`, in a fixed order: same
+/// spec, same bytes. Each site's objects are one YAML stream in dependency
+/// order (namespaces first), so that `kubectl apply -f` and the K3s
+/// auto-deploy folder create them in an order that works; one file per
+/// site rather than per object, because a fabric of thousands of sites
+/// would be a hundred thousand files.
+fn write_build(state: &DesiredState, fabric: &str, root: &Path) -> Result<(), String> {
     let order = state.order().map_err(|stuck| format!("the build has a dependency cycle through {}", stuck[0]))?;
     let stream = format!("sovereign-{}.yaml", rfc1123(fabric));
     let mut objects: BTreeMap<&str, Vec<&Resource>> = BTreeMap::new();
-    let mut patches: BTreeMap<&str, Vec<&Resource>> = BTreeMap::new();
+    let mut patches: Vec<(String, &Resource)> = Vec::new();
     for id in order {
         let resource = &state.resources[id];
-        let into = if resource.patch { &mut patches } else { &mut objects };
-        into.entry(&*resource.id.site).or_default().push(resource);
-    }
-    let mut files = Vec::new();
-    let mut artifacts = Vec::new();
-    let entry = |resource: &Resource, path: &Path, document: usize| {
-        json!({
-            "id": resource.id.to_string(),
-            "target": resource.id.target.word(),
-            "site": &*resource.id.site,
-            "kind": &*resource.id.kind,
-            "namespace": resource.id.namespace.as_deref(),
-            "name": &*resource.id.name,
-            "patch": resource.patch,
-            "declaration": resource.declaration.as_deref(),
-            "depends_on": resource.depends_on.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "content_sha256": resource.hash,
-            "path": path.to_string_lossy(),
-            "document": document,
-        })
-    };
-    for (site, resources) in &objects {
-        let path = Path::new(site).join(&stream);
-        let bodies: Vec<&Value> = resources.iter().map(|r| &r.body).collect();
-        let text = serde_saphyr::to_string_multiple(&bodies).map_err(|e| format!("cannot write YAML: {e}"))?;
-        for (document, resource) in resources.iter().enumerate() {
-            artifacts.push(entry(resource, &path, document));
-        }
-        files.push(File { path, bytes: text.into_bytes() });
-        let kustomization = json!({
-            "apiVersion": "kustomize.config.k8s.io/v1beta1",
-            "kind": "Kustomization",
-            "resources": [&stream],
-        });
-        files
-            .push(File { path: Path::new(site).join("kustomization.yaml"), bytes: yaml(&kustomization)?.into_bytes() });
-    }
-    for (site, resources) in &patches {
-        for resource in resources {
+        if resource.patch {
             let name =
                 rfc1123(&format!("{}-{}", resource.id.kind.rsplit('/').next().unwrap_or_default(), resource.id.name));
-            let path = Path::new(site).join("patches").join(format!("{name}.yaml"));
-            artifacts.push(entry(resource, &path, 0));
-            files.push(File { path, bytes: yaml(&resource.body)?.into_bytes() });
+            patches.push((format!("{}/patches/{name}.yaml", resource.id.site), resource));
+        } else {
+            objects.entry(&*resource.id.site).or_default().push(resource);
         }
     }
+    let streams: Vec<String> = objects.keys().map(|site| format!("{site}/{stream}")).collect();
+    let mut artifacts = Vec::with_capacity(state.resources.len());
+    let mut files = Vec::new();
+    let kustomization = serde_saphyr::to_string(&json!({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": [&stream],
+    }))
+    .map_err(|e| format!("cannot write YAML: {e}"))?;
+    // The YAML files: one stream per site, then one file per patch.
+    let mut paths: Vec<&str> = streams.iter().map(String::as_str).collect();
+    let mut bodies: Vec<Vec<&str>> = objects.values().map(|rs| rs.iter().map(|r| &*r.json).collect()).collect();
+    for ((site, resources), path) in objects.iter().zip(&streams) {
+        artifacts.extend(resources.iter().enumerate().map(|(document, r)| (*r, path.as_str(), document)));
+        let mut file = HashedFile::create(root, Path::new(site).join("kustomization.yaml"))?;
+        file.write(kustomization.as_bytes())?;
+        files.push(file.finish()?);
+    }
+    for (path, resource) in &patches {
+        paths.push(path);
+        bodies.push(vec![&*resource.json]);
+        artifacts.push((*resource, path.as_str(), 0));
+    }
+    let mut current: Option<(usize, HashedFile)> = None;
+    yaml_streams(&bodies, |stream, bytes| {
+        if current.as_ref().is_none_or(|(at, _)| *at != stream) {
+            if let Some((_, file)) = current.take() {
+                files.push(file.finish()?);
+            }
+            current = Some((stream, HashedFile::create(root, PathBuf::from(paths[stream]))?));
+        }
+        current.as_mut().map_or(Ok(()), |(_, file)| file.write(bytes))
+    })?;
+    if let Some((_, file)) = current {
+        files.push(file.finish()?);
+    }
     files.sort_by(|a, b| a.path.cmp(&b.path));
-    let digests: Vec<Value> = files
-        .iter()
-        .map(|f| json!({ "path": f.path.to_string_lossy(), "sha256": sovereign_desired::hex(&Sha256::digest(&f.bytes)) }))
-        .collect();
-    let index = json!({ "version": INDEX_VERSION, "artifacts": artifacts, "files": digests });
-    let mut text = serde_json::to_string_pretty(&index).map_err(|e| e.to_string())?;
-    text.push('\n');
-    files.push(File { path: PathBuf::from("index.json"), bytes: text.into_bytes() });
-    files.push(File { path: PathBuf::from(MARKER), bytes: b"written by sovereign build\n".to_vec() });
-    Ok(files)
+    let index = Index { version: INDEX_VERSION, artifacts, files };
+    // Not hashed: the index lists the digests of the other files.
+    let path = root.join("index.json");
+    let file = std::fs::File::create(&path).map_err(|e| io_error("write", &path, &e))?;
+    let mut file = std::io::BufWriter::with_capacity(1 << 16, file);
+    write_index(&mut file, &index).and_then(|()| file.flush()).map_err(|e| io_error("write", &path, &e))?;
+    std::fs::write(root.join(MARKER), b"written by sovereign build\n").map_err(|e| io_error("write", root, &e))
 }
 
 /// Writes the build into a sibling folder, then swaps it in: `DIR` is the
 /// old build or the new one, never half of either. A crash between the two
 /// renames leaves `DIR.sovereign-old` and no `DIR`: the next build puts it
 /// back first.
-fn write_atomically(out: &Path, files: &[File], force: bool) -> Result<(), String> {
+fn write_atomically(out: &Path, force: bool, write: impl FnOnce(&Path) -> Result<(), String>) -> Result<(), String> {
     let name = out.file_name().ok_or_else(|| format!("{} names no folder", out.display()))?.to_string_lossy();
     let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let fresh = parent.join(format!("{name}.sovereign-new"));
     let old = parent.join(format!("{name}.sovereign-old"));
-    let io = |what: &str, path: &Path, e: std::io::Error| format!("cannot {what} {}: {e}", path.display());
+    let io = |what: &str, path: &Path, e: std::io::Error| io_error(what, path, &e);
     if !out.exists() && old.is_dir() {
         std::fs::rename(&old, out).map_err(|e| io("restore", &old, e))?;
     }
@@ -239,13 +402,8 @@ fn write_atomically(out: &Path, files: &[File], force: bool) -> Result<(), Strin
     if fresh.exists() {
         std::fs::remove_dir_all(&fresh).map_err(|e| io("remove", &fresh, e))?;
     }
-    for file in files {
-        let path = fresh.join(&file.path);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| io("create", dir, e))?;
-        }
-        std::fs::write(&path, &file.bytes).map_err(|e| io("write", &path, e))?;
-    }
+    std::fs::create_dir_all(&fresh).map_err(|e| io("create", &fresh, e))?;
+    write(&fresh)?;
     // Everything on disk before the swap, in one flush of the file system
     // (an fsync per file made a build of 20,000 files take seconds).
     let folder = std::fs::File::open(&fresh).map_err(|e| io("open", &fresh, e))?;
@@ -267,25 +425,26 @@ fn write_atomically(out: &Path, files: &[File], force: bool) -> Result<(), Strin
 /// a YAML stream, or a JSON array with `--json` (patches are left out: they
 /// change objects sovereign does not own).
 fn print_site(state: &DesiredState, site: &str, as_json: bool) -> ExitCode {
-    let objects: Vec<&Value> =
-        state.resources.values().filter(|r| &*r.id.site == site && !r.patch).map(|r| &r.body).collect();
+    let objects: Vec<&Resource> = state.resources.values().filter(|r| &*r.id.site == site && !r.patch).collect();
     if objects.is_empty() {
         let _ = writeln!(std::io::stderr(), "error: no site `{site}` with a cluster has objects in this build");
         return ExitCode::from(1);
     }
-    let text = if as_json {
-        let mut text = serde_json::to_string_pretty(&objects).unwrap_or_default();
+    let mut stdout = std::io::stdout().lock();
+    let written = if as_json {
+        let bodies: Vec<Value> = objects.iter().map(|r| r.body()).collect();
+        let mut text = serde_json::to_string_pretty(&bodies).unwrap_or_default();
         text.push('\n');
-        text
+        stdout.write_all(text.as_bytes()).map_err(|e| e.to_string())
     } else {
-        match serde_saphyr::to_string_multiple(&objects) {
-            Ok(text) => text,
-            Err(e) => {
-                let _ = writeln!(std::io::stderr(), "error: cannot write YAML: {e}");
-                return ExitCode::from(1);
-            }
-        }
+        let bodies: Vec<&str> = objects.iter().map(|r| &*r.json).collect();
+        yaml_streams(&[bodies], |_, bytes| stdout.write_all(bytes).map_err(|e| e.to_string()))
     };
-    let _ = std::io::stdout().write_all(text.as_bytes());
-    ExitCode::SUCCESS
+    match written.and_then(|()| stdout.flush().map_err(|e| e.to_string())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "error: cannot write: {e}");
+            ExitCode::from(1)
+        }
+    }
 }

@@ -2,11 +2,15 @@
 //! sovereign writes can be found again (to prune what a spec no longer
 //! declares) and traced to its declaration.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde_json::{Map, Value, json};
+use serde::Serialize;
 use sovereign_desired::{Resource, ResourceId, Target};
 use sovereign_model::Spec;
+
+use crate::objects::{Metadata, Object};
 
 /// The recommended label for the tool managing an object
 /// (kubernetes.io/docs/concepts/overview/working-with-objects/common-labels).
@@ -22,67 +26,65 @@ pub const DECLARATION_ANNOTATION: &str = "sovereign.dev/declared-as";
 /// What every object of one fabric shares.
 pub(crate) struct Context {
     pub(crate) fabric: Arc<str>,
+    /// Kinds (`group/Kind`) and namespaces, shared by every id that names
+    /// them rather than allocated per object.
+    words: RefCell<HashMap<(String, &'static str), Arc<str>>>,
 }
 
 impl Context {
     pub(crate) fn new(spec: &Spec) -> Context {
         let fabric = spec.fabric.name.as_ref().map_or_else(|| Arc::from("fabric"), |n| n.qualified.clone());
-        Context { fabric }
+        Context { fabric, words: RefCell::default() }
+    }
+
+    /// `group/Kind`, or the namespace `first` when `kind` is empty; the
+    /// core group has no prefix (`first == kind`).
+    fn intern(&self, first: &str, kind: &str) -> Arc<str> {
+        let make = || -> Arc<str> {
+            match kind {
+                "" => first.into(),
+                _ if first == kind => kind.into(),
+                _ => format!("{first}/{kind}").into(),
+            }
+        };
+        let Some(word) = kind_word(kind) else { return make() };
+        self.words.borrow_mut().entry((first.to_owned(), word)).or_insert_with(make).clone()
     }
 
     /// An object's `metadata`, with the inventory labels and, when it
     /// comes from a declaration, the annotation that says which.
-    pub(crate) fn metadata(
-        &self,
-        name: &str,
-        namespace: Option<&str>,
-        declaration: Option<&Declaration>,
-    ) -> Map<String, Value> {
-        let mut labels = Map::new();
-        labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY.into());
-        labels.insert(FABRIC_LABEL.into(), Value::from(&*self.fabric));
-        let mut metadata = Map::new();
-        metadata.insert("name".into(), name.into());
-        if let Some(namespace) = namespace {
-            metadata.insert("namespace".into(), namespace.into());
-        }
+    pub(crate) fn metadata(&self, name: &str, namespace: Option<&str>, declaration: Option<&Declaration>) -> Metadata {
+        let mut metadata =
+            Metadata { name: name.to_owned(), namespace: namespace.map(str::to_owned), ..Metadata::default() };
+        metadata.labels.insert(MANAGED_BY_LABEL, MANAGED_BY.to_owned());
+        metadata.labels.insert(FABRIC_LABEL, self.fabric.to_string());
         if let Some(declaration) = declaration {
-            labels.insert(DECLARATION_LABEL.into(), declaration.label().into());
-            metadata.insert("annotations".into(), json!({ DECLARATION_ANNOTATION: declaration.written() }));
+            metadata.labels.insert(DECLARATION_LABEL, declaration.label());
+            metadata.annotations.insert(DECLARATION_ANNOTATION, declaration.written());
         }
-        metadata.insert("labels".into(), Value::Object(labels));
         metadata
     }
 
-    /// A Kubernetes object as a resource of `site`.
+    /// A Kubernetes object as a resource of `site`: `rest` holds the
+    /// fields after `metadata` (`spec`, `data`).
     pub(crate) fn object(
         &self,
         site: &Arc<str>,
         api_version: &str,
         kind: &str,
-        metadata: Map<String, Value>,
-        rest: Map<String, Value>,
+        metadata: &Metadata,
+        rest: impl Serialize,
         declaration: Option<&Declaration>,
     ) -> Resource {
-        let name = metadata.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
-        let namespace = metadata.get("namespace").and_then(Value::as_str).map(Arc::from);
-        let group = api_version.rsplit_once('/').map(|(group, _)| group);
         let id = ResourceId {
             target: Target::K3s,
             site: site.clone(),
-            kind: match group {
-                Some(group) => format!("{group}/{kind}").into(),
-                None => kind.into(),
-            },
-            namespace,
-            name: name.into(),
+            kind: self.intern(api_version.rsplit_once('/').map_or(kind, |(group, _)| group), kind),
+            namespace: metadata.namespace.as_deref().map(|n| self.intern(n, "")),
+            name: metadata.name.as_str().into(),
         };
-        let mut body = Map::new();
-        body.insert("apiVersion".into(), api_version.into());
-        body.insert("kind".into(), kind.into());
-        body.insert("metadata".into(), Value::Object(metadata));
-        body.extend(rest);
-        Resource::new(id, declaration.map(|d| Arc::from(d.written())), Value::Object(body))
+        let object = Object { api_version, kind, metadata, rest };
+        Resource::new(id, declaration.map(|d| Arc::from(d.written())), &object)
     }
 }
 
@@ -108,4 +110,25 @@ impl Declaration {
 pub(crate) fn label_value(text: &str) -> String {
     let cut: String = text.chars().take(63).collect();
     cut.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()).to_owned()
+}
+
+/// The kinds sovereign writes, as static words: an intern key without an
+/// allocation (other kinds are not interned).
+fn kind_word(kind: &str) -> Option<&'static str> {
+    const KINDS: &[&str] = &[
+        "",
+        "Namespace",
+        "NetworkPolicy",
+        "ConfigMap",
+        "Node",
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+        "Secret",
+        "HelmChart",
+        "ExternalSecret",
+        "DaemonSet",
+        "ServiceAccount",
+    ];
+    KINDS.iter().find(|k| **k == kind).copied()
 }

@@ -16,6 +16,7 @@
 mod labels;
 mod mig;
 mod namespaces;
+mod objects;
 mod serves;
 
 use sovereign_analyze::Analysis;

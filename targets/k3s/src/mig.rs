@@ -18,6 +18,7 @@ use sovereign_desired::DesiredState;
 use sovereign_ir::{Fabric, ItemId};
 
 use crate::labels::{Context, Declaration, label_value};
+use crate::objects::Metadata;
 
 /// The ConfigMap sovereign writes the layouts to, and where: the GPU
 /// Operator's namespace (its chart's default install), outside the spec.
@@ -56,20 +57,22 @@ pub(crate) fn emit(fabric: &Fabric, analysis: &Analysis, context: &Context, stat
                 name: fabric.item(*node_item).name.as_ref().map_or_else(|| node.clone(), |n| n.qualified.clone()),
             };
             // A label on the Node the cluster already has: a patch, never a Node definition.
-            let mut metadata = Map::new();
-            metadata.insert("name".into(), Value::from(&**node));
-            metadata.insert("labels".into(), json!({ "nvidia.com/mig.config": layout }));
-            let mut label = context.object(&site.name, "v1", "Node", metadata, Map::new(), Some(&declaration));
+            let mut metadata = Metadata { name: node.to_string(), ..Metadata::default() };
+            metadata.labels.insert("nvidia.com/mig.config", layout);
+            let mut label =
+                context.object(&site.name, "v1", "Node", &metadata, serde_json::Map::new(), Some(&declaration));
             label.patch = true;
             state.add(label);
         }
         let config = json!({ "version": "v1", "mig-configs": configs });
-        let text = serde_json::to_string_pretty(&config).unwrap_or_default();
+        let mut text = String::new();
+        // The config as YAML, the format mig-parted documents; a map of
+        // lists and numbers always converts.
+        let _ = sovereign_desired::yaml::append_document(&config.to_string(), &mut text);
         let metadata = context.metadata(CONFIG_MAP, Some(GPU_OPERATOR_NAMESPACE), None);
         let mut rest = Map::new();
-        // JSON is YAML: mig-parted reads it as its YAML config.
         rest.insert("data".into(), json!({ "config.yaml": text }));
-        state.add(context.object(&site.name, "v1", "ConfigMap", metadata, rest, None));
+        state.add(context.object(&site.name, "v1", "ConfigMap", &metadata, rest, None));
     }
 }
 

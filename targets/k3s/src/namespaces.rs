@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use serde_json::{Map, Value, json};
+use serde_json::json;
 use sovereign_analyze::Analysis;
 use sovereign_desired::DesiredState;
 use sovereign_model::Spec;
@@ -90,12 +90,10 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, context: &Context, state: &
 
 fn emit_namespace(site: &Arc<str>, name: &str, context: &Context, state: &mut DesiredState) {
     let mut metadata = context.metadata(name, None, None);
-    if let Some(Value::Object(labels)) = metadata.get_mut("labels") {
-        for (key, value) in PSA {
-            labels.insert(key.into(), value.into());
-        }
+    for (key, value) in PSA {
+        metadata.labels.insert(key, value.to_owned());
     }
-    let namespace = context.object(site, "v1", "Namespace", metadata, Map::new(), None);
+    let namespace = context.object(site, "v1", "Namespace", &metadata, serde_json::Map::new(), None);
     let namespace_id = namespace.id.clone();
     state.add(namespace);
     // Nothing in or out until a flow is allowed by name.
@@ -116,8 +114,7 @@ fn emit_namespace(site: &Arc<str>, name: &str, context: &Context, state: &mut De
     }});
     for (policy, rest) in [("default-deny", deny), ("allow-dns", dns)] {
         let metadata = context.metadata(policy, Some(name), None);
-        let Value::Object(rest) = rest else { continue };
-        let mut resource = context.object(site, "networking.k8s.io/v1", "NetworkPolicy", metadata, rest, None);
+        let mut resource = context.object(site, "networking.k8s.io/v1", "NetworkPolicy", &metadata, rest, None);
         resource.depends_on.insert(namespace_id.clone());
         state.add(resource);
     }

@@ -22,15 +22,19 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde_json::{Value, json};
 use sovereign_analyze::Analysis;
 use sovereign_analyze::capacity::PlacedServe;
 use sovereign_analyze::placement::{Devices, Placement, Shape};
 use sovereign_desired::{DesiredState, ResourceId, Target};
-use sovereign_model::{Dtype, KvCacheDtype, Spec};
+use sovereign_model::{Dtype, KvCacheDtype};
 
 use crate::labels::{Context, Declaration, label_value};
 use crate::namespaces::{Module, namespace_name};
+use crate::objects::{
+    ClaimSource, Container, ContainerPort, ContainerSecurityContext, DeploymentSpec, DisruptionBudgetSpec, EmptyDir,
+    EnvVar, HttpGet, LabelSelector, PodSecurityContext, PodSpec, PodTemplate, Probe, Resources, SeccompProfile,
+    ServicePort, ServiceSpec, Spec, TemplateMetadata, Volume, VolumeMount,
+};
 
 /// The vLLM image, pinned (Docker Hub `vllm/vllm-openai`, tag `v0.12.0`,
 /// the release of vllm-project/vllm `releases/v0.12.0`).
@@ -41,13 +45,19 @@ const MODELS: &str = "/models";
 /// A uid with no meaning in the image: the restricted profile wants non-root.
 const UID: u64 = 1000;
 
-pub(crate) fn emit(spec: &Spec, analysis: &Analysis, context: &Context, state: &mut DesiredState) {
+pub(crate) fn emit(spec: &sovereign_model::Spec, analysis: &Analysis, context: &Context, state: &mut DesiredState) {
     for plan in &analysis.serves {
         emit_serve(spec, analysis, plan, context, state);
     }
 }
 
-fn emit_serve(spec: &Spec, analysis: &Analysis, plan: &PlacedServe, context: &Context, state: &mut DesiredState) {
+fn emit_serve(
+    spec: &sovereign_model::Spec,
+    analysis: &Analysis,
+    plan: &PlacedServe,
+    context: &Context,
+    state: &mut DesiredState,
+) {
     let serve = &spec.serves[plan.serve];
     let model = &spec.models[serve.model.value];
     let name = serve.name.qualified.clone();
@@ -74,6 +84,7 @@ fn emit_serve(spec: &Spec, analysis: &Analysis, plan: &PlacedServe, context: &Co
     let model_dir = format!("{MODELS}/{claim}/{path}");
     let declaration = Declaration { kind: "serve", name: name.clone() };
     let namespace = namespace_name(&context.fabric, Module::Kinetic);
+    let serve_label = label_value(&name.replace('/', "."));
     // Replicas by (site, node), in placement order.
     let mut groups: BTreeMap<(usize, Arc<str>), Vec<&Placement>> = BTreeMap::new();
     for p in &plan.placements {
@@ -124,62 +135,69 @@ fn emit_serve(spec: &Spec, analysis: &Analysis, plan: &PlacedServe, context: &Co
         let weights_gb = memory.map_or(0.0, |m| m.weights / 1e9);
         let startup_seconds = 300 + (weights_gb / 10.0).ceil() as u64 * 60;
         let deployment_name = label_value(&format!("{name}-{node}").replace(['/', '#', '.'], "-"));
-        let selector = json!({ "sovereign.dev/serve": label_value(&name.replace('/', ".")), "sovereign.dev/node": label_value(node) });
-        let mut pod_labels = selector.as_object().cloned().unwrap_or_default();
-        pod_labels.insert("app.kubernetes.io/name".into(), "vllm".into());
-        let container = json!({
-            "name": "vllm",
-            "image": VLLM_IMAGE,
-            "command": ["vllm", "serve"],
-            "args": args,
-            "ports": [{ "name": "http", "containerPort": PORT, "protocol": "TCP" }],
-            "env": [
-                { "name": "HOME", "value": "/cache" },
-                { "name": "HF_HOME", "value": "/cache/huggingface" },
+        let mut selector = BTreeMap::new();
+        selector.insert("sovereign.dev/serve", serve_label.clone());
+        selector.insert("sovereign.dev/node", label_value(node));
+        let mut pod_labels = selector.clone();
+        pod_labels.insert("app.kubernetes.io/name", "vllm".to_owned());
+        let weights_mount = format!("{MODELS}/{claim}");
+        let container = Container {
+            name: "vllm",
+            image: VLLM_IMAGE,
+            command: vec!["vllm", "serve"],
+            args,
+            ports: vec![ContainerPort { name: "http", container_port: PORT, protocol: "TCP" }],
+            env: vec![
+                EnvVar { name: "HOME", value: "/cache" },
+                EnvVar { name: "HF_HOME", value: "/cache/huggingface" },
                 // Never reach a hub: the weights are local.
-                { "name": "HF_HUB_OFFLINE", "value": "1" },
+                EnvVar { name: "HF_HUB_OFFLINE", value: "1" },
             ],
-            "resources": { "limits": { resource.as_str(): count } },
-            "securityContext": {
-                "allowPrivilegeEscalation": false,
-                "capabilities": { "drop": ["ALL"] },
-                "runAsNonRoot": true,
-                "seccompProfile": { "type": "RuntimeDefault" },
+            resources: Resources { limits: BTreeMap::from([(resource.as_str(), count)]) },
+            security_context: ContainerSecurityContext::restricted(),
+            volume_mounts: vec![
+                VolumeMount { name: "weights", mount_path: &weights_mount, read_only: true },
+                VolumeMount { name: "cache", mount_path: "/cache", read_only: false },
+                VolumeMount { name: "shm", mount_path: "/dev/shm", read_only: false },
+            ],
+            startup_probe: Some(probe(10, startup_seconds.div_ceil(10))),
+            readiness_probe: Some(probe(10, 3)),
+            liveness_probe: Some(probe(30, 3)),
+        };
+        let pod = PodSpec {
+            runtime_class_name: Some("nvidia"),
+            node_selector: BTreeMap::from([("kubernetes.io/hostname", &**node)]),
+            automount_service_account_token: false,
+            security_context: PodSecurityContext {
+                run_as_non_root: true,
+                run_as_user: UID,
+                run_as_group: UID,
+                fs_group: UID,
+                seccomp_profile: SeccompProfile { kind: "RuntimeDefault" },
             },
-            "volumeMounts": [
-                { "name": "weights", "mountPath": format!("{MODELS}/{claim}"), "readOnly": true },
-                { "name": "cache", "mountPath": "/cache" },
-                { "name": "shm", "mountPath": "/dev/shm" },
-            ],
-            "startupProbe": probe(10, startup_seconds.div_ceil(10)),
-            "readinessProbe": probe(10, 3),
-            "livenessProbe": probe(30, 3),
-        });
-        let pod = json!({
-            "metadata": { "labels": pod_labels },
-            "spec": {
-                "runtimeClassName": "nvidia",
-                "nodeSelector": { "kubernetes.io/hostname": &**node },
-                "automountServiceAccountToken": false,
-                "securityContext": {
-                    "runAsNonRoot": true,
-                    "runAsUser": UID,
-                    "runAsGroup": UID,
-                    "fsGroup": UID,
-                    "seccompProfile": { "type": "RuntimeDefault" },
+            containers: vec![container],
+            volumes: vec![
+                Volume {
+                    name: "weights",
+                    persistent_volume_claim: Some(ClaimSource { claim_name: &claim, read_only: true }),
+                    empty_dir: None,
                 },
-                "containers": [container],
-                "volumes": [
-                    { "name": "weights", "persistentVolumeClaim": { "claimName": claim, "readOnly": true } },
-                    { "name": "cache", "emptyDir": {} },
-                    { "name": "shm", "emptyDir": { "medium": "Memory" } },
-                ],
-            },
-        });
+                Volume { name: "cache", persistent_volume_claim: None, empty_dir: Some(EmptyDir { medium: None }) },
+                Volume {
+                    name: "shm",
+                    persistent_volume_claim: None,
+                    empty_dir: Some(EmptyDir { medium: Some("Memory") }),
+                },
+            ],
+        };
         let metadata = context.metadata(&deployment_name, Some(&namespace), Some(&declaration));
-        let rest = json!({ "spec": { "replicas": placements.len(), "selector": { "matchLabels": selector }, "template": pod } });
-        let Value::Object(rest) = rest else { continue };
-        let mut deployment = context.object(&site.name, "apps/v1", "Deployment", metadata, rest, Some(&declaration));
+        let spec = DeploymentSpec {
+            replicas: placements.len(),
+            selector: LabelSelector { match_labels: &selector },
+            template: PodTemplate { metadata: TemplateMetadata { labels: &pod_labels }, spec: pod },
+        };
+        let mut deployment =
+            context.object(&site.name, "apps/v1", "Deployment", &metadata, Spec { spec }, Some(&declaration));
         deployment.depends_on.insert(namespace_id(&site.name, &namespace));
         if mig_label {
             // The node's MIG layout must be applied before a slice can be asked for.
@@ -193,38 +211,38 @@ fn emit_serve(spec: &Spec, analysis: &Analysis, plan: &PlacedServe, context: &Co
         }
         state.add(deployment);
     }
+    let service_name = label_value(&name.replace(['/', '.'], "-"));
+    let selector = BTreeMap::from([("sovereign.dev/serve", serve_label)]);
+    let metadata = context.metadata(&service_name, Some(&namespace), Some(&declaration));
     for site_index in sites {
         let site = &analysis.sites.sites[site_index];
-        let service_name = label_value(&name.replace(['/', '.'], "-"));
-        let selector = json!({ "sovereign.dev/serve": label_value(&name.replace('/', ".")) });
-        let metadata = context.metadata(&service_name, Some(&namespace), Some(&declaration));
-        let rest = json!({ "spec": {
-            "selector": selector,
-            "ports": [{ "name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP" }],
-        }});
-        if let Value::Object(rest) = rest {
-            let mut service = context.object(&site.name, "v1", "Service", metadata, rest, Some(&declaration));
-            service.depends_on.insert(namespace_id(&site.name, &namespace));
-            state.add(service);
-        }
+        let spec = ServiceSpec {
+            selector: &selector,
+            ports: vec![ServicePort { name: "http", port: PORT, target_port: "http", protocol: "TCP" }],
+        };
+        let mut service = context.object(&site.name, "v1", "Service", &metadata, Spec { spec }, Some(&declaration));
+        service.depends_on.insert(namespace_id(&site.name, &namespace));
+        state.add(service);
         let here = plan.placements.iter().filter(|p| p.site.index() == site_index).count();
         if here > 1 {
-            let metadata = context.metadata(&service_name, Some(&namespace), Some(&declaration));
-            let rest = json!({ "spec": { "maxUnavailable": 1, "selector": { "matchLabels": selector } } });
-            if let Value::Object(rest) = rest {
-                let mut budget =
-                    context.object(&site.name, "policy/v1", "PodDisruptionBudget", metadata, rest, Some(&declaration));
-                budget.depends_on.insert(namespace_id(&site.name, &namespace));
-                state.add(budget);
-            }
+            let spec = DisruptionBudgetSpec { max_unavailable: 1, selector: LabelSelector { match_labels: &selector } };
+            let mut budget = context.object(
+                &site.name,
+                "policy/v1",
+                "PodDisruptionBudget",
+                &metadata,
+                Spec { spec },
+                Some(&declaration),
+            );
+            budget.depends_on.insert(namespace_id(&site.name, &namespace));
+            state.add(budget);
         }
     }
 }
 
-fn probe(period: u64, failures: u64) -> Value {
-    json!({ "httpGet": { "path": "/health", "port": "http" }, "periodSeconds": period, "failureThreshold": failures })
+fn probe(period: u64, failures: u64) -> Probe<'static> {
+    Probe { http_get: HttpGet { path: "/health", port: "http" }, period_seconds: period, failure_threshold: failures }
 }
-
 fn namespace_id(site: &Arc<str>, namespace: &str) -> ResourceId {
     ResourceId {
         target: Target::K3s,

@@ -56,8 +56,8 @@ fn render(state: &DesiredState) -> String {
         if resource.patch {
             out.push_str("# a patch of an object the cluster has\n");
         }
-        out.push_str(&serde_json::to_string_pretty(&resource.body).unwrap());
-        out.push('\n');
+        // The object as `sovereign build` writes it.
+        sovereign_desired::yaml::append_document(&resource.json, &mut out).unwrap();
     }
     out
 }
@@ -78,7 +78,7 @@ fn every_example_builds_a_sound_desired_state() {
 fn every_object_carries_the_inventory_labels() {
     for dir in examples() {
         for resource in build(&dir).resources.values().filter(|r| !r.patch) {
-            let labels = &resource.body["metadata"]["labels"];
+            let labels = &resource.body()["metadata"]["labels"];
             assert_eq!(labels[sovereign_k3s::MANAGED_BY_LABEL], "sovereign", "{}", resource.id);
             assert!(labels[sovereign_k3s::FABRIC_LABEL].is_string(), "{}", resource.id);
         }
@@ -92,16 +92,16 @@ fn every_namespace_enforces_the_restricted_profile_and_denies_by_default() {
         let namespaces: Vec<_> = state.resources.values().filter(|r| &*r.id.kind == "Namespace").collect();
         assert!(!namespaces.is_empty());
         for namespace in namespaces {
-            let labels = &namespace.body["metadata"]["labels"];
+            let labels = &namespace.body()["metadata"]["labels"];
             assert_eq!(labels["pod-security.kubernetes.io/enforce"], "restricted", "{}", namespace.id);
             let name = namespace.id.name.clone();
             let deny = state.resources.values().find(|r| {
                 &*r.id.kind == "networking.k8s.io/NetworkPolicy"
                     && r.id.namespace.as_deref() == Some(&*name)
-                    && r.body["spec"]["podSelector"] == serde_json::json!({})
-                    && r.body["spec"]["policyTypes"] == serde_json::json!(["Ingress", "Egress"])
-                    && r.body["spec"].get("ingress").is_none()
-                    && r.body["spec"].get("egress").is_none()
+                    && r.body()["spec"]["podSelector"] == serde_json::json!({})
+                    && r.body()["spec"]["policyTypes"] == serde_json::json!(["Ingress", "Egress"])
+                    && r.body()["spec"].get("ingress").is_none()
+                    && r.body()["spec"].get("egress").is_none()
             });
             assert!(deny.is_some(), "{name} has no default-deny policy");
         }
@@ -129,7 +129,7 @@ fn every_object_passes_kubernetes_validate_strict() {
     for example in examples() {
         for (i, resource) in build(&example).resources.values().filter(|r| !r.patch).enumerate() {
             let name = format!("{}-{i}.json", example.file_name().unwrap().to_string_lossy());
-            std::fs::write(dir.join(&name), serde_json::to_vec(&resource.body).unwrap()).unwrap();
+            std::fs::write(dir.join(&name), serde_json::to_vec(&resource.body()).unwrap()).unwrap();
             files.push(dir.join(name));
         }
     }
@@ -156,7 +156,8 @@ fn every_pod_is_restricted_by_construction() {
     let mut pods = 0;
     for dir in examples() {
         for resource in build(&dir).resources.values() {
-            let Some(pod) = resource.body["spec"]["template"]["spec"].as_object() else { continue };
+            let body = resource.body();
+            let Some(pod) = body["spec"]["template"]["spec"].as_object() else { continue };
             pods += 1;
             let id = &resource.id;
             assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{id}");
@@ -200,12 +201,14 @@ fn every_placed_replica_has_a_pod_asking_for_its_devices() {
                     .resources
                     .values()
                     .filter(|r| &*r.id.kind == "apps/Deployment")
-                    .filter(|r| r.body["spec"]["template"]["spec"]["nodeSelector"]["kubernetes.io/hostname"] == *p.node)
                     .filter(|r| {
-                        r.body["metadata"]["annotations"][sovereign_k3s::DECLARATION_ANNOTATION]
+                        r.body()["spec"]["template"]["spec"]["nodeSelector"]["kubernetes.io/hostname"] == *p.node
+                    })
+                    .filter(|r| {
+                        r.body()["metadata"]["annotations"][sovereign_k3s::DECLARATION_ANNOTATION]
                             == format!("serve \"{}\"", plan.name)
                     })
-                    .map(|r| r.body["spec"]["replicas"].as_u64().unwrap())
+                    .map(|r| r.body()["spec"]["replicas"].as_u64().unwrap())
                     .sum();
                 let on_node = plan.placements.iter().filter(|q| q.node == p.node).count() as u64;
                 assert_eq!(asked, on_node, "{}: serve {} on {}", dir.display(), plan.name, p.node);

@@ -14,7 +14,7 @@ pub fn fabric(declarations: usize) -> String {
         let _ = write!(
             out,
             "site \"site-{i}\" tier=\"server\" region=\"eu-central\" {{\n    cluster kind=\"k3s\" context=\"ctx-{i}\"\n    node \"gpu-{i}\" gpu=\"h100-80gb\" gpus=8 mig=#true cpu=64 memory=\"512GiB\"\n}}\n\
-             model \"model-{i}\" base=\"llama-3.1-8b-instruct\" dtype=\"bf16\"\n\
+             model \"model-{i}\" base=\"llama-3.1-8b-instruct\" dtype=\"bf16\" source=\"pvc://weights-{i}/llama-3.1-8b\"\n\
              dataset \"data-{i}\" classification=\"internal\" residency=\"eu\"\n\
              secret \"token-{i}\" from=\"env:TOKEN_{i}\"\n\
              vectorstore \"store-{i}\" site=\"site-{i}\" {{\n    collection \"kb\" dims=1024 distance=\"cosine\"\n    storage \"100Gi\"\n}}\n\
@@ -54,6 +54,30 @@ pub fn placement(replicas: usize, gpus: usize) -> String {
         let _ = writeln!(
             out,
             "serve \"serve-{s:04}\" model=\"small\" tier=\"server\" {{\n    {shape}\n    replicas {count}\n    max-model-len 4096\n}}"
+        );
+    }
+    out
+}
+
+/// The build benchmark's peer workload: `serves` inference services of
+/// one replica each on a `3g.40gb` MIG slice, on one K3s site with enough
+/// 8-GPU H100 nodes (two slices per GPU), every model's weights on a
+/// volume: what `../shared/peers/` writes with KCL and Jsonnet.
+#[must_use]
+pub fn serves(serves: usize) -> String {
+    let mut out = String::from(
+        "fabric \"serves\" {\n    residency \"eu\"\n}\n\
+         model \"small\" base=\"llama-3.2-1b-instruct\" dtype=\"bf16\" source=\"pvc://weights/llama-3.2-1b\"\n\
+         site \"fra\" tier=\"server\" region=\"eu-central\" {\n    cluster kind=\"k3s\" context=\"fra\"\n",
+    );
+    for n in 0..serves.div_ceil(16).max(1) {
+        let _ = writeln!(out, "    node \"gpu-{n:04}\" gpu=\"h100-80gb\" gpus=8 mig=#true");
+    }
+    out.push_str("}\n");
+    for s in 0..serves {
+        let _ = writeln!(
+            out,
+            "serve \"svc-{s}\" model=\"small\" tier=\"server\" {{\n    mig \"3g.40gb\"\n    max-model-len 4096\n}}"
         );
     }
     out
