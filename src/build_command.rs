@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use sovereign_desired::{DesiredState, Resource};
+use sovereign_desired::{DesiredState, Resource, Target};
 use sovereign_diagnostics::{Format, render};
 use sovereign_model::Spec;
 
@@ -44,11 +44,15 @@ pub(crate) fn run(args: &BuildArgs) -> ExitCode {
         let _ = writeln!(stderr, "error: the spec has errors; nothing was built");
         return ExitCode::from(1);
     };
-    let mut state = sovereign_k3s::emit(spec, &compiled.fabric, analysis);
-    state.unbuilt.extend(not_yet_built(spec, analysis));
+    let mut state = sovereign_k3s::emit(spec, &compiled.fabric, analysis, &compiled.catalog);
+    state.merge(sovereign_temporal::emit(spec, analysis));
+    state.unbuilt.extend(not_yet_built(spec));
+    for assumption in &state.assumptions {
+        let _ = writeln!(stderr, "warning: {assumption}");
+    }
     if !state.unbuilt.is_empty() {
         let word = if args.partial { "warning: not built" } else { "error: cannot build" };
-        for why in &state.unbuilt {
+        for why in summarize(&state.unbuilt) {
             let _ = writeln!(stderr, "{word}: {why}");
         }
         if !args.partial {
@@ -66,13 +70,16 @@ pub(crate) fn run(args: &BuildArgs) -> ExitCode {
     };
     let fabric = spec.fabric.name.as_ref().map_or("fabric", |n| &*n.qualified);
     let written = write_atomically(out, args.force, |root| write_build(&state, fabric, root));
+    for what in summarize_at_apply(&state.at_apply) {
+        let _ = writeln!(stderr, "note: apply creates {what}");
+    }
     let count = state.resources.len();
     // The process is about to exit: freeing everything one by one costs
     // time, and the OS reclaims it anyway.
     std::mem::forget((state, compiled));
     match written {
         Ok(()) => {
-            let _ = writeln!(stderr, "built {count} objects into {}", out.display());
+            let _ = writeln!(stderr, "built {count} resources into {}", out.display());
             ExitCode::SUCCESS
         }
         Err(message) => {
@@ -84,35 +91,52 @@ pub(crate) fn run(args: &BuildArgs) -> ExitCode {
 
 /// Declarations no target builds yet (the rest of the emit issue): said,
 /// never silently left out of a build.
-fn not_yet_built(spec: &Spec, analysis: &sovereign_analyze::Analysis) -> Vec<String> {
+fn not_yet_built(spec: &Spec) -> Vec<String> {
     let mut out = Vec::new();
-    let mut say =
-        |kind: &str, name: &str, what: &str| out.push(format!("{kind} \"{name}\": {what}: not yet supported"));
-    for v in spec.vectorstores.values() {
-        say("vectorstore", &v.name.qualified, "the Qdrant HelmChart and its collections");
-    }
-    for t in spec.temporals.values() {
-        say("temporal", &t.name.qualified, "the Temporal HelmChart and its namespaces");
-    }
-    for e in spec.evals.values() {
-        say("eval", &e.name.qualified, "the Temporal schedule");
-    }
-    for o in spec.observes.values() {
-        say("observe", &o.name.qualified, "the OpenTelemetry Collector HelmChart");
-    }
-    for l in spec.ledgers.values() {
-        say("ledger", &l.name.qualified, "the Iceberg catalog ConfigMap");
-    }
     for e in spec.edges.values() {
-        say("edge", &e.name.qualified, "the device bundle");
+        out.push(format!("edge \"{}\": the device bundle: not yet supported", e.name.qualified));
     }
-    if !analysis.flows.flows.is_empty() {
-        out.push(format!(
-            "the NetworkPolicy rules of the {} allowed data flows: not yet supported (every namespace denies all but DNS)",
-            analysis.flows.flows.len()
-        ));
+    for o in spec.observes.values().filter(|o| o.ebpf.value) {
+        out.push(format!("observe \"{}\": the eBPF agent (`ebpf #true`): not yet supported", o.name.qualified));
     }
     out
+}
+
+/// What apply must create, at most ten lines of it.
+fn summarize_at_apply(lines: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = lines.iter().take(10).cloned().collect();
+    if lines.len() > 10 {
+        out.push(format!("… and {} more (`index.json` lists them all)", lines.len() - 10));
+    }
+    out
+}
+
+/// The same reason for many declarations said once: `eval "a", "b" and
+/// 1,248 more: …` (a fabric of thousands would print thousands of lines).
+fn summarize(lines: &[String]) -> Vec<String> {
+    let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+    for line in lines {
+        // `kind "name": reason`: the group is kind and reason.
+        let parsed = line.split_once(" \"").and_then(|(kind, rest)| {
+            let (name, reason) = rest.split_once("\": ")?;
+            Some((format!("{kind}\u{0}{reason}"), name))
+        });
+        let (key, name) = parsed.unwrap_or_else(|| (line.clone(), ""));
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, names)) => names.push(name),
+            None => groups.push((key, vec![name])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(key, names)| {
+            let Some((kind, reason)) = key.split_once('\u{0}') else { return key };
+            let shown: Vec<String> = names.iter().take(3).map(|n| format!("\"{n}\"")).collect();
+            let more = names.len().saturating_sub(3);
+            let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+            format!("{kind} {}{more}: {reason}", shown.join(", "))
+        })
+        .collect()
 }
 
 /// A name for a file of `site` (K3s names an AddOn after its file: an RFC
@@ -162,6 +186,23 @@ impl<'a> Artifact<'a> {
     }
 }
 
+/// Where a resource of another target than the cluster's goes, outside
+/// the site folders (a K3s auto-deploy folder applies every file under it):
+/// `targets/helm/<site>/<namespace>/<release>-values.yaml` (chart values),
+/// `targets/qdrant/<site>/<namespace>/<store>/<collection>.json`
+/// (collection bodies), `targets/temporal/<site>/<server>/[<namespace>/]<kind>-<name>.json`
+/// (request bodies).
+fn target_file(resource: &Resource) -> String {
+    let id = &resource.id;
+    let scope: Vec<String> = id.namespace.as_deref().unwrap_or_default().split('/').map(rfc1123).collect();
+    let (target, site, scope, name) = (id.target.word(), rfc1123(&id.site), scope.join("/"), rfc1123(&id.name));
+    match id.target {
+        Target::Helm => format!("targets/{target}/{site}/{scope}/{name}-values.yaml"),
+        Target::Qdrant => format!("targets/{target}/{site}/{scope}/{name}.json"),
+        _ => format!("targets/{target}/{site}/{scope}/{}-{name}.json", rfc1123(&id.kind)),
+    }
+}
+
 /// One entry of `index.json`'s `files`.
 #[derive(Serialize)]
 struct FileDigest {
@@ -176,6 +217,9 @@ struct Index<'a> {
     /// of a large build is never a second copy of every id in memory.
     artifacts: Vec<(&'a Resource, &'a str, usize)>,
     files: Vec<FileDigest>,
+    at_apply: &'a [String],
+    assumptions: &'a [String],
+    unbuilt: &'a [String],
 }
 
 /// `index.json`: one artifact or file per line, compact (a pretty-printed
@@ -194,6 +238,10 @@ fn write_index(out: &mut impl std::io::Write, index: &Index) -> std::io::Result<
     lines(out, index.artifacts.iter().map(|&(resource, path, document)| Artifact::new(resource, path, document)))?;
     out.write_all(b",\n\"files\":")?;
     lines(out, index.files.iter())?;
+    for (key, items) in [("at_apply", index.at_apply), ("assumptions", index.assumptions), ("unbuilt", index.unbuilt)] {
+        write!(out, ",\n\"{key}\":")?;
+        lines(out, items.iter())?;
+    }
     out.write_all(b"}\n")
 }
 
@@ -323,7 +371,9 @@ fn write_build(state: &DesiredState, fabric: &str, root: &Path) -> Result<(), St
     let mut patches: Vec<(String, &Resource)> = Vec::new();
     for id in order {
         let resource = &state.resources[id];
-        if resource.patch {
+        if resource.id.target != Target::K3s {
+            patches.push((target_file(resource), resource));
+        } else if resource.patch {
             let name =
                 rfc1123(&format!("{}-{}", resource.id.kind.rsplit('/').next().unwrap_or_default(), resource.id.name));
             patches.push((format!("{}/patches/{name}.yaml", resource.id.site), resource));
@@ -350,9 +400,18 @@ fn write_build(state: &DesiredState, fabric: &str, root: &Path) -> Result<(), St
         files.push(file.finish()?);
     }
     for (path, resource) in &patches {
-        paths.push(path);
-        bodies.push(vec![&*resource.json]);
         artifacts.push((*resource, path.as_str(), 0));
+        if path.ends_with(".json") {
+            // A request body for a driver: JSON, as it is sent.
+            let mut file = HashedFile::create(root, PathBuf::from(path))?;
+            let mut text = serde_json::to_string_pretty(&resource.body()).map_err(|e| e.to_string())?;
+            text.push('\n');
+            file.write(text.as_bytes())?;
+            files.push(file.finish()?);
+        } else {
+            paths.push(path);
+            bodies.push(vec![&*resource.json]);
+        }
     }
     let mut current: Option<(usize, HashedFile)> = None;
     yaml_streams(&bodies, |stream, bytes| {
@@ -368,7 +427,14 @@ fn write_build(state: &DesiredState, fabric: &str, root: &Path) -> Result<(), St
         files.push(file.finish()?);
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
-    let index = Index { version: INDEX_VERSION, artifacts, files };
+    let index = Index {
+        version: INDEX_VERSION,
+        artifacts,
+        files,
+        at_apply: &state.at_apply,
+        assumptions: &state.assumptions,
+        unbuilt: &state.unbuilt,
+    };
     // Not hashed: the index lists the digests of the other files.
     let path = root.join("index.json");
     let file = std::fs::File::create(&path).map_err(|e| io_error("write", &path, &e))?;
@@ -425,7 +491,8 @@ fn write_atomically(out: &Path, force: bool, write: impl FnOnce(&Path) -> Result
 /// a YAML stream, or a JSON array with `--json` (patches are left out: they
 /// change objects sovereign does not own).
 fn print_site(state: &DesiredState, site: &str, as_json: bool) -> ExitCode {
-    let objects: Vec<&Resource> = state.resources.values().filter(|r| &*r.id.site == site && !r.patch).collect();
+    let objects: Vec<&Resource> =
+        state.resources.values().filter(|r| &*r.id.site == site && !r.patch && r.id.target == Target::K3s).collect();
     if objects.is_empty() {
         let _ = writeln!(std::io::stderr(), "error: no site `{site}` with a cluster has objects in this build");
         return ExitCode::from(1);

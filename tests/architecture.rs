@@ -39,7 +39,22 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     // The targets' emitters are pure too: they read the model and the analysis.
     ("targets/desired", &[]),
-    ("targets/k3s", &["sovereign-ir", "sovereign-model", "sovereign-analyze", "sovereign-desired"]),
+    (
+        "targets/helm",
+        &["sovereign-ir", "sovereign-model", "sovereign-catalog", "sovereign-analyze", "sovereign-desired"],
+    ),
+    ("targets/temporal", &["sovereign-model", "sovereign-analyze", "sovereign-desired", "sovereign-helm"]),
+    (
+        "targets/k3s",
+        &[
+            "sovereign-ir",
+            "sovereign-model",
+            "sovereign-catalog",
+            "sovereign-analyze",
+            "sovereign-desired",
+            "sovereign-helm",
+        ],
+    ),
 ];
 
 /// Crates that would bring effects into the pure core.

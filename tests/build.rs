@@ -37,7 +37,7 @@ fn a_partial_build_writes_every_site_with_an_index_and_the_same_bytes_twice() {
     for out in [&a, &b] {
         let output = sovereign(&["build", "examples/enterprise", "--partial", "-o", out.to_str().unwrap()], &[]);
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        assert!(String::from_utf8_lossy(&output.stderr).contains("warning: not built: vectorstore"));
+        assert!(String::from_utf8_lossy(&output.stderr).contains("warning: not built: edge"));
     }
     assert_eq!(files(&a), files(&b), "two builds of one spec differ");
     let index: serde_json::Value = serde_json::from_slice(&std::fs::read(a.join("index.json")).unwrap()).unwrap();
@@ -81,10 +81,10 @@ fn sha256(bytes: &[u8]) -> String {
 fn what_cannot_be_built_is_an_error_and_nothing_is_written() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    let output = sovereign(&["build", "examples/lab", "-o", out.to_str().unwrap()], &[]);
+    let output = sovereign(&["build", "examples/enterprise", "-o", out.to_str().unwrap()], &[]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("error: cannot build: vectorstore \"notes\""), "{stderr}");
+    assert!(stderr.contains("error: cannot build: edge \"adjuster-assist\": the device bundle"), "{stderr}");
     assert!(!out.exists());
 }
 

@@ -28,4 +28,5 @@ pub const CATALOG: &[StdlibFile] = &[
     StdlibFile { path: "catalog/tpus.kdl", text: include_str!("../catalog/tpus.kdl") },
     StdlibFile { path: "catalog/socs.kdl", text: include_str!("../catalog/socs.kdl") },
     StdlibFile { path: "catalog/models.kdl", text: include_str!("../catalog/models.kdl") },
+    StdlibFile { path: "catalog/charts.kdl", text: include_str!("../catalog/charts.kdl") },
 ];

@@ -93,6 +93,8 @@ pub struct Compilation {
     pub diagnostics: Vec<Diagnostic>,
     /// Present when the check found no errors.
     pub analysis: Option<Analysis>,
+    /// The catalog it was checked against (emitters read its chart versions).
+    pub catalog: sovereign_catalog::Catalog,
 }
 
 impl Compilation {
@@ -117,5 +119,6 @@ pub fn compile(stdlib: &Stdlib, root: &Path, bytes: Vec<u8>, host: &dyn Host) ->
         }
         _ => None,
     };
-    Compilation { sources, fabric, spec, diagnostics, analysis }
+    let catalog = stdlib.schema.catalog.clone();
+    Compilation { sources, fabric, spec, diagnostics, analysis, catalog }
 }

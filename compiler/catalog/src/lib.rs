@@ -26,6 +26,19 @@ pub struct Catalog {
     pub socs: BTreeMap<String, Soc>,
     /// Model architectures by base name (`llama-3.1-8b-instruct`).
     pub models: BTreeMap<String, Architecture>,
+    /// Helm charts by name (`qdrant`), pinned.
+    pub charts: BTreeMap<String, Chart>,
+}
+
+/// A Helm chart sovereign installs, at the version its values were checked against.
+#[derive(Clone, Debug)]
+pub struct Chart {
+    pub name: String,
+    /// The chart repository's URL.
+    pub repo: String,
+    pub version: String,
+    /// The application version the chart release ships.
+    pub app_version: String,
 }
 
 /// The kinds of catalog entry a spec value may name.

@@ -3,7 +3,7 @@
 use sovereign_diagnostics::{Diagnostic, FileId, Span, codes};
 use sovereign_syntax::ast::{LiteralKind, Node};
 
-use crate::{Architecture, Catalog, Gpu, MIG_COMPUTE_SLICES, MIG_MEMORY_SLICES, MigProfile, Region, Soc, Tpu};
+use crate::{Architecture, Catalog, Chart, Gpu, MIG_COMPUTE_SLICES, MIG_MEMORY_SLICES, MigProfile, Region, Soc, Tpu};
 
 /// Reads catalog files; `files` pairs each file's id with its text.
 #[must_use]
@@ -46,11 +46,20 @@ pub fn load(files: &[(FileId, &str)]) -> (Catalog, Vec<Diagnostic>) {
                     let Some(model) = entry.architecture(&name) else { continue };
                     catalog.models.insert(name.clone(), model).is_some()
                 }
+                "chart" => {
+                    let (Some(repo), Some(version), Some(app_version)) =
+                        (entry.req_str("repo"), entry.req_str("version"), entry.req_str("app-version"))
+                    else {
+                        continue;
+                    };
+                    let chart = Chart { name: name.clone(), repo, version, app_version };
+                    catalog.charts.insert(name.clone(), chart).is_some()
+                }
                 other => {
                     entry.bad(
                         node.name.span,
                         format!(
-                            "unknown catalog entry `{other}`; expected jurisdiction, region, gpu, tpu, soc or model"
+                            "unknown catalog entry `{other}`; expected jurisdiction, region, gpu, tpu, soc, model or chart"
                         ),
                     );
                     false

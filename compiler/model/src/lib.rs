@@ -368,6 +368,8 @@ pub struct Temporal {
     pub item: ItemId,
     pub name: Name,
     pub site: Spanned<Id<Site>>,
+    /// An existing server's HTTP API: nothing is deployed, the namespaces are registered there.
+    pub endpoint: Option<Spanned<Uri>>,
     pub persistence: Option<Persistence>,
     pub namespaces: Vec<TemporalNamespace>,
     pub depends_on: Vec<Spanned<ItemId>>,

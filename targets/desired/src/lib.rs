@@ -12,6 +12,7 @@
 //! tree of maps is what keeps a build of 100,000 objects small: a
 //! Deployment is 1.5 KB of JSON and was 25 KB as a `serde_json::Value`.
 
+pub mod modules;
 pub mod yaml;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -33,6 +34,8 @@ pub enum Target {
     Temporal,
     /// Device bundles pushed to a fleet's registry.
     Npu,
+    /// Collections of a Qdrant vector store (`PUT /collections/{name}` bodies).
+    Qdrant,
 }
 
 impl Target {
@@ -43,6 +46,7 @@ impl Target {
             Target::Helm => "helm",
             Target::Temporal => "temporal",
             Target::Npu => "npu",
+            Target::Qdrant => "qdrant",
         }
     }
 }
@@ -181,6 +185,13 @@ pub struct DesiredState {
     /// What a spec declares that the emitters could not build, and why
     /// (`serve "x": … not yet supported`): never a silent omission.
     pub unbuilt: Vec<String>,
+    /// What apply must create that a build cannot hold (a Secret whose
+    /// value comes from the environment, a generated API key): said, so
+    /// that nobody mistakes the build for everything the cluster needs.
+    pub at_apply: Vec<String>,
+    /// Where the output depends on something outside the spec (a chart
+    /// version, a GPU Operator setting, a secret store): warnings.
+    pub assumptions: Vec<String>,
 }
 
 impl DesiredState {
@@ -192,6 +203,17 @@ impl DesiredState {
             return;
         }
         self.resources.insert(resource.id.clone(), resource);
+    }
+
+    /// Adds every resource and note of `other` (another target's build).
+    pub fn merge(&mut self, other: DesiredState) {
+        for resource in other.resources.into_values() {
+            self.add(resource);
+        }
+        self.conflicts.extend(other.conflicts);
+        self.unbuilt.extend(other.unbuilt);
+        self.at_apply.extend(other.at_apply);
+        self.assumptions.extend(other.assumptions);
     }
 
     /// What is wrong with the set: dependencies on ids it does not hold,

@@ -13,13 +13,18 @@
 //! randomness or environment; the same fabric gives the same resources.
 //! Every object carries the inventory labels (`labels.rs`).
 
+mod flows;
 mod labels;
+mod ledger;
 mod mig;
 mod namespaces;
 mod objects;
+mod releases;
+mod secrets;
 mod serves;
 
 use sovereign_analyze::Analysis;
+use sovereign_catalog::Catalog;
 use sovereign_desired::DesiredState;
 use sovereign_ir::Fabric;
 use sovereign_model::Spec;
@@ -27,15 +32,31 @@ use sovereign_model::Spec;
 pub use labels::{DECLARATION_ANNOTATION, DECLARATION_LABEL, FABRIC_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
 pub use mig::{CONFIG_MAP as MIG_CONFIG_MAP, GPU_OPERATOR_NAMESPACE};
 pub use namespaces::{Module, namespace_name};
+pub use releases::POSTGRES_IMAGE;
+pub use secrets::SECRET_STORE;
 pub use serves::VLLM_IMAGE;
 
-/// The Kubernetes objects of every site's cluster.
+/// The Kubernetes objects of every site's cluster, with the Helm
+/// target's values and collections that its HelmCharts install.
 #[must_use]
-pub fn emit(spec: &Spec, fabric: &Fabric, analysis: &Analysis) -> DesiredState {
+pub fn emit(spec: &Spec, fabric: &Fabric, analysis: &Analysis, catalog: &Catalog) -> DesiredState {
     let mut state = DesiredState::default();
     let context = labels::Context::new(spec);
+    let helm = sovereign_helm::emit(spec, analysis, catalog);
     namespaces::emit(spec, analysis, &context, &mut state);
     mig::emit(fabric, analysis, &context, &mut state);
     serves::emit(spec, analysis, &context, &mut state);
+    releases::emit(&helm.releases, &context, &mut state);
+    secrets::emit(spec, analysis, &context, &mut state);
+    ledger::emit(spec, analysis, &context, &mut state);
+    flows::emit(spec, analysis, &context, &mut state);
+    let charts: std::collections::BTreeSet<_> =
+        helm.releases.iter().map(|r| (&r.chart.name, &r.chart.version, &r.chart.repo)).collect();
+    for (name, version, repo) in charts {
+        state.assumptions.push(format!(
+            "the {name} chart's values are written for its version {version} (from {repo}); a newer chart may rename their keys"
+        ));
+    }
+    state.merge(helm.state);
     state
 }

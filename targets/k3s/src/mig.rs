@@ -73,6 +73,11 @@ pub(crate) fn emit(fabric: &Fabric, analysis: &Analysis, context: &Context, stat
         let mut rest = Map::new();
         rest.insert("data".into(), json!({ "config.yaml": text }));
         state.add(context.object(&site.name, "v1", "ConfigMap", &metadata, rest, None));
+        if state.assumptions.iter().all(|a| !a.contains(CONFIG_MAP)) {
+            state.assumptions.push(format!(
+                "MIG layouts take effect only where the GPU Operator's chart sets `migManager.config.name: {CONFIG_MAP}` (and `mig.strategy: mixed`)"
+            ));
+        }
     }
 }
 

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use sovereign_check::{MemoryHost, Stdlib};
 use sovereign_desired::DesiredState;
+use sovereign_desired::Target;
 
 fn examples() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
@@ -39,7 +40,9 @@ fn build(dir: &Path) -> DesiredState {
     let compiled = sovereign_analyze::compile(&stdlib, Path::new("fabric.kdl"), bytes, &host);
     assert!(!compiled.has_errors(), "{} must check clean", dir.display());
     let (spec, analysis) = (compiled.spec.as_ref().unwrap(), compiled.analysis.as_ref().unwrap());
-    sovereign_k3s::emit(spec, &compiled.fabric, analysis)
+    let mut state = sovereign_k3s::emit(spec, &compiled.fabric, analysis, &compiled.catalog);
+    state.merge(sovereign_temporal::emit(spec, analysis));
+    state
 }
 
 fn render(state: &DesiredState) -> String {
@@ -77,7 +80,7 @@ fn every_example_builds_a_sound_desired_state() {
 #[test]
 fn every_object_carries_the_inventory_labels() {
     for dir in examples() {
-        for resource in build(&dir).resources.values().filter(|r| !r.patch) {
+        for resource in build(&dir).resources.values().filter(|r| !r.patch && r.id.target == Target::K3s) {
             let labels = &resource.body()["metadata"]["labels"];
             assert_eq!(labels[sovereign_k3s::MANAGED_BY_LABEL], "sovereign", "{}", resource.id);
             assert!(labels[sovereign_k3s::FABRIC_LABEL].is_string(), "{}", resource.id);
@@ -127,7 +130,9 @@ fn every_object_passes_kubernetes_validate_strict() {
     std::fs::create_dir_all(&dir).unwrap();
     let mut files = Vec::new();
     for example in examples() {
-        for (i, resource) in build(&example).resources.values().filter(|r| !r.patch).enumerate() {
+        // Custom resources are checked against their CRDs (below).
+        let objects = build(&example).resources.into_values().filter(|r| !r.patch && r.id.target == Target::K3s);
+        for (i, resource) in objects.filter(|r| !is_custom(&r.id.kind)).enumerate() {
             let name = format!("{}-{i}.json", example.file_name().unwrap().to_string_lossy());
             std::fs::write(dir.join(&name), serde_json::to_vec(&resource.body()).unwrap()).unwrap();
             files.push(dir.join(name));
@@ -191,7 +196,7 @@ fn every_placed_replica_has_a_pod_asking_for_its_devices() {
         let bytes = sovereign_check::Host::read(&host, Path::new("fabric.kdl")).unwrap();
         let compiled = sovereign_analyze::compile(&stdlib, Path::new("fabric.kdl"), bytes, &host);
         let analysis = compiled.analysis.as_ref().unwrap();
-        let state = sovereign_k3s::emit(compiled.spec.as_ref().unwrap(), &compiled.fabric, analysis);
+        let state = sovereign_k3s::emit(compiled.spec.as_ref().unwrap(), &compiled.fabric, analysis, &compiled.catalog);
         for plan in &analysis.serves {
             if state.unbuilt.iter().any(|u| u.starts_with(&format!("serve \"{}\"", plan.name))) {
                 continue;
@@ -215,4 +220,54 @@ fn every_placed_replica_has_a_pod_asking_for_its_devices() {
             }
         }
     }
+}
+
+/// Groups whose kinds come from CRDs rather than Kubernetes itself.
+fn is_custom(kind: &str) -> bool {
+    kind.starts_with("helm.cattle.io/") || kind.starts_with("external-secrets.io/")
+}
+
+/// Every custom resource of every example validates against the upstream
+/// CRD's OpenAPI schema (`../shared/fixtures/crds/`), fields an API server
+/// would prune included: what a real API server would accept, short of one.
+#[test]
+fn every_custom_resource_validates_against_its_crd() {
+    let crds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/crds");
+    let have_python = std::process::Command::new("python3").args(["-c", "import jsonschema, yaml"]).output();
+    if !crds.is_dir() || !have_python.is_ok_and(|o| o.status.success()) {
+        assert!(
+            std::env::var_os("SOVEREIGN_EXPECT_KUBERNETES_VALIDATE").is_none(),
+            "the CRDs or python3 with jsonschema and yaml are missing"
+        );
+        eprintln!("skipped: ../shared/fixtures/crds or python3 jsonschema/yaml missing");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("sovereign-k3s-crds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut files = Vec::new();
+    let mut kinds = std::collections::BTreeSet::new();
+    for example in examples() {
+        let custom =
+            build(&example).resources.into_values().filter(|r| r.id.target == Target::K3s && is_custom(&r.id.kind));
+        for (i, resource) in custom.enumerate() {
+            kinds.insert(resource.id.kind.to_string());
+            let name = format!("{}-{i}.json", example.file_name().unwrap().to_string_lossy());
+            std::fs::write(dir.join(&name), resource.json.as_bytes()).unwrap();
+            files.push(dir.join(name));
+        }
+    }
+    assert_eq!(
+        kinds.into_iter().collect::<Vec<_>>(),
+        ["external-secrets.io/ExternalSecret", "helm.cattle.io/HelmChart"],
+        "the examples should exercise every custom kind"
+    );
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/validate_crds.py");
+    let output = std::process::Command::new("python3").arg(script).arg(&crds).args(&files).output().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

@@ -160,6 +160,7 @@ impl<'f> Reader<'f> {
             item: id,
             name: Self::name(item),
             site: self.required_reference(item, item.prop("site"), "site", Decl::site)?,
+            endpoint: self.prop(item, "endpoint", uri),
             persistence,
             namespaces,
             depends_on: self.depends_on(item, "temporal/depends-on"),

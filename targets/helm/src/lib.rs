@@ -1,0 +1,203 @@
+//! The Helm target: values for the charts sovereign installs, pinned in
+//! the stdlib's chart catalog (`stdlib/catalog/charts.kdl`), and the
+//! requests the vector store's driver makes once its chart is up.
+//!
+//! - `vectorstore` → the Qdrant chart (`qdrant.rs`), and its collections
+//!   as `PUT /collections/{name}` bodies (target `qdrant`);
+//! - `temporal` → the Temporal chart 1.x with its SQL datastores
+//!   (`temporal.rs`); the PostgreSQL it needs is a K3s object;
+//! - `observe` → the OpenTelemetry Collector chart on every cluster
+//!   (`collector.rs`).
+//!
+//! A [`Release`] is what the K3s target wraps in a HelmChart object; the
+//! values are also resources of their own (target `helm`), written as
+//! values files for users who install charts another way (Flux, Argo CD).
+//!
+//! Architecture Invariant: pure and deterministic, like every emitter.
+
+mod collector;
+mod qdrant;
+mod temporal;
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use sovereign_analyze::Analysis;
+use sovereign_catalog::{Catalog, Chart};
+use sovereign_desired::modules::{Module, namespace_name};
+use sovereign_desired::{DesiredState, Resource, ResourceId, Target};
+use sovereign_ir::values::SecretSource;
+use sovereign_model::{Id, Secret, Spec};
+
+pub use collector::{OTLP_GRPC_PORT, OTLP_HTTP_PORT};
+pub use qdrant::{API_KEY_KEY, QDRANT_HTTP_PORT, api_key_secret};
+pub use temporal::{POSTGRES_PORT, TEMPORAL_GRPC_PORT, TEMPORAL_HTTP_PORT, postgres_name};
+
+/// Where K3s' helm controller expects HelmChart objects
+/// (docs.k3s.io/add-ons/helm: "conventionally in kube-system").
+pub const HELM_CHART_NAMESPACE: &str = "kube-system";
+
+/// One chart installed on one site's cluster.
+#[derive(Clone, Debug)]
+pub struct Release {
+    pub site: Arc<str>,
+    pub chart: Chart,
+    /// The release (and HelmChart) name, an RFC 1123 label.
+    pub name: String,
+    /// Where the chart's objects go (`targetNamespace`).
+    pub namespace: String,
+    pub module: Module,
+    /// The declaration it comes from: kind and name (`vectorstore`, `kb`).
+    pub declaration: (&'static str, Arc<str>),
+    pub values: Value,
+    /// Objects the release needs first (the PostgreSQL of a Temporal).
+    pub after: Vec<ResourceId>,
+    /// A database the chart no longer ships, which the K3s target runs.
+    pub database: Option<Database>,
+}
+
+/// A PostgreSQL for a release: its name (StatefulSet, Service and the
+/// password Secret) and its volume's size in bytes.
+#[derive(Clone, Debug)]
+pub struct Database {
+    pub name: String,
+    pub size: u64,
+}
+
+impl Release {
+    /// The id of the HelmChart object that installs it.
+    #[must_use]
+    pub fn helm_chart_id(&self) -> ResourceId {
+        ResourceId {
+            target: Target::K3s,
+            site: self.site.clone(),
+            kind: "helm.cattle.io/HelmChart".into(),
+            namespace: Some(HELM_CHART_NAMESPACE.into()),
+            name: self.name.as_str().into(),
+        }
+    }
+
+    fn values_resource(&self) -> Resource {
+        let id = ResourceId {
+            target: Target::Helm,
+            site: self.site.clone(),
+            kind: format!("values/{}", self.chart.name).into(),
+            namespace: Some(self.namespace.as_str().into()),
+            name: self.name.as_str().into(),
+        };
+        let declaration = format!("{} \"{}\"", self.declaration.0, self.declaration.1);
+        Resource::new(id, Some(declaration.into()), &self.values)
+    }
+}
+
+/// What the Helm target builds.
+#[derive(Debug, Default)]
+pub struct Emitted {
+    pub releases: Vec<Release>,
+    /// The values (target `helm`) and the vector stores' collections
+    /// (target `qdrant`), with what could not be built and what apply must create.
+    pub state: DesiredState,
+}
+
+/// The releases of every declaration that installs a chart.
+#[must_use]
+pub fn emit(spec: &Spec, analysis: &Analysis, catalog: &Catalog) -> Emitted {
+    let fabric = spec.fabric.name.as_ref().map_or_else(|| Arc::from("fabric"), |n| n.qualified.clone());
+    let mut emitted = Emitted::default();
+    let chart = |name: &str, emitted: &mut Emitted| -> Option<Chart> {
+        let chart = catalog.charts.get(name).cloned();
+        if chart.is_none() {
+            emitted
+                .state
+                .unbuilt
+                .push(format!("the `{name}` chart is not in the chart catalog (stdlib/catalog/charts.kdl)"));
+        }
+        chart
+    };
+    if !spec.vectorstores.is_empty()
+        && let Some(chart) = chart("qdrant", &mut emitted)
+    {
+        qdrant::emit(spec, analysis, &fabric, &chart, &mut emitted);
+    }
+    if !spec.temporals.is_empty()
+        && let Some(chart) = chart("temporal", &mut emitted)
+    {
+        temporal::emit(spec, analysis, &fabric, &chart, &mut emitted);
+    }
+    if !spec.observes.is_empty()
+        && let Some(chart) = chart("opentelemetry-collector", &mut emitted)
+    {
+        collector::emit(spec, analysis, &fabric, &chart, &mut emitted);
+    }
+    for release in &emitted.releases {
+        emitted.state.add(release.values_resource());
+    }
+    emitted
+}
+
+/// A Kubernetes Secret a workload reads: its name and key in the
+/// workload's namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretRef {
+    pub name: String,
+    pub key: String,
+}
+
+/// Where a declared secret is found in a cluster. Sovereign never holds a
+/// value: a `vault:` secret arrives through an ExternalSecret of this
+/// name, an `env:` or `file:` one is created by apply, a `k8s:` one exists.
+#[must_use]
+pub fn secret_ref(spec: &Spec, secret: Id<Secret>) -> SecretRef {
+    let secret = &spec.secrets[secret];
+    match &secret.from.value {
+        SecretSource::Kubernetes { name, .. } => SecretRef { name: name.clone(), key: SECRET_KEY.into() },
+        _ => SecretRef { name: label(&format!("sovereign-{}", secret.name.qualified)), key: SECRET_KEY.into() },
+    }
+}
+
+/// The key under which sovereign's Secrets hold their one value.
+pub const SECRET_KEY: &str = "value";
+
+/// An RFC 1123 label of at most 63 characters: lowercase letters, digits, `-`.
+#[must_use]
+pub fn label(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let c = if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' };
+        if !(c == '-' && (out.is_empty() || out.ends_with('-'))) {
+            out.push(c);
+        }
+    }
+    out.truncate(63);
+    out.trim_end_matches('-').to_owned()
+}
+
+/// The restricted Pod Security Standard, as the charts take it
+/// (kubernetes.io/docs/concepts/security/pod-security-standards).
+fn restricted_container() -> Value {
+    json!({
+        "allowPrivilegeEscalation": false,
+        "capabilities": { "drop": ["ALL"] },
+        "runAsNonRoot": true,
+        "seccompProfile": { "type": "RuntimeDefault" },
+    })
+}
+
+fn restricted_pod(uid: u64) -> Value {
+    json!({
+        "runAsNonRoot": true,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "fsGroup": uid,
+        "seccompProfile": { "type": "RuntimeDefault" },
+    })
+}
+
+/// A size in bytes as a Kubernetes quantity in whole GiB, rounded up.
+fn gibibytes(bytes: u64) -> String {
+    format!("{}Gi", bytes.div_ceil(1 << 30).max(1))
+}
+
+fn namespace(fabric: &str, module: Module) -> String {
+    namespace_name(fabric, module)
+}

@@ -1,0 +1,132 @@
+//! `temporal` → the Temporal chart 1.x, on a PostgreSQL sovereign provides.
+//!
+//! Facts (temporalio/helm-charts `charts/temporal/values.yaml` and
+//! `UPGRADING.md` at chart 1.6.0, ../shared/fixtures/helm-charts/temporal):
+//! - chart 1.0 removed the database subcharts: persistence is the raw
+//!   server config under `server.config.persistence` (`defaultStore`,
+//!   `visibilityStore`, `numHistoryShards`, `datastores.<name>.sql` with
+//!   `pluginName`, `driverName`, `databaseName`, `connectAddr`, `user`,
+//!   `existingSecret`, `secretKey`, `createDatabase`, `manageSchema`);
+//!   `cassandra.enabled` and `server.config.persistence.default.driver`
+//!   are gone, and none of them is written here;
+//! - `numHistoryShards` cannot change after the first deploy: 512, the
+//!   chart's default, is fixed here;
+//! - `server.config.namespaces.create: false`: sovereign registers
+//!   namespaces through the frontend's HTTP API (port 7243) itself;
+//! - every component has `securityContext` (pod) and
+//!   `containerSecurityContext` (`server.<service>`, `admintools`, `web`,
+//!   `schema`), empty by default: set to the restricted profile here.
+//!
+//! PostgreSQL: the K3s target runs one (`postgres.rs` there), named by
+//! [`postgres_name`], with its password in a Secret that apply creates.
+
+use serde_json::{Value, json};
+use sovereign_analyze::Analysis;
+use sovereign_catalog::Chart;
+use sovereign_desired::modules::Module;
+use sovereign_desired::{ResourceId, Target};
+use sovereign_model::{PersistenceEngine, Spec};
+
+use crate::{Emitted, Release, label, namespace, restricted_container, restricted_pod};
+
+/// The frontend's gRPC and HTTP ports (values.yaml `server.frontend.service`).
+pub const TEMPORAL_GRPC_PORT: u16 = 7233;
+pub const TEMPORAL_HTTP_PORT: u16 = 7243;
+pub const POSTGRES_PORT: u16 = 5432;
+/// The uid of the `temporal` user in the server images.
+const TEMPORAL_UID: u64 = 1000;
+
+/// The PostgreSQL (StatefulSet, Service and password Secret) of a Temporal release.
+#[must_use]
+pub fn postgres_name(release: &str) -> String {
+    format!("{release}-postgresql")
+}
+
+pub(crate) fn emit(spec: &Spec, analysis: &Analysis, fabric: &str, chart: &Chart, emitted: &mut Emitted) {
+    let namespace = namespace(fabric, Module::Metabolism);
+    for temporal in spec.temporals.values() {
+        if temporal.endpoint.is_some() {
+            // An existing server: nothing to install.
+            continue;
+        }
+        let site = &analysis.sites.sites[temporal.site.value.index()];
+        let written = &temporal.name.qualified;
+        let engine = temporal.persistence.as_ref().map(|p| p.engine.value);
+        if !matches!(engine, Some(PersistenceEngine::Postgresql)) {
+            let what = match engine {
+                None => "a Temporal without `persistence`: say `persistence \"postgresql\" size=\"50Gi\"`, or name an existing server with `endpoint=`".to_owned(),
+                Some(engine) => format!("Temporal on {}: not yet supported (postgresql is)", engine.word()),
+            };
+            emitted.state.unbuilt.push(format!("temporal \"{written}\": {what}"));
+            continue;
+        }
+        if !site.has_cluster {
+            emitted.state.unbuilt.push(format!("temporal \"{written}\": its site has no cluster to run it"));
+            continue;
+        }
+        let name = label(written);
+        let database = postgres_name(&name);
+        let store = |database_name: &str| -> Value {
+            json!({ "sql": {
+                "pluginName": "postgres12",
+                "driverName": "postgres12",
+                "databaseName": database_name,
+                "connectAddr": format!("{database}.{namespace}.svc:{POSTGRES_PORT}"),
+                "connectProtocol": "tcp",
+                "user": "temporal",
+                "existingSecret": database,
+                "secretKey": "password",
+                "createDatabase": true,
+                "manageSchema": true,
+                "maxConns": 20,
+            }})
+        };
+        let restricted = restricted_container();
+        let mut server = json!({
+            "replicaCount": 1,
+            "securityContext": restricted_pod(TEMPORAL_UID),
+            "config": {
+                "namespaces": { "create": false },
+                "persistence": {
+                    "defaultStore": "default",
+                    "visibilityStore": "visibility",
+                    "numHistoryShards": 512,
+                    "datastores": { "default": store("temporal"), "visibility": store("temporal_visibility") },
+                },
+            },
+        });
+        for service in ["frontend", "internal-frontend", "history", "matching", "worker"] {
+            server[service] = json!({ "containerSecurityContext": restricted });
+        }
+        let component =
+            || json!({ "securityContext": restricted_pod(TEMPORAL_UID), "containerSecurityContext": restricted });
+        let mut admintools = component();
+        // sovereign talks to the frontend's HTTP API; the admin shell is not needed.
+        admintools["enabled"] = json!(false);
+        let values = json!({ "server": server, "admintools": admintools, "web": component(), "schema": component() });
+        emitted.releases.push(Release {
+            site: site.name.clone(),
+            chart: chart.clone(),
+            name: name.clone(),
+            namespace: namespace.clone(),
+            module: Module::Metabolism,
+            declaration: ("temporal", written.clone()),
+            values,
+            after: vec![ResourceId {
+                target: Target::K3s,
+                site: site.name.clone(),
+                kind: "apps/StatefulSet".into(),
+                namespace: Some(namespace.as_str().into()),
+                name: database.as_str().into(),
+            }],
+            database: Some(crate::Database {
+                name: database.clone(),
+                // 10 GiB when the spec gives no size.
+                size: temporal.persistence.as_ref().and_then(|p| p.size.as_ref()).map_or(10 << 30, |s| s.value),
+            }),
+        });
+        emitted.state.at_apply.push(format!(
+            "Secret {namespace}/{database}: a random password for temporal \"{written}\"'s PostgreSQL, created before it starts"
+        ));
+    }
+}

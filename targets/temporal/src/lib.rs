@@ -1,0 +1,187 @@
+//! The Temporal target: what the Temporal driver sends to a server's HTTP
+//! API (the frontend's grpc-gateway, port 7243), as proto-JSON bodies.
+//!
+//! - each `namespace` of a `temporal` → a `RegisterNamespaceRequest`
+//!   (`POST /api/v1/namespaces`): `namespace` and
+//!   `workflowExecutionRetentionPeriod`, a Duration written in seconds
+//!   (`"2592000s"`); an existing namespace answers ALREADY_EXISTS, so the
+//!   driver describes first;
+//! - each `eval` → a `CreateScheduleRequest` (`POST
+//!   /api/v1/namespaces/{namespace}/schedules/{scheduleId}`) in its
+//!   `runs-on` namespace: the cron spec, a `startWorkflow` action with the
+//!   workflow type and task queue, and as input the target's endpoint,
+//!   the dataset's ledger table and the metric thresholds. The gate
+//!   (`on-fail`) is in the input too, so apply can read it back.
+//!
+//! Sources: temporalio/api `temporal/api/workflowservice/v1/service.proto`
+//! (HTTP bindings) and `request_response.proto`, `schedule/v1/message.proto`
+//! (`ScheduleSpec.cron_string`, `ScheduleAction.start_workflow`),
+//! `common/v1/message.proto` (`Payload`: metadata `encoding: json/plain`,
+//! data the JSON bytes; proto-JSON writes bytes as base64).
+//!
+//! Architecture Invariant: pure and deterministic, like every emitter.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use sovereign_analyze::Analysis;
+use sovereign_desired::modules::{Module, namespace_name};
+use sovereign_desired::{DesiredState, Resource, ResourceId, Target};
+use sovereign_model::{OnFail, Spec};
+
+/// The workflow an eval schedule starts, and the task queue its workers
+/// poll: the eval workers (the drivers issue) register under these names.
+pub const EVAL_WORKFLOW: &str = "sovereign.Eval";
+pub const EVAL_TASK_QUEUE: &str = "sovereign-evals";
+
+/// The requests for every Temporal namespace and eval schedule.
+#[must_use]
+pub fn emit(spec: &Spec, analysis: &Analysis) -> DesiredState {
+    let fabric = spec.fabric.name.as_ref().map_or_else(|| Arc::from("fabric"), |n| n.qualified.clone());
+    let mut state = DesiredState::default();
+    for temporal in spec.temporals.values() {
+        let site = analysis.sites.sites[temporal.site.value.index()].name.clone();
+        let server = sovereign_helm::label(&temporal.name.qualified);
+        let installed = temporal.endpoint.is_none().then(|| ResourceId {
+            target: Target::K3s,
+            site: site.clone(),
+            kind: "helm.cattle.io/HelmChart".into(),
+            namespace: Some(sovereign_helm::HELM_CHART_NAMESPACE.into()),
+            name: server.as_str().into(),
+        });
+        for namespace in &temporal.namespaces {
+            let name = namespace.name.qualified.rsplit('/').next().unwrap_or_default();
+            let body = json!({
+                "namespace": name,
+                "workflowExecutionRetentionPeriod": format!("{}s", namespace.retention.value.div_ceil(1000)),
+            });
+            let id = ResourceId {
+                target: Target::Temporal,
+                site: site.clone(),
+                kind: "namespace".into(),
+                namespace: Some(server.as_str().into()),
+                name: name.into(),
+            };
+            let mut resource =
+                Resource::new(id, Some(format!("temporal \"{}\"", temporal.name.qualified).into()), &body);
+            if let Some(chart) = &installed {
+                resource.depends_on.insert(chart.clone());
+            }
+            state.add(resource);
+        }
+    }
+    for eval in spec.evals.values() {
+        let written = &eval.name.qualified;
+        let temporal = &spec.temporals[eval.runs_on.temporal.value];
+        let Some(namespace) = eval.runs_on.namespace.as_ref().map(|n| &temporal.namespaces[n.value.index as usize])
+        else {
+            state.unbuilt.push(format!("eval \"{written}\": `runs-on` names no namespace, so no schedule is built"));
+            continue;
+        };
+        let Some(schedule) = &eval.schedule else {
+            state.unbuilt.push(format!("eval \"{written}\": no `schedule`: on-demand evals are not yet supported"));
+            continue;
+        };
+        let namespace = namespace.name.qualified.rsplit('/').next().unwrap_or_default();
+        let serve = &spec.serves[eval.target.value];
+        let dataset = &spec.datasets[eval.dataset.value];
+        let service = sovereign_helm::label(&serve.name.qualified);
+        let endpoint = format!("http://{service}.{}.svc:8000/v1", namespace_name(&fabric, Module::Kinetic));
+        let ledger = dataset.ledger.as_ref().map(|l| &*spec.ledgers[l.value].name.qualified);
+        let thresholds: Vec<Value> = eval
+            .metrics
+            .iter()
+            .map(|m| json!({ "metric": m.name.qualified.rsplit('/').next().unwrap_or_default(), "min": m.min.as_ref().map(|v| v.value), "max": m.max.as_ref().map(|v| v.value) }))
+            .collect();
+        let on_fail = match eval.on_fail.value {
+            OnFail::Block => "block",
+            OnFail::Warn => "warn",
+            OnFail::Rollback => "rollback",
+        };
+        let input = json!({
+            "eval": &**written,
+            "target": { "serve": &*serve.name.qualified, "endpoint": endpoint },
+            "dataset": { "name": &*dataset.name.qualified, "ledger": ledger, "table": dataset.table.as_ref().map(|t| &*t.value) },
+            "thresholds": thresholds,
+            "onFail": on_fail,
+        });
+        let schedule_id = sovereign_helm::label(&format!("eval-{written}"));
+        let body = json!({
+            "namespace": namespace,
+            "scheduleId": schedule_id,
+            "schedule": {
+                "spec": { "cronString": [schedule.value.text()] },
+                "action": { "startWorkflow": {
+                    "workflowId": schedule_id,
+                    "workflowType": { "name": EVAL_WORKFLOW },
+                    "taskQueue": { "name": EVAL_TASK_QUEUE },
+                    "input": { "payloads": [json_payload(&input)] },
+                }},
+                "policies": { "overlapPolicy": "SCHEDULE_OVERLAP_POLICY_SKIP" },
+            },
+        });
+        let server = sovereign_helm::label(&temporal.name.qualified);
+        let site = analysis.sites.sites[temporal.site.value.index()].name.clone();
+        let id = ResourceId {
+            target: Target::Temporal,
+            site: site.clone(),
+            kind: "schedule".into(),
+            namespace: Some(format!("{server}/{namespace}").into()),
+            name: schedule_id.as_str().into(),
+        };
+        let mut resource = Resource::new(id, Some(format!("eval \"{written}\"").into()), &body);
+        resource.depends_on.insert(ResourceId {
+            target: Target::Temporal,
+            site,
+            kind: "namespace".into(),
+            namespace: Some(server.as_str().into()),
+            name: namespace.into(),
+        });
+        state.add(resource);
+    }
+    state
+}
+
+/// A Temporal `Payload` holding `value` as JSON (the default data
+/// converter's `json/plain` encoding), in proto-JSON: bytes as base64.
+fn json_payload(value: &Value) -> Value {
+    json!({
+        "metadata": { "encoding": base64(b"json/plain") },
+        "data": base64(value.to_string().as_bytes()),
+    })
+}
+
+/// Standard base64 with padding (RFC 4648 §4), as proto-JSON writes bytes.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_matches_rfc_4648_vectors() {
+        for (plain, coded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(super::base64(plain.as_bytes()), coded);
+        }
+    }
+}
