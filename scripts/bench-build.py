@@ -3,7 +3,7 @@
 
     python3 scripts/bench-build.py [--runs 5] [--peer-runs 1] [--no-peers] [--bin target/release/sovereign]
 
-Builds (release, output on /dev/shm when it exists) of:
+Builds (release, output on /dev/shm when it exists; removed afterwards) of:
   - `fabric-gen 10000` and `fabric-gen 100000`: budgets <= 300 ms and <= 3 s, peak RSS <= 30x the input;
   - `fabric-gen serves 10000`: 10,000 one-replica vLLM serves, against KCL and Jsonnet writing the
     same kind of objects (../shared/peers/: Deployment + Service + NetworkPolicy per service), where
@@ -47,7 +47,9 @@ def main():
     args = parser.parse_args()
     if not (os.path.exists(args.bin) and os.path.exists(args.gen)):
         subprocess.run(["cargo", "build", "--release", "-p", "sovereign", "-p", "fabric-gen"], cwd=ROOT, check=True)
-    scratch = tempfile.mkdtemp(dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    # Specs on disk (sovereign refuses to read specs under /dev), output in memory where it can be.
+    scratch = tempfile.mkdtemp()
+    out_dir = tempfile.mkdtemp(dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
     inputs = [("fabric-gen 10000", ["10000"], 0.3), ("fabric-gen 100000", ["100000"], 3.0),
               ("fabric-gen serves 10000", ["serves", "10000"], None)]
     specs = {}
@@ -59,7 +61,7 @@ def main():
     results = {name: [] for name, _, _ in inputs}
     for _ in range(args.runs):
         for name, _, _ in inputs:
-            out = os.path.join(scratch, "out-" + name.replace(" ", "-"))
+            out = os.path.join(out_dir, "out-" + name.replace(" ", "-"))
             results[name].append(run([args.bin, "build", specs[name], "-o", out, "--partial", "--force"]))
     print(f"sovereign build, {args.runs} runs each, alternating; {os.cpu_count()} cores\n")
     print("| input | input size | best | median | peak RSS | RSS / input | budget |")
@@ -71,6 +73,7 @@ def main():
         verdict = "" if budget is None else (f"<= {budget:g} s: " + ("met" if min(walls) <= budget else "NOT met"))
         print(f"| {name} | {size / 1e6:.1f} MB | {min(walls):.3f} s | {statistics.median(walls):.3f} s "
               f"| {peak / 2**20:.0f} MiB | {peak / size:.1f}x | {verdict} |")
+    subprocess.run(["rm", "-rf", scratch, out_dir], check=False)
     if args.no_peers:
         return
     try:
