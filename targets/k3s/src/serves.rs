@@ -29,6 +29,7 @@ use sovereign_desired::{DesiredState, ResourceId, Target};
 use sovereign_model::{Dtype, KvCacheDtype};
 
 use crate::labels::{Context, Declaration, label_value};
+use crate::releases::namespace_id;
 use crate::namespaces::{Module, namespace_name};
 use crate::objects::{
     ClaimSource, Container, ContainerPort, ContainerSecurityContext, DeploymentSpec, DisruptionBudgetSpec, EmptyDir,
@@ -242,13 +243,4 @@ fn emit_serve(
 
 fn probe(period: u64, failures: u64) -> Probe<'static> {
     Probe { http_get: HttpGet { path: "/health", port: "http" }, period_seconds: period, failure_threshold: failures }
-}
-fn namespace_id(site: &Arc<str>, namespace: &str) -> ResourceId {
-    ResourceId {
-        target: Target::K3s,
-        site: site.clone(),
-        kind: "Namespace".into(),
-        namespace: None,
-        name: namespace.into(),
-    }
 }
