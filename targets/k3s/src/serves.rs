@@ -29,13 +29,13 @@ use sovereign_desired::{DesiredState, ResourceId, Target};
 use sovereign_model::{Dtype, KvCacheDtype};
 
 use crate::labels::{Context, Declaration, label_value};
-use crate::releases::namespace_id;
 use crate::namespaces::{Module, namespace_name};
 use crate::objects::{
     ClaimSource, Container, ContainerPort, ContainerSecurityContext, DeploymentSpec, DisruptionBudgetSpec, EmptyDir,
     EnvVar, HttpGet, LabelSelector, PodSecurityContext, PodSpec, PodTemplate, Probe, Resources, SeccompProfile,
     ServicePort, ServiceSpec, Spec, TemplateMetadata, Volume, VolumeMount,
 };
+use crate::releases::namespace_id;
 
 /// The vLLM image, pinned (Docker Hub `vllm/vllm-openai`, tag `v0.12.0`,
 /// the release of vllm-project/vllm `releases/v0.12.0`).
