@@ -46,6 +46,8 @@ pub(crate) fn run(args: &BuildArgs) -> ExitCode {
     };
     let mut state = sovereign_k3s::emit(spec, &compiled.fabric, analysis, &compiled.catalog);
     state.merge(sovereign_temporal::emit(spec, analysis));
+    let (bundles, npu) = sovereign_npu::emit(spec, analysis, &signing_keys(spec));
+    state.merge(npu);
     state.unbuilt.extend(not_yet_built(spec));
     for assumption in &state.assumptions {
         let _ = writeln!(stderr, "warning: {assumption}");
@@ -69,7 +71,7 @@ pub(crate) fn run(args: &BuildArgs) -> ExitCode {
         return ExitCode::from(2);
     };
     let fabric = spec.fabric.name.as_ref().map_or("fabric", |n| &*n.qualified);
-    let written = write_atomically(out, args.force, |root| write_build(&state, fabric, root));
+    let written = write_atomically(out, args.force, |root| write_build(&state, &bundles, fabric, root));
     for what in summarize_at_apply(&state.at_apply) {
         let _ = writeln!(stderr, "note: apply creates {what}");
     }
@@ -93,9 +95,6 @@ pub(crate) fn run(args: &BuildArgs) -> ExitCode {
 /// never silently left out of a build.
 fn not_yet_built(spec: &Spec) -> Vec<String> {
     let mut out = Vec::new();
-    for e in spec.edges.values() {
-        out.push(format!("edge \"{}\": the device bundle: not yet supported", e.name.qualified));
-    }
     for o in spec.observes.values().filter(|o| o.ebpf.value) {
         out.push(format!("observe \"{}\": the eBPF agent (`ebpf #true`): not yet supported", o.name.qualified));
     }
@@ -109,6 +108,31 @@ fn summarize_at_apply(lines: &[String]) -> Vec<String> {
         out.push(format!("… and {} more (`index.json` lists them all)", lines.len() - 10));
     }
     out
+}
+
+/// The signing keys the edges name, read from their secrets' sources
+/// (`env:` or `file:`; the process that builds holds them, as the one that
+/// applies holds the others). A key is never printed or written; what
+/// cannot be read is a reason in the list, without the value.
+fn signing_keys(
+    spec: &Spec,
+) -> BTreeMap<sovereign_model::Id<sovereign_model::Secret>, Result<sovereign_npu::SigningKey, String>> {
+    use sovereign_ir::values::SecretSource;
+    let mut keys = BTreeMap::new();
+    for edge in spec.edges.values() {
+        let Some(key) = &edge.signing_key else { continue };
+        if keys.contains_key(&key.value) {
+            continue;
+        }
+        let secret = &spec.secrets[key.value];
+        let text = match &secret.from.value {
+            SecretSource::Env(var) => std::env::var(var).map_err(|_| format!("the environment has no {var}")),
+            SecretSource::File(path) => std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}")),
+            _ => Err("a signing key must come from `env:` or `file:`, which `build` can read".to_owned()),
+        };
+        keys.insert(key.value, text.and_then(|text| sovereign_npu::signing_key(&text)));
+    }
+    keys
 }
 
 /// The same reason for many declarations said once: `eval "a", "b" and
@@ -197,10 +221,18 @@ fn target_file(resource: &Resource) -> String {
     let scope: Vec<String> = id.namespace.as_deref().unwrap_or_default().split('/').map(rfc1123).collect();
     let (target, site, scope, name) = (id.target.word(), rfc1123(&id.site), scope.join("/"), rfc1123(&id.name));
     match id.target {
+        Target::Npu => format!("{}/index.json", bundle_folder(&id.site, &scope, &id.name)),
         Target::Helm => format!("targets/{target}/{site}/{scope}/{name}-values.yaml"),
         Target::Qdrant => format!("targets/{target}/{site}/{scope}/{name}.json"),
         _ => format!("targets/{target}/{site}/{scope}/{}-{name}.json", rfc1123(&id.kind)),
     }
+}
+
+/// A device bundle's folder: `targets/npu/<site>/<fleet>/<edge>`, an OCI
+/// image layout (`skopeo inspect oci:FOLDER:bundle`).
+fn bundle_folder(site: &str, fleet: &str, edge: &str) -> String {
+    let fleet = fleet.rsplit('/').next().unwrap_or(fleet);
+    format!("targets/npu/{}/{}/{}", rfc1123(site), rfc1123(fleet), rfc1123(edge))
 }
 
 /// One entry of `index.json`'s `files`.
@@ -364,7 +396,12 @@ fn yaml_streams(streams: &[Vec<&str>], mut sink: impl FnMut(usize, &[u8]) -> Res
 /// auto-deploy folder create them in an order that works; one file per
 /// site rather than per object, because a fabric of thousands of sites
 /// would be a hundred thousand files.
-fn write_build(state: &DesiredState, fabric: &str, root: &Path) -> Result<(), String> {
+fn write_build(
+    state: &DesiredState,
+    bundles: &[sovereign_npu::Bundle],
+    fabric: &str,
+    root: &Path,
+) -> Result<(), String> {
     let order = state.order().map_err(|stuck| format!("the build has a dependency cycle through {}", stuck[0]))?;
     let stream = format!("sovereign-{}.yaml", rfc1123(fabric));
     let mut objects: BTreeMap<&str, Vec<&Resource>> = BTreeMap::new();
@@ -401,6 +438,10 @@ fn write_build(state: &DesiredState, fabric: &str, root: &Path) -> Result<(), St
     }
     for (path, resource) in &patches {
         artifacts.push((*resource, path.as_str(), 0));
+        if resource.id.target == Target::Npu {
+            // The bundle's own files (below); the artifact points at its index.
+            continue;
+        }
         if path.ends_with(".json") {
             // A request body for a driver: JSON, as it is sent.
             let mut file = HashedFile::create(root, PathBuf::from(path))?;
@@ -411,6 +452,14 @@ fn write_build(state: &DesiredState, fabric: &str, root: &Path) -> Result<(), St
         } else {
             paths.push(path);
             bodies.push(vec![&*resource.json]);
+        }
+    }
+    for bundle in bundles {
+        let folder = bundle_folder(&bundle.site, &bundle.fleet, &bundle.edge);
+        for (path, bytes) in &bundle.files {
+            let mut file = HashedFile::create(root, PathBuf::from(format!("{folder}/{path}")))?;
+            file.write(bytes)?;
+            files.push(file.finish()?);
         }
     }
     let mut current: Option<(usize, HashedFile)> = None;

@@ -7,6 +7,7 @@
 
 mod analyze_command;
 mod build_command;
+mod bundle_command;
 mod check_command;
 mod fmt_command;
 mod graph_command;
@@ -34,6 +35,19 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+enum BundleCommand {
+    /// Check a device bundle (an OCI image layout folder): every blob's digest and size, and the
+    /// ed25519 signature over its index with this public key. Exits 1 on any mismatch.
+    Verify {
+        /// The bundle's folder (`DIR/targets/npu/<site>/<fleet>/<edge>` of a build).
+        dir: PathBuf,
+        /// The public key, PEM (`openssl pkey -in key.pem -pubout`).
+        #[arg(long, value_name = "PUB")]
+        key: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum Command {
     /// Check a spec: syntax, schema, names, references, cycles.
     Check(CheckArgs),
@@ -43,6 +57,11 @@ enum Command {
     Graph(GraphArgs),
     /// Write what the fabric becomes: Kubernetes objects per site, with an index (docs/build.md).
     Build(BuildArgs),
+    /// Device bundles: `bundle verify DIR --key PUB` checks every digest and the signature.
+    Bundle {
+        #[command(subcommand)]
+        command: BundleCommand,
+    },
     /// Format spec files in the one canonical style (comments kept, meaning unchanged).
     Fmt(FmtArgs),
     /// Run the language server (LSP 3.17 over stdio) for editors.
@@ -213,6 +232,7 @@ fn main() -> ExitCode {
         Command::Analyze(args) => analyze_command::run(&args),
         Command::Graph(args) => graph_command::run(&args),
         Command::Build(args) => build_command::run(&args),
+        Command::Bundle { command: BundleCommand::Verify { dir, key } } => bundle_command::verify(&dir, &key),
         Command::Fmt(args) => fmt_command::run(&args),
         Command::Lsp(args) => lsp::run(args.stdlib.as_deref()),
         Command::Explain { code } => explain(&code),

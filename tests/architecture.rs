@@ -44,6 +44,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &["sovereign-ir", "sovereign-model", "sovereign-catalog", "sovereign-analyze", "sovereign-desired"],
     ),
     ("targets/temporal", &["sovereign-model", "sovereign-analyze", "sovereign-desired", "sovereign-helm"]),
+    ("targets/npu", &["sovereign-model", "sovereign-analyze", "sovereign-desired", "sovereign-helm"]),
     (
         "targets/k3s",
         &[

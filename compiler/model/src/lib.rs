@@ -503,6 +503,8 @@ pub struct Edge {
     pub name: Name,
     pub fleet: Spanned<FleetId>,
     pub model: Spanned<Id<Model>>,
+    /// The secret whose ed25519 key signs this edge's bundles.
+    pub signing_key: Option<Spanned<Id<Secret>>>,
     pub reads: Vec<Spanned<Id<Dataset>>>,
     pub fallback: Option<Fallback>,
     pub depends_on: Vec<Spanned<ItemId>>,

@@ -163,6 +163,52 @@ pub fn content_hash(body: &impl Serialize) -> String {
     hex(&Sha256::digest(serde_json::to_string(body).unwrap_or_default().as_bytes()))
 }
 
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding (RFC 4648 §4): how proto-JSON writes
+/// bytes, and how bundles carry keys and signatures.
+#[must_use]
+pub fn base64(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(BASE64[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The bytes of standard padded base64; `None` for anything else.
+#[must_use]
+pub fn unbase64(text: &str) -> Option<Vec<u8>> {
+    let bytes = text.as_bytes();
+    if !bytes.len().is_multiple_of(4) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
+    for (at, chunk) in bytes.chunks(4).enumerate() {
+        let last = at == bytes.len() / 4 - 1;
+        let pad = chunk.iter().rev().take_while(|&&b| b == b'=').count();
+        if pad > 2 || (pad > 0 && !last) {
+            return None;
+        }
+        let mut n = 0u32;
+        for (i, &b) in chunk.iter().enumerate() {
+            let value = if i >= 4 - pad { 0 } else { BASE64.iter().position(|&c| c == b)? as u32 };
+            n |= value << (18 - 6 * i);
+        }
+        let decoded = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&decoded[..3 - pad]);
+    }
+    // Only the canonical encoding of those bytes.
+    (base64(&out) == text).then_some(out)
+}
+
 /// Lowercase hex (sha2 0.11's digests do not format as hex themselves).
 #[must_use]
 pub fn hex(bytes: &[u8]) -> String {
@@ -287,6 +333,25 @@ mod tests {
         // sha256 of {"a":[1,2],"b":1}
         assert_eq!(content_hash(&a), hex(&Sha256::digest(br#"{"a":[1,2],"b":1}"#)));
         assert_ne!(content_hash(&a), content_hash(&serde_json::json!({"a": [2, 1], "b": 1})));
+    }
+
+    #[test]
+    fn base64_matches_rfc_4648_vectors_and_round_trips() {
+        for (plain, coded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(plain.as_bytes()), coded);
+            assert_eq!(unbase64(coded).as_deref(), Some(plain.as_bytes()));
+        }
+        for bad in ["Zg", "Zg=a", "Z===", "Zh==", "Zm9v!A==", "=Zm9"] {
+            assert_eq!(unbase64(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The values of every example against the upstream charts they are for
-//! (`../shared/fixtures/helm-charts/`): the chart's `values.schema.json`
+//! (`tests/fixtures/upstream/helm-charts/`, copied from `../shared/fixtures/`): the chart's `values.schema.json`
 //! where it publishes one (the OpenTelemetry Collector), else the keys of
 //! its `values.yaml` (Qdrant, Temporal), and no key Temporal chart 1.x removed.
 
@@ -54,14 +54,14 @@ fn values() -> Vec<(String, serde_json::Value)> {
 
 #[test]
 fn every_release_validates_against_its_upstream_chart() {
-    let charts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/helm-charts");
+    let charts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/upstream/helm-charts");
     let python = std::process::Command::new("python3").args(["-c", "import jsonschema, yaml"]).output();
     if !charts.is_dir() || !python.is_ok_and(|o| o.status.success()) {
         assert!(
             std::env::var_os("SOVEREIGN_EXPECT_KUBERNETES_VALIDATE").is_none(),
             "the chart fixtures or python3 with jsonschema and yaml are missing"
         );
-        eprintln!("skipped: ../shared/fixtures/helm-charts or python3 jsonschema/yaml missing");
+        eprintln!("skipped: the chart fixtures or python3 jsonschema/yaml missing");
         return;
     }
     let dir = std::env::temp_dir().join(format!("sovereign-helm-values-{}", std::process::id()));

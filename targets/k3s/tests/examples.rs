@@ -228,18 +228,18 @@ fn is_custom(kind: &str) -> bool {
 }
 
 /// Every custom resource of every example validates against the upstream
-/// CRD's OpenAPI schema (`../shared/fixtures/crds/`), fields an API server
+/// CRD's OpenAPI schema (`tests/fixtures/upstream/crds/`, copied from `../shared/fixtures/`), fields an API server
 /// would prune included: what a real API server would accept, short of one.
 #[test]
 fn every_custom_resource_validates_against_its_crd() {
-    let crds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/crds");
+    let crds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/upstream/crds");
     let have_python = std::process::Command::new("python3").args(["-c", "import jsonschema, yaml"]).output();
     if !crds.is_dir() || !have_python.is_ok_and(|o| o.status.success()) {
         assert!(
             std::env::var_os("SOVEREIGN_EXPECT_KUBERNETES_VALIDATE").is_none(),
             "the CRDs or python3 with jsonschema and yaml are missing"
         );
-        eprintln!("skipped: ../shared/fixtures/crds or python3 jsonschema/yaml missing");
+        eprintln!("skipped: the CRDs or python3 jsonschema/yaml missing");
         return;
     }
     let dir = std::env::temp_dir().join(format!("sovereign-k3s-crds-{}", std::process::id()));

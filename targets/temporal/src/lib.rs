@@ -146,42 +146,7 @@ pub fn emit(spec: &Spec, analysis: &Analysis) -> DesiredState {
 /// converter's `json/plain` encoding), in proto-JSON: bytes as base64.
 fn json_payload(value: &Value) -> Value {
     json!({
-        "metadata": { "encoding": base64(b"json/plain") },
-        "data": base64(value.to_string().as_bytes()),
+        "metadata": { "encoding": sovereign_desired::base64(b"json/plain") },
+        "data": sovereign_desired::base64(value.to_string().as_bytes()),
     })
-}
-
-/// Standard base64 with padding (RFC 4648 §4), as proto-JSON writes bytes.
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn base64_matches_rfc_4648_vectors() {
-        for (plain, coded) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(super::base64(plain.as_bytes()), coded);
-        }
-    }
 }
