@@ -271,3 +271,91 @@ fn every_custom_resource_validates_against_its_crd() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Every allow rule stands for a flow the analysis proved, and every
+/// proved connection inside a cluster has its rules: a NetworkPolicy other
+/// than the namespace defaults says why (`sovereign.dev/why`), an egress
+/// from a serve reaches only a vector store it `uses`, an ingress to a
+/// serve comes only from an eval that targets it or the collector's
+/// clients, and each serve → store use on one site is allowed both ways.
+#[test]
+fn every_network_policy_rule_is_a_proved_flow() {
+    let mut rules_checked = 0;
+    for dir in examples() {
+        let (stdlib, _) = Stdlib::embedded();
+        let host = host(&dir);
+        let bytes = sovereign_check::Host::read(&host, Path::new("fabric.kdl")).unwrap();
+        let compiled = sovereign_analyze::compile(&stdlib, Path::new("fabric.kdl"), bytes, &host);
+        let (spec, analysis) = (compiled.spec.as_ref().unwrap(), compiled.analysis.as_ref().unwrap());
+        let state = sovereign_k3s::emit(spec, &compiled.fabric, analysis, &compiled.catalog);
+        let policies: Vec<serde_json::Value> = state
+            .resources
+            .values()
+            .filter(|r| &*r.id.kind == "networking.k8s.io/NetworkPolicy")
+            .map(|r| r.body())
+            .filter(|b| !["default-deny", "allow-dns"].contains(&b["metadata"]["name"].as_str().unwrap()))
+            .collect();
+        let label = |name: &str| name.replace('/', ".");
+        let uses: std::collections::BTreeSet<(String, String)> = spec
+            .serves
+            .values()
+            .flat_map(|s| {
+                s.uses
+                    .iter()
+                    .map(move |u| (label(&s.name.qualified), spec.vectorstores[u.value].name.qualified.to_string()))
+            })
+            .collect();
+        let targets: std::collections::BTreeSet<(String, String)> = spec
+            .evals
+            .values()
+            .map(|e| (label(&e.name.qualified), label(&spec.serves[e.target.value].name.qualified)))
+            .collect();
+        let mut seen_uses = std::collections::BTreeSet::new();
+        for policy in &policies {
+            let name = policy["metadata"]["name"].as_str().unwrap();
+            assert!(policy["metadata"]["annotations"]["sovereign.dev/why"].is_string(), "{name} says no why");
+            let selected = &policy["spec"]["podSelector"]["matchLabels"];
+            for rule in policy["spec"]["egress"].as_array().into_iter().flatten() {
+                let Some(serve) = selected["sovereign.dev/serve"].as_str() else { continue };
+                for peer in rule["to"].as_array().unwrap() {
+                    let pods = &peer["podSelector"]["matchLabels"];
+                    if pods["app.kubernetes.io/name"] == "qdrant" {
+                        let store = pods["app.kubernetes.io/instance"].as_str().unwrap();
+                        let used = uses.iter().any(|(s, v)| s == serve && sovereign_helm::label(v) == store);
+                        assert!(used, "{name}: serve {serve} does not use {store}");
+                        seen_uses.insert((serve.to_owned(), store.to_owned()));
+                    }
+                }
+            }
+            for rule in policy["spec"]["ingress"].as_array().into_iter().flatten() {
+                let Some(serve) = selected["sovereign.dev/serve"].as_str() else { continue };
+                for peer in rule["from"].as_array().unwrap() {
+                    if let Some(eval) = peer["podSelector"]["matchLabels"]["sovereign.dev/eval"].as_str() {
+                        assert!(
+                            targets.contains(&(eval.to_owned(), serve.to_owned())),
+                            "{name}: eval {eval} does not target {serve}"
+                        );
+                    }
+                }
+            }
+        }
+        // Every use on one site got its egress rule.
+        for flow in &analysis.flows.flows {
+            let (Some(sovereign_model::Decl::Serve(serve)), Some(sovereign_model::Decl::VectorStore(store))) =
+                (spec.decl(flow.from), spec.decl(flow.to))
+            else {
+                continue;
+            };
+            if flow.from_place != flow.to_place {
+                continue;
+            }
+            let key = (
+                label(&spec.serves[serve].name.qualified),
+                sovereign_helm::label(&spec.vectorstores[store].name.qualified),
+            );
+            assert!(seen_uses.contains(&key), "{}: the proved flow {key:?} has no rule", dir.display());
+        }
+        rules_checked += seen_uses.len();
+    }
+    assert!(rules_checked > 0, "no example has a serve that uses a vector store on its site");
+}
