@@ -48,7 +48,6 @@ pub(crate) fn run(args: &BuildArgs) -> ExitCode {
     state.merge(sovereign_temporal::emit(spec, analysis));
     let (bundles, npu) = sovereign_npu::emit(spec, analysis, &signing_keys(spec));
     state.merge(npu);
-    state.unbuilt.extend(not_yet_built(spec));
     for assumption in &state.assumptions {
         let _ = writeln!(stderr, "warning: {assumption}");
     }
@@ -89,25 +88,6 @@ pub(crate) fn run(args: &BuildArgs) -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-/// Declarations no target builds yet (the rest of the emit issue): said,
-/// never silently left out of a build.
-fn not_yet_built(spec: &Spec) -> Vec<String> {
-    let mut out = Vec::new();
-    for o in spec.observes.values().filter(|o| o.ebpf.value) {
-        out.push(format!("observe \"{}\": the eBPF agent (`ebpf #true`): not yet supported", o.name.qualified));
-    }
-    out
-}
-
-/// What apply must create, at most ten lines of it.
-fn summarize_at_apply(lines: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = lines.iter().take(10).cloned().collect();
-    if lines.len() > 10 {
-        out.push(format!("… and {} more (`index.json` lists them all)", lines.len() - 10));
-    }
-    out
 }
 
 /// The signing keys the edges name, read from their secrets' sources
@@ -161,6 +141,15 @@ fn summarize(lines: &[String]) -> Vec<String> {
             format!("{kind} {}{more}: {reason}", shown.join(", "))
         })
         .collect()
+}
+
+/// What apply must create, at most ten lines of it.
+fn summarize_at_apply(lines: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = lines.iter().take(10).cloned().collect();
+    if lines.len() > 10 {
+        out.push(format!("… and {} more (`index.json` lists them all)", lines.len() - 10));
+    }
+    out
 }
 
 /// A name for a file of `site` (K3s names an AddOn after its file: an RFC

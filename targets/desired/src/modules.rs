@@ -13,6 +13,8 @@ pub enum Module {
     Kinetic,
     /// IV: evaluation gates.
     Alchemist,
+    /// The eBPF agent of II, apart: the one workload that needs privileges.
+    Ebpf,
 }
 
 impl Module {
@@ -23,6 +25,7 @@ impl Module {
             Module::Autopilot => "autopilot",
             Module::Kinetic => "kinetic",
             Module::Alchemist => "alchemist",
+            Module::Ebpf => "ebpf",
         }
     }
 }

@@ -13,6 +13,7 @@
 //! randomness or environment; the same fabric gives the same resources.
 //! Every object carries the inventory labels (`labels.rs`).
 
+mod ebpf;
 mod flows;
 mod labels;
 mod ledger;
@@ -29,12 +30,13 @@ use sovereign_desired::DesiredState;
 use sovereign_ir::Fabric;
 use sovereign_model::Spec;
 
+pub use ebpf::OBI_IMAGE;
 pub use labels::{DECLARATION_ANNOTATION, DECLARATION_LABEL, FABRIC_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
 pub use mig::{CONFIG_MAP as MIG_CONFIG_MAP, GPU_OPERATOR_NAMESPACE};
 pub use namespaces::{Module, namespace_name};
 pub use releases::POSTGRES_IMAGE;
 pub use secrets::SECRET_STORE;
-pub use serves::VLLM_IMAGE;
+pub use serves::{VLLM_IMAGE, VLLM_TPU_IMAGE};
 
 /// The Kubernetes objects of every site's cluster, with the Helm
 /// target's values and collections that its HelmCharts install.
@@ -45,11 +47,12 @@ pub fn emit(spec: &Spec, fabric: &Fabric, analysis: &Analysis, catalog: &Catalog
     let helm = sovereign_helm::emit(spec, analysis, catalog);
     namespaces::emit(spec, analysis, &context, &mut state);
     mig::emit(fabric, analysis, &context, &mut state);
-    serves::emit(spec, analysis, &context, &mut state);
+    serves::emit(spec, analysis, catalog, &context, &mut state);
     releases::emit(&helm.releases, &context, &mut state);
     secrets::emit(spec, analysis, &context, &mut state);
     ledger::emit(spec, analysis, &context, &mut state);
     flows::emit(spec, analysis, &context, &mut state);
+    ebpf::emit(spec, analysis, &context, &mut state);
     let charts: std::collections::BTreeSet<_> =
         helm.releases.iter().map(|r| (&r.chart.name, &r.chart.version, &r.chart.repo)).collect();
     for (name, version, repo) in charts {

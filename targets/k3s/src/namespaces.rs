@@ -50,15 +50,28 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, context: &Context, state: &
             here.insert(Module::Autopilot);
         }
         for module in here {
-            emit_namespace(&site.name, &namespace_name(&context.fabric, module), context, state);
+            emit_namespace(&site.name, &namespace_name(&context.fabric, module), &PSA, None, context, state);
         }
     }
 }
 
-fn emit_namespace(site: &Arc<str>, name: &str, context: &Context, state: &mut DesiredState) {
+/// A namespace with Pod Security Admission labels `psa` (the restricted
+/// profile but for the eBPF agent's), and why when it is not restricted;
+/// its default-deny and DNS policies.
+pub(crate) fn emit_namespace(
+    site: &Arc<str>,
+    name: &str,
+    psa: &[(&'static str, &str)],
+    why: Option<&str>,
+    context: &Context,
+    state: &mut DesiredState,
+) {
     let mut metadata = context.metadata(name, None, None);
-    for (key, value) in PSA {
-        metadata.labels.insert(key, value.to_owned());
+    for (key, value) in psa {
+        metadata.labels.insert(key, (*value).to_owned());
+    }
+    if let Some(why) = why {
+        metadata.annotations.insert("sovereign.dev/why", why.to_owned());
     }
     let namespace = context.object(site, "v1", "Namespace", &metadata, serde_json::Map::new(), None);
     let namespace_id = namespace.id.clone();

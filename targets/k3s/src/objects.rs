@@ -71,10 +71,19 @@ pub(crate) struct PodSpec<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) runtime_class_name: Option<&'a str>,
     pub(crate) node_selector: BTreeMap<&'static str, &'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) tolerations: Vec<Toleration<'a>>,
     pub(crate) automount_service_account_token: bool,
     pub(crate) security_context: PodSecurityContext,
     pub(crate) containers: Vec<Container<'a>>,
     pub(crate) volumes: Vec<Volume<'a>>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct Toleration<'a> {
+    pub(crate) key: &'a str,
+    pub(crate) operator: &'a str,
+    pub(crate) effect: &'a str,
 }
 
 /// The restricted Pod Security Standard at the pod level: non-root, a

@@ -15,6 +15,14 @@
 //!   explicitly because its default changed (vllm/config/cache.py);
 //! - PyTorch shares tensors between processes through `/dev/shm`
 //!   (vLLM docs, deployment/docker.md): a memory-backed volume;
+//! - TPU slices on GKE: node selectors `cloud.google.com/gke-tpu-accelerator`
+//!   (`tpu-v4-podslice`, `tpu-v5-lite-podslice`, `tpu-v5p-slice`,
+//!   `tpu-v6e-slice`) and `cloud.google.com/gke-tpu-topology`, the
+//!   resource `google.com/tpu` (chips per node), a toleration of the
+//!   `google.com/tpu` taint, and `cloud.google.com/gke-spot: "true"` on
+//!   Spot pools (cloud.google.com/kubernetes-engine/docs/concepts/plan-tpus,
+//!   how-to/tpus); a slice of more chips than one host holds needs one pod
+//!   per host (a LeaderWorkerSet), not built yet;
 //! - the restricted Pod Security Standard: non-root, no privilege
 //!   escalation, every capability dropped, `RuntimeDefault` seccomp
 //!   (kubernetes.io/docs/concepts/security/pod-security-standards).
@@ -25,6 +33,7 @@ use std::sync::Arc;
 use sovereign_analyze::Analysis;
 use sovereign_analyze::capacity::PlacedServe;
 use sovereign_analyze::placement::{Devices, Placement, Shape};
+use sovereign_catalog::Catalog;
 use sovereign_desired::{DesiredState, ResourceId, Target};
 use sovereign_model::{Dtype, KvCacheDtype};
 
@@ -33,28 +42,50 @@ use crate::namespaces::{Module, namespace_name};
 use crate::objects::{
     ClaimSource, Container, ContainerPort, ContainerSecurityContext, DeploymentSpec, DisruptionBudgetSpec, EmptyDir,
     EnvVar, HttpGet, LabelSelector, PodSecurityContext, PodSpec, PodTemplate, Probe, Resources, SeccompProfile,
-    ServicePort, ServiceSpec, Spec, TemplateMetadata, Volume, VolumeMount,
+    ServicePort, ServiceSpec, Spec, TemplateMetadata, Toleration, Volume, VolumeMount,
 };
 use crate::releases::namespace_id;
 
 /// The vLLM image, pinned (Docker Hub `vllm/vllm-openai`, tag `v0.12.0`,
 /// the release of vllm-project/vllm `releases/v0.12.0`).
 pub const VLLM_IMAGE: &str = "docker.io/vllm/vllm-openai:v0.12.0";
+/// vLLM's TPU build of the same release (Docker Hub `vllm/vllm-tpu`):
+/// the build says that this tag is assumed, not checked.
+pub const VLLM_TPU_IMAGE: &str = "docker.io/vllm/vllm-tpu:v0.12.0";
 const PORT: u16 = 8000;
 /// Where weights are mounted, read-only.
 const MODELS: &str = "/models";
 /// A uid with no meaning in the image: the restricted profile wants non-root.
 const UID: u64 = 1000;
 
-pub(crate) fn emit(spec: &sovereign_model::Spec, analysis: &Analysis, context: &Context, state: &mut DesiredState) {
+pub(crate) fn emit(
+    spec: &sovereign_model::Spec,
+    analysis: &Analysis,
+    catalog: &Catalog,
+    context: &Context,
+    state: &mut DesiredState,
+) {
     for plan in &analysis.serves {
-        emit_serve(spec, analysis, plan, context, state);
+        emit_serve(spec, analysis, catalog, plan, context, state);
     }
+}
+
+/// The GKE node label of a TPU generation
+/// (cloud.google.com/kubernetes-engine/docs/concepts/plan-tpus).
+fn gke_accelerator(tpu: &str) -> Option<&'static str> {
+    Some(match tpu {
+        "tpu-v4" => "tpu-v4-podslice",
+        "tpu-v5e" => "tpu-v5-lite-podslice",
+        "tpu-v5p" => "tpu-v5p-slice",
+        "tpu-v6e" => "tpu-v6e-slice",
+        _ => return None,
+    })
 }
 
 fn emit_serve(
     spec: &sovereign_model::Spec,
     analysis: &Analysis,
+    catalog: &Catalog,
     plan: &PlacedServe,
     context: &Context,
     state: &mut DesiredState,
@@ -64,10 +95,6 @@ fn emit_serve(
     let name = serve.name.qualified.clone();
     let unbuilt = |state: &mut DesiredState, why: String| state.unbuilt.push(format!("serve \"{name}\": {why}"));
     if plan.placements.is_empty() {
-        return;
-    }
-    if plan.shape == Shape::TpuSlice {
-        unbuilt(state, "serving on TPU slices: not yet supported".into());
         return;
     }
     let Some(source) = &model.source else {
@@ -103,8 +130,40 @@ fn emit_serve(
         let (resource, count, mig_label) = match &first.devices {
             Devices::Mig { profile, .. } => (format!("nvidia.com/mig-{}", profile.replace('+', ".")), 1, true),
             Devices::Gpus { indices } => ("nvidia.com/gpu".to_owned(), indices.len(), false),
-            Devices::Tpu { .. } => continue,
+            Devices::Tpu { chips, .. } => ("google.com/tpu".to_owned(), *chips as usize, false),
         };
+        // A TPU replica runs on a GKE TPU node pool: its selectors.
+        let mut node_selector = BTreeMap::from([("kubernetes.io/hostname", &**node)]);
+        let mut tolerations = Vec::new();
+        let tpu = plan.shape == Shape::TpuSlice;
+        if tpu {
+            let pool = spec.sites[site.id].pools.iter().find(|p| p.item == first.node_item);
+            let chips_per_host = catalog.tpus.get(&*first.accelerator).map_or(0, |t| t.chips_per_host as usize);
+            let (Some(pool), Some(accelerator)) = (pool, gke_accelerator(&first.accelerator)) else {
+                unbuilt(state, format!("TPU `{}` has no GKE node label sovereign knows", first.accelerator));
+                continue;
+            };
+            if count > chips_per_host {
+                unbuilt(
+                    state,
+                    format!("a {count}-chip TPU slice spans several hosts (one pod per host): not yet supported"),
+                );
+                continue;
+            }
+            node_selector = BTreeMap::from([("cloud.google.com/gke-tpu-accelerator", accelerator)]);
+            if let Some(topology) = &pool.topology {
+                node_selector.insert("cloud.google.com/gke-tpu-topology", &topology.value);
+            }
+            if pool.spot.value {
+                node_selector.insert("cloud.google.com/gke-spot", "true");
+            }
+            tolerations.push(Toleration { key: "google.com/tpu", operator: "Exists", effect: "NoSchedule" });
+            if !state.assumptions.iter().any(|a| a.contains(VLLM_TPU_IMAGE)) {
+                state.assumptions.push(format!(
+                    "TPU serves run {VLLM_TPU_IMAGE}, vLLM's TPU build of the release the GPU serves run; check the tag exists in your registry mirror"
+                ));
+            }
+        }
         let mut args = vec![
             model_dir.clone(),
             "--served-model-name".into(),
@@ -144,7 +203,7 @@ fn emit_serve(
         let weights_mount = format!("{MODELS}/{claim}");
         let container = Container {
             name: "vllm",
-            image: VLLM_IMAGE,
+            image: if tpu { VLLM_TPU_IMAGE } else { VLLM_IMAGE },
             command: vec!["vllm", "serve"],
             args,
             ports: vec![ContainerPort { name: "http", container_port: PORT, protocol: "TCP" }],
@@ -166,8 +225,9 @@ fn emit_serve(
             liveness_probe: Some(probe(30, 3)),
         };
         let pod = PodSpec {
-            runtime_class_name: Some("nvidia"),
-            node_selector: BTreeMap::from([("kubernetes.io/hostname", &**node)]),
+            runtime_class_name: (!tpu).then_some("nvidia"),
+            node_selector,
+            tolerations,
             automount_service_account_token: false,
             security_context: PodSecurityContext {
                 run_as_non_root: true,

@@ -95,8 +95,15 @@ fn every_namespace_enforces_the_restricted_profile_and_denies_by_default() {
         let namespaces: Vec<_> = state.resources.values().filter(|r| &*r.id.kind == "Namespace").collect();
         assert!(!namespaces.is_empty());
         for namespace in namespaces {
-            let labels = &namespace.body()["metadata"]["labels"];
-            assert_eq!(labels["pod-security.kubernetes.io/enforce"], "restricted", "{}", namespace.id);
+            let body = namespace.body();
+            let labels = &body["metadata"]["labels"];
+            if namespace.id.name.ends_with("-ebpf") {
+                // The eBPF agent's, and only it, says why it is not restricted.
+                assert_eq!(labels["pod-security.kubernetes.io/enforce"], "privileged", "{}", namespace.id);
+                assert!(body["metadata"]["annotations"]["sovereign.dev/why"].is_string(), "{}", namespace.id);
+            } else {
+                assert_eq!(labels["pod-security.kubernetes.io/enforce"], "restricted", "{}", namespace.id);
+            }
             let name = namespace.id.name.clone();
             let deny = state.resources.values().find(|r| {
                 &*r.id.kind == "networking.k8s.io/NetworkPolicy"
@@ -160,9 +167,34 @@ fn every_object_passes_kubernetes_validate_strict() {
 fn every_pod_is_restricted_by_construction() {
     let mut pods = 0;
     for dir in examples() {
-        for resource in build(&dir).resources.values() {
+        let state = build(&dir);
+        for resource in state.resources.values() {
             let body = resource.body();
             let Some(pod) = body["spec"]["template"]["spec"].as_object() else { continue };
+            // The eBPF agent, alone in the one namespace that enforces
+            // `privileged` (and says why), is the exception.
+            let namespace = resource.id.namespace.as_deref().unwrap_or_default();
+            let namespace_labels = state
+                .resources
+                .values()
+                .find(|r| &*r.id.kind == "Namespace" && &*r.id.name == namespace && r.id.site == resource.id.site)
+                .map(|r| r.body()["metadata"].clone())
+                .unwrap_or_default();
+            if namespace_labels["labels"]["pod-security.kubernetes.io/enforce"] == "privileged" {
+                assert!(
+                    namespace.ends_with("-ebpf"),
+                    "{}: a privileged namespace that is not the eBPF agent's",
+                    resource.id
+                );
+                assert!(namespace_labels["annotations"]["sovereign.dev/why"].is_string(), "{namespace} says not why");
+                assert_eq!(&*resource.id.kind, "apps/DaemonSet", "{}: only the agent runs privileged", resource.id);
+                continue;
+            }
+            assert_eq!(
+                namespace_labels["labels"]["pod-security.kubernetes.io/enforce"], "restricted",
+                "{}",
+                resource.id
+            );
             pods += 1;
             let id = &resource.id;
             assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{id}");
@@ -206,9 +238,8 @@ fn every_placed_replica_has_a_pod_asking_for_its_devices() {
                     .resources
                     .values()
                     .filter(|r| &*r.id.kind == "apps/Deployment")
-                    .filter(|r| {
-                        r.body()["spec"]["template"]["spec"]["nodeSelector"]["kubernetes.io/hostname"] == *p.node
-                    })
+                    // The node (or TPU pool) its pods are pinned to.
+                    .filter(|r| r.body()["spec"]["template"]["metadata"]["labels"]["sovereign.dev/node"] == *p.node)
                     .filter(|r| {
                         r.body()["metadata"]["annotations"][sovereign_k3s::DECLARATION_ANNOTATION]
                             == format!("serve \"{}\"", plan.name)
