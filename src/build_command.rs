@@ -63,7 +63,7 @@ pub(crate) fn run(args: &BuildArgs) -> ExitCode {
         }
     }
     if let Some(site) = &args.site {
-        return print_site(&state, site, args.json);
+        return print_site(&state, site, args.json || args.format == crate::SiteFormat::Json);
     }
     let Some(out) = &args.output else {
         let _ = writeln!(stderr, "error: say where to write with -o DIR, or print one site with --site NAME");

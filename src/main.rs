@@ -34,6 +34,13 @@ struct Cli {
     command: Command,
 }
 
+/// How `build --site` prints a site's objects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum SiteFormat {
+    Yaml,
+    Json,
+}
+
 #[derive(Subcommand, Debug)]
 enum BundleCommand {
     /// Check a device bundle (an OCI image layout folder): every blob's digest and size, and the
@@ -126,7 +133,10 @@ struct BuildArgs {
     /// Print one site's Kubernetes objects on stdout instead (a YAML stream, for `kubectl apply -f -`).
     #[arg(long, value_name = "NAME", conflicts_with = "output")]
     site: Option<String>,
-    /// With --site: a JSON array instead of YAML.
+    /// With --site: `yaml` (a stream, the default) or `json` (an array).
+    #[arg(long, value_enum, requires = "site", default_value_t = SiteFormat::Yaml)]
+    format: SiteFormat,
+    /// With --site: the same as `--format json`.
     #[arg(long, requires = "site")]
     json: bool,
     /// Replace DIR even when it was not written by `sovereign build`.

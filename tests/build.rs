@@ -146,22 +146,50 @@ fn one_site_prints_as_a_yaml_stream_or_json_for_kubectl() {
     let output = sovereign(&["build", "examples/lab", "--partial", "--site", "bench", "--json"], &[]);
     let objects: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert!(objects.as_array().unwrap().len() > 5);
+    let output = sovereign(&["build", "examples/lab", "--partial", "--site", "bench", "--format", "json"], &[]);
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap(), objects);
     let missing = sovereign(&["build", "examples/lab", "--partial", "--site", "nowhere"], &[]);
     assert_eq!(missing.status.code(), Some(1));
 }
 
 #[test]
 fn no_secret_value_reaches_the_output() {
-    let canary = "sk-canary-4f1c9e-never-print";
+    // Every `env:` source of every example, each set to its own canary,
+    // and the variables a user might have set anyway.
+    let mut names: Vec<String> = ["LOGFIRE_TOKEN", "OPENAI_API_KEY", "HF_TOKEN"].map(String::from).to_vec();
+    for example in ["lab", "enterprise", "airgapped"] {
+        let mut stack = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(example)];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "kdl") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    for rest in text.split("from=\"env:").skip(1) {
+                        names.push(rest.split('"').next().unwrap().to_owned());
+                    }
+                }
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    assert!(names.len() > 3, "the examples declare env: secrets: {names:?}");
+    let canaries: Vec<(String, String)> =
+        names.iter().enumerate().map(|(i, n)| (n.clone(), format!("sk-canary-{i:02}-4f1c9e-never-print"))).collect();
+    let envs: Vec<(&str, &str)> = canaries.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    let envs = [("LOGFIRE_TOKEN", canary), ("OPENAI_API_KEY", canary), ("HF_TOKEN", canary)];
     for example in ["examples/lab", "examples/enterprise", "examples/airgapped"] {
         let output = sovereign(&["build", example, "--partial", "--force", "-o", out.to_str().unwrap()], &envs);
         assert!(output.status.success());
-        assert!(!String::from_utf8_lossy(&output.stderr).contains(canary));
-        for (path, bytes) in files(&out) {
-            assert!(!String::from_utf8_lossy(&bytes).contains(canary), "{}", path.display());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        for (_, canary) in &canaries {
+            assert!(!stderr.contains(canary.as_str()), "{canary} printed");
+            for (path, bytes) in files(&out) {
+                assert!(!String::from_utf8_lossy(&bytes).contains(canary.as_str()), "{}", path.display());
+            }
         }
     }
 }
