@@ -7,6 +7,7 @@
 
 mod analyze_command;
 mod build_command;
+mod build_writer;
 mod bundle_command;
 mod check_command;
 mod fmt_command;

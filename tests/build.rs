@@ -88,6 +88,7 @@ fn what_cannot_be_built_is_an_error_and_nothing_is_written() {
     assert!(stderr.contains("error: cannot build: edge \"adjuster-assist\": its signing key"), "{stderr}");
     assert!(stderr.contains("the environment has no SOVEREIGN_BUNDLE_KEY"), "{stderr}");
     assert!(!out.exists());
+    assert!(!tmp.path().join("out.sovereign-new").exists(), "a refused build left its folder behind");
 }
 
 #[test]

@@ -221,9 +221,14 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
-/// Every resource of a build, by id.
+/// Every resource of a build, by id; or of the sites in [`DesiredState::only`].
 #[derive(Clone, Debug, Default)]
 pub struct DesiredState {
+    /// When set, only these sites' resources are built (a large fabric is
+    /// built a batch of sites at a time, so that its whole desired state
+    /// is never in memory at once). Emitters ask [`DesiredState::wants`]
+    /// before building anything for a site; `add` drops the rest.
+    pub only: Option<std::collections::HashSet<Arc<str>>>,
     pub resources: BTreeMap<ResourceId, Resource>,
     /// Ids an emitter produced twice (the first is kept): an emitter bug,
     /// reported by [`DesiredState::problems`].
@@ -244,11 +249,26 @@ impl DesiredState {
     /// Adds a resource; an id given twice keeps the first and is recorded
     /// in `conflicts` (an emitter bug, never a user's).
     pub fn add(&mut self, resource: Resource) {
+        if !self.wants(&resource.id.site) {
+            return;
+        }
         if self.resources.contains_key(&resource.id) {
             self.conflicts.push(resource.id);
             return;
         }
         self.resources.insert(resource.id.clone(), resource);
+    }
+
+    /// A state that builds only `sites`.
+    #[must_use]
+    pub fn for_sites(sites: impl IntoIterator<Item = Arc<str>>) -> DesiredState {
+        DesiredState { only: Some(sites.into_iter().collect()), ..DesiredState::default() }
+    }
+
+    /// Whether resources of `site` belong to this build.
+    #[must_use]
+    pub fn wants(&self, site: &str) -> bool {
+        self.only.as_ref().is_none_or(|only| only.contains(site))
     }
 
     /// Adds every resource and note of `other` (another target's build).

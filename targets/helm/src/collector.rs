@@ -146,6 +146,9 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, fabric: &str, chart: &Chart
             },
         });
         for site in analysis.sites.sites.iter().filter(|s| s.has_cluster) {
+            if !emitted.state.wants(&site.name) {
+                continue;
+            }
             emitted.releases.push(Release {
                 site: site.name.clone(),
                 chart: chart.clone(),

@@ -102,8 +102,15 @@ pub struct Emitted {
 /// The releases of every declaration that installs a chart.
 #[must_use]
 pub fn emit(spec: &Spec, analysis: &Analysis, catalog: &Catalog) -> Emitted {
+    emit_for(spec, analysis, catalog, DesiredState::default())
+}
+
+/// The releases of the sites `state` wants (`DesiredState::only`), with
+/// their values and collections added to it.
+#[must_use]
+pub fn emit_for(spec: &Spec, analysis: &Analysis, catalog: &Catalog, state: DesiredState) -> Emitted {
     let fabric = spec.fabric.name.as_ref().map_or_else(|| Arc::from("fabric"), |n| n.qualified.clone());
-    let mut emitted = Emitted::default();
+    let mut emitted = Emitted { releases: Vec::new(), state };
     let chart = |name: &str, emitted: &mut Emitted| -> Option<Chart> {
         let chart = catalog.charts.get(name).cloned();
         if chart.is_none() {

@@ -44,7 +44,7 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, fabric: &str, chart: &Chart
         let name = label(&store.name.qualified);
         for site in analysis.workload_sites.sites(store.item) {
             let site = &analysis.sites.sites[site.index()];
-            if !site.has_cluster {
+            if !site.has_cluster || !emitted.state.wants(&site.name) {
                 continue;
             }
             let mut values = json!({

@@ -50,6 +50,9 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, fabric: &str, chart: &Chart
             continue;
         }
         let site = &analysis.sites.sites[temporal.site.value.index()];
+        if !emitted.state.wants(&site.name) {
+            continue;
+        }
         let written = &temporal.name.qualified;
         let engine = temporal.persistence.as_ref().map(|p| p.engine.value);
         if !matches!(engine, Some(PersistenceEngine::Postgresql)) {

@@ -49,6 +49,9 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, context: &Context, state: &
     let declaration = Declaration { kind: "observe", name: observe.name.qualified.clone() };
     let role = sovereign_helm::label(&format!("sovereign-{}-ebpf", context.fabric));
     for site in analysis.sites.sites.iter().filter(|s| s.has_cluster) {
+        if !state.wants(&site.name) {
+            continue;
+        }
         let site_name = &site.name;
         emit_namespace(site_name, &namespace, &PRIVILEGED, Some(WHY), context, state);
         let ns_id = namespace_id(site_name, &namespace);

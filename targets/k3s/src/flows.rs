@@ -225,6 +225,9 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, context: &Context, state: &
                 continue;
             }
             for site in analysis.sites.sites.iter().filter(|s| s.has_cluster) {
+                if !state.wants(&site.name) {
+                    continue;
+                }
                 let why =
                     format!("observe \"{}\" exports to {host}, a Service of the same cluster", observe.name.qualified);
                 let connection = Connection {
@@ -263,6 +266,9 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, context: &Context, state: &
         }
     }
     for (connection, whys) in connections {
+        if !state.wants(&analysis.sites.sites[connection.site].name) {
+            continue;
+        }
         let why = whys.into_iter().collect::<Vec<_>>().join("; ");
         policies(&connection, &why, analysis, context, state);
     }

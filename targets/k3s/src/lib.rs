@@ -42,9 +42,27 @@ pub use serves::{VLLM_IMAGE, VLLM_TPU_IMAGE};
 /// target's values and collections that its HelmCharts install.
 #[must_use]
 pub fn emit(spec: &Spec, fabric: &Fabric, analysis: &Analysis, catalog: &Catalog) -> DesiredState {
-    let mut state = DesiredState::default();
+    emit_for(spec, fabric, analysis, catalog, DesiredState::default())
+}
+
+/// The same for the sites `state` wants (`DesiredState::only`), added to it.
+#[must_use]
+pub fn emit_for(
+    spec: &Spec,
+    fabric: &Fabric,
+    analysis: &Analysis,
+    catalog: &Catalog,
+    mut state: DesiredState,
+) -> DesiredState {
     let context = labels::Context::new(spec);
-    let helm = sovereign_helm::emit(spec, analysis, catalog);
+    let only = state.only.take();
+    let mut helm = sovereign_helm::emit_for(
+        spec,
+        analysis,
+        catalog,
+        DesiredState { only: only.clone(), ..DesiredState::default() },
+    );
+    state.only = only;
     namespaces::emit(spec, analysis, &context, &mut state);
     mig::emit(fabric, analysis, &context, &mut state);
     serves::emit(spec, analysis, catalog, &context, &mut state);
@@ -60,6 +78,7 @@ pub fn emit(spec: &Spec, fabric: &Fabric, analysis: &Analysis, catalog: &Catalog
             "the {name} chart's values are written for its version {version} (from {repo}); a newer chart may rename their keys"
         ));
     }
+    helm.state.only = None;
     state.merge(helm.state);
     state
 }

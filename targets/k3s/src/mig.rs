@@ -37,6 +37,9 @@ pub(crate) fn emit(fabric: &Fabric, analysis: &Analysis, context: &Context, stat
     }
     for (site_index, nodes) in layouts {
         let site = &analysis.sites.sites[site_index];
+        if !state.wants(&site.name) {
+            continue;
+        }
         // Only nodes where placement partitioned something get a layout.
         let nodes: Vec<_> = nodes.into_iter().filter(|(_, gpus)| gpus.values().any(|p| !p.is_empty())).collect();
         if nodes.is_empty() {

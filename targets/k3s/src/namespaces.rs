@@ -44,6 +44,9 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, context: &Context, state: &
         modules[temporal.site.value.index()].insert(Module::Metabolism);
     }
     for site in analysis.sites.sites.iter().filter(|s| s.has_cluster) {
+        if !state.wants(&site.name) {
+            continue;
+        }
         let mut here = modules[site.id.index()].clone();
         // A collector runs on every cluster.
         if !spec.observes.is_empty() {

@@ -121,6 +121,9 @@ fn emit_serve(
     let mut sites: Vec<usize> = Vec::new();
     for ((site_index, node), placements) in &groups {
         let site = &analysis.sites.sites[*site_index];
+        if !state.wants(&site.name) {
+            continue;
+        }
         if !sites.contains(site_index) {
             sites.push(*site_index);
         }
@@ -277,6 +280,9 @@ fn emit_serve(
     let metadata = context.metadata(&service_name, Some(&namespace), Some(&declaration));
     for site_index in sites {
         let site = &analysis.sites.sites[site_index];
+        if !state.wants(&site.name) {
+            continue;
+        }
         let spec = ServiceSpec {
             selector: &selector,
             ports: vec![ServicePort { name: "http", port: PORT, target_port: "http", protocol: "TCP" }],

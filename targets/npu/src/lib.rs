@@ -112,10 +112,24 @@ pub fn emit(
     keys: &BTreeMap<Id<Secret>, Result<SigningKey, String>>,
 ) -> (Vec<Bundle>, DesiredState) {
     let mut state = DesiredState::default();
+    let bundles = emit_into(spec, analysis, keys, &mut state);
+    (bundles, state)
+}
+
+/// The bundles of the sites `state` wants, their resources added to it.
+pub fn emit_into(
+    spec: &Spec,
+    analysis: &Analysis,
+    keys: &BTreeMap<Id<Secret>, Result<SigningKey, String>>,
+    state: &mut DesiredState,
+) -> Vec<Bundle> {
     let mut bundles = Vec::new();
     let mut unsigned = Vec::new();
     for fit in &analysis.devices {
         let edge = &spec.edges[fit.edge];
+        if !state.wants(&spec.sites[edge.fleet.value.parent].name.qualified) {
+            continue;
+        }
         let key = match &edge.signing_key {
             None => None,
             Some(secret) => match keys.get(&secret.value) {
@@ -154,7 +168,7 @@ pub fn emit(
             unsigned.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")
         ));
     }
-    (bundles, state)
+    bundles
 }
 
 fn bundle(

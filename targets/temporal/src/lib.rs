@@ -37,10 +37,19 @@ pub const EVAL_TASK_QUEUE: &str = "sovereign-evals";
 /// The requests for every Temporal namespace and eval schedule.
 #[must_use]
 pub fn emit(spec: &Spec, analysis: &Analysis) -> DesiredState {
-    let fabric = spec.fabric.name.as_ref().map_or_else(|| Arc::from("fabric"), |n| n.qualified.clone());
     let mut state = DesiredState::default();
+    emit_into(spec, analysis, &mut state);
+    state
+}
+
+/// The requests of the sites `state` wants, added to it.
+pub fn emit_into(spec: &Spec, analysis: &Analysis, state: &mut DesiredState) {
+    let fabric = spec.fabric.name.as_ref().map_or_else(|| Arc::from("fabric"), |n| n.qualified.clone());
     for temporal in spec.temporals.values() {
         let site = analysis.sites.sites[temporal.site.value.index()].name.clone();
+        if !state.wants(&site) {
+            continue;
+        }
         let server = sovereign_helm::label(&temporal.name.qualified);
         let installed = temporal.endpoint.is_none().then(|| ResourceId {
             target: Target::K3s,
@@ -83,6 +92,9 @@ pub fn emit(spec: &Spec, analysis: &Analysis) -> DesiredState {
             continue;
         };
         let namespace = namespace.name.qualified.rsplit('/').next().unwrap_or_default();
+        if !state.wants(&analysis.sites.sites[temporal.site.value.index()].name) {
+            continue;
+        }
         let serve = &spec.serves[eval.target.value];
         let dataset = &spec.datasets[eval.dataset.value];
         let service = sovereign_helm::label(&serve.name.qualified);
@@ -139,7 +151,6 @@ pub fn emit(spec: &Spec, analysis: &Analysis) -> DesiredState {
         });
         state.add(resource);
     }
-    state
 }
 
 /// A Temporal `Payload` holding `value` as JSON (the default data
