@@ -101,21 +101,25 @@ struct Notes {
     at_apply: Vec<String>,
     assumptions: Vec<String>,
     unbuilt: Vec<String>,
-    seen: std::collections::HashSet<String>,
+    /// Per list: a line said by every batch is kept once.
+    seen: [std::collections::HashSet<String>; 3],
     resources: usize,
 }
 
 impl Notes {
     fn take(&mut self, state: &mut DesiredState) {
         self.resources += state.resources.len();
-        for (from, into) in [
+        for ((from, into), seen) in [
             (&mut state.at_apply, &mut self.at_apply),
             (&mut state.assumptions, &mut self.assumptions),
             (&mut state.unbuilt, &mut self.unbuilt),
-        ] {
+        ]
+        .into_iter()
+        .zip(&mut self.seen)
+        {
             for line in from.drain(..) {
                 // A fabric-wide note is said by every batch: once is enough.
-                if self.seen.insert(line.clone()) {
+                if seen.insert(line.clone()) {
                     into.push(line);
                 }
             }
@@ -211,8 +215,16 @@ fn summarize_at_apply(lines: &[String]) -> Vec<String> {
 /// a YAML stream, or a JSON array with `--json` (patches are left out: they
 /// change objects sovereign does not own).
 fn print_site(state: &DesiredState, site: &str, as_json: bool) -> ExitCode {
-    let objects: Vec<&Resource> =
-        state.resources.values().filter(|r| &*r.id.site == site && !r.patch && r.id.target == Target::K3s).collect();
+    // In dependency order, so that `kubectl apply -f -` creates a namespace before what is in it.
+    let Ok(order) = state.order() else {
+        let _ = writeln!(std::io::stderr(), "error: the build has a dependency cycle");
+        return ExitCode::from(1);
+    };
+    let objects: Vec<&Resource> = order
+        .into_iter()
+        .map(|id| &state.resources[id])
+        .filter(|r| &*r.id.site == site && !r.patch && r.id.target == Target::K3s)
+        .collect();
     if objects.is_empty() {
         let _ = writeln!(std::io::stderr(), "error: no site `{site}` with a cluster has objects in this build");
         return ExitCode::from(1);

@@ -168,11 +168,7 @@ pub(crate) fn yaml_streams(
         }
         Ok(out)
     };
-    let workers = if std::env::var_os("SEQ").is_some() {
-        1
-    } else {
-        std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(chunks.len())
-    };
+    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(chunks.len());
     if workers <= 1 {
         for (chunk, &(stream, ..)) in chunks.iter().enumerate() {
             sink(stream, convert(chunk)?.as_bytes())?;

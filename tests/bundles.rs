@@ -95,6 +95,44 @@ fn bundles_are_signed_verified_and_refused_when_touched() {
         std::fs::write(blob, &original).unwrap();
     }
     assert!(verify(&bundle, &public).status.success());
+
+    // index.json is not signed itself: what it names beside the bundle must
+    // be what the bundle holds, and the bundle must be an index.
+    let index_path = bundle.join("index.json");
+    let original = std::fs::read(&index_path).unwrap();
+    let index: serde_json::Value = serde_json::from_slice(&original).unwrap();
+    let smuggled = b"{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\"}";
+    let digest = sha256_hex(smuggled);
+    std::fs::write(bundle.join("blobs/sha256").join(&digest), smuggled).unwrap();
+    let mut added = index.clone();
+    added["manifests"].as_array_mut().unwrap().push(serde_json::json!({
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": format!("sha256:{digest}"),
+        "size": smuggled.len(),
+        "annotations": { "org.opencontainers.image.ref.name": "variant-smuggled" },
+    }));
+    std::fs::write(&index_path, serde_json::to_vec(&added).unwrap()).unwrap();
+    let touched = verify(&bundle, &public);
+    assert_eq!(touched.status.code(), Some(1), "an added variant verified");
+    assert!(String::from_utf8_lossy(&touched.stderr).contains("which the signed bundle does not hold"));
+    let mut relabelled = index.clone();
+    relabelled["manifests"][0]["mediaType"] = serde_json::json!("application/octet-stream");
+    std::fs::write(&index_path, serde_json::to_vec(&relabelled).unwrap()).unwrap();
+    assert_eq!(verify(&bundle, &public).status.code(), Some(1), "a relabelled bundle verified");
+    std::fs::write(&index_path, &original).unwrap();
+    std::fs::remove_file(bundle.join("blobs/sha256").join(&digest)).unwrap();
+    assert!(verify(&bundle, &public).status.success());
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let mut child = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_owned()
 }
 
 #[test]

@@ -14,7 +14,8 @@
 //! - every other string is double-quoted, escaping what YAML cannot hold
 //!   raw (controls, DEL, C1, U+2028/2029, U+FEFF, U+FFFE/FFFF);
 //! - numbers, booleans and null are JSON's words, which YAML 1.1 and 1.2
-//!   read the same.
+//!   read the same, but for exponents: `1e300` becomes `1.0e+300`, the
+//!   form YAML 1.1 needs for a float.
 //!
 //! Layout follows `kubectl get -o yaml`: two spaces per level, a sequence
 //! at its key's indentation. The tests read the output back with
@@ -174,7 +175,23 @@ impl<'a> Reader<'a> {
                 if !(is_word || is_number) {
                     return Err(self.error("expected a value"));
                 }
-                out.push_str(word);
+                // YAML 1.1 reads a float only with a `.` and a signed
+                // exponent (PyYAML takes `1e300` for a string): `1.0e+300`.
+                match word.find(['e', 'E']) {
+                    Some(at) if is_number => {
+                        let (mantissa, exponent) = (&word[..at], &word[at + 1..]);
+                        out.push_str(mantissa);
+                        if !mantissa.contains('.') {
+                            out.push_str(".0");
+                        }
+                        out.push('e');
+                        if !exponent.starts_with(['+', '-']) {
+                            out.push('+');
+                        }
+                        out.push_str(exponent);
+                    }
+                    _ => out.push_str(word),
+                }
                 Ok(())
             }
             _ => Err(self.error("expected a value")),
@@ -379,6 +396,8 @@ mod tests {
     #[test]
     fn numbers_booleans_and_null_keep_their_types() {
         round_trips(&json!({"a": 1, "b": -2.5, "c": 1e300, "d": true, "e": false, "f": null, "g": [0, 1.0]}));
+        // The float forms YAML 1.1 readers (PyYAML, Go's yaml.v2) take for floats.
+        assert_eq!(yaml(&json!({"c": 1e300, "d": 1.5e-7})), "c: 1.0e+300\nd: 1.5e-7\n");
         round_trips(&json!([[1, [2]], {"x": [[]]}, "s"]));
         round_trips(&json!("top"));
     }

@@ -99,6 +99,8 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, context: &Context, state: &
                 "spec": {
                     "serviceAccountName": "ebpf-instrument",
                     "hostPID": true,
+                    // Every node, tainted GPU and TPU nodes above all: that is where vLLM runs.
+                    "tolerations": [{ "operator": "Exists" }],
                     "containers": [{
                         "name": "ebpf-instrument",
                         "image": OBI_IMAGE,

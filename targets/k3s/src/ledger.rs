@@ -40,8 +40,12 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, context: &Context, state: &
             entry["uri"] = json!(uri.value.as_str());
         }
         let mut text = String::new();
-        let _ =
-            sovereign_desired::yaml::append_document(&json!({ "catalog": { &**name: entry } }).to_string(), &mut text);
+        if let Err(why) =
+            sovereign_desired::yaml::append_document(&json!({ "catalog": { &**name: entry } }).to_string(), &mut text)
+        {
+            state.unbuilt.push(format!("ledger \"{name}\": its catalog configuration: {why}"));
+            continue;
+        }
         let declaration = Declaration { kind: "ledger", name: name.clone() };
         for &site in &sites {
             let site = &analysis.sites.sites[site];

@@ -71,7 +71,10 @@ pub(crate) fn emit(fabric: &Fabric, analysis: &Analysis, context: &Context, stat
         let mut text = String::new();
         // The config as YAML, the format mig-parted documents; a map of
         // lists and numbers always converts.
-        let _ = sovereign_desired::yaml::append_document(&config.to_string(), &mut text);
+        if let Err(why) = sovereign_desired::yaml::append_document(&config.to_string(), &mut text) {
+            state.unbuilt.push(format!("the MIG layouts of site \"{}\": {why}", site.name));
+            continue;
+        }
         let metadata = context.metadata(CONFIG_MAP, Some(GPU_OPERATOR_NAMESPACE), None);
         let mut rest = Map::new();
         rest.insert("data".into(), json!({ "config.yaml": text }));

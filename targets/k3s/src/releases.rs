@@ -31,8 +31,11 @@ pub(crate) fn emit(releases: &[Release], context: &Context, state: &mut DesiredS
     for release in releases {
         let declaration = Declaration { kind: release.declaration.0, name: release.declaration.1.clone() };
         let mut values = String::new();
-        // Values are JSON objects; they always convert.
-        let _ = sovereign_desired::yaml::append_document(&release.values.to_string(), &mut values);
+        if let Err(why) = sovereign_desired::yaml::append_document(&release.values.to_string(), &mut values) {
+            // Never a chart installed with its defaults instead of these values.
+            state.unbuilt.push(format!("{} \"{}\": its chart values: {why}", declaration.kind, declaration.name));
+            continue;
+        }
         let metadata = context.metadata(&release.name, Some(HELM_CHART_NAMESPACE), Some(&declaration));
         let spec = json!({
             "repo": release.chart.repo,

@@ -162,10 +162,9 @@ pub fn emit_into(
         state.add(Resource::new(id, Some(format!("edge \"{}\"", edge.name.qualified).into()), &body));
         bundles.push(bundle);
     }
-    if !unsigned.is_empty() {
+    for edge in unsigned {
         state.assumptions.push(format!(
-            "the bundles of edge {} are unsigned: devices refuse unsigned bundles; name a key with `signing-key=`",
-            unsigned.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")
+            "the bundles of edge \"{edge}\" are unsigned: devices refuse unsigned bundles; name a key with `signing-key=`"
         ));
     }
     bundles
