@@ -65,6 +65,12 @@ pub(crate) fn run(args: &BuildArgs) -> ExitCode {
         let mut writer = BuildWriter::new(root, fabric)?;
         for batch in sites.chunks(BATCH_SITES) {
             let (mut state, bundles) = emit(batch);
+            // Two resources with one id, or a dependency on one never built:
+            // an emitter's mistake, never written as if it were a build.
+            let problems = state.problems();
+            if !problems.is_empty() {
+                return Err(format!("the build is inconsistent (a bug in sovereign): {}", problems.join("; ")));
+            }
             writer.add(&state, &bundles)?;
             notes.take(&mut state);
         }

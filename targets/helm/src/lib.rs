@@ -142,6 +142,19 @@ pub fn emit_for(spec: &Spec, analysis: &Analysis, catalog: &Catalog, state: Desi
     emitted
 }
 
+/// Whether sovereign installs a server for `temporal` (with `endpoint=` it
+/// uses that one; otherwise only PostgreSQL persistence on a cluster is
+/// built so far): what the Temporal target's requests wait for.
+#[must_use]
+pub fn installs_temporal(analysis: &Analysis, temporal: &sovereign_model::Temporal) -> bool {
+    temporal.endpoint.is_none()
+        && temporal
+            .persistence
+            .as_ref()
+            .is_some_and(|p| p.engine.value == sovereign_model::PersistenceEngine::Postgresql)
+        && analysis.sites.sites[temporal.site.value.index()].has_cluster
+}
+
 /// A Kubernetes Secret a workload reads: its name and key in the
 /// workload's namespace.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -36,7 +36,7 @@ use sovereign_desired::DesiredState;
 use sovereign_desired::modules::{Module, namespace_name};
 use sovereign_model::{Decl, Spec};
 
-use crate::labels::{Context, label_value};
+use crate::labels::{Context, label_value, object_name};
 use crate::objects::Spec as Rest;
 use crate::releases::namespace_id;
 
@@ -300,7 +300,7 @@ fn policies(connection: &Connection, why: &str, analysis: &Analysis, context: &C
     let site: &Arc<str> = &analysis.sites.sites[connection.site].name;
     let ports: Vec<Value> = connection.ports.iter().map(|p| json!({ "protocol": "TCP", "port": p })).collect();
     let name = |direction: &str| {
-        policy_name(&format!("{direction}-{}-to-{}", short(&connection.client), short(&connection.server)))
+        object_name(&format!("{direction}-{}-to-{}", short(&connection.client), short(&connection.server)))
     };
     let outside = |peer: &Peer| match peer {
         Peer::Outside(what) => format!(
@@ -333,17 +333,4 @@ fn policies(connection: &Connection, why: &str, analysis: &Analysis, context: &C
         });
         add(server, name("ingress"), rest, format!("{why}.{}", outside(&connection.client)));
     }
-}
-
-/// A policy's name: the label of `text`, or when that is longer than 63
-/// characters, its start and a hash of the whole (two long names must not
-/// become one).
-fn policy_name(text: &str) -> String {
-    let full = sovereign_helm::label(text);
-    if full.len() < 63 {
-        return full;
-    }
-    // FNV-1a: stable across builds and platforms.
-    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-    format!("{}-{:012x}", full[..50].trim_end_matches('-'), hash & 0xffff_ffff_ffff)
 }

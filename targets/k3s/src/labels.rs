@@ -112,6 +112,23 @@ pub(crate) fn label_value(text: &str) -> String {
     cut.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()).to_owned()
 }
 
+/// An object's name: the RFC 1123 label of `text`, or when that is longer
+/// than 63 characters, its start and a hash of the whole: two long names
+/// must not become one object.
+pub(crate) fn object_name(text: &str) -> String {
+    let full = sovereign_helm::label(text);
+    if full == text && full.len() <= 63 {
+        return full;
+    }
+    // Cut, or characters replaced (`a.b` and `a-b` would meet): a hash keeps it unique.
+    format!("{}-{:012x}", full[..full.len().min(50)].trim_end_matches('-'), fnv(text) & 0xffff_ffff_ffff)
+}
+
+/// FNV-1a: stable across builds and platforms.
+fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
 /// The kinds sovereign writes, as static words: an intern key without an
 /// allocation (other kinds are not interned).
 fn kind_word(kind: &str) -> Option<&'static str> {

@@ -17,11 +17,13 @@
 
 use std::collections::BTreeMap;
 
+use serde_json::Value;
 use serde_json::json;
+use sovereign_desired::modules::{Module, namespace_name};
 use sovereign_desired::{DesiredState, ResourceId, Target};
-use sovereign_helm::{Database, HELM_CHART_NAMESPACE, POSTGRES_PORT, Release};
+use sovereign_helm::{Database, HELM_CHART_NAMESPACE, POSTGRES_PORT, Release, TEMPORAL_GRPC_PORT, TEMPORAL_HTTP_PORT};
 
-use crate::labels::{Context, Declaration};
+use crate::labels::{Context, Declaration, object_name};
 use crate::objects::{ContainerSecurityContext, Spec};
 
 pub const POSTGRES_IMAGE: &str = "docker.io/library/postgres:17.6";
@@ -58,9 +60,73 @@ pub(crate) fn emit(releases: &[Release], context: &Context, state: &mut DesiredS
             chart.depends_on.insert(after.clone());
         }
         state.add(chart);
+        policies(release, context, state);
         if let Some(database) = &release.database {
             postgres(release, database, &declaration, context, state);
         }
+    }
+}
+
+/// The traffic a release needs besides the proved flows: its own pods with
+/// each other (Temporal's services and membership, Qdrant's peers), its
+/// database, and for Temporal the eval workers that poll its frontend. The
+/// chart's pods carry `app.kubernetes.io/instance: <release>` (its
+/// `selectorLabels`).
+fn policies(release: &Release, context: &Context, state: &mut DesiredState) {
+    let own = json!({ "matchLabels": { "app.kubernetes.io/instance": release.name } });
+    let mut add = |name: String, selector: Value, rest: Value, why: String| {
+        let mut metadata = context.metadata(&name, Some(&release.namespace), None);
+        metadata.annotations.insert("sovereign.dev/why", why);
+        let mut spec = json!({ "podSelector": selector });
+        if let (Some(spec), Some(rest)) = (spec.as_object_mut(), rest.as_object()) {
+            spec.extend(rest.clone());
+        }
+        let mut policy =
+            context.object(&release.site, "networking.k8s.io/v1", "NetworkPolicy", &metadata, Spec { spec }, None);
+        policy.depends_on.insert(namespace_id(&release.site, &release.namespace));
+        state.add(policy);
+    };
+    add(
+        object_name(&format!("within-{}", release.name)),
+        own.clone(),
+        json!({
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{ "from": [{ "podSelector": own }] }],
+            "egress": [{ "to": [{ "podSelector": own }] }],
+        }),
+        format!("the pods of release {} talk to each other (the chart's own services)", release.name),
+    );
+    if let Some(database) = &release.database {
+        let db = json!({ "matchLabels": { "sovereign.dev/postgres": database.name } });
+        let port = json!([{ "protocol": "TCP", "port": POSTGRES_PORT }]);
+        add(
+            object_name(&format!("egress-{}-to-{}", release.name, database.name)),
+            own.clone(),
+            json!({ "policyTypes": ["Egress"], "egress": [{ "to": [{ "podSelector": db }], "ports": port }] }),
+            format!("release {} uses its database", release.name),
+        );
+        add(
+            object_name(&format!("ingress-{}-to-{}", release.name, database.name)),
+            db,
+            json!({ "policyTypes": ["Ingress"], "ingress": [{ "from": [{ "podSelector": own }], "ports": port }] }),
+            format!("only release {} reaches this database", release.name),
+        );
+    }
+    if release.chart.name == "temporal" {
+        let workers = json!({
+            "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": namespace_name(&context.fabric, Module::Alchemist) } },
+            "podSelector": { "matchExpressions": [{ "key": "sovereign.dev/eval", "operator": "Exists" }] },
+        });
+        let ports = json!([
+            { "protocol": "TCP", "port": TEMPORAL_GRPC_PORT },
+            { "protocol": "TCP", "port": TEMPORAL_HTTP_PORT },
+        ]);
+        add(
+            object_name(&format!("ingress-evals-to-{}", release.name)),
+            own,
+            json!({ "policyTypes": ["Ingress"], "ingress": [{ "from": [workers], "ports": ports }] }),
+            "the eval workers poll Temporal's frontend for their schedules".to_owned(),
+        );
     }
 }
 

@@ -37,7 +37,7 @@ use sovereign_catalog::Catalog;
 use sovereign_desired::{DesiredState, ResourceId, Target};
 use sovereign_model::{Dtype, KvCacheDtype};
 
-use crate::labels::{Context, Declaration, label_value};
+use crate::labels::{Context, Declaration, label_value, object_name};
 use crate::namespaces::{Module, namespace_name};
 use crate::objects::{
     ClaimSource, Container, ContainerPort, ContainerSecurityContext, DeploymentSpec, DisruptionBudgetSpec, EmptyDir,
@@ -197,7 +197,7 @@ fn emit_serve(
         // 5 minutes plus a minute per 10 GB of weights on each device.
         let weights_gb = memory.map_or(0.0, |m| m.weights / 1e9);
         let startup_seconds = 300 + (weights_gb / 10.0).ceil() as u64 * 60;
-        let deployment_name = label_value(&format!("{name}-{node}").replace(['/', '#', '.'], "-"));
+        let deployment_name = object_name(&format!("{name}-{node}"));
         let mut selector = BTreeMap::new();
         selector.insert("sovereign.dev/serve", serve_label.clone());
         selector.insert("sovereign.dev/node", label_value(node));

@@ -51,6 +51,10 @@ pub fn emit_into(spec: &Spec, analysis: &Analysis, state: &mut DesiredState) {
             continue;
         }
         let server = sovereign_helm::label(&temporal.name.qualified);
+        if temporal.endpoint.is_none() && !sovereign_helm::installs_temporal(analysis, temporal) {
+            // The Helm target says why no server is installed; nothing to register on.
+            continue;
+        }
         let installed = temporal.endpoint.is_none().then(|| ResourceId {
             target: Target::K3s,
             site: site.clone(),
@@ -95,7 +99,21 @@ pub fn emit_into(spec: &Spec, analysis: &Analysis, state: &mut DesiredState) {
         if !state.wants(&analysis.sites.sites[temporal.site.value.index()].name) {
             continue;
         }
+        if temporal.endpoint.is_none() && !sovereign_helm::installs_temporal(analysis, temporal) {
+            state
+                .unbuilt
+                .push(format!("eval \"{written}\": its Temporal \"{}\" is not built", temporal.name.qualified));
+            continue;
+        }
         let serve = &spec.serves[eval.target.value];
+        // The endpoint is the serve's Service on the Temporal's cluster.
+        if !analysis.workload_sites.sites(serve.item).any(|s| s == temporal.site.value) {
+            state.unbuilt.push(format!(
+                "eval \"{written}\": its target serve \"{}\" runs on another cluster than its Temporal; a cross-cluster endpoint is not yet supported",
+                serve.name.qualified
+            ));
+            continue;
+        }
         let dataset = &spec.datasets[eval.dataset.value];
         let service = sovereign_helm::label(&serve.name.qualified);
         let endpoint = format!("http://{service}.{}.svc:8000/v1", namespace_name(&fabric, Module::Kinetic));
