@@ -19,8 +19,11 @@ use crate::build_writer::{BuildWriter, write_atomically, yaml_streams};
 use crate::check_command::{load, render_config};
 
 /// Sites built and written together: a large fabric is built a batch at a
-/// time, so that its whole desired state is never in memory at once.
-const BATCH_SITES: usize = 512;
+/// time, so that its whole desired state is never in memory at once. At
+/// least this many sites per batch, and no more than about 24 batches
+/// (each batch walks every declaration to find its sites' work).
+const BATCH_SITES: usize = 256;
+const MAX_BATCHES: usize = 24;
 
 pub(crate) fn run(args: &BuildArgs) -> ExitCode {
     let config = render_config(args.color);
@@ -63,17 +66,33 @@ pub(crate) fn run(args: &BuildArgs) -> ExitCode {
     let mut notes = Notes::default();
     let written = write_atomically(out, args.force, |root| {
         let mut writer = BuildWriter::new(root, fabric)?;
-        for batch in sites.chunks(BATCH_SITES) {
-            let (mut state, bundles) = emit(batch);
-            // Two resources with one id, or a dependency on one never built:
-            // an emitter's mistake, never written as if it were a build.
-            let problems = state.problems();
-            if !problems.is_empty() {
-                return Err(format!("the build is inconsistent (a bug in sovereign): {}", problems.join("; ")));
+        // The next batch is built on another thread while this one is
+        // written (the writer's YAML conversion uses every core too); the
+        // channel holds one, so at most three batches are in memory.
+        std::thread::scope(|scope| {
+            let (built, batches) = std::sync::mpsc::sync_channel(1);
+            let emit = &emit;
+            let sites = &sites;
+            scope.spawn(move || {
+                for batch in sites.chunks(BATCH_SITES.max(sites.len().div_ceil(MAX_BATCHES))) {
+                    // A closed channel: the writer stopped on an error.
+                    if built.send(emit(batch)).is_err() {
+                        break;
+                    }
+                }
+            });
+            for (mut state, bundles) in batches {
+                // Two resources with one id, or a dependency on one never
+                // built: an emitter's mistake, never written as a build.
+                let problems = state.problems();
+                if !problems.is_empty() {
+                    return Err(format!("the build is inconsistent (a bug in sovereign): {}", problems.join("; ")));
+                }
+                writer.add(&state, &bundles)?;
+                notes.take(&mut state);
             }
-            writer.add(&state, &bundles)?;
-            notes.take(&mut state);
-        }
+            Ok(())
+        })?;
         if !report(&notes.assumptions, &notes.unbuilt, args.partial) {
             return Err(Refused.to_string());
         }

@@ -29,6 +29,10 @@ pub(crate) fn emit(fabric: &Fabric, analysis: &Analysis, context: &Context, stat
     // Per site, per node: each GPU index and its instances' profiles.
     let mut layouts: BTreeMap<usize, BTreeMap<(ItemId, Arc<str>), GpuLayouts>> = BTreeMap::new();
     for gpu in analysis.inventory.gpus.iter().filter(|g| g.mig_capable) {
+        // Only this build's sites (a large fabric is built in batches).
+        if !state.wants(&analysis.sites.sites[gpu.site.index()].name) {
+            continue;
+        }
         let node = layouts.entry(gpu.site.index()).or_default().entry((gpu.node_item, gpu.node.clone())).or_default();
         let profiles = node.entry(gpu.index).or_default();
         for instance in &gpu.instances {
