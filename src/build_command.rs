@@ -20,10 +20,10 @@ use crate::check_command::{load, render_config};
 
 /// Sites built and written together: a large fabric is built a batch at a
 /// time, so that its whole desired state is never in memory at once. At
-/// least this many sites per batch, and no more than about 24 batches
+/// least this many sites per batch, and no more than about 32 batches
 /// (each batch walks every declaration to find its sites' work).
 const BATCH_SITES: usize = 256;
-const MAX_BATCHES: usize = 24;
+const MAX_BATCHES: usize = 32;
 
 pub(crate) fn run(args: &BuildArgs) -> ExitCode {
     let config = render_config(args.color);
@@ -68,9 +68,9 @@ pub(crate) fn run(args: &BuildArgs) -> ExitCode {
         let mut writer = BuildWriter::new(root, fabric)?;
         // The next batch is built on another thread while this one is
         // written (the writer's YAML conversion uses every core too); the
-        // channel holds one, so at most three batches are in memory.
+        // channel holds none, so at most two batches are in memory.
         std::thread::scope(|scope| {
-            let (built, batches) = std::sync::mpsc::sync_channel(1);
+            let (built, batches) = std::sync::mpsc::sync_channel(0);
             let emit = &emit;
             let sites = &sites;
             scope.spawn(move || {
