@@ -140,7 +140,7 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, context: &Context, state: &
                 "egress-ebpf-instrument",
                 json!({ "podSelector": { "matchLabels": selector }, "policyTypes": ["Egress"], "egress": [
                     { "to": [collector_pods], "ports": port },
-                    { "to": [{ "ipBlock": { "cidr": "0.0.0.0/0" } }], "ports": [{ "protocol": "TCP", "port": 443 }, { "protocol": "TCP", "port": 6443 }] },
+                    { "to": crate::flows::any_address(), "ports": [{ "protocol": "TCP", "port": 443 }, { "protocol": "TCP", "port": 6443 }] },
                 ]}),
                 "OTLP to the collector; pod metadata from the API server, whose address a NetworkPolicy cannot name: 443 and 6443 are open to any address, for the agent's pods only",
             ),

@@ -274,18 +274,24 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, context: &Context, state: &
     }
 }
 
+/// The peers of a rule (`to` or `from`).
 fn peer_rule(peer: &Peer, fabric: &str) -> Value {
     match peer {
-        Peer::Pods(pods) => json!({
+        Peer::Pods(pods) => json!([{
             "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": namespace_name(fabric, pods.module) } },
             "podSelector": { "matchLabels": pods.labels },
-        }),
-        // Any address: NetworkPolicy cannot name a host (see the annotation).
+        }]),
         Peer::Namespace(namespace) => {
-            json!({ "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": namespace } } })
+            json!([{ "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": namespace } } }])
         }
-        Peer::Outside(_) => json!({ "ipBlock": { "cidr": "0.0.0.0/0" } }),
+        // Any address, IPv4 and IPv6: NetworkPolicy cannot name a host (see the annotation).
+        Peer::Outside(_) => any_address(),
     }
+}
+
+/// Every address of either family, for a peer a NetworkPolicy cannot name.
+pub(crate) fn any_address() -> Value {
+    json!([{ "ipBlock": { "cidr": "0.0.0.0/0" } }, { "ipBlock": { "cidr": "::/0" } }])
 }
 
 fn short(peer: &Peer) -> String {
@@ -321,7 +327,7 @@ fn policies(connection: &Connection, why: &str, analysis: &Analysis, context: &C
         let rest = json!({
             "podSelector": { "matchLabels": client.labels },
             "policyTypes": ["Egress"],
-            "egress": [{ "to": [peer_rule(&connection.server, &context.fabric)], "ports": ports }],
+            "egress": [{ "to": peer_rule(&connection.server, &context.fabric), "ports": ports }],
         });
         add(client, name("egress"), rest, format!("{why}.{}", outside(&connection.server)));
     }
@@ -329,7 +335,7 @@ fn policies(connection: &Connection, why: &str, analysis: &Analysis, context: &C
         let rest = json!({
             "podSelector": { "matchLabels": server.labels },
             "policyTypes": ["Ingress"],
-            "ingress": [{ "from": [peer_rule(&connection.client, &context.fabric)], "ports": ports }],
+            "ingress": [{ "from": peer_rule(&connection.client, &context.fabric), "ports": ports }],
         });
         add(server, name("ingress"), rest, format!("{why}.{}", outside(&connection.client)));
     }
