@@ -9,22 +9,12 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use sovereign_desired::modules::rfc1123;
 use sovereign_desired::{DesiredState, Resource, Target};
 
 /// The version of `index.json`; changes that remove or rename a field bump it.
 pub(crate) const INDEX_VERSION: u32 = 1;
 pub(crate) const MARKER: &str = ".sovereign-build";
-
-/// A name for a file of `site` (K3s names an AddOn after its file: an RFC
-/// 1123 name, lowercase letters, digits and `-`).
-fn rfc1123(text: &str) -> String {
-    let mut name: String =
-        text.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
-    while name.contains("--") {
-        name = name.replace("--", "-");
-    }
-    name.trim_matches('-').to_owned()
-}
 
 /// One entry of `index.json`'s `artifacts`.
 #[derive(Serialize)]

@@ -38,3 +38,38 @@ pub fn namespace_name(fabric: &str, module: Module) -> String {
     let fabric: String = fabric.chars().take(room).collect();
     format!("{}-{}", fabric.trim_end_matches(['-', '.']).replace('.', "-"), module.word())
 }
+
+/// The port every vLLM serve listens on, and its Service exposes
+/// (vllm-project/vllm `entrypoints/openai/cli_args.py`).
+pub const SERVE_PORT: u16 = 8000;
+
+/// An RFC 1123 name: lowercase letters, digits and `-`, one `-` for any
+/// run of other characters, none at either end (a K3s AddOn is named after
+/// its file, so file names follow it too).
+#[must_use]
+pub fn rfc1123(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let c = if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' };
+        if !(c == '-' && (out.is_empty() || out.ends_with('-'))) {
+            out.push(c);
+        }
+    }
+    out.trim_end_matches('-').to_owned()
+}
+
+/// An RFC 1123 label: [`rfc1123`] cut to 63 characters (object names,
+/// release names).
+#[must_use]
+pub fn dns_label(text: &str) -> String {
+    let mut out = rfc1123(text);
+    out.truncate(63);
+    out.trim_end_matches('-').to_owned()
+}
+
+/// The Service of a serve, on every cluster it runs on: what its clients
+/// (an eval's schedule, the flow policies) name.
+#[must_use]
+pub fn serve_service(serve: &str) -> String {
+    dns_label(serve)
+}

@@ -25,10 +25,10 @@
 use serde_json::{Map, Value, json};
 use sovereign_analyze::Analysis;
 use sovereign_catalog::Chart;
-use sovereign_desired::modules::Module;
+use sovereign_desired::modules::{Module, namespace_name};
 use sovereign_model::{CollectorMode, ExportDestination, Spec};
 
-use crate::{Emitted, Release, label, namespace, restricted_container, restricted_pod, secret_ref};
+use crate::{Emitted, Release, restricted_container, restricted_pod, secret_ref};
 
 pub(crate) const IMAGE: &str = "ghcr.io/open-telemetry/opentelemetry-collector-releases/opentelemetry-collector-k8s";
 /// The OTLP receiver ports workloads send to.
@@ -59,7 +59,7 @@ fn logfire_url(region: &str) -> Option<&'static str> {
 }
 
 pub(crate) fn emit(spec: &Spec, analysis: &Analysis, fabric: &str, chart: &Chart, emitted: &mut Emitted) {
-    let namespace = namespace(fabric, Module::Autopilot);
+    let namespace = namespace_name(fabric, Module::Autopilot);
     for observe in spec.observes.values() {
         let written = &observe.name.qualified;
         let mode = observe.collector.as_ref().map_or(CollectorMode::DaemonSet, |c| c.mode.value);
@@ -152,7 +152,7 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, fabric: &str, chart: &Chart
             emitted.releases.push(Release {
                 site: site.name.clone(),
                 chart: chart.clone(),
-                name: label(&format!("{written}-collector")),
+                name: crate::collector_release(written),
                 namespace: namespace.clone(),
                 module: Module::Autopilot,
                 declaration: ("observe", written.clone()),

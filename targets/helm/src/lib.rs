@@ -24,7 +24,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use sovereign_analyze::Analysis;
 use sovereign_catalog::{Catalog, Chart};
-use sovereign_desired::modules::{Module, namespace_name};
+use sovereign_desired::modules::Module;
 use sovereign_desired::{DesiredState, Resource, ResourceId, Target};
 use sovereign_ir::values::SecretSource;
 use sovereign_model::{Id, Secret, Spec};
@@ -68,13 +68,7 @@ impl Release {
     /// The id of the HelmChart object that installs it.
     #[must_use]
     pub fn helm_chart_id(&self) -> ResourceId {
-        ResourceId {
-            target: Target::K3s,
-            site: self.site.clone(),
-            kind: "helm.cattle.io/HelmChart".into(),
-            namespace: Some(HELM_CHART_NAMESPACE.into()),
-            name: self.name.as_str().into(),
-        }
+        helm_chart_id(&self.site, &self.name)
     }
 
     fn values_resource(&self) -> Resource {
@@ -178,18 +172,25 @@ pub fn secret_ref(spec: &Spec, secret: Id<Secret>) -> SecretRef {
 /// The key under which sovereign's Secrets hold their one value.
 pub const SECRET_KEY: &str = "value";
 
-/// An RFC 1123 label of at most 63 characters: lowercase letters, digits, `-`.
+pub use sovereign_desired::modules::dns_label as label;
+
+/// The release of an `observe`'s collector: its HelmChart, and the
+/// `app.kubernetes.io/instance` its pods carry.
 #[must_use]
-pub fn label(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        let c = if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' };
-        if !(c == '-' && (out.is_empty() || out.ends_with('-'))) {
-            out.push(c);
-        }
+pub fn collector_release(observe: &str) -> String {
+    label(&format!("{observe}-collector"))
+}
+
+/// The id of the HelmChart that installs release `name` on `site`.
+#[must_use]
+pub fn helm_chart_id(site: &Arc<str>, name: &str) -> ResourceId {
+    ResourceId {
+        target: Target::K3s,
+        site: site.clone(),
+        kind: "helm.cattle.io/HelmChart".into(),
+        namespace: Some(HELM_CHART_NAMESPACE.into()),
+        name: name.into(),
     }
-    out.truncate(63);
-    out.trim_end_matches('-').to_owned()
 }
 
 /// The restricted Pod Security Standard, as the charts take it
@@ -213,11 +214,7 @@ fn restricted_pod(uid: u64) -> Value {
     })
 }
 
-/// A size in bytes as a Kubernetes quantity in whole GiB, rounded up.
-fn gibibytes(bytes: u64) -> String {
+/// A size in bytes as a Kubernetes quantity in whole GiB, rounded up (at least 1).
+pub fn gibibytes(bytes: u64) -> String {
     format!("{}Gi", bytes.div_ceil(1 << 30).max(1))
-}
-
-fn namespace(fabric: &str, module: Module) -> String {
-    namespace_name(fabric, module)
 }

@@ -21,11 +21,11 @@ use std::sync::Arc;
 use serde_json::json;
 use sovereign_analyze::Analysis;
 use sovereign_catalog::Chart;
-use sovereign_desired::modules::Module;
+use sovereign_desired::modules::{Module, namespace_name};
 use sovereign_desired::{Resource, ResourceId, Target};
 use sovereign_model::{Distance, Spec};
 
-use crate::{Emitted, Release, gibibytes, label, namespace, restricted_container};
+use crate::{Emitted, Release, gibibytes, label, restricted_container};
 
 pub const QDRANT_HTTP_PORT: u16 = 6333;
 /// The key of the API key in its Secret.
@@ -39,7 +39,7 @@ pub fn api_key_secret(release: &str) -> String {
 }
 
 pub(crate) fn emit(spec: &Spec, analysis: &Analysis, fabric: &str, chart: &Chart, emitted: &mut Emitted) {
-    let namespace = namespace(fabric, Module::Kinetic);
+    let namespace = namespace_name(fabric, Module::Kinetic);
     for store in spec.vectorstores.values() {
         let name = label(&store.name.qualified);
         for site in analysis.workload_sites.sites(store.item) {
@@ -100,7 +100,7 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, fabric: &str, chart: &Chart
                     site: site.name.clone(),
                     kind: "collection".into(),
                     namespace: Some(Arc::from(format!("{namespace}/{name}"))),
-                    name: collection.name.qualified.rsplit('/').next().unwrap_or_default().into(),
+                    name: collection.name.text().into(),
                 };
                 let body = json!({ "vectors": { "size": collection.dims.value, "distance": distance } });
                 let declaration = format!("vectorstore \"{}\"", store.name.qualified);

@@ -23,11 +23,11 @@
 use serde_json::{Value, json};
 use sovereign_analyze::Analysis;
 use sovereign_catalog::Chart;
-use sovereign_desired::modules::Module;
+use sovereign_desired::modules::{Module, namespace_name};
 use sovereign_desired::{ResourceId, Target};
 use sovereign_model::{PersistenceEngine, Spec};
 
-use crate::{Emitted, Release, label, namespace, restricted_container, restricted_pod};
+use crate::{Emitted, Release, label, restricted_container, restricted_pod};
 
 /// The frontend's gRPC and HTTP ports (values.yaml `server.frontend.service`).
 pub const TEMPORAL_GRPC_PORT: u16 = 7233;
@@ -43,7 +43,7 @@ pub fn postgres_name(release: &str) -> String {
 }
 
 pub(crate) fn emit(spec: &Spec, analysis: &Analysis, fabric: &str, chart: &Chart, emitted: &mut Emitted) {
-    let namespace = namespace(fabric, Module::Metabolism);
+    let namespace = namespace_name(fabric, Module::Metabolism);
     for temporal in spec.temporals.values() {
         if temporal.endpoint.is_some() {
             // An existing server: nothing to install.

@@ -19,13 +19,13 @@ use std::collections::BTreeMap;
 use serde_json::json;
 use sovereign_analyze::Analysis;
 use sovereign_desired::DesiredState;
-use sovereign_desired::modules::{Module, namespace_name};
+use sovereign_desired::modules::{Module, SERVE_PORT, namespace_name};
 use sovereign_model::Spec;
 
 use crate::labels::{Context, Declaration};
 use crate::namespaces::emit_namespace;
+use crate::namespaces::namespace_id;
 use crate::objects::Spec as Rest;
-use crate::releases::namespace_id;
 
 pub const OBI_IMAGE: &str = "docker.io/otel/ebpf-instrument:v0.9.0";
 
@@ -42,7 +42,7 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, context: &Context, state: &
     let Some(observe) = spec.observes.values().find(|o| o.ebpf.value) else { return };
     let namespace = namespace_name(&context.fabric, Module::Ebpf);
     let collector_ns = namespace_name(&context.fabric, Module::Autopilot);
-    let release = sovereign_helm::label(&format!("{}-collector", observe.name.qualified));
+    let release = sovereign_helm::collector_release(&observe.name.qualified);
     // The chart's Service: `<release>-opentelemetry-collector` (its fullname helper).
     let collector =
         format!("http://{release}-opentelemetry-collector.{collector_ns}.svc:{}", sovereign_helm::OTLP_HTTP_PORT);
@@ -107,7 +107,7 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, context: &Context, state: &
                         "securityContext": { "privileged": true, "runAsUser": 0 },
                         "env": [
                             // The vLLM serves' port: what the agent instruments.
-                            { "name": "OTEL_EBPF_OPEN_PORT", "value": "8000" },
+                            { "name": "OTEL_EBPF_OPEN_PORT", "value": SERVE_PORT.to_string() },
                             { "name": "OTEL_EBPF_KUBE_METADATA_ENABLE", "value": "true" },
                             { "name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": collector },
                             { "name": "OTEL_EXPORTER_OTLP_PROTOCOL", "value": "http/protobuf" },

@@ -33,12 +33,12 @@ use serde_json::{Value, json};
 use sovereign_analyze::Analysis;
 use sovereign_analyze::flows::Places;
 use sovereign_desired::DesiredState;
-use sovereign_desired::modules::{Module, namespace_name};
+use sovereign_desired::modules::{Module, SERVE_PORT, namespace_name};
 use sovereign_model::{Decl, Spec};
 
-use crate::labels::{Context, label_value, object_name};
+use crate::labels::{Context, object_name, workload_label};
+use crate::namespaces::namespace_id;
 use crate::objects::Spec as Rest;
-use crate::releases::namespace_id;
 
 /// Pods of one workload: their namespace and labels.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -73,7 +73,7 @@ fn serve_pods(spec: &Spec, serve: sovereign_model::Id<sovereign_model::Serve>) -
     let name = &spec.serves[serve].name.qualified;
     Pods {
         module: Module::Kinetic,
-        labels: BTreeMap::from([("sovereign.dev/serve", label_value(&name.replace('/', ".")))]),
+        labels: BTreeMap::from([("sovereign.dev/serve", workload_label(name))]),
         short: format!("serve-{}", sovereign_helm::label(name)),
     }
 }
@@ -89,7 +89,7 @@ fn chart_pods(module: Module, chart: &str, release: String, short: String) -> Po
 fn eval_pods(name: &str) -> Pods {
     Pods {
         module: Module::Alchemist,
-        labels: BTreeMap::from([("sovereign.dev/eval", label_value(&name.replace('/', ".")))]),
+        labels: BTreeMap::from([("sovereign.dev/eval", workload_label(name))]),
         short: format!("eval-{}", sovereign_helm::label(name)),
     }
 }
@@ -107,7 +107,7 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, context: &Context, state: &
     let places: &Places = &analysis.flows.places;
     let site_of = |place| places[place].site.map(|s: sovereign_analyze::view::SiteId| s.index());
     let collector = |observe: &sovereign_model::Observe| {
-        let release = sovereign_helm::label(&format!("{}-collector", observe.name.qualified));
+        let release = sovereign_helm::collector_release(&observe.name.qualified);
         chart_pods(Module::Autopilot, "opentelemetry-collector", release.clone(), release)
     };
     let mut connections: BTreeMap<Connection, BTreeSet<String>> = BTreeMap::new();
@@ -160,7 +160,7 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, context: &Context, state: &
                     from_site,
                     Peer::Pods(eval_pods(name)),
                     across(from_site, to_site, serve_pods(spec, serve)),
-                    vec![8000],
+                    vec![SERVE_PORT],
                     what.clone(),
                 );
                 if from_site != to_site {
@@ -168,7 +168,7 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, context: &Context, state: &
                         to_site,
                         Peer::Outside(format!("eval \"{name}\" on another cluster")),
                         Peer::Pods(serve_pods(spec, serve)),
-                        vec![8000],
+                        vec![SERVE_PORT],
                         what,
                     );
                 }
@@ -183,7 +183,7 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, context: &Context, state: &
                     to_site,
                     Peer::Outside(format!("devices of edge \"{}\"", edge.name.qualified)),
                     Peer::Pods(serve_pods(spec, serve)),
-                    vec![8000],
+                    vec![SERVE_PORT],
                     what,
                 );
             }

@@ -105,6 +105,12 @@ impl Declaration {
     }
 }
 
+/// The `sovereign.dev/serve` (or `eval`) label of a declaration's pods:
+/// what its Deployment selects and the flow policies name.
+pub(crate) fn workload_label(name: &str) -> String {
+    label_value(&name.replace('/', "."))
+}
+
 /// A label value: at most 63 characters, starting and ending with a letter
 /// or digit (the full text is in the annotation).
 pub(crate) fn label_value(text: &str) -> String {

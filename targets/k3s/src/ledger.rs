@@ -15,7 +15,7 @@ use sovereign_desired::modules::{Module, namespace_name};
 use sovereign_model::{IcebergCatalog, Spec};
 
 use crate::labels::{Context, Declaration, label_value};
-use crate::releases::namespace_id;
+use crate::namespaces::namespace_id;
 
 pub(crate) fn emit(spec: &Spec, analysis: &Analysis, context: &Context, state: &mut DesiredState) {
     if spec.ledgers.is_empty() {

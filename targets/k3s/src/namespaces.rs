@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use sovereign_analyze::Analysis;
-use sovereign_desired::DesiredState;
+use sovereign_desired::{DesiredState, ResourceId, Target};
 use sovereign_model::Spec;
 
 use crate::labels::Context;
@@ -100,5 +100,16 @@ pub(crate) fn emit_namespace(
         let mut resource = context.object(site, "networking.k8s.io/v1", "NetworkPolicy", &metadata, rest, None);
         resource.depends_on.insert(namespace_id.clone());
         state.add(resource);
+    }
+}
+
+/// The id of a namespace sovereign creates: what everything in it waits for.
+pub(crate) fn namespace_id(site: &Arc<str>, namespace: &str) -> ResourceId {
+    ResourceId {
+        target: Target::K3s,
+        site: site.clone(),
+        kind: "Namespace".into(),
+        namespace: None,
+        name: namespace.into(),
     }
 }

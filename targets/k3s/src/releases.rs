@@ -19,11 +19,12 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 use serde_json::json;
+use sovereign_desired::DesiredState;
 use sovereign_desired::modules::{Module, namespace_name};
-use sovereign_desired::{DesiredState, ResourceId, Target};
 use sovereign_helm::{Database, HELM_CHART_NAMESPACE, POSTGRES_PORT, Release, TEMPORAL_GRPC_PORT, TEMPORAL_HTTP_PORT};
 
 use crate::labels::{Context, Declaration, object_name};
+use crate::namespaces::namespace_id;
 use crate::objects::{ContainerSecurityContext, Spec};
 
 pub const POSTGRES_IMAGE: &str = "docker.io/library/postgres:17.6";
@@ -139,7 +140,7 @@ fn postgres(
 ) {
     let selector = BTreeMap::from([("sovereign.dev/postgres", database.name.clone())]);
     let metadata = context.metadata(&database.name, Some(&release.namespace), Some(declaration));
-    let size = format!("{}Gi", database.size.div_ceil(1 << 30).max(1));
+    let size = sovereign_helm::gibibytes(database.size);
     let spec = json!({
         "serviceName": database.name,
         "replicas": 1,
@@ -189,14 +190,4 @@ fn postgres(
     let mut service = context.object(&release.site, "v1", "Service", &metadata, Spec { spec }, Some(declaration));
     service.depends_on.insert(namespace_id(&release.site, &release.namespace));
     state.add(service);
-}
-
-pub(crate) fn namespace_id(site: &std::sync::Arc<str>, namespace: &str) -> ResourceId {
-    ResourceId {
-        target: Target::K3s,
-        site: site.clone(),
-        kind: "Namespace".into(),
-        namespace: None,
-        name: namespace.into(),
-    }
 }

@@ -25,8 +25,8 @@ use sovereign_ir::values::SecretSource;
 use sovereign_model::Spec;
 
 use crate::labels::{Context, Declaration};
+use crate::namespaces::namespace_id;
 use crate::objects::Spec as Rest;
-use crate::releases::namespace_id;
 
 /// The ClusterSecretStore every ExternalSecret reads through.
 pub const SECRET_STORE: &str = "vault";

@@ -34,17 +34,18 @@ use sovereign_analyze::Analysis;
 use sovereign_analyze::capacity::PlacedServe;
 use sovereign_analyze::placement::{Devices, Placement, Shape};
 use sovereign_catalog::Catalog;
+use sovereign_desired::modules::{SERVE_PORT, serve_service};
 use sovereign_desired::{DesiredState, ResourceId, Target};
 use sovereign_model::{Dtype, KvCacheDtype};
 
-use crate::labels::{Context, Declaration, label_value, object_name};
+use crate::labels::{Context, Declaration, label_value, object_name, workload_label};
+use crate::namespaces::namespace_id;
 use crate::namespaces::{Module, namespace_name};
 use crate::objects::{
     ClaimSource, Container, ContainerPort, ContainerSecurityContext, DeploymentSpec, DisruptionBudgetSpec, EmptyDir,
     EnvVar, HttpGet, LabelSelector, PodSecurityContext, PodSpec, PodTemplate, Probe, Resources, SeccompProfile,
     ServicePort, ServiceSpec, Spec, TemplateMetadata, Toleration, Volume, VolumeMount,
 };
-use crate::releases::namespace_id;
 
 /// The vLLM image, pinned (Docker Hub `vllm/vllm-openai`, tag `v0.12.0`,
 /// the release of vllm-project/vllm `releases/v0.12.0`).
@@ -52,7 +53,6 @@ pub const VLLM_IMAGE: &str = "docker.io/vllm/vllm-openai:v0.12.0";
 /// vLLM's TPU build of the same release (Docker Hub `vllm/vllm-tpu`):
 /// the build says that this tag is assumed, not checked.
 pub const VLLM_TPU_IMAGE: &str = "docker.io/vllm/vllm-tpu:v0.12.0";
-const PORT: u16 = 8000;
 /// Where weights are mounted, read-only.
 const MODELS: &str = "/models";
 /// A uid with no meaning in the image: the restricted profile wants non-root.
@@ -112,7 +112,7 @@ fn emit_serve(
     let model_dir = format!("{MODELS}/{claim}/{path}");
     let declaration = Declaration { kind: "serve", name: name.clone() };
     let namespace = namespace_name(&context.fabric, Module::Kinetic);
-    let serve_label = label_value(&name.replace('/', "."));
+    let serve_label = workload_label(&name);
     // Replicas by (site, node), in placement order.
     let mut groups: BTreeMap<(usize, Arc<str>), Vec<&Placement>> = BTreeMap::new();
     for p in &plan.placements {
@@ -172,7 +172,7 @@ fn emit_serve(
             "--served-model-name".into(),
             name.to_string(),
             "--port".into(),
-            PORT.to_string(),
+            SERVE_PORT.to_string(),
             "--gpu-memory-utilization".into(),
             serve.gpu_memory_utilization.value.to_string(),
         ];
@@ -209,7 +209,7 @@ fn emit_serve(
             image: if tpu { VLLM_TPU_IMAGE } else { VLLM_IMAGE },
             command: vec!["vllm", "serve"],
             args,
-            ports: vec![ContainerPort { name: "http", container_port: PORT, protocol: "TCP" }],
+            ports: vec![ContainerPort { name: "http", container_port: SERVE_PORT, protocol: "TCP" }],
             env: vec![
                 EnvVar { name: "HOME", value: "/cache" },
                 EnvVar { name: "HF_HOME", value: "/cache/huggingface" },
@@ -275,7 +275,7 @@ fn emit_serve(
         }
         state.add(deployment);
     }
-    let service_name = label_value(&name.replace(['/', '.'], "-"));
+    let service_name = serve_service(&name);
     let selector = BTreeMap::from([("sovereign.dev/serve", serve_label)]);
     let metadata = context.metadata(&service_name, Some(&namespace), Some(&declaration));
     for site_index in sites {
@@ -285,7 +285,7 @@ fn emit_serve(
         }
         let spec = ServiceSpec {
             selector: &selector,
-            ports: vec![ServicePort { name: "http", port: PORT, target_port: "http", protocol: "TCP" }],
+            ports: vec![ServicePort { name: "http", port: SERVE_PORT, target_port: "http", protocol: "TCP" }],
         };
         let mut service = context.object(&site.name, "v1", "Service", &metadata, Spec { spec }, Some(&declaration));
         service.depends_on.insert(namespace_id(&site.name, &namespace));

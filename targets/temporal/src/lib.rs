@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use sovereign_analyze::Analysis;
-use sovereign_desired::modules::{Module, namespace_name};
+use sovereign_desired::modules::{Module, SERVE_PORT, namespace_name, serve_service};
 use sovereign_desired::{DesiredState, Resource, ResourceId, Target};
 use sovereign_model::{OnFail, Spec};
 
@@ -55,15 +55,9 @@ pub fn emit_into(spec: &Spec, analysis: &Analysis, state: &mut DesiredState) {
             // The Helm target says why no server is installed; nothing to register on.
             continue;
         }
-        let installed = temporal.endpoint.is_none().then(|| ResourceId {
-            target: Target::K3s,
-            site: site.clone(),
-            kind: "helm.cattle.io/HelmChart".into(),
-            namespace: Some(sovereign_helm::HELM_CHART_NAMESPACE.into()),
-            name: server.as_str().into(),
-        });
+        let installed = temporal.endpoint.is_none().then(|| sovereign_helm::helm_chart_id(&site, &server));
         for namespace in &temporal.namespaces {
-            let name = namespace.name.qualified.rsplit('/').next().unwrap_or_default();
+            let name = namespace.name.text();
             let body = json!({
                 "namespace": name,
                 "workflowExecutionRetentionPeriod": format!("{}s", namespace.retention.value.div_ceil(1000)),
@@ -95,7 +89,7 @@ pub fn emit_into(spec: &Spec, analysis: &Analysis, state: &mut DesiredState) {
             state.unbuilt.push(format!("eval \"{written}\": no `schedule`: on-demand evals are not yet supported"));
             continue;
         };
-        let namespace = namespace.name.qualified.rsplit('/').next().unwrap_or_default();
+        let namespace = namespace.name.text();
         if !state.wants(&analysis.sites.sites[temporal.site.value.index()].name) {
             continue;
         }
@@ -115,13 +109,16 @@ pub fn emit_into(spec: &Spec, analysis: &Analysis, state: &mut DesiredState) {
             continue;
         }
         let dataset = &spec.datasets[eval.dataset.value];
-        let service = sovereign_helm::label(&serve.name.qualified);
-        let endpoint = format!("http://{service}.{}.svc:8000/v1", namespace_name(&fabric, Module::Kinetic));
+        let endpoint = format!(
+            "http://{}.{}.svc:{SERVE_PORT}/v1",
+            serve_service(&serve.name.qualified),
+            namespace_name(&fabric, Module::Kinetic)
+        );
         let ledger = dataset.ledger.as_ref().map(|l| &*spec.ledgers[l.value].name.qualified);
         let thresholds: Vec<Value> = eval
             .metrics
             .iter()
-            .map(|m| json!({ "metric": m.name.qualified.rsplit('/').next().unwrap_or_default(), "min": m.min.as_ref().map(|v| v.value), "max": m.max.as_ref().map(|v| v.value) }))
+            .map(|m| json!({ "metric": m.name.text(), "min": m.min.as_ref().map(|v| v.value), "max": m.max.as_ref().map(|v| v.value) }))
             .collect();
         let on_fail = match eval.on_fail.value {
             OnFail::Block => "block",
