@@ -13,21 +13,15 @@ fn sovereign(args: &[&str], envs: &[(&str, &str)]) -> Output {
     command.output().expect("the binary runs")
 }
 
+#[path = "support/files.rs"]
+mod support;
+
+/// Every file of a build, by path relative to it, with its bytes.
 fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(folder) = stack.pop() {
-        for entry in std::fs::read_dir(&folder).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.push((path.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&path).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
+    support::under(dir)
+        .into_iter()
+        .map(|path| (path.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&path).unwrap()))
+        .collect()
 }
 
 #[test]
@@ -158,19 +152,11 @@ fn no_secret_value_reaches_the_output() {
     // Every `env:` source of every example, each set to its own canary,
     // and the variables a user might have set anyway.
     let mut names: Vec<String> = ["LOGFIRE_TOKEN", "OPENAI_API_KEY", "HF_TOKEN"].map(String::from).to_vec();
-    for example in ["lab", "enterprise", "airgapped"] {
-        let mut stack = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(example)];
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(&dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else if path.extension().is_some_and(|e| e == "kdl") {
-                    let text = std::fs::read_to_string(&path).unwrap();
-                    for rest in text.split("from=\"env:").skip(1) {
-                        names.push(rest.split('"').next().unwrap().to_owned());
-                    }
-                }
+    for example in support::examples(Path::new(env!("CARGO_MANIFEST_DIR"))) {
+        for path in support::specs(&example) {
+            let text = std::fs::read_to_string(&path).unwrap();
+            for rest in text.split("from=\"env:").skip(1) {
+                names.push(rest.split('"').next().unwrap().to_owned());
             }
         }
     }

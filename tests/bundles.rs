@@ -6,6 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+#[path = "support/files.rs"]
+mod support;
+
 fn sovereign(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sovereign"));
     command.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
@@ -59,7 +62,7 @@ fn bundles_are_signed_verified_and_refused_when_touched() {
 
     // The private key is in no file of the build.
     let key_body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    for file in walk(&out) {
+    for file in support::under(&out) {
         let bytes = std::fs::read(&file).unwrap();
         assert!(!String::from_utf8_lossy(&bytes).contains(&key_body), "{} holds the key", file.display());
     }
@@ -71,7 +74,7 @@ fn bundles_are_signed_verified_and_refused_when_touched() {
         &[("SOVEREIGN_BUNDLE_KEY", &pem)],
     );
     assert!(rebuilt.status.success());
-    for file in walk(&bundle) {
+    for file in support::under(&bundle) {
         let twin = bundle_dir(&again).join(file.strip_prefix(&bundle).unwrap());
         assert_eq!(std::fs::read(&file).unwrap(), std::fs::read(twin).unwrap(), "{}", file.display());
     }
@@ -83,7 +86,7 @@ fn bundles_are_signed_verified_and_refused_when_touched() {
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("does not verify with this key"));
 
     // A flipped byte in any blob is found.
-    let blobs: Vec<PathBuf> = walk(&bundle.join("blobs/sha256"));
+    let blobs: Vec<PathBuf> = support::under(&bundle.join("blobs/sha256"));
     assert!(blobs.len() >= 8, "{blobs:?}");
     for blob in &blobs {
         let original = std::fs::read(blob).unwrap();
@@ -179,17 +182,4 @@ fn skopeo_reads_the_bundles() {
         let document: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
         assert_eq!(document["schemaVersion"], 2, "{reference}");
     }
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(folder) = stack.pop() {
-        for entry in std::fs::read_dir(&folder).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() { stack.push(path) } else { out.push(path) }
-        }
-    }
-    out.sort();
-    out
 }

@@ -8,26 +8,18 @@ use std::path::{Path, PathBuf};
 use sovereign_check::{MemoryHost, Stdlib};
 use sovereign_desired::Target;
 
+#[path = "../../../tests/support/files.rs"]
+mod files;
+
 fn examples() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root).unwrap().map(|e| e.unwrap().path()).collect();
-    dirs.sort();
-    dirs
+    files::examples(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
 }
 
 /// The example's files, by path relative to its folder.
 fn host(dir: &Path) -> MemoryHost {
     let mut host = MemoryHost::default();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(folder) = stack.pop() {
-        for entry in std::fs::read_dir(&folder).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "kdl") {
-                host.add(path.strip_prefix(dir).unwrap(), std::fs::read_to_string(&path).unwrap());
-            }
-        }
+    for path in files::specs(dir) {
+        host.add(path.strip_prefix(dir).unwrap(), std::fs::read_to_string(&path).unwrap());
     }
     host
 }
