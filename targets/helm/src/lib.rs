@@ -71,16 +71,21 @@ impl Release {
         helm_chart_id(&self.site, &self.name)
     }
 
-    fn values_resource(&self) -> Resource {
-        let id = ResourceId {
+    /// The id of its values, a resource of the Helm target.
+    #[must_use]
+    pub fn values_id(&self) -> ResourceId {
+        ResourceId {
             target: Target::Helm,
             site: self.site.clone(),
             kind: format!("values/{}", self.chart.name).into(),
             namespace: Some(self.namespace.as_str().into()),
             name: self.name.as_str().into(),
-        };
+        }
+    }
+
+    fn values_resource(&self) -> Resource {
         let declaration = format!("{} \"{}\"", self.declaration.0, self.declaration.1);
-        Resource::new(id, Some(declaration.into()), &self.values)
+        Resource::new(self.values_id(), Some(declaration.into()), &self.values)
     }
 }
 

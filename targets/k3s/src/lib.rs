@@ -66,7 +66,7 @@ pub fn emit_for(
     namespaces::emit(spec, analysis, &context, &mut state);
     mig::emit(fabric, analysis, &context, &mut state);
     serves::emit(spec, analysis, catalog, &context, &mut state);
-    releases::emit(&helm.releases, &context, &mut state);
+    releases::emit(&helm.releases, &helm.state, &context, &mut state);
     secrets::emit(spec, analysis, &context, &mut state);
     ledger::emit(spec, analysis, &context, &mut state);
     flows::emit(spec, analysis, &context, &mut state);

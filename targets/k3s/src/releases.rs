@@ -30,11 +30,15 @@ use crate::objects::{ContainerSecurityContext, Spec};
 pub const POSTGRES_IMAGE: &str = "docker.io/library/postgres:17.6";
 const POSTGRES_UID: u64 = 999;
 
-pub(crate) fn emit(releases: &[Release], context: &Context, state: &mut DesiredState) {
+/// `helm` holds each release's values as the Helm target built them: their
+/// JSON is serialized once, there, and written here as the HelmChart's YAML.
+pub(crate) fn emit(releases: &[Release], helm: &DesiredState, context: &Context, state: &mut DesiredState) {
     for release in releases {
         let declaration = Declaration { kind: release.declaration.0, name: release.declaration.1.clone() };
+        let json = helm.resources.get(&release.values_id()).map(|r| std::borrow::Cow::Borrowed(&*r.json));
+        let json = json.unwrap_or_else(|| std::borrow::Cow::Owned(release.values.to_string()));
         let mut values = String::new();
-        if let Err(why) = sovereign_desired::yaml::append_document(&release.values.to_string(), &mut values) {
+        if let Err(why) = sovereign_desired::yaml::append_document(&json, &mut values) {
             // Never a chart installed with its defaults instead of these values.
             state.unbuilt.push(format!("{} \"{}\": its chart values: {why}", declaration.kind, declaration.name));
             continue;
