@@ -235,15 +235,16 @@ impl<'r> BuildWriter<'r> {
         let root = self.root;
         let order = state.order().map_err(|stuck| format!("the build has a dependency cycle through {}", stuck[0]))?;
         let mut objects: BTreeMap<&str, Vec<&Resource>> = BTreeMap::new();
-        let mut patches: Vec<(String, &Resource)> = Vec::new();
+        // A file per resource: node patches and other targets' files.
+        let mut singles: Vec<(String, &Resource)> = Vec::new();
         for id in order {
             let resource = &state.resources[id];
             if resource.id.target != Target::K3s {
-                patches.push((target_file(resource), resource));
+                singles.push((target_file(resource), resource));
             } else if resource.patch {
                 let kind = resource.id.kind.rsplit('/').next().unwrap_or_default();
                 let name = rfc1123(&format!("{kind}-{}", resource.id.name));
-                patches.push((format!("{}/patches/{name}.yaml", resource.id.site), resource));
+                singles.push((format!("{}/patches/{name}.yaml", resource.id.site), resource));
             } else {
                 objects.entry(&*resource.id.site).or_default().push(resource);
             }
@@ -259,7 +260,7 @@ impl<'r> BuildWriter<'r> {
             file.write(self.kustomization.as_bytes())?;
             self.files.push(file.finish()?);
         }
-        for (path, resource) in &patches {
+        for (path, resource) in &singles {
             artifacts.push((*resource, path.as_str(), 0));
             if resource.id.target == Target::Npu {
                 // The bundle's own files (below); the artifact points at its index.
