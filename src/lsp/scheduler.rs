@@ -111,19 +111,37 @@ impl Checker {
             ws.running.remove(key);
         }
         if ws.applied.get(&root).is_some_and(|&applied| applied > sequence) {
-            return (Vec::new(), Vec::new(), again);
+            // A newer check of this root won. If it no longer loads the
+            // buffer this check was for, that buffer has another root now:
+            // it gets its own check (else it would keep no diagnostics).
+            let left_out = path != root
+                && ws.documents.contains_key(path)
+                && ws.published.get(&root).is_none_or(|files| !files.contains(path));
+            if left_out {
+                ws.roots.remove(path);
+            }
+            return (Vec::new(), if left_out { vec![path.to_path_buf()] } else { Vec::new() }, again);
         }
         ws.applied.insert(root.clone(), sequence);
         ws.roots.insert(path.to_path_buf(), root.clone());
         let snapshot = Arc::new(snapshot);
         ws.snapshots.insert(root.clone(), snapshot.clone());
         let loaded: BTreeSet<PathBuf> = snapshot.files.iter().map(|(_, p)| p.clone()).collect();
-        let orphans: Vec<PathBuf> = ws
+        let before = ws.published.get(&root).cloned().unwrap_or_default();
+        // Open buffers this root no longer loads: those it was known to be
+        // the root of, and those it published for before their own check
+        // had recorded it (a check of theirs may still be running).
+        let mut orphans: Vec<PathBuf> = ws
             .roots
             .iter()
             .filter(|(doc, r)| **r == root && !loaded.contains(*doc))
             .map(|(doc, _)| doc.clone())
             .collect();
+        for gone in before.difference(&loaded) {
+            if ws.documents.contains_key(gone) && !orphans.contains(gone) && gone != &root {
+                orphans.push(gone.clone());
+            }
+        }
         for orphan in &orphans {
             ws.roots.remove(orphan);
         }
@@ -133,7 +151,7 @@ impl Checker {
                 by_file.entry(file.to_path_buf()).or_default().push(diagnostic(&snapshot.sources, d, self.encoding));
             }
         }
-        let before = ws.published.insert(root, loaded.clone()).unwrap_or_default();
+        ws.published.insert(root, loaded.clone());
         for gone in before.difference(&loaded) {
             // Orphans get their own check; clear the rest.
             if !orphans.contains(gone) {
