@@ -114,6 +114,10 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, context: &Context, state: &
     for flow in &analysis.flows.flows {
         let (Some(from), Some(to)) = (spec.decl(flow.from), spec.decl(flow.to)) else { continue };
         let (from_site, to_site) = (site_of(flow.from_place), site_of(flow.to_place));
+        // Every rule of a flow is on the cluster of one of its ends.
+        if !from_site.is_some_and(|s| context.wants(s)) && !to_site.is_some_and(|s| context.wants(s)) {
+            continue;
+        }
         let because = flow.because(places);
         let dataset = &spec.datasets[flow.dataset].name.qualified;
         let mut add = |site: Option<usize>, client: Peer, server: Peer, ports: Vec<u16>, what: String| {
@@ -224,10 +228,7 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, context: &Context, state: &
             if !in_cluster {
                 continue;
             }
-            for site in analysis.sites.sites.iter().filter(|s| s.has_cluster) {
-                if !state.wants(&site.name) {
-                    continue;
-                }
+            for site in analysis.sites.sites.iter().filter(|s| s.has_cluster && context.wants(s.id.index())) {
                 let why =
                     format!("observe \"{}\" exports to {host}, a Service of the same cluster", observe.name.qualified);
                 let connection = Connection {
@@ -241,13 +242,13 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, context: &Context, state: &
         }
         let mut clients: BTreeSet<(usize, Pods)> = BTreeSet::new();
         for (id, serve) in spec.serves.iter() {
-            for site in analysis.workload_sites.sites(serve.item) {
+            for site in analysis.workload_sites.sites(serve.item).filter(|s| context.wants(s.index())) {
                 clients.insert((site.index(), serve_pods(spec, id)));
             }
         }
         for store in spec.vectorstores.values() {
             let release = sovereign_helm::label(&store.name.qualified);
-            for site in analysis.workload_sites.sites(store.item) {
+            for site in analysis.workload_sites.sites(store.item).filter(|s| context.wants(s.index())) {
                 clients.insert((
                     site.index(),
                     chart_pods(Module::Kinetic, "qdrant", release.clone(), format!("qdrant-{release}")),
@@ -266,7 +267,7 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, context: &Context, state: &
         }
     }
     for (connection, whys) in connections {
-        if !state.wants(&analysis.sites.sites[connection.site].name) {
+        if !context.wants(connection.site) {
             continue;
         }
         let why = whys.into_iter().collect::<Vec<_>>().join("; ");

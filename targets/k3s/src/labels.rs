@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::Serialize;
-use sovereign_desired::{Resource, ResourceId, Target};
+use sovereign_analyze::Analysis;
+use sovereign_desired::{DesiredState, Resource, ResourceId, Target};
 use sovereign_model::Spec;
 
 use crate::objects::{Metadata, Object};
@@ -29,12 +30,22 @@ pub(crate) struct Context {
     /// Kinds (`group/Kind`) and namespaces, shared by every id that names
     /// them rather than allocated per object.
     words: RefCell<HashMap<(String, &'static str), Arc<str>>>,
+    /// Per site index of the analysis: whether this build wants it
+    /// (`DesiredState::wants`, asked once per site rather than once per
+    /// declaration and batch: a batch skips other sites' work cheaply).
+    wanted: Vec<bool>,
 }
 
 impl Context {
-    pub(crate) fn new(spec: &Spec) -> Context {
+    pub(crate) fn new(spec: &Spec, analysis: &Analysis, state: &DesiredState) -> Context {
         let fabric = spec.fabric.name.as_ref().map_or_else(|| Arc::from("fabric"), |n| n.qualified.clone());
-        Context { fabric, words: RefCell::default() }
+        let wanted = analysis.sites.sites.iter().map(|site| state.wants(&site.name)).collect();
+        Context { fabric, words: RefCell::default(), wanted }
+    }
+
+    /// Whether this build wants the site with this index.
+    pub(crate) fn wants(&self, site: usize) -> bool {
+        self.wanted.get(site).copied().unwrap_or(false)
     }
 
     /// `group/Kind`, or the namespace `first` when `kind` is empty; the

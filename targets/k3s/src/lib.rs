@@ -54,7 +54,7 @@ pub fn emit_for(
     catalog: &Catalog,
     mut state: DesiredState,
 ) -> DesiredState {
-    let context = labels::Context::new(spec);
+    let context = labels::Context::new(spec, analysis, &state);
     let only = state.only.take();
     let mut helm = sovereign_helm::emit_for(
         spec,

@@ -30,7 +30,7 @@ pub(crate) fn emit(fabric: &Fabric, analysis: &Analysis, context: &Context, stat
     let mut layouts: BTreeMap<usize, BTreeMap<(ItemId, Arc<str>), GpuLayouts>> = BTreeMap::new();
     for gpu in analysis.inventory.gpus.iter().filter(|g| g.mig_capable) {
         // Only this build's sites (a large fabric is built in batches).
-        if !state.wants(&analysis.sites.sites[gpu.site.index()].name) {
+        if !context.wants(gpu.site.index()) {
             continue;
         }
         let node = layouts.entry(gpu.site.index()).or_default().entry((gpu.node_item, gpu.node.clone())).or_default();

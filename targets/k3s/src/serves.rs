@@ -94,7 +94,8 @@ fn emit_serve(
     let model = &spec.models[serve.model.value];
     let name = serve.name.qualified.clone();
     let unbuilt = |state: &mut DesiredState, why: String| state.unbuilt.push(format!("serve \"{name}\": {why}"));
-    if plan.placements.is_empty() {
+    // Nothing placed, or nothing on this build's sites.
+    if !plan.placements.iter().any(|p| context.wants(p.site.index())) {
         return;
     }
     let Some(source) = &model.source else {

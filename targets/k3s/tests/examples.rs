@@ -25,15 +25,33 @@ fn host(dir: &Path) -> MemoryHost {
 }
 
 fn build(dir: &Path) -> DesiredState {
+    build_by_sites(dir, false)
+}
+
+/// One pass over every site, or (`by_sites`) one pass per site, merged:
+/// what `sovereign build` does in batches.
+fn build_by_sites(dir: &Path, by_sites: bool) -> DesiredState {
     let (stdlib, _) = Stdlib::embedded();
     let host = host(dir);
     let bytes = sovereign_check::Host::read(&host, Path::new("fabric.kdl")).unwrap();
     let compiled = sovereign_analyze::compile(&stdlib, Path::new("fabric.kdl"), bytes, &host);
     assert!(!compiled.has_errors(), "{} must check clean", dir.display());
     let (spec, analysis) = (compiled.spec.as_ref().unwrap(), compiled.analysis.as_ref().unwrap());
-    let mut state = sovereign_k3s::emit(spec, &compiled.fabric, analysis, &compiled.catalog);
-    state.merge(sovereign_temporal::emit(spec, analysis));
-    state
+    let emit = |only: DesiredState| {
+        let mut state = sovereign_k3s::emit_for(spec, &compiled.fabric, analysis, &compiled.catalog, only);
+        sovereign_temporal::emit_into(spec, analysis, &mut state);
+        state
+    };
+    if !by_sites {
+        return emit(DesiredState::default());
+    }
+    let mut all = DesiredState::default();
+    for site in &analysis.sites.sites {
+        let mut state = emit(DesiredState::for_sites([site.name.clone()]));
+        state.only = None;
+        all.merge(state);
+    }
+    all
 }
 
 fn render(state: &DesiredState) -> String {
@@ -65,6 +83,24 @@ fn every_example_builds_a_sound_desired_state() {
         assert_eq!(render(&state), render(&build(&dir)), "{}: not deterministic", dir.display());
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
         insta::assert_snapshot!(name, render(&state));
+    }
+}
+
+/// A build in batches of sites (each batch skips other sites' work early)
+/// is exactly one pass: the same resources, bodies and dependencies, and
+/// every note one pass makes.
+#[test]
+fn building_site_by_site_gives_exactly_one_pass() {
+    for dir in examples() {
+        let (whole, by_sites) = (build(&dir), build_by_sites(&dir, true));
+        let ids = |state: &DesiredState| state.resources.keys().map(ToString::to_string).collect::<Vec<_>>();
+        assert_eq!(ids(&whole), ids(&by_sites), "{}", dir.display());
+        assert_eq!(whole.resources, by_sites.resources, "{}", dir.display());
+        for (list, all) in [(&whole.unbuilt, &by_sites.unbuilt), (&whole.at_apply, &by_sites.at_apply)] {
+            let (one, many): (std::collections::BTreeSet<_>, std::collections::BTreeSet<_>) =
+                (list.iter().collect(), all.iter().collect());
+            assert_eq!(one, many, "{}", dir.display());
+        }
     }
 }
 
