@@ -204,15 +204,17 @@ impl<'a> Reader<'a> {
         let start = self.at;
         let mut escaped = false;
         loop {
-            match self.peek() {
-                None => return Err(self.error("unterminated string")),
-                Some(b'"') => break,
-                Some(b'\\') => {
-                    escaped = true;
-                    self.at += 2;
-                }
-                Some(_) => self.at += 1,
+            // The next quote or backslash, a word at a time (strings are most of a body).
+            let Some(offset) = self.bytes.get(self.at..).and_then(|rest| memchr::memchr2(b'"', b'\\', rest)) else {
+                self.at = self.bytes.len();
+                return Err(self.error("unterminated string"));
+            };
+            self.at += offset;
+            if self.bytes[self.at] == b'"' {
+                break;
             }
+            escaped = true;
+            self.at += 2;
         }
         let raw = self.text.get(start..self.at).ok_or_else(|| self.error("cut inside a character"))?;
         self.at += 1;
@@ -225,7 +227,13 @@ impl<'a> Reader<'a> {
 }
 
 fn pad(out: &mut String, indent: usize) {
-    out.extend(std::iter::repeat_n(' ', indent));
+    const SPACES: &str = "                                                                ";
+    let mut left = indent;
+    while left > 0 {
+        let step = left.min(SPACES.len());
+        out.push_str(&SPACES[..step]);
+        left -= step;
+    }
 }
 
 /// YAML 1.1's booleans and nulls, lowercase: a plain scalar that is one of
@@ -237,7 +245,7 @@ fn is_plain(text: &str) -> bool {
     let Some(first) = text.bytes().next() else { return false };
     (first.is_ascii_alphabetic() || first == b'/')
         && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'/' | b'-'))
-        && !RESERVED.iter().any(|word| text.eq_ignore_ascii_case(word))
+        && (text.len() > 5 || !RESERVED.iter().any(|word| text.eq_ignore_ascii_case(word)))
 }
 
 /// Whether a character must be escaped in a double-quoted scalar.
