@@ -15,17 +15,23 @@ use sovereign_diagnostics::{Format, render};
 use sovereign_model::Spec;
 
 use crate::BuildArgs;
-use crate::build_writer::{BuildWriter, write_atomically, yaml_streams};
+use crate::build_writer::{BuildWriter, Layout, Output, Sink, write_atomically, yaml_stream};
 use crate::check_command::{load, render_config};
 
 /// Sites built and written together: a large fabric is built a batch at a
 /// time, so that its whole desired state is never in memory at once. At
 /// least this many sites per batch, and no more than about 32 batches
 /// (each batch walks every declaration to find its sites' work).
-const BATCH_SITES: usize = 256;
+const BATCH_SITES: usize = 64;
 const MAX_BATCHES: usize = 32;
+/// Threads building batches at once.
+const MAX_BUILDERS: usize = 4;
+/// Pieces of output a builder may render ahead of the writer (a piece is
+/// at most a chunk of a stream, a few hundred kilobytes).
+const PENDING: usize = 32;
 
 pub(crate) fn run(args: &BuildArgs) -> ExitCode {
+    crate::tune_allocator_for_build();
     let config = render_config(args.color);
     let compiled = match load(&args.spec, args.stdlib.as_deref(), config) {
         Ok(compiled) => compiled,
@@ -49,6 +55,43 @@ pub(crate) fn run(args: &BuildArgs) -> ExitCode {
         let bundles = sovereign_npu::emit_into(spec, analysis, &keys, &mut state);
         (state, bundles)
     };
+    let fabric = spec.fabric.name.as_ref().map_or("fabric", |n| &*n.qualified);
+    let layout = match Layout::new(fabric) {
+        Ok(layout) => layout,
+        Err(message) => {
+            let _ = writeln!(stderr, "error: {message}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut sites: Vec<Arc<str>> = analysis.sites.sites.iter().map(|s| s.name.clone()).collect();
+    sites.sort();
+    let batches: Vec<&[Arc<str>]> = sites.chunks(BATCH_SITES.max(sites.len().div_ceil(MAX_BATCHES))).collect();
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let builders = cores.clamp(1, MAX_BUILDERS).min(batches.len()).max(1);
+    // A fabric of few, large sites is few batches: each builder converts
+    // its YAML on the cores no other builder uses.
+    let workers = (cores / builders).max(1);
+    // A batch built, checked and rendered on a builder thread, with what
+    // it says besides its resources.
+    let build = |sites: &[Arc<str>], sink: &mut Sink<'_>| -> Result<Said, String> {
+        let (mut state, bundles) = emit(sites);
+        // Two resources with one id, or a dependency on one never built:
+        // an emitter's mistake, never written as a build.
+        let problems = state.problems();
+        if !problems.is_empty() {
+            return Err(format!("the build is inconsistent (a bug in sovereign): {}", problems.join("; ")));
+        }
+        layout.render(&state, &bundles, workers, sink)?;
+        let said = Said {
+            resources: state.resources.len(),
+            lists: [
+                std::mem::take(&mut state.at_apply),
+                std::mem::take(&mut state.assumptions),
+                std::mem::take(&mut state.unbuilt),
+            ],
+        };
+        Ok(said)
+    };
     if let Some(site) = &args.site {
         let (state, _) = emit(&[Arc::from(site.as_str())]);
         if !report(&state.assumptions, &state.unbuilt, args.partial) {
@@ -60,38 +103,48 @@ pub(crate) fn run(args: &BuildArgs) -> ExitCode {
         let _ = writeln!(stderr, "error: say where to write with -o DIR, or print one site with --site NAME");
         return ExitCode::from(2);
     };
-    let fabric = spec.fabric.name.as_ref().map_or("fabric", |n| &*n.qualified);
-    let mut sites: Vec<Arc<str>> = analysis.sites.sites.iter().map(|s| s.name.clone()).collect();
-    sites.sort();
     let mut notes = Notes::default();
     let written = write_atomically(out, args.force, |root| {
-        let mut writer = BuildWriter::new(root, fabric)?;
-        // The next batch is built on another thread while this one is
-        // written (the writer's YAML conversion uses every core too); the
-        // channel holds none, so at most two batches are in memory.
+        let mut writer = BuildWriter::new(root)?;
+        // Batches are built and rendered on builder threads, one per core,
+        // taking batches in turn, while this thread writes what they send,
+        // in the batches' order; a builder renders at most `PENDING` pieces
+        // ahead, so memory is a batch per builder and those pieces.
         std::thread::scope(|scope| {
-            let (built, batches) = std::sync::mpsc::sync_channel(0);
-            let emit = &emit;
-            let sites = &sites;
-            scope.spawn(move || {
-                for batch in sites.chunks(BATCH_SITES.max(sites.len().div_ceil(MAX_BATCHES))) {
-                    // A closed channel: the writer stopped on an error.
-                    if built.send(emit(batch)).is_err() {
-                        break;
+            let mut built = Vec::with_capacity(builders);
+            for first in 0..builders {
+                let (done, batch) = std::sync::mpsc::sync_channel(PENDING);
+                built.push(batch);
+                let (build, batches) = (&build, &batches);
+                scope.spawn(move || {
+                    for sites in batches.iter().skip(first).step_by(builders) {
+                        // A closed channel: the writer stopped on an error.
+                        let mut sink = |output| done.send(Message::Output(output)).map_err(|_| String::new());
+                        let last = match build(sites, &mut sink) {
+                            Ok(said) => Message::Done(said),
+                            Err(message) => Message::Failed(message),
+                        };
+                        if done.send(last).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            // In the batches' order, whichever builder finished first.
+            for at in 0..batches.len() {
+                loop {
+                    match built[at % builders].recv() {
+                        Ok(Message::Output(output)) => writer.write(output)?,
+                        Ok(Message::Done(said)) => {
+                            notes.take(said);
+                            break;
+                        }
+                        Ok(Message::Failed(message)) => return Err(message),
+                        Err(_) => return Err("a builder stopped (a bug in sovereign)".to_owned()),
                     }
                 }
-            });
-            for (mut state, bundles) in batches {
-                // Two resources with one id, or a dependency on one never
-                // built: an emitter's mistake, never written as a build.
-                let problems = state.problems();
-                if !problems.is_empty() {
-                    return Err(format!("the build is inconsistent (a bug in sovereign): {}", problems.join("; ")));
-                }
-                writer.add(&state, &bundles)?;
-                notes.take(&mut state);
             }
-            Ok(())
+            Ok::<(), String>(())
         })?;
         if !report(&notes.assumptions, &notes.unbuilt, args.partial) {
             return Err(Refused.to_string());
@@ -120,6 +173,14 @@ pub(crate) fn run(args: &BuildArgs) -> ExitCode {
     }
 }
 
+/// What a builder sends the writer: a batch's output as it is rendered,
+/// then what the batch said, or why it failed.
+enum Message {
+    Output(Output),
+    Done(Said),
+    Failed(String),
+}
+
 /// What every batch says besides its resources, in the order first said.
 #[derive(Default)]
 struct Notes {
@@ -131,18 +192,23 @@ struct Notes {
     resources: usize,
 }
 
+/// What one batch said: its resources' count, and its lines of what apply
+/// creates, the assumptions and what was not built.
+struct Said {
+    resources: usize,
+    lists: [Vec<String>; 3],
+}
+
 impl Notes {
-    fn take(&mut self, state: &mut DesiredState) {
-        self.resources += state.resources.len();
-        for ((from, into), seen) in [
-            (&mut state.at_apply, &mut self.at_apply),
-            (&mut state.assumptions, &mut self.assumptions),
-            (&mut state.unbuilt, &mut self.unbuilt),
-        ]
-        .into_iter()
-        .zip(&mut self.seen)
+    fn take(&mut self, said: Said) {
+        self.resources += said.resources;
+        for ((from, into), seen) in said
+            .lists
+            .into_iter()
+            .zip([&mut self.at_apply, &mut self.assumptions, &mut self.unbuilt])
+            .zip(&mut self.seen)
         {
-            for line in from.drain(..) {
+            for line in from {
                 // A fabric-wide note is said by every batch: once is enough.
                 if seen.insert(line.clone()) {
                     into.push(line);
@@ -261,8 +327,9 @@ fn print_site(state: &DesiredState, site: &str, as_json: bool) -> ExitCode {
         text.push('\n');
         stdout.write_all(text.as_bytes()).map_err(|e| e.to_string())
     } else {
-        let bodies: Vec<&str> = objects.iter().map(|r| &*r.json).collect();
-        yaml_streams(&[bodies], |_, bytes| stdout.write_all(bytes).map_err(|e| e.to_string()))
+        let mut text = String::new();
+        yaml_stream(objects.iter().map(|r| &*r.json), &mut text)
+            .and_then(|()| stdout.write_all(text.as_bytes()).map_err(|e| e.to_string()))
     };
     match written.and_then(|()| stdout.flush().map_err(|e| e.to_string())) {
         Ok(()) => ExitCode::SUCCESS,

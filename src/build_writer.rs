@@ -1,6 +1,7 @@
 //! How `sovereign build` writes: the layout of a build folder (docs/build.md),
-//! its files hashed as they are written, YAML converted on every core,
-//! `index.json` streamed batch by batch, and the atomic swap of the folder.
+//! a batch rendered into its files, YAML and index lines where it was built,
+//! the files written and `index.json` streamed batch by batch, and the
+//! atomic swap of the folder.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -19,7 +20,7 @@ pub(crate) const MARKER: &str = ".sovereign-build";
 /// One entry of `index.json`'s `artifacts`.
 #[derive(Serialize)]
 struct Artifact<'a> {
-    id: String,
+    id: IdText<'a>,
     target: &'static str,
     site: &'a str,
     kind: &'a str,
@@ -27,7 +28,7 @@ struct Artifact<'a> {
     name: &'a str,
     patch: bool,
     declaration: Option<&'a str>,
-    depends_on: Vec<String>,
+    depends_on: IdsText<'a>,
     content_sha256: &'a str,
     path: &'a str,
     document: usize,
@@ -36,7 +37,7 @@ struct Artifact<'a> {
 impl<'a> Artifact<'a> {
     fn new(resource: &'a Resource, path: &'a str, document: usize) -> Artifact<'a> {
         Artifact {
-            id: resource.id.to_string(),
+            id: IdText(&resource.id),
             target: resource.id.target.word(),
             site: &resource.id.site,
             kind: &resource.id.kind,
@@ -44,7 +45,7 @@ impl<'a> Artifact<'a> {
             name: &resource.id.name,
             patch: resource.patch,
             declaration: resource.declaration.as_deref(),
-            depends_on: resource.depends_on.iter().map(ToString::to_string).collect(),
+            depends_on: IdsText(&resource.depends_on),
             content_sha256: &resource.hash,
             path,
             document,
@@ -52,21 +53,47 @@ impl<'a> Artifact<'a> {
     }
 }
 
+/// An id as its text, written straight into the index (no `String` per id:
+/// a large build's index names a million of them).
+struct IdText<'a>(&'a sovereign_desired::ResourceId);
+
+impl Serialize for IdText<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self.0)
+    }
+}
+
+struct IdsText<'a>(&'a sovereign_desired::Dependencies);
+
+impl Serialize for IdsText<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(IdText))
+    }
+}
+
 /// Where a resource of another target than the cluster's goes, outside
 /// the site folders (a K3s auto-deploy folder applies every file under it):
-/// `targets/helm/<site>/<namespace>/<release>-values.yaml` (chart values),
-/// `targets/qdrant/<site>/<namespace>/<store>/<collection>.json`
-/// (collection bodies), `targets/temporal/<site>/<server>/[<namespace>/]<kind>-<name>.json`
+/// one folder per target and site, the file named by the resource's scope
+/// and name joined with `.` (no RFC 1123 label holds one, so two resources
+/// never meet in a name; a folder per scope was 90,000 folders in a large
+/// build): `targets/helm/<site>/<namespace>.<release>.yaml` (chart values),
+/// `targets/qdrant/<site>/<namespace>.<store>.<collection>.json`
+/// (collection bodies), `targets/temporal/<site>/<server>[.<namespace>].<kind>-<name>.json`
 /// (request bodies).
 fn target_file(resource: &Resource) -> String {
     let id = &resource.id;
-    let scope: Vec<String> = id.namespace.as_deref().unwrap_or_default().split('/').map(rfc1123).collect();
-    let (target, site, scope, name) = (id.target.word(), rfc1123(&id.site), scope.join("/"), rfc1123(&id.name));
+    let scope = id.namespace.as_deref().unwrap_or_default();
+    let (target, site) = (id.target.word(), rfc1123(&id.site));
+    let file = |name: String| {
+        let mut parts: Vec<String> = scope.split('/').map(rfc1123).filter(|p| !p.is_empty()).collect();
+        parts.push(name);
+        parts.join(".")
+    };
     match id.target {
-        Target::Npu => format!("{}/index.json", bundle_folder(&id.site, &scope, &id.name)),
-        Target::Helm => format!("targets/{target}/{site}/{scope}/{name}-values.yaml"),
-        Target::Qdrant => format!("targets/{target}/{site}/{scope}/{name}.json"),
-        _ => format!("targets/{target}/{site}/{scope}/{}-{name}.json", rfc1123(&id.kind)),
+        Target::Npu => format!("{}/index.json", bundle_folder(&id.site, scope, &id.name)),
+        Target::Helm => format!("targets/{target}/{site}/{}.yaml", file(rfc1123(&id.name))),
+        Target::Qdrant => format!("targets/{target}/{site}/{}.json", file(rfc1123(&id.name))),
+        _ => format!("targets/{target}/{site}/{}.json", file(format!("{}-{}", rfc1123(&id.kind), rfc1123(&id.name)))),
     }
 }
 
@@ -84,47 +111,18 @@ struct FileDigest {
     sha256: String,
 }
 
-/// A file being written into the new build folder, hashed as it is
-/// written. Unbuffered: what is written to it comes in large pieces (a
-/// chunk of YAML), or through a `BufWriter` around it (the index).
-struct HashedFile {
-    path: PathBuf,
-    out: std::fs::File,
-    hash: Sha256,
-}
+/// The folders made so far in a build: each is made once, not once per
+/// file in it (a `mkdir` per file was a twentieth of a large build).
+#[derive(Default)]
+struct Folders(std::collections::HashSet<PathBuf>);
 
-impl HashedFile {
-    fn create(root: &Path, path: PathBuf) -> Result<HashedFile, String> {
-        let full = root.join(&path);
-        if let Some(dir) = full.parent() {
+impl Folders {
+    fn make(&mut self, dir: &Path) -> Result<(), String> {
+        if !self.0.contains(dir) {
             std::fs::create_dir_all(dir).map_err(|e| io_error("create", dir, &e))?;
+            self.0.insert(dir.to_owned());
         }
-        let file = std::fs::File::create(&full).map_err(|e| io_error("write", &full, &e))?;
-        Ok(HashedFile { path, out: file, hash: Sha256::new() })
-    }
-
-    fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.hash.update(bytes);
-        self.out.write_all(bytes).map_err(|e| io_error("write", &self.path, &e))
-    }
-
-    fn finish(self) -> Result<FileDigest, String> {
-        Ok(FileDigest {
-            path: self.path.to_string_lossy().into_owned(),
-            sha256: sovereign_desired::hex(&self.hash.finalize()),
-        })
-    }
-}
-
-impl std::io::Write for HashedFile {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.hash.update(bytes);
-        self.out.write_all(bytes)?;
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.out.flush()
+        Ok(())
     }
 }
 
@@ -132,88 +130,90 @@ fn io_error(what: &str, path: &Path, e: &std::io::Error) -> String {
     format!("cannot {what} {}: {e}", path.display())
 }
 
-/// Each list of bodies as one YAML stream (`---` between documents, as
-/// `serde_saphyr::to_string_multiple` writes them), handed to `sink` with
-/// the stream's index, in order, a chunk at a time: no whole stream is held
-/// in memory. Chunks are converted on every core (YAML is half of a
-/// build), by one set of threads for all the streams of a build.
-pub(crate) fn yaml_streams(
-    streams: &[Vec<&str>],
-    mut sink: impl FnMut(usize, &[u8]) -> Result<(), String>,
-) -> Result<(), String> {
-    const CHUNK: usize = 128;
-    let mut chunks: Vec<(usize, usize, usize)> = Vec::new();
-    for (stream, bodies) in streams.iter().enumerate() {
-        chunks.push((stream, 0, bodies.len().min(CHUNK)));
-        chunks.extend((CHUNK..bodies.len()).step_by(CHUNK).map(|at| (stream, at, bodies.len().min(at + CHUNK))));
+/// Bodies as one YAML stream (`---` between documents, as
+/// `serde_saphyr::to_string_multiple` writes them), appended to `out`.
+pub(crate) fn yaml_stream<'a>(bodies: impl IntoIterator<Item = &'a str>, out: &mut String) -> Result<(), String> {
+    for (at, json) in bodies.into_iter().enumerate() {
+        if at > 0 {
+            out.push_str("---\n");
+        }
+        sovereign_desired::yaml::append_document(json, out)?;
     }
-    let convert = |chunk: usize| -> Result<String, String> {
-        let (stream, first, end) = chunks[chunk];
-        let mut out = String::with_capacity((end - first) * 2048);
-        for (at, json) in streams[stream][first..end].iter().enumerate() {
-            if first + at > 0 {
-                out.push_str("---\n");
-            }
-            sovereign_desired::yaml::append_document(json, &mut out)?;
-        }
-        Ok(out)
-    };
-    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(chunks.len());
-    if workers <= 1 {
-        for (chunk, &(stream, ..)) in chunks.iter().enumerate() {
-            sink(stream, convert(chunk)?.as_bytes())?;
-        }
-        return Ok(());
-    }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        let (done, converted) = std::sync::mpsc::sync_channel::<(usize, Result<String, String>)>(workers * 2);
-        for _ in 0..workers {
-            let done = done.clone();
-            let (next, convert, count) = (&next, &convert, chunks.len());
-            scope.spawn(move || {
-                loop {
-                    let chunk = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    // A closed channel: the writer stopped on an error.
-                    if chunk >= count || done.send((chunk, convert(chunk))).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        drop(done);
-        // Chunks arrive in any order; they are written in theirs.
-        let mut waiting = BTreeMap::new();
-        let mut wanted = 0;
-        for (chunk, text) in converted {
-            waiting.insert(chunk, text);
-            while let Some(text) = waiting.remove(&wanted) {
-                sink(chunks[wanted].0, text?.as_bytes())?;
-                wanted += 1;
-            }
-        }
-        Ok(())
-    })
+    Ok(())
 }
 
-/// Writes a build into `root`, a batch of sites at a time, in a fixed
-/// order: same spec, same bytes. Each site's objects are one YAML stream in
-/// dependency order (namespaces first), so that `kubectl apply -f` and the
-/// K3s auto-deploy folder create them in an order that works; one file per
-/// site rather than per object, because a fabric of thousands of sites
-/// would be a hundred thousand files. `index.json` is written as the
-/// batches come, so no batch is kept once it is written.
-pub(crate) struct BuildWriter<'r> {
-    root: &'r Path,
+/// A batch's output as it is rendered, in the order it is written: a
+/// builder thread renders (YAML, hashes, index lines) and sends these; the
+/// writer only writes. A file comes in pieces, so that a large site's
+/// stream is never in memory whole.
+pub(crate) enum Output {
+    /// The next pieces are this file's.
+    Open(String),
+    Bytes(Vec<u8>),
+    /// The file is whole; its sha256.
+    Close(String),
+    /// The batch's lines of `index.json`'s `artifacts`, `,\n` between them.
+    Index(Vec<u8>),
+}
+
+/// Where a builder sends its output; Err when the writer stopped.
+pub(crate) type Sink<'s> = dyn FnMut(Output) -> Result<(), String> + 's;
+
+/// Sends a whole file.
+fn send_file(sink: &mut Sink<'_>, path: String, bytes: Vec<u8>) -> Result<(), String> {
+    let sha256 = sovereign_desired::hex(&Sha256::digest(&bytes));
+    sink(Output::Open(path))?;
+    sink(Output::Bytes(bytes))?;
+    sink(Output::Close(sha256))
+}
+
+/// Sends bodies as one YAML stream, converted a chunk at a time, `workers`
+/// chunks at once (a fabric of one large site is one batch, built by one
+/// builder), each chunk sent as it is ready.
+fn send_yaml_stream(sink: &mut Sink<'_>, path: String, bodies: &[&str], workers: usize) -> Result<(), String> {
+    const CHUNK: usize = 256;
+    let convert = |at: usize, chunk: &[&str]| -> Result<Vec<u8>, String> {
+        let mut text = String::with_capacity(chunk.iter().map(|json| json.len() * 5 / 4).sum());
+        if at > 0 {
+            text.push_str("---\n");
+        }
+        yaml_stream(chunk.iter().copied(), &mut text)?;
+        Ok(text.into_bytes())
+    };
+    let chunks: Vec<&[&str]> = bodies.chunks(CHUNK).collect();
+    let mut hash = Sha256::new();
+    sink(Output::Open(path))?;
+    for (group, at) in chunks.chunks(workers.max(1)).zip((0..).step_by(workers.max(1))) {
+        let pieces: Vec<Result<Vec<u8>, String>> = if group.len() == 1 {
+            vec![convert(at, group[0])]
+        } else {
+            std::thread::scope(|scope| {
+                let threads: Vec<_> =
+                    group.iter().enumerate().map(|(n, chunk)| scope.spawn(move || convert(at + n, chunk))).collect();
+                threads
+                    .into_iter()
+                    .map(|thread| thread.join().unwrap_or_else(|_| Err("a YAML converter stopped".to_owned())))
+                    .collect()
+            })
+        };
+        for piece in pieces {
+            let piece = piece?;
+            hash.update(&piece);
+            sink(Output::Bytes(piece))?;
+        }
+    }
+    sink(Output::Close(sovereign_desired::hex(&hash.finalize())))
+}
+
+/// What every build folder holds the same of: the name of each site's
+/// stream and the kustomization that lists it.
+pub(crate) struct Layout {
     stream: String,
     kustomization: String,
-    files: Vec<FileDigest>,
-    index: std::io::BufWriter<std::fs::File>,
-    artifacts: usize,
 }
 
-impl<'r> BuildWriter<'r> {
-    pub(crate) fn new(root: &'r Path, fabric: &str) -> Result<BuildWriter<'r>, String> {
+impl Layout {
+    pub(crate) fn new(fabric: &str) -> Result<Layout, String> {
         let stream = format!("sovereign-{}.yaml", rfc1123(fabric));
         let kustomization = serde_saphyr::to_string(&json!({
             "apiVersion": "kustomize.config.k8s.io/v1beta1",
@@ -221,18 +221,23 @@ impl<'r> BuildWriter<'r> {
             "resources": [&stream],
         }))
         .map_err(|e| format!("cannot write YAML: {e}"))?;
-        // Not hashed: the index lists the digests of the other files.
-        let path = root.join("index.json");
-        let file = std::fs::File::create(&path).map_err(|e| io_error("write", &path, &e))?;
-        let mut index = std::io::BufWriter::with_capacity(1 << 16, file);
-        write!(index, "{{\"version\":{INDEX_VERSION},\n\"artifacts\":[").map_err(|e| io_error("write", &path, &e))?;
-        Ok(BuildWriter { root, stream, kustomization, files: Vec::new(), index, artifacts: 0 })
+        Ok(Layout { stream, kustomization })
     }
 
-    /// Writes one batch: its sites' streams and kustomizations, patches,
-    /// other targets' files and bundles, and their lines of the index.
-    pub(crate) fn add(&mut self, state: &DesiredState, bundles: &[sovereign_npu::Bundle]) -> Result<(), String> {
-        let root = self.root;
+    /// A batch's files: its sites' streams and kustomizations, patches,
+    /// other targets' files and bundles, and its lines of the index. Each
+    /// site's objects are one YAML stream in dependency order (namespaces
+    /// first), so that `kubectl apply -f` and the K3s auto-deploy folder
+    /// create them in an order that works; one file per site rather than
+    /// per object, because a fabric of thousands of sites would be a
+    /// hundred thousand files.
+    pub(crate) fn render(
+        &self,
+        state: &DesiredState,
+        bundles: &[sovereign_npu::Bundle],
+        workers: usize,
+        sink: &mut Sink<'_>,
+    ) -> Result<(), String> {
         let order = state.order().map_err(|stuck| format!("the build has a dependency cycle through {}", stuck[0]))?;
         let mut objects: BTreeMap<&str, Vec<&Resource>> = BTreeMap::new();
         // A file per resource: node patches and other targets' files.
@@ -249,64 +254,99 @@ impl<'r> BuildWriter<'r> {
                 objects.entry(&*resource.id.site).or_default().push(resource);
             }
         }
-        let streams: Vec<String> = objects.keys().map(|site| format!("{site}/{}", self.stream)).collect();
-        let mut artifacts: Vec<(&Resource, &str, usize)> = Vec::with_capacity(state.resources.len());
-        // The YAML files: one stream per site, then one file per patch or values file.
-        let mut paths: Vec<&str> = streams.iter().map(String::as_str).collect();
-        let mut bodies: Vec<Vec<&str>> = objects.values().map(|rs| rs.iter().map(|r| &*r.json).collect()).collect();
-        for ((site, resources), path) in objects.iter().zip(&streams) {
-            artifacts.extend(resources.iter().enumerate().map(|(document, r)| (*r, path.as_str(), document)));
-            let mut file = HashedFile::create(root, Path::new(site).join("kustomization.yaml"))?;
-            file.write(self.kustomization.as_bytes())?;
-            self.files.push(file.finish()?);
+        let mut artifacts: Vec<(&Resource, String, usize)> = Vec::with_capacity(state.resources.len());
+        for (site, resources) in &objects {
+            let path = format!("{site}/{}", self.stream);
+            let bodies: Vec<&str> = resources.iter().map(|r| &*r.json).collect();
+            artifacts.extend(resources.iter().enumerate().map(|(document, r)| (*r, path.clone(), document)));
+            send_file(sink, format!("{site}/kustomization.yaml"), self.kustomization.clone().into_bytes())?;
+            send_yaml_stream(sink, path, &bodies, workers)?;
         }
-        for (path, resource) in &singles {
-            artifacts.push((*resource, path.as_str(), 0));
+        for (path, resource) in singles {
             if resource.id.target == Target::Npu {
                 // The bundle's own files (below); the artifact points at its index.
-                continue;
-            }
-            if path.ends_with(".json") {
+            } else if path.ends_with(".json") {
                 // A request body for a driver: JSON, as it is sent.
-                let mut file = HashedFile::create(root, PathBuf::from(path))?;
-                let mut text = serde_json::to_string_pretty(&resource.body()).map_err(|e| e.to_string())?;
-                text.push('\n');
-                file.write(text.as_bytes())?;
-                self.files.push(file.finish()?);
+                let mut text = serde_json::to_vec_pretty(&resource.body()).map_err(|e| e.to_string())?;
+                text.push(b'\n');
+                send_file(sink, path.clone(), text)?;
             } else {
-                paths.push(path);
-                bodies.push(vec![&*resource.json]);
+                let mut text = String::with_capacity(resource.json.len() * 5 / 4);
+                yaml_stream([&*resource.json], &mut text)?;
+                send_file(sink, path.clone(), text.into_bytes())?;
             }
+            artifacts.push((resource, path, 0));
         }
         for bundle in bundles {
             let folder = bundle_folder(&bundle.site, &bundle.fleet, &bundle.edge);
             for (path, bytes) in &bundle.files {
-                let mut file = HashedFile::create(root, PathBuf::from(format!("{folder}/{path}")))?;
-                file.write(bytes)?;
-                self.files.push(file.finish()?);
+                send_file(sink, format!("{folder}/{path}"), bytes.clone())?;
             }
         }
-        let files = &mut self.files;
-        let mut current: Option<(usize, HashedFile)> = None;
-        yaml_streams(&bodies, |stream, bytes| {
-            if current.as_ref().is_none_or(|(at, _)| *at != stream) {
-                if let Some((_, file)) = current.take() {
-                    files.push(file.finish()?);
+        let mut index = Vec::with_capacity(artifacts.len() * 512);
+        for (at, (resource, path, document)) in artifacts.iter().enumerate() {
+            if at > 0 {
+                index.extend_from_slice(b",\n");
+            }
+            serde_json::to_writer(&mut index, &Artifact::new(resource, path, *document)).map_err(|e| e.to_string())?;
+        }
+        sink(Output::Index(index))
+    }
+}
+
+/// Writes a build into `root`, a rendered batch at a time, in a fixed
+/// order: same spec, same bytes. `index.json` is written as the batches
+/// come, so no batch is kept once it is written.
+pub(crate) struct BuildWriter<'r> {
+    root: &'r Path,
+    files: Vec<FileDigest>,
+    index: std::io::BufWriter<std::fs::File>,
+    artifacts: bool,
+    folders: Folders,
+    /// The file being written, and its path in the build.
+    open: Option<(String, std::fs::File)>,
+}
+
+impl<'r> BuildWriter<'r> {
+    pub(crate) fn new(root: &'r Path) -> Result<BuildWriter<'r>, String> {
+        // Not hashed: the index lists the digests of the other files.
+        let path = root.join("index.json");
+        let file = std::fs::File::create(&path).map_err(|e| io_error("write", &path, &e))?;
+        let mut index = std::io::BufWriter::with_capacity(1 << 16, file);
+        write!(index, "{{\"version\":{INDEX_VERSION},\n\"artifacts\":[").map_err(|e| io_error("write", &path, &e))?;
+        Ok(BuildWriter { root, files: Vec::new(), index, artifacts: false, folders: Folders::default(), open: None })
+    }
+
+    /// Writes what a builder rendered, as it comes.
+    pub(crate) fn write(&mut self, output: Output) -> Result<(), String> {
+        match output {
+            Output::Open(path) => {
+                let full = self.root.join(&path);
+                if let Some(dir) = full.parent() {
+                    self.folders.make(dir)?;
                 }
-                current = Some((stream, HashedFile::create(root, PathBuf::from(paths[stream]))?));
+                let file = std::fs::File::create(&full).map_err(|e| io_error("write", &full, &e))?;
+                self.open = Some((path, file));
             }
-            current.as_mut().map_or(Ok(()), |(_, file)| file.write(bytes))
-        })?;
-        if let Some((_, file)) = current {
-            files.push(file.finish()?);
-        }
-        let mut line = Vec::with_capacity(512);
-        for (resource, path, document) in artifacts {
-            line.clear();
-            line.extend_from_slice(if self.artifacts == 0 { b"\n" } else { b",\n" });
-            serde_json::to_writer(&mut line, &Artifact::new(resource, path, document)).map_err(|e| e.to_string())?;
-            self.index.write_all(&line).map_err(|e| io_error("write", Path::new("index.json"), &e))?;
-            self.artifacts += 1;
+            Output::Bytes(bytes) => {
+                let Some((path, file)) = &mut self.open else {
+                    return Err("bytes for no file (a bug in sovereign)".into());
+                };
+                file.write_all(&bytes).map_err(|e| io_error("write", Path::new(path), &e))?;
+            }
+            Output::Close(sha256) => {
+                let Some((path, _)) = self.open.take() else {
+                    return Err("no file to close (a bug in sovereign)".into());
+                };
+                self.files.push(FileDigest { path, sha256 });
+            }
+            Output::Index(lines) if lines.is_empty() => {}
+            Output::Index(lines) => {
+                let io = |e: std::io::Error| io_error("write", Path::new("index.json"), &e);
+                self.index.write_all(if self.artifacts { b",\n" } else { b"\n" }).map_err(io)?;
+                self.index.write_all(&lines).map_err(io)?;
+                self.artifacts = true;
+            }
         }
         Ok(())
     }
@@ -329,6 +369,11 @@ impl<'r> BuildWriter<'r> {
             out.write_all(b"\n]")
         }
         self.files.sort_by(|a, b| a.path.cmp(&b.path));
+        // Two artifacts whose names meet in one file: the second would have
+        // replaced the first.
+        if let Some(pair) = self.files.windows(2).find(|pair| pair[0].path == pair[1].path) {
+            return Err(format!("two artifacts would be written to {} (a bug in sovereign)", pair[0].path));
+        }
         self.index.write_all(b"\n],\n\"files\":").map_err(io)?;
         lines(&mut self.index, self.files.iter()).map_err(io)?;
         for (key, items) in [("at_apply", at_apply), ("assumptions", assumptions), ("unbuilt", unbuilt)] {

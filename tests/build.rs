@@ -48,9 +48,16 @@ fn a_partial_build_writes_every_site_with_an_index_and_the_same_bytes_twice() {
     for file in listed {
         let path = a.join(file["path"].as_str().unwrap());
         assert_eq!(file["sha256"], sha256(&std::fs::read(&path).unwrap()), "{}", path.display());
-        // K3s names an AddOn after the file: an RFC 1123 name.
+        // K3s names an AddOn after the file: an RFC 1123 name (other
+        // targets' files, outside the site folders, join labels with `.`).
         let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
-        assert!(stem.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-'), "{stem}");
+        let dots = file["path"].as_str().unwrap().starts_with("targets/");
+        for label in if dots { stem.split('.').collect() } else { vec![stem.as_str()] } {
+            assert!(
+                !label.is_empty() && label.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-'),
+                "{stem}"
+            );
+        }
     }
     // Each site's stream puts a namespace before the objects in it.
     let stream = std::fs::read_to_string(a.join("fra").join("sovereign-meridian.yaml")).unwrap();
