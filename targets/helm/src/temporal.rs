@@ -84,29 +84,37 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, fabric: &str, chart: &Chart
                 "maxConns": 20,
             }})
         };
+        // Values are put in place, not interpolated into `json!` (which
+        // would serialize each one into a new tree: a tenth of a build).
         let restricted = restricted_container();
         let mut server = json!({
             "replicaCount": 1,
-            "securityContext": restricted_pod(TEMPORAL_UID),
             "config": {
                 "namespaces": { "create": false },
-                "persistence": {
-                    "defaultStore": "default",
-                    "visibilityStore": "visibility",
-                    "numHistoryShards": 512,
-                    "datastores": { "default": store("temporal"), "visibility": store("temporal_visibility") },
-                },
+                "persistence": { "defaultStore": "default", "visibilityStore": "visibility", "numHistoryShards": 512 },
             },
         });
+        server["securityContext"] = restricted_pod(TEMPORAL_UID);
+        let datastores = &mut server["config"]["persistence"]["datastores"];
+        datastores["default"] = store("temporal");
+        datastores["visibility"] = store("temporal_visibility");
         for service in ["frontend", "internal-frontend", "history", "matching", "worker"] {
-            server[service] = json!({ "containerSecurityContext": restricted });
+            server[service]["containerSecurityContext"] = restricted.clone();
         }
-        let component =
-            || json!({ "securityContext": restricted_pod(TEMPORAL_UID), "containerSecurityContext": restricted });
+        let component = || {
+            let mut component = Value::Object(serde_json::Map::new());
+            component["securityContext"] = restricted_pod(TEMPORAL_UID);
+            component["containerSecurityContext"] = restricted.clone();
+            component
+        };
         let mut admintools = component();
         // sovereign talks to the frontend's HTTP API; the admin shell is not needed.
-        admintools["enabled"] = json!(false);
-        let values = json!({ "server": server, "admintools": admintools, "web": component(), "schema": component() });
+        admintools["enabled"] = Value::Bool(false);
+        let mut values = Value::Object(serde_json::Map::new());
+        values["server"] = server;
+        values["admintools"] = admintools;
+        values["web"] = component();
+        values["schema"] = component();
         emitted.releases.push(Release {
             site: site.name.clone(),
             chart: chart.clone(),

@@ -324,20 +324,20 @@ fn policies(connection: &Connection, why: &str, analysis: &Analysis, context: &C
         policy.depends_on.insert(namespace_id(site, &namespace));
         state.add(policy);
     };
+    // Rules are put in place, not interpolated into `json!` (which would
+    // serialize each into a new tree).
     if let Peer::Pods(client) = &connection.client {
-        let rest = json!({
-            "podSelector": { "matchLabels": client.labels },
-            "policyTypes": ["Egress"],
-            "egress": [{ "to": peer_rule(&connection.server, &context.fabric), "ports": ports }],
-        });
+        let mut rest =
+            json!({ "podSelector": { "matchLabels": client.labels }, "policyTypes": ["Egress"], "egress": [{}] });
+        rest["egress"][0]["to"] = peer_rule(&connection.server, &context.fabric);
+        rest["egress"][0]["ports"] = Value::Array(ports.clone());
         add(client, name("egress"), rest, format!("{why}.{}", outside(&connection.server)));
     }
     if let Peer::Pods(server) = &connection.server {
-        let rest = json!({
-            "podSelector": { "matchLabels": server.labels },
-            "policyTypes": ["Ingress"],
-            "ingress": [{ "from": peer_rule(&connection.client, &context.fabric), "ports": ports }],
-        });
+        let mut rest =
+            json!({ "podSelector": { "matchLabels": server.labels }, "policyTypes": ["Ingress"], "ingress": [{}] });
+        rest["ingress"][0]["from"] = peer_rule(&connection.client, &context.fabric);
+        rest["ingress"][0]["ports"] = Value::Array(ports);
         add(server, name("ingress"), rest, format!("{why}.{}", outside(&connection.client)));
     }
 }

@@ -58,6 +58,28 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, context: &Context, state: &
     }
 }
 
+/// Nothing in or out of a namespace until a flow is allowed by name (the
+/// same body in every namespace: made once).
+static DENY: std::sync::LazyLock<serde_json::Value> =
+    std::sync::LazyLock::new(|| json!({ "spec": { "podSelector": {}, "policyTypes": ["Ingress", "Egress"] } }));
+
+/// DNS for every pod. CoreDNS on K3s: pods labelled `k8s-app: kube-dns` in
+/// kube-system (k3s-io/k3s manifests/coredns.yaml);
+/// `kubernetes.io/metadata.name` is set on every namespace by the API server.
+static DNS: std::sync::LazyLock<serde_json::Value> = std::sync::LazyLock::new(|| {
+    json!({ "spec": {
+        "podSelector": {},
+        "policyTypes": ["Egress"],
+        "egress": [{
+            "to": [{
+                "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": "kube-system" } },
+                "podSelector": { "matchLabels": { "k8s-app": "kube-dns" } },
+            }],
+            "ports": [{ "protocol": "UDP", "port": 53 }, { "protocol": "TCP", "port": 53 }],
+        }],
+    }})
+});
+
 /// A namespace with Pod Security Admission labels `psa` (the restricted
 /// profile but for the eBPF agent's), and why when it is not restricted;
 /// its default-deny and DNS policies.
@@ -79,23 +101,7 @@ pub(crate) fn emit_namespace(
     let namespace = context.object(site, "v1", "Namespace", &metadata, serde_json::Map::new(), None);
     let namespace_id = namespace.id.clone();
     state.add(namespace);
-    // Nothing in or out until a flow is allowed by name.
-    let deny = json!({ "spec": { "podSelector": {}, "policyTypes": ["Ingress", "Egress"] } });
-    // CoreDNS on K3s: pods labelled `k8s-app: kube-dns` in kube-system
-    // (k3s-io/k3s manifests/coredns.yaml); `kubernetes.io/metadata.name`
-    // is set on every namespace by the API server.
-    let dns = json!({ "spec": {
-        "podSelector": {},
-        "policyTypes": ["Egress"],
-        "egress": [{
-            "to": [{
-                "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": "kube-system" } },
-                "podSelector": { "matchLabels": { "k8s-app": "kube-dns" } },
-            }],
-            "ports": [{ "protocol": "UDP", "port": 53 }, { "protocol": "TCP", "port": 53 }],
-        }],
-    }});
-    for (policy, rest) in [("default-deny", deny), ("allow-dns", dns)] {
+    for (policy, rest) in [("default-deny", &*DENY), ("allow-dns", &*DNS)] {
         let metadata = context.metadata(policy, Some(name), None);
         let mut resource = context.object(site, "networking.k8s.io/v1", "NetworkPolicy", &metadata, rest, None);
         resource.depends_on.insert(namespace_id.clone());

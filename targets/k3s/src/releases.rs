@@ -78,42 +78,51 @@ pub(crate) fn emit(releases: &[Release], helm: &DesiredState, context: &Context,
 /// chart's pods carry `app.kubernetes.io/instance: <release>` (its
 /// `selectorLabels`).
 fn policies(release: &Release, context: &Context, state: &mut DesiredState) {
-    let own = json!({ "matchLabels": { "app.kubernetes.io/instance": release.name } });
-    let mut add = |name: String, selector: Value, rest: Value, why: String| {
+    // Selectors are put in place, not interpolated into `json!` (which
+    // would serialize each into a new tree).
+    let own = || json!({ "matchLabels": { "app.kubernetes.io/instance": release.name } });
+    let peers = |selector: Value| {
+        let mut peer = Value::Object(serde_json::Map::new());
+        peer["podSelector"] = selector;
+        Value::Array(vec![peer])
+    };
+    let mut add = |name: String, selector: Value, mut spec: Value, why: String| {
         let mut metadata = context.metadata(&name, Some(&release.namespace), None);
         metadata.annotations.insert("sovereign.dev/why", why);
-        let mut spec = json!({ "podSelector": selector });
-        if let (Some(spec), Some(rest)) = (spec.as_object_mut(), rest.as_object()) {
-            spec.extend(rest.clone());
-        }
+        spec["podSelector"] = selector;
         let mut policy =
             context.object(&release.site, "networking.k8s.io/v1", "NetworkPolicy", &metadata, Spec { spec }, None);
         policy.depends_on.insert(namespace_id(&release.site, &release.namespace));
         state.add(policy);
     };
+    let mut within = json!({ "policyTypes": ["Ingress", "Egress"], "ingress": [{}], "egress": [{}] });
+    within["ingress"][0]["from"] = peers(own());
+    within["egress"][0]["to"] = peers(own());
     add(
         object_name(&format!("within-{}", release.name)),
-        own.clone(),
-        json!({
-            "policyTypes": ["Ingress", "Egress"],
-            "ingress": [{ "from": [{ "podSelector": own }] }],
-            "egress": [{ "to": [{ "podSelector": own }] }],
-        }),
+        own(),
+        within,
         format!("the pods of release {} talk to each other (the chart's own services)", release.name),
     );
     if let Some(database) = &release.database {
-        let db = json!({ "matchLabels": { "sovereign.dev/postgres": database.name } });
-        let port = json!([{ "protocol": "TCP", "port": POSTGRES_PORT }]);
+        let db = || json!({ "matchLabels": { "sovereign.dev/postgres": database.name } });
+        let port = || json!([{ "protocol": "TCP", "port": POSTGRES_PORT }]);
+        let mut egress = json!({ "policyTypes": ["Egress"], "egress": [{}] });
+        egress["egress"][0]["to"] = peers(db());
+        egress["egress"][0]["ports"] = port();
         add(
             object_name(&format!("egress-{}-to-{}", release.name, database.name)),
-            own.clone(),
-            json!({ "policyTypes": ["Egress"], "egress": [{ "to": [{ "podSelector": db }], "ports": port }] }),
+            own(),
+            egress,
             format!("release {} uses its database", release.name),
         );
+        let mut ingress = json!({ "policyTypes": ["Ingress"], "ingress": [{}] });
+        ingress["ingress"][0]["from"] = peers(own());
+        ingress["ingress"][0]["ports"] = port();
         add(
             object_name(&format!("ingress-{}-to-{}", release.name, database.name)),
-            db,
-            json!({ "policyTypes": ["Ingress"], "ingress": [{ "from": [{ "podSelector": own }], "ports": port }] }),
+            db(),
+            ingress,
             format!("only release {} reaches this database", release.name),
         );
     }
@@ -126,10 +135,13 @@ fn policies(release: &Release, context: &Context, state: &mut DesiredState) {
             { "protocol": "TCP", "port": TEMPORAL_GRPC_PORT },
             { "protocol": "TCP", "port": TEMPORAL_HTTP_PORT },
         ]);
+        let mut ingress = json!({ "policyTypes": ["Ingress"], "ingress": [{}] });
+        ingress["ingress"][0]["from"] = Value::Array(vec![workers]);
+        ingress["ingress"][0]["ports"] = ports;
         add(
             object_name(&format!("ingress-evals-to-{}", release.name)),
-            own,
-            json!({ "policyTypes": ["Ingress"], "ingress": [{ "from": [workers], "ports": ports }] }),
+            own(),
+            ingress,
             "the eval workers poll Temporal's frontend for their schedules".to_owned(),
         );
     }
