@@ -413,12 +413,12 @@ pub(crate) fn write_atomically(
         }
     }
     if fresh.exists() {
-        std::fs::remove_dir_all(&fresh).map_err(|e| io("remove", &fresh, e))?;
+        remove_folder(&fresh).map_err(|e| io("remove", &fresh, e))?;
     }
     std::fs::create_dir_all(&fresh).map_err(|e| io("create", &fresh, e))?;
     if let Err(message) = write(&fresh) {
         // Nothing of a refused or failed build stays beside DIR.
-        let _ = std::fs::remove_dir_all(&fresh);
+        let _ = remove_folder(&fresh);
         return Err(message);
     }
     // Everything on disk before the swap, in one flush of the file system
@@ -427,13 +427,85 @@ pub(crate) fn write_atomically(
     rustix::fs::syncfs(&folder).map_err(|e| io("sync", &fresh, e.into()))?;
     if out.exists() {
         if old.exists() {
-            std::fs::remove_dir_all(&old).map_err(|e| io("remove", &old, e))?;
+            remove_folder(&old).map_err(|e| io("remove", &old, e))?;
         }
         std::fs::rename(out, &old).map_err(|e| io("move aside", out, e))?;
     }
     std::fs::rename(&fresh, out).map_err(|e| io("move into place", &fresh, e))?;
     if old.exists() {
-        std::fs::remove_dir_all(&old).map_err(|e| io("remove", &old, e))?;
+        remove_folder(&old).map_err(|e| io("remove", &old, e))?;
     }
     Ok(())
+}
+
+/// Removes a folder and everything in it on every core: a build of
+/// 100,000 files took most of a second to remove on one. Its tree is opened
+/// breadth-first until there is enough to share out; each thread removes
+/// its share of those entries whole, then the opened folders go, deepest
+/// first. Symbolic links are removed, never followed.
+fn remove_folder(root: &Path) -> std::io::Result<()> {
+    const ENOUGH: usize = 256;
+    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let mut opened = vec![root.to_owned()];
+    let mut entries: Vec<(PathBuf, bool)> = Vec::new();
+    let mut next = 0;
+    while next < opened.len() {
+        let folder = opened[next].clone();
+        next += 1;
+        for entry in std::fs::read_dir(&folder)? {
+            let entry = entry?;
+            let is_dir = entry.file_type()?.is_dir();
+            if is_dir && entries.len() + opened.len() < ENOUGH {
+                opened.push(entry.path());
+            } else {
+                entries.push((entry.path(), is_dir));
+            }
+        }
+    }
+    let remove = |(path, is_dir): &(PathBuf, bool)| {
+        if *is_dir { std::fs::remove_dir_all(path) } else { std::fs::remove_file(path) }
+    };
+    if workers <= 1 || entries.len() < 2 {
+        entries.iter().try_for_each(remove)?;
+    } else {
+        std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..workers.min(entries.len()))
+                .map(|first| {
+                    let (entries, remove) = (&entries, &remove);
+                    scope.spawn(move || entries.iter().skip(first).step_by(workers).try_for_each(remove))
+                })
+                .collect();
+            threads.into_iter().try_for_each(|thread| {
+                thread.join().unwrap_or_else(|_| Err(std::io::Error::other("a remover stopped")))
+            })
+        })?;
+    }
+    // Folders opened later are deeper: they go first.
+    opened.iter().rev().try_for_each(std::fs::remove_dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::remove_folder;
+
+    /// A tree wider and deeper than what is opened before sharing out,
+    /// with a link to a folder outside it: all of it goes, the outside stays.
+    #[test]
+    fn remove_folder_removes_a_large_tree_and_follows_no_link() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (root, outside) = (tmp.path().join("build"), tmp.path().join("outside"));
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("keep.txt"), "keep").unwrap();
+        for site in 0..300 {
+            let folder = root.join(format!("site-{site}")).join("patches").join("deep");
+            std::fs::create_dir_all(&folder).unwrap();
+            std::fs::write(folder.join("node.yaml"), "kind: Node\n").unwrap();
+            std::fs::write(root.join(format!("site-{site}")).join("stream.yaml"), "kind: X\n").unwrap();
+        }
+        std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("site-7").join("link")).unwrap();
+        remove_folder(&root).unwrap();
+        assert!(!root.exists());
+        assert!(outside.join("keep.txt").is_file());
+    }
 }
