@@ -16,6 +16,7 @@ use sovereign_desired::{DesiredState, Resource, Target};
 /// The version of `index.json`; changes that remove or rename a field bump it.
 pub(crate) const INDEX_VERSION: u32 = 1;
 pub(crate) const MARKER: &str = ".sovereign-build";
+const MARKER_TEXT: &[u8] = b"written by sovereign build\n";
 
 /// One entry of `index.json`'s `artifacts`.
 #[derive(Serialize)]
@@ -381,15 +382,16 @@ impl<'r> BuildWriter<'r> {
             lines(&mut self.index, items.iter()).map_err(io)?;
         }
         self.index.write_all(b"}\n").and_then(|()| self.index.flush()).map_err(io)?;
-        std::fs::write(self.root.join(MARKER), b"written by sovereign build\n")
-            .map_err(|e| io_error("write", self.root, &e))
+        std::fs::write(self.root.join(MARKER), MARKER_TEXT).map_err(|e| io_error("write", self.root, &e))
     }
 }
 
 /// Writes the build into a sibling folder, then swaps it in: `DIR` is the
 /// old build or the new one, never half of either. A crash between the two
 /// renames leaves `DIR.sovereign-old` and no `DIR`: the next build puts it
-/// back first.
+/// back first. One build of `DIR` runs at a time (`BuildLock`), and the
+/// folders beside it are removed only when a build made them (they carry
+/// the marker from the start) or with `--force`.
 pub(crate) fn write_atomically(
     out: &Path,
     force: bool,
@@ -399,9 +401,71 @@ pub(crate) fn write_atomically(
     let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let fresh = parent.join(format!("{name}.sovereign-new"));
     let old = parent.join(format!("{name}.sovereign-old"));
+    let lock = BuildLock::take(&parent.join(format!("{name}.sovereign-lock")), out)?;
+    let result = swap_in(out, &fresh, &old, force, write);
+    lock.release();
+    result
+}
+
+/// One build of a folder at a time: a second would remove the first's
+/// folder beside it. An exclusive `flock` on a file beside the folder,
+/// which goes with the process (a crash frees it) and is removed when the
+/// build ends.
+struct BuildLock {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl BuildLock {
+    fn take(path: &Path, out: &Path) -> Result<BuildLock, String> {
+        use std::os::unix::fs::MetadataExt as _;
+        loop {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(path)
+                .map_err(|e| io_error("lock", path, &e))?;
+            if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+                return Err(format!(
+                    "another `sovereign build` is writing {} now; wait for it to finish",
+                    out.display()
+                ));
+            }
+            // Locked, but the file may have been removed by a build that
+            // just ended (and another build may lock its successor): only
+            // the file at the path counts.
+            let (held, named) = (file.metadata(), std::fs::metadata(path));
+            if let (Ok(held), Ok(named)) = (held, named)
+                && (held.dev(), held.ino()) == (named.dev(), named.ino())
+            {
+                return Ok(BuildLock { path: path.to_owned(), file });
+            }
+        }
+    }
+
+    /// Removes the file while it is still locked, then unlocks.
+    fn release(self) {
+        let _ = std::fs::remove_file(&self.path);
+        drop(self.file);
+    }
+}
+
+/// The swap of `write_atomically`, under its lock.
+fn swap_in(
+    out: &Path,
+    fresh: &Path,
+    old: &Path,
+    force: bool,
+    write: impl FnOnce(&Path) -> Result<(), String>,
+) -> Result<(), String> {
     let io = |what: &str, path: &Path, e: std::io::Error| io_error(what, path, &e);
+    // The folders beside DIR are removed only when a build made them.
+    let ours = |folder: &Path| {
+        force || folder.join(MARKER).is_file() || std::fs::read_dir(folder).is_ok_and(|mut e| e.next().is_none())
+    };
     if !out.exists() && old.is_dir() {
-        std::fs::rename(&old, out).map_err(|e| io("restore", &old, e))?;
+        std::fs::rename(old, out).map_err(|e| io("restore", old, e))?;
     }
     if out.exists() {
         let empty = std::fs::read_dir(out).map_err(|e| io("read", out, e))?.next().is_none();
@@ -412,28 +476,39 @@ pub(crate) fn write_atomically(
             ));
         }
     }
-    if fresh.exists() {
-        remove_folder(&fresh).map_err(|e| io("remove", &fresh, e))?;
+    for beside in [fresh, old] {
+        if beside.exists() && !ours(beside) {
+            return Err(format!(
+                "{} exists and was not written by `sovereign build`; move it away, or pass --force to replace it",
+                beside.display()
+            ));
+        }
     }
-    std::fs::create_dir_all(&fresh).map_err(|e| io("create", &fresh, e))?;
-    if let Err(message) = write(&fresh) {
+    if fresh.exists() {
+        remove_folder(fresh).map_err(|e| io("remove", fresh, e))?;
+    }
+    std::fs::create_dir_all(fresh).map_err(|e| io("create", fresh, e))?;
+    // Marked from the start: a build that crashes halfway leaves a folder
+    // the next one knows it may remove.
+    std::fs::write(fresh.join(MARKER), MARKER_TEXT).map_err(|e| io("write", fresh, e))?;
+    if let Err(message) = write(fresh) {
         // Nothing of a refused or failed build stays beside DIR.
-        let _ = remove_folder(&fresh);
+        let _ = remove_folder(fresh);
         return Err(message);
     }
     // Everything on disk before the swap, in one flush of the file system
     // (an fsync per file made a build of 20,000 files take seconds).
-    let folder = std::fs::File::open(&fresh).map_err(|e| io("open", &fresh, e))?;
-    rustix::fs::syncfs(&folder).map_err(|e| io("sync", &fresh, e.into()))?;
+    let folder = std::fs::File::open(fresh).map_err(|e| io("open", fresh, e))?;
+    rustix::fs::syncfs(&folder).map_err(|e| io("sync", fresh, e.into()))?;
     if out.exists() {
         if old.exists() {
-            remove_folder(&old).map_err(|e| io("remove", &old, e))?;
+            remove_folder(old).map_err(|e| io("remove", old, e))?;
         }
-        std::fs::rename(out, &old).map_err(|e| io("move aside", out, e))?;
+        std::fs::rename(out, old).map_err(|e| io("move aside", out, e))?;
     }
-    std::fs::rename(&fresh, out).map_err(|e| io("move into place", &fresh, e))?;
+    std::fs::rename(fresh, out).map_err(|e| io("move into place", fresh, e))?;
     if old.exists() {
-        remove_folder(&old).map_err(|e| io("remove", &old, e))?;
+        remove_folder(old).map_err(|e| io("remove", old, e))?;
     }
     Ok(())
 }

@@ -124,6 +124,38 @@ fn a_rebuild_removes_what_the_spec_no_longer_produces() {
 }
 
 #[test]
+fn a_folder_beside_it_that_no_build_made_is_kept_and_a_second_build_waits_its_turn() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let out_arg = out.to_str().unwrap();
+    // A user's folder that happens to have the name of the swap's.
+    let beside = tmp.path().join("out.sovereign-new");
+    std::fs::create_dir(&beside).unwrap();
+    std::fs::write(beside.join("notes.txt"), "mine").unwrap();
+    let output = sovereign(&["build", "examples/lab", "--partial", "-o", out_arg], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("out.sovereign-new exists and was not written by"));
+    assert!(beside.join("notes.txt").is_file() && !out.exists());
+    std::fs::remove_dir_all(&beside).unwrap();
+    // A build halfway (its folder marked from the start) is cleaned up by the next.
+    std::fs::create_dir(&beside).unwrap();
+    std::fs::write(beside.join(".sovereign-build"), "written by sovereign build\n").unwrap();
+    std::fs::write(beside.join("half.yaml"), "kind: Half\n").unwrap();
+    assert!(sovereign(&["build", "examples/lab", "--partial", "-o", out_arg], &[]).status.success());
+    assert!(!beside.exists() && out.join("bench").join("sovereign-lab.yaml").is_file());
+    // While another build holds the lock, a build says so and touches nothing.
+    let lock = std::fs::File::create(tmp.path().join("out.sovereign-lock")).unwrap();
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
+    let before = files(&out);
+    let output = sovereign(&["build", "examples/lab", "--partial", "-o", out_arg], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("another `sovereign build` is writing"));
+    assert_eq!(files(&out), before);
+    drop(lock);
+    assert!(sovereign(&["build", "examples/lab", "--partial", "-o", out_arg], &[]).status.success());
+}
+
+#[test]
 fn a_folder_that_is_not_a_build_is_refused_unless_forced() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("mine");
