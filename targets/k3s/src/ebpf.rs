@@ -39,7 +39,15 @@ const PRIVILEGED: [(&str, &str); 3] = [
 const WHY: &str = "the eBPF agent loads kernel programs and reads every process on its node (privileged, host PID namespace, host cgroups): the one sovereign workload the restricted profile cannot hold, so it runs alone here";
 
 pub(crate) fn emit(spec: &Spec, analysis: &Analysis, context: &Context, state: &mut DesiredState) {
-    let Some(observe) = spec.observes.values().find(|o| o.ebpf.value) else { return };
+    let mut asking = spec.observes.values().filter(|o| o.ebpf.value);
+    let Some(observe) = asking.next() else { return };
+    // One agent per node: a second would instrument every process twice.
+    for other in asking {
+        state.assumptions.push(format!(
+            "observe \"{}\" also asks for `ebpf`: one eBPF agent runs per node, sending to observe \"{}\"'s collector",
+            other.name.qualified, observe.name.qualified
+        ));
+    }
     let namespace = namespace_name(&context.fabric, Module::Ebpf);
     let collector_ns = namespace_name(&context.fabric, Module::Autopilot);
     let release = sovereign_helm::collector_release(&observe.name.qualified);

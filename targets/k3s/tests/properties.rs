@@ -114,3 +114,30 @@ proptest! {
         prop_assert_eq!(asked, placed, "{}", text);
     }
 }
+
+/// Two observes asking for eBPF: one agent per node (a second would
+/// instrument every process twice), and the build says which one runs.
+#[test]
+fn a_second_ebpf_observe_gets_no_second_agent_and_is_said() {
+    let mut text = spec(&[(1, false)], &[Serve { mig: None, gpus: 1, replicas: 1, uses: false }], false);
+    for name in ["a", "b"] {
+        text.push_str(&format!(
+            "observe \"{name}\" {{\n    ebpf #true\n    export \"otlp\" endpoint=\"http://lgtm.observability.svc:4318\"\n}}\n"
+        ));
+    }
+    let (stdlib, _) = Stdlib::embedded();
+    let mut host = MemoryHost::default();
+    host.add(Path::new("fabric.kdl"), text.clone());
+    let compiled = sovereign_analyze::compile(&stdlib, Path::new("fabric.kdl"), text.clone().into_bytes(), &host);
+    assert!(!compiled.has_errors(), "{text}");
+    let (spec, analysis) = (compiled.spec.as_ref().unwrap(), compiled.analysis.as_ref().unwrap());
+    let state = sovereign_k3s::emit(spec, &compiled.fabric, analysis, &compiled.catalog);
+    assert!(state.problems().is_empty(), "{:?}", state.problems());
+    let agents = state.resources.values().filter(|r| &*r.id.kind == "apps/DaemonSet").count();
+    assert_eq!(agents, 1);
+    assert!(
+        state.assumptions.iter().any(|a| a.contains("observe \"b\" also asks for `ebpf`")),
+        "{:?}",
+        state.assumptions
+    );
+}
