@@ -65,7 +65,11 @@ pub(crate) fn run(args: &BuildArgs) -> ExitCode {
     };
     let mut sites: Vec<Arc<str>> = analysis.sites.sites.iter().map(|s| s.name.clone()).collect();
     sites.sort();
-    let batches: Vec<&[Arc<str>]> = sites.chunks(BATCH_SITES.max(sites.len().div_ceil(MAX_BATCHES))).collect();
+    // `SOVEREIGN_BUILD_BATCH_SITES` trades memory for speed (docs/build.md);
+    // the output is the same for any batch size.
+    let least = std::env::var("SOVEREIGN_BUILD_BATCH_SITES").ok().and_then(|n| n.parse::<usize>().ok());
+    let per_batch = least.map_or_else(|| BATCH_SITES.max(sites.len().div_ceil(MAX_BATCHES)), |n| n.max(1));
+    let batches: Vec<&[Arc<str>]> = sites.chunks(per_batch).collect();
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let builders = cores.clamp(1, MAX_BUILDERS).min(batches.len()).max(1);
     // A fabric of few, large sites is few batches: each builder converts
@@ -146,6 +150,11 @@ pub(crate) fn run(args: &BuildArgs) -> ExitCode {
             }
             Ok::<(), String>(())
         })?;
+        // Each batch says its notes in its emitters' order: sorted, they
+        // are the same however the sites were batched.
+        for list in [&mut notes.at_apply, &mut notes.assumptions, &mut notes.unbuilt] {
+            list.sort();
+        }
         if !report(&notes.assumptions, &notes.unbuilt, args.partial) {
             return Err(Refused.to_string());
         }
@@ -181,7 +190,7 @@ enum Message {
     Failed(String),
 }
 
-/// What every batch says besides its resources, in the order first said.
+/// What every batch says besides its resources, each line once.
 #[derive(Default)]
 struct Notes {
     at_apply: Vec<String>,

@@ -255,11 +255,14 @@ impl Layout {
                 objects.entry(&*resource.id.site).or_default().push(resource);
             }
         }
-        let mut artifacts: Vec<(&Resource, String, usize)> = Vec::with_capacity(state.resources.len());
+        // Per site, its objects then its other files: the index is the
+        // same however the sites are batched.
+        let mut artifacts: BTreeMap<&str, Vec<(&Resource, String, usize)>> = BTreeMap::new();
         for (site, resources) in &objects {
             let path = format!("{site}/{}", self.stream);
             let bodies: Vec<&str> = resources.iter().map(|r| &*r.json).collect();
-            artifacts.extend(resources.iter().enumerate().map(|(document, r)| (*r, path.clone(), document)));
+            let listed = artifacts.entry(site).or_default();
+            listed.extend(resources.iter().enumerate().map(|(document, r)| (*r, path.clone(), document)));
             send_file(sink, format!("{site}/kustomization.yaml"), self.kustomization.clone().into_bytes())?;
             send_yaml_stream(sink, path, &bodies, workers)?;
         }
@@ -276,7 +279,7 @@ impl Layout {
                 yaml_stream([&*resource.json], &mut text)?;
                 send_file(sink, path.clone(), text.into_bytes())?;
             }
-            artifacts.push((resource, path, 0));
+            artifacts.entry(&resource.id.site).or_default().push((resource, path, 0));
         }
         for bundle in bundles {
             let folder = bundle_folder(&bundle.site, &bundle.fleet, &bundle.edge);
@@ -284,8 +287,8 @@ impl Layout {
                 send_file(sink, format!("{folder}/{path}"), bytes.clone())?;
             }
         }
-        let mut index = Vec::with_capacity(artifacts.len() * 512);
-        for (at, (resource, path, document)) in artifacts.iter().enumerate() {
+        let mut index = Vec::with_capacity(state.resources.len() * 512);
+        for (at, (resource, path, document)) in artifacts.values().flatten().enumerate() {
             if at > 0 {
                 index.extend_from_slice(b",\n");
             }
