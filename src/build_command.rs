@@ -67,8 +67,17 @@ pub(crate) fn run(args: &BuildArgs) -> ExitCode {
     sites.sort();
     // `SOVEREIGN_BUILD_BATCH_SITES` trades memory for speed (docs/build.md);
     // the output is the same for any batch size.
-    let least = std::env::var("SOVEREIGN_BUILD_BATCH_SITES").ok().and_then(|n| n.parse::<usize>().ok());
-    let per_batch = least.map_or_else(|| BATCH_SITES.max(sites.len().div_ceil(MAX_BATCHES)), |n| n.max(1));
+    let per_batch = match std::env::var("SOVEREIGN_BUILD_BATCH_SITES") {
+        Err(_) => BATCH_SITES.max(sites.len().div_ceil(MAX_BATCHES)),
+        Ok(n) => match n.parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                let _ =
+                    writeln!(stderr, "error: SOVEREIGN_BUILD_BATCH_SITES must be a number of sites above 0, not `{n}`");
+                return ExitCode::from(2);
+            }
+        },
+    };
     let batches: Vec<&[Arc<str>]> = sites.chunks(per_batch).collect();
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let builders = cores.clamp(1, MAX_BUILDERS).min(batches.len()).max(1);
@@ -110,7 +119,8 @@ pub(crate) fn run(args: &BuildArgs) -> ExitCode {
     let mut notes = Notes::default();
     let written = write_atomically(out, args.force, |root| {
         let mut writer = BuildWriter::new(root)?;
-        // Batches are built and rendered on builder threads, one per core,
+        // Batches are built and rendered on builder threads, one per core
+        // (at most `MAX_BUILDERS`),
         // taking batches in turn, while this thread writes what they send,
         // in the batches' order; a builder renders at most `PENDING` pieces
         // ahead, so memory is a batch per builder and those pieces.
@@ -124,11 +134,16 @@ pub(crate) fn run(args: &BuildArgs) -> ExitCode {
                     for sites in batches.iter().skip(first).step_by(builders) {
                         // A closed channel: the writer stopped on an error.
                         let mut sink = |output| done.send(Message::Output(output)).map_err(|_| String::new());
-                        let last = match build(sites, &mut sink) {
+                        // A panic is an error of the build, said, never a crash
+                        // that leaves the lock and the half-written folder behind.
+                        let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| build(sites, &mut sink)))
+                            .unwrap_or_else(|_| Err("a builder stopped (a bug in sovereign)".to_owned()));
+                        let failed = built.is_err();
+                        let last = match built {
                             Ok(said) => Message::Done(said),
                             Err(message) => Message::Failed(message),
                         };
-                        if done.send(last).is_err() {
+                        if done.send(last).is_err() || failed {
                             break;
                         }
                     }

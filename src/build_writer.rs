@@ -325,6 +325,9 @@ impl<'r> BuildWriter<'r> {
     pub(crate) fn write(&mut self, output: Output) -> Result<(), String> {
         match output {
             Output::Open(path) => {
+                if let Some((open, _)) = &self.open {
+                    return Err(format!("{path} opened while {open} is open (a bug in sovereign)"));
+                }
                 let full = self.root.join(&path);
                 if let Some(dir) = full.parent() {
                     self.folders.make(dir)?;
@@ -373,10 +376,16 @@ impl<'r> BuildWriter<'r> {
             out.write_all(b"\n]")
         }
         self.files.sort_by(|a, b| a.path.cmp(&b.path));
+        if let Some((open, _)) = &self.open {
+            return Err(format!("{open} was never finished (a bug in sovereign)"));
+        }
         // Two artifacts whose names meet in one file: the second would have
         // replaced the first.
         if let Some(pair) = self.files.windows(2).find(|pair| pair[0].path == pair[1].path) {
-            return Err(format!("two artifacts would be written to {} (a bug in sovereign)", pair[0].path));
+            return Err(format!(
+                "two artifacts would be written to {}: their names differ only in characters a file name here cannot hold (`a.b` and `a-b`, `A` and `a`); rename one of the declarations",
+                pair[0].path
+            ));
         }
         self.index.write_all(b"\n],\n\"files\":").map_err(io)?;
         lines(&mut self.index, self.files.iter()).map_err(io)?;
@@ -404,6 +413,7 @@ pub(crate) fn write_atomically(
     let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let fresh = parent.join(format!("{name}.sovereign-new"));
     let old = parent.join(format!("{name}.sovereign-old"));
+    std::fs::create_dir_all(parent).map_err(|e| io_error("create", parent, &e))?;
     let lock = BuildLock::take(&parent.join(format!("{name}.sovereign-lock")), out)?;
     let result = swap_in(out, &fresh, &old, force, write);
     lock.release();
@@ -422,18 +432,22 @@ struct BuildLock {
 impl BuildLock {
     fn take(path: &Path, out: &Path) -> Result<BuildLock, String> {
         use std::os::unix::fs::MetadataExt as _;
-        loop {
+        for _ in 0..8 {
             let file = std::fs::OpenOptions::new()
                 .create(true)
                 .truncate(false)
                 .write(true)
                 .open(path)
                 .map_err(|e| io_error("lock", path, &e))?;
-            if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
-                return Err(format!(
-                    "another `sovereign build` is writing {} now; wait for it to finish",
-                    out.display()
-                ));
+            match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => {}
+                Err(rustix::io::Errno::WOULDBLOCK) => {
+                    return Err(format!(
+                        "another `sovereign build` is writing {} now; wait for it to finish",
+                        out.display()
+                    ));
+                }
+                Err(e) => return Err(io_error("lock", path, &e.into())),
             }
             // Locked, but the file may have been removed by a build that
             // just ended (and another build may lock its successor): only
@@ -445,6 +459,7 @@ impl BuildLock {
                 return Ok(BuildLock { path: path.to_owned(), file });
             }
         }
+        Err(format!("cannot lock {}: it is removed and made again as fast as it is locked", path.display()))
     }
 
     /// Removes the file while it is still locked, then unlocks.
@@ -523,6 +538,13 @@ fn swap_in(
 /// first. Symbolic links are removed, never followed.
 fn remove_folder(root: &Path) -> std::io::Result<()> {
     const ENOUGH: usize = 256;
+    // A link in the folder's place goes, never what it points at.
+    if std::fs::symlink_metadata(root)?.file_type().is_symlink() {
+        return std::fs::remove_file(root);
+    }
+    // The marker goes last: a removal that fails halfway leaves a folder
+    // the next build still knows it made.
+    let marker = root.join(MARKER);
     let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let mut opened = vec![root.to_owned()];
     let mut entries: Vec<(PathBuf, bool)> = Vec::new();
@@ -533,6 +555,9 @@ fn remove_folder(root: &Path) -> std::io::Result<()> {
         for entry in std::fs::read_dir(&folder)? {
             let entry = entry?;
             let is_dir = entry.file_type()?.is_dir();
+            if entry.path() == marker {
+                continue;
+            }
             if is_dir && entries.len() + opened.len() < ENOUGH {
                 opened.push(entry.path());
             } else {
@@ -557,6 +582,10 @@ fn remove_folder(root: &Path) -> std::io::Result<()> {
                 thread.join().unwrap_or_else(|_| Err(std::io::Error::other("a remover stopped")))
             })
         })?;
+    }
+    match std::fs::remove_file(&marker) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
     }
     // Folders opened later are deeper: they go first.
     opened.iter().rev().try_for_each(std::fs::remove_dir)

@@ -173,6 +173,34 @@ fn a_folder_beside_it_that_no_build_made_is_kept_and_a_second_build_waits_its_tu
     assert!(sovereign(&["build", "examples/lab", "--partial", "-o", out_arg], &[]).status.success());
 }
 
+/// `-o` through a link to an earlier build, and into a folder that does
+/// not exist yet: the link is replaced by the build and what it pointed at
+/// is left alone; missing parents are made.
+#[test]
+fn a_linked_folder_keeps_its_target_and_missing_parents_are_made() {
+    let tmp = tempfile::tempdir().unwrap();
+    let earlier = tmp.path().join("earlier");
+    assert!(sovereign(&["build", "examples/lab", "--partial", "-o", earlier.to_str().unwrap()], &[]).status.success());
+    let before = files(&earlier);
+    let link = tmp.path().join("out");
+    std::os::unix::fs::symlink(&earlier, &link).unwrap();
+    let output = sovereign(&["build", "examples/lab", "--partial", "-o", link.to_str().unwrap()], &[]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(files(&earlier), before, "the link's target was touched");
+    assert!(!std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert!(link.join("bench").join("sovereign-lab.yaml").is_file());
+    let nested = tmp.path().join("a").join("b").join("out");
+    let output = sovereign(&["build", "examples/lab", "--partial", "-o", nested.to_str().unwrap()], &[]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(nested.join("index.json").is_file());
+    let bad = sovereign(
+        &["build", "examples/lab", "--partial", "-o", nested.to_str().unwrap()],
+        &[("SOVEREIGN_BUILD_BATCH_SITES", "lots")],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("SOVEREIGN_BUILD_BATCH_SITES must be a number"));
+}
+
 #[test]
 fn a_folder_that_is_not_a_build_is_refused_unless_forced() {
     let tmp = tempfile::tempdir().unwrap();

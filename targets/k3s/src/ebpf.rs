@@ -42,7 +42,8 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, context: &Context, state: &
     let mut asking = spec.observes.values().filter(|o| o.ebpf.value);
     let Some(observe) = asking.next() else { return };
     // One agent per node: a second would instrument every process twice.
-    for other in asking {
+    let agents = analysis.sites.sites.iter().any(|s| s.has_cluster);
+    for other in asking.filter(|_| agents) {
         state.assumptions.push(format!(
             "observe \"{}\" also asks for `ebpf`: one eBPF agent runs per node, sending to observe \"{}\"'s collector",
             other.name.qualified, observe.name.qualified

@@ -96,7 +96,11 @@ fn building_site_by_site_gives_exactly_one_pass() {
         let ids = |state: &DesiredState| state.resources.keys().map(ToString::to_string).collect::<Vec<_>>();
         assert_eq!(ids(&whole), ids(&by_sites), "{}", dir.display());
         assert_eq!(whole.resources, by_sites.resources, "{}", dir.display());
-        for (list, all) in [(&whole.unbuilt, &by_sites.unbuilt), (&whole.at_apply, &by_sites.at_apply)] {
+        for (list, all) in [
+            (&whole.unbuilt, &by_sites.unbuilt),
+            (&whole.at_apply, &by_sites.at_apply),
+            (&whole.assumptions, &by_sites.assumptions),
+        ] {
             let (one, many): (std::collections::BTreeSet<_>, std::collections::BTreeSet<_>) =
                 (list.iter().collect(), all.iter().collect());
             assert_eq!(one, many, "{}", dir.display());
