@@ -259,6 +259,10 @@ impl Layout {
         // same however the sites are batched.
         let mut artifacts: BTreeMap<&str, Vec<(&Resource, String, usize)>> = BTreeMap::new();
         for (site, resources) in &objects {
+            // A site's folder sits beside `targets/` and the index.
+            if matches!(*site, "targets" | "index.json" | MARKER) || site.starts_with('.') {
+                return Err(format!("site \"{site}\" would have the folder of the build's own files; rename the site"));
+            }
             let path = format!("{site}/{}", self.stream);
             let bodies: Vec<&str> = resources.iter().map(|r| &*r.json).collect();
             let listed = artifacts.entry(site).or_default();
