@@ -5,24 +5,15 @@
 
 use std::path::{Path, PathBuf};
 
-use sovereign_check::{MemoryHost, Stdlib};
+use sovereign_check::Stdlib;
 use sovereign_desired::Target;
 
+#[path = "../../../tests/support/example_host.rs"]
+mod example_host;
 #[path = "../../../tests/support/files.rs"]
 mod files;
 
-fn examples() -> Vec<PathBuf> {
-    files::examples(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
-}
-
-/// The example's files, by path relative to its folder.
-fn host(dir: &Path) -> MemoryHost {
-    let mut host = MemoryHost::default();
-    for path in files::specs(dir) {
-        host.add(path.strip_prefix(dir).unwrap(), std::fs::read_to_string(&path).unwrap());
-    }
-    host
-}
+use example_host::{examples, host};
 
 /// (chart, values) of every release of every example.
 fn values() -> Vec<(String, serde_json::Value)> {

@@ -2,27 +2,18 @@
 //! adds a golden file), and held to the desired-state invariants: every
 //! dependency is built, nothing is built twice, no cycle, same bytes twice.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use sovereign_check::{MemoryHost, Stdlib};
+use sovereign_check::Stdlib;
 use sovereign_desired::DesiredState;
 use sovereign_desired::Target;
 
+#[path = "../../../tests/support/example_host.rs"]
+mod example_host;
 #[path = "../../../tests/support/files.rs"]
 mod files;
 
-fn examples() -> Vec<PathBuf> {
-    files::examples(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
-}
-
-/// The example's files, by path relative to its folder.
-fn host(dir: &Path) -> MemoryHost {
-    let mut host = MemoryHost::default();
-    for path in files::specs(dir) {
-        host.add(path.strip_prefix(dir).unwrap(), std::fs::read_to_string(&path).unwrap());
-    }
-    host
-}
+use example_host::{examples, host};
 
 fn build(dir: &Path) -> DesiredState {
     build_by_sites(dir, false)
