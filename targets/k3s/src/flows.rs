@@ -290,6 +290,30 @@ fn peer_rule(peer: &Peer, fabric: &str) -> Value {
     }
 }
 
+/// A direction of traffic a NetworkPolicy rule allows.
+#[derive(Clone, Copy)]
+pub(crate) enum Direction {
+    Egress,
+    Ingress,
+}
+
+/// A NetworkPolicy spec of one rule, without its `podSelector`: egress
+/// `to` the peers or ingress `from` them, on the ports. Built by putting
+/// values in place, not by interpolating them into `json!` (which would
+/// serialize each into a new tree).
+pub(crate) fn one_rule(direction: Direction, peers: Value, ports: Value) -> Value {
+    let (kind, key, peer_key) = match direction {
+        Direction::Egress => ("Egress", "egress", "to"),
+        Direction::Ingress => ("Ingress", "ingress", "from"),
+    };
+    let mut rule = Value::Object(serde_json::Map::new());
+    rule[peer_key] = peers;
+    rule["ports"] = ports;
+    let mut spec = json!({ "policyTypes": [kind] });
+    spec[key] = Value::Array(vec![rule]);
+    spec
+}
+
 /// Every address of either family, for a peer a NetworkPolicy cannot name.
 pub(crate) fn any_address() -> Value {
     json!([{ "ipBlock": { "cidr": "0.0.0.0/0" } }, { "ipBlock": { "cidr": "::/0" } }])
@@ -324,20 +348,16 @@ fn policies(connection: &Connection, why: &str, analysis: &Analysis, context: &C
         policy.depends_on.insert(namespace_id(site, &namespace));
         state.add(policy);
     };
-    // Rules are put in place, not interpolated into `json!` (which would
-    // serialize each into a new tree).
     if let Peer::Pods(client) = &connection.client {
-        let mut rest =
-            json!({ "podSelector": { "matchLabels": client.labels }, "policyTypes": ["Egress"], "egress": [{}] });
-        rest["egress"][0]["to"] = peer_rule(&connection.server, &context.fabric);
-        rest["egress"][0]["ports"] = Value::Array(ports.clone());
+        let peers = peer_rule(&connection.server, &context.fabric);
+        let mut rest = one_rule(Direction::Egress, peers, Value::Array(ports.clone()));
+        rest["podSelector"] = json!({ "matchLabels": client.labels });
         add(client, name("egress"), rest, format!("{why}.{}", outside(&connection.server)));
     }
     if let Peer::Pods(server) = &connection.server {
-        let mut rest =
-            json!({ "podSelector": { "matchLabels": server.labels }, "policyTypes": ["Ingress"], "ingress": [{}] });
-        rest["ingress"][0]["from"] = peer_rule(&connection.client, &context.fabric);
-        rest["ingress"][0]["ports"] = Value::Array(ports);
+        let peers = peer_rule(&connection.client, &context.fabric);
+        let mut rest = one_rule(Direction::Ingress, peers, Value::Array(ports));
+        rest["podSelector"] = json!({ "matchLabels": server.labels });
         add(server, name("ingress"), rest, format!("{why}.{}", outside(&connection.client)));
     }
 }

@@ -23,6 +23,7 @@ use sovereign_desired::DesiredState;
 use sovereign_desired::modules::{Module, namespace_name};
 use sovereign_helm::{Database, HELM_CHART_NAMESPACE, POSTGRES_PORT, Release, TEMPORAL_GRPC_PORT, TEMPORAL_HTTP_PORT};
 
+use crate::flows::{Direction, one_rule};
 use crate::labels::{Context, Declaration, object_name};
 use crate::namespaces::namespace_id;
 use crate::objects::{ContainerSecurityContext, Spec};
@@ -107,22 +108,16 @@ fn policies(release: &Release, context: &Context, state: &mut DesiredState) {
     if let Some(database) = &release.database {
         let db = || json!({ "matchLabels": { "sovereign.dev/postgres": database.name } });
         let port = || json!([{ "protocol": "TCP", "port": POSTGRES_PORT }]);
-        let mut egress = json!({ "policyTypes": ["Egress"], "egress": [{}] });
-        egress["egress"][0]["to"] = peers(db());
-        egress["egress"][0]["ports"] = port();
         add(
             object_name(&format!("egress-{}-to-{}", release.name, database.name)),
             own(),
-            egress,
+            one_rule(Direction::Egress, peers(db()), port()),
             format!("release {} uses its database", release.name),
         );
-        let mut ingress = json!({ "policyTypes": ["Ingress"], "ingress": [{}] });
-        ingress["ingress"][0]["from"] = peers(own());
-        ingress["ingress"][0]["ports"] = port();
         add(
             object_name(&format!("ingress-{}-to-{}", release.name, database.name)),
             db(),
-            ingress,
+            one_rule(Direction::Ingress, peers(own()), port()),
             format!("only release {} reaches this database", release.name),
         );
     }
@@ -135,13 +130,10 @@ fn policies(release: &Release, context: &Context, state: &mut DesiredState) {
             { "protocol": "TCP", "port": TEMPORAL_GRPC_PORT },
             { "protocol": "TCP", "port": TEMPORAL_HTTP_PORT },
         ]);
-        let mut ingress = json!({ "policyTypes": ["Ingress"], "ingress": [{}] });
-        ingress["ingress"][0]["from"] = Value::Array(vec![workers]);
-        ingress["ingress"][0]["ports"] = ports;
         add(
             object_name(&format!("ingress-evals-to-{}", release.name)),
             own(),
-            ingress,
+            one_rule(Direction::Ingress, Value::Array(vec![workers]), ports),
             "the eval workers poll Temporal's frontend for their schedules".to_owned(),
         );
     }
