@@ -34,3 +34,18 @@ pub(crate) fn examples(workspace: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// A test's tool is missing: a failure where the test command installs it
+/// (it sets `SOVEREIGN_EXPECT_KUBERNETES_VALIDATE`), else a skip that says so.
+pub(crate) fn skip_without(what: &str) {
+    assert!(std::env::var_os("SOVEREIGN_EXPECT_KUBERNETES_VALIDATE").is_none(), "{what} is missing");
+    eprintln!("skipped: {what} is missing");
+}
+
+/// Whether `python3` runs and can import `jsonschema` and `yaml`.
+pub(crate) fn python_with_jsonschema() -> bool {
+    std::process::Command::new("python3")
+        .args(["-c", "import jsonschema, yaml"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}

@@ -38,13 +38,8 @@ fn values() -> Vec<(String, serde_json::Value)> {
 #[test]
 fn every_release_validates_against_its_upstream_chart() {
     let charts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/upstream/helm-charts");
-    let python = std::process::Command::new("python3").args(["-c", "import jsonschema, yaml"]).output();
-    if !charts.is_dir() || !python.is_ok_and(|o| o.status.success()) {
-        assert!(
-            std::env::var_os("SOVEREIGN_EXPECT_KUBERNETES_VALIDATE").is_none(),
-            "the chart fixtures or python3 with jsonschema and yaml are missing"
-        );
-        eprintln!("skipped: the chart fixtures or python3 jsonschema/yaml missing");
+    if !charts.is_dir() || !files::python_with_jsonschema() {
+        files::skip_without("the chart fixtures, or python3 with jsonschema and yaml,");
         return;
     }
     let dir = std::env::temp_dir().join(format!("sovereign-helm-values-{}", std::process::id()));

@@ -147,12 +147,7 @@ fn every_namespace_enforces_the_restricted_profile_and_denies_by_default() {
 #[test]
 fn every_object_passes_kubernetes_validate_strict() {
     if std::process::Command::new("kubernetes-validate").arg("--version").output().is_err() {
-        // The test command installs it and says so: there, a missing validator is a failure.
-        assert!(
-            std::env::var_os("SOVEREIGN_EXPECT_KUBERNETES_VALIDATE").is_none(),
-            "kubernetes-validate is not on PATH"
-        );
-        eprintln!("skipped: kubernetes-validate is not installed (pip install kubernetes-validate)");
+        files::skip_without("kubernetes-validate (pip install kubernetes-validate)");
         return;
     }
     let dir = std::env::temp_dir().join(format!("sovereign-k3s-validate-{}", std::process::id()));
@@ -286,13 +281,8 @@ fn is_custom(kind: &str) -> bool {
 #[test]
 fn every_custom_resource_validates_against_its_crd() {
     let crds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/upstream/crds");
-    let have_python = std::process::Command::new("python3").args(["-c", "import jsonschema, yaml"]).output();
-    if !crds.is_dir() || !have_python.is_ok_and(|o| o.status.success()) {
-        assert!(
-            std::env::var_os("SOVEREIGN_EXPECT_KUBERNETES_VALIDATE").is_none(),
-            "the CRDs or python3 with jsonschema and yaml are missing"
-        );
-        eprintln!("skipped: the CRDs or python3 jsonschema/yaml missing");
+    if !crds.is_dir() || !files::python_with_jsonschema() {
+        files::skip_without("the CRDs, or python3 with jsonschema and yaml,");
         return;
     }
     let dir = std::env::temp_dir().join(format!("sovereign-k3s-crds-{}", std::process::id()));
