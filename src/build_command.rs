@@ -48,13 +48,8 @@ pub(crate) fn run(args: &BuildArgs) -> ExitCode {
         return ExitCode::from(1);
     };
     let keys = signing_keys(spec);
-    let emit = |sites: &[Arc<str>]| {
-        let state = DesiredState::for_sites(sites.iter().cloned());
-        let mut state = sovereign_k3s::emit_for(spec, &compiled.fabric, analysis, &compiled.catalog, state);
-        sovereign_temporal::emit_into(spec, analysis, &mut state);
-        let bundles = sovereign_npu::emit_into(spec, analysis, &keys, &mut state);
-        (state, bundles)
-    };
+    let emit =
+        |sites: &[Arc<str>]| emit(&compiled, spec, analysis, &keys, DesiredState::for_sites(sites.iter().cloned()));
     let fabric = spec.fabric.name.as_ref().map_or("fabric", |n| &*n.qualified);
     let layout = match Layout::new(fabric) {
         Ok(layout) => layout,
@@ -197,6 +192,24 @@ pub(crate) fn run(args: &BuildArgs) -> ExitCode {
     }
 }
 
+/// Every target's resources of the sites `state` wants, and the device
+/// bundles' files: what `build` writes and `plan` diffs.
+pub(crate) fn emit(
+    compiled: &sovereign_analyze::Compilation,
+    spec: &Spec,
+    analysis: &sovereign_analyze::Analysis,
+    keys: &SigningKeys,
+    state: DesiredState,
+) -> (DesiredState, Vec<sovereign_npu::Bundle>) {
+    let mut state = sovereign_k3s::emit_for(spec, &compiled.fabric, analysis, &compiled.catalog, state);
+    sovereign_temporal::emit_into(spec, analysis, &mut state);
+    let bundles = sovereign_npu::emit_into(spec, analysis, keys, &mut state);
+    (state, bundles)
+}
+
+pub(crate) type SigningKeys =
+    BTreeMap<sovereign_model::Id<sovereign_model::Secret>, Result<sovereign_npu::SigningKey, String>>;
+
 /// What a builder sends the writer: a batch's output as it is rendered,
 /// then what the batch said, or why it failed.
 enum Message {
@@ -252,7 +265,7 @@ impl std::fmt::Display for Refused {
 }
 
 /// Prints the warnings and what was not built; false when that refuses the build.
-fn report(assumptions: &[String], unbuilt: &[String], partial: bool) -> bool {
+pub(crate) fn report(assumptions: &[String], unbuilt: &[String], partial: bool) -> bool {
     let mut stderr = std::io::stderr();
     for assumption in assumptions {
         let _ = writeln!(stderr, "warning: {assumption}");
@@ -268,9 +281,7 @@ fn report(assumptions: &[String], unbuilt: &[String], partial: bool) -> bool {
 /// (`env:` or `file:`; the process that builds holds them, as the one that
 /// applies holds the others). A key is never printed or written; what
 /// cannot be read is a reason in the list, without the value.
-fn signing_keys(
-    spec: &Spec,
-) -> BTreeMap<sovereign_model::Id<sovereign_model::Secret>, Result<sovereign_npu::SigningKey, String>> {
+pub(crate) fn signing_keys(spec: &Spec) -> SigningKeys {
     use sovereign_ir::values::SecretSource;
     let mut keys = BTreeMap::new();
     for edge in spec.edges.values() {

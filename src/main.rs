@@ -14,6 +14,7 @@ mod fmt_command;
 mod graph_command;
 mod host;
 mod lsp;
+mod plan_command;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -65,6 +66,14 @@ enum Command {
     Graph(GraphArgs),
     /// Write what the fabric becomes: Kubernetes objects per site, with an index (docs/build.md).
     Build(BuildArgs),
+    /// Show what apply would change: the build diffed against the state (no cluster needed; docs/apply.md).
+    Plan(PlanArgs),
+    /// Apply a spec or a saved plan to the fabric's clusters (not yet supported: checks a saved plan is current).
+    Apply(ApplyArgs),
+    /// Delete everything the fabric owns, in reverse order (not yet supported).
+    Destroy(DestroyArgs),
+    /// Free the state's lock left by a run that is gone (`LOCK_ID` is in the error that names the holder).
+    Unlock(UnlockArgs),
     /// Device bundles: `bundle verify DIR --key PUB` checks every digest and the signature.
     Bundle {
         #[command(subcommand)]
@@ -146,6 +155,78 @@ struct BuildArgs {
     /// Write what can be built and list, as warnings, what cannot yet (without it, that is an error).
     #[arg(long)]
     partial: bool,
+    /// Use the stdlib (schema and catalogs) in this folder instead of the embedded one.
+    #[arg(long, value_name = "DIR")]
+    stdlib: Option<PathBuf>,
+    /// When to colour diagnostics (never when NO_COLOR is set).
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
+}
+
+#[derive(clap::Args, Debug)]
+struct PlanArgs {
+    /// The spec's root file, or a folder holding `fabric.kdl`.
+    #[arg(default_value = "fabric.kdl")]
+    spec: PathBuf,
+    /// The state file, instead of the spec's `state path=` or `.sovereign/state.json` beside the spec.
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
+    /// Save the plan to FILE, for `sovereign apply FILE` (which refuses it once stale).
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Print the plan as versioned JSON (docs/apply.md) instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Exit 0 when nothing would change, 2 when something would, 1 on an error.
+    #[arg(long)]
+    detailed_exitcode: bool,
+    /// Delete what holds data (volume claims, vector collections, Temporal namespaces) when it is no longer declared.
+    #[arg(long)]
+    prune_data: bool,
+    /// Plan what can be built and list, as warnings, what cannot yet (without it, that is an error).
+    #[arg(long)]
+    partial: bool,
+    /// Use the stdlib (schema and catalogs) in this folder instead of the embedded one.
+    #[arg(long, value_name = "DIR")]
+    stdlib: Option<PathBuf>,
+    /// When to colour diagnostics (never when NO_COLOR is set).
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
+}
+
+#[derive(clap::Args, Debug)]
+struct ApplyArgs {
+    /// A spec (its root file or folder), or a plan saved with `plan -o FILE`.
+    #[arg(default_value = "fabric.kdl")]
+    target: PathBuf,
+    /// The state file (for a saved plan: instead of the one the plan names).
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
+    /// Use the stdlib (schema and catalogs) in this folder instead of the embedded one.
+    #[arg(long, value_name = "DIR")]
+    stdlib: Option<PathBuf>,
+    /// When to colour diagnostics (never when NO_COLOR is set).
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
+}
+
+#[derive(clap::Args, Debug)]
+struct DestroyArgs {
+    /// The spec's root file, or a folder holding `fabric.kdl`.
+    #[arg(default_value = "fabric.kdl")]
+    spec: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+struct UnlockArgs {
+    /// The lock's id, as the error that names its holder gives it.
+    lock_id: String,
+    /// The spec whose state is locked (its root file or folder).
+    #[arg(default_value = "fabric.kdl")]
+    spec: PathBuf,
+    /// The state file, instead of the spec's.
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
     /// Use the stdlib (schema and catalogs) in this folder instead of the embedded one.
     #[arg(long, value_name = "DIR")]
     stdlib: Option<PathBuf>,
@@ -256,6 +337,10 @@ fn main() -> ExitCode {
         Command::Analyze(args) => analyze_command::run(&args),
         Command::Graph(args) => graph_command::run(&args),
         Command::Build(args) => build_command::run(&args),
+        Command::Plan(args) => plan_command::run(&args),
+        Command::Apply(args) => plan_command::apply(&args),
+        Command::Destroy(args) => plan_command::destroy(&args),
+        Command::Unlock(args) => plan_command::unlock(&args),
         Command::Bundle { command: BundleCommand::Verify { dir, key } } => bundle_command::verify(&dir, &key),
         Command::Fmt(args) => fmt_command::run(&args),
         Command::Lsp(args) => lsp::run(args.stdlib.as_deref()),

@@ -49,6 +49,14 @@ impl Target {
             Target::Qdrant => "qdrant",
         }
     }
+
+    /// The target a word names ([`Target::word`]'s inverse).
+    #[must_use]
+    pub fn from_word(word: &str) -> Option<Target> {
+        [Target::K3s, Target::Helm, Target::Temporal, Target::Npu, Target::Qdrant]
+            .into_iter()
+            .find(|target| target.word() == word)
+    }
 }
 
 /// A resource's identity, stable across builds: what the planner matches

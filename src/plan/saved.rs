@@ -1,0 +1,301 @@
+//! The plan as JSON (`plan --json`, format version [`PLAN_FORMAT`],
+//! docs/apply.md) and as a saved plan (`plan -o FILE`): the same document
+//! plus what apply needs to apply exactly it (the bodies of what it
+//! creates, updates and replaces) and what it was made from (the spec's
+//! files, the state's lineage and serial), so that a stale plan is refused
+//! saying what changed since.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+use sovereign_desired::{DesiredState, ResourceId};
+
+use super::{Action, Plan, fields::FieldChange, impact::Impact};
+use crate::state::StateDocument;
+
+/// The version of the plan document; a change that removes or renames a
+/// field bumps it.
+pub const PLAN_FORMAT: u32 = 1;
+
+/// What a plan was made from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Basis {
+    /// `sovereign` and its version: the embedded stdlib and the emitters
+    /// are part of what a plan depends on.
+    pub made_by: String,
+    /// sha256 of each spec file's text, by the path it was read from.
+    pub spec_files: BTreeMap<String, String>,
+    /// Where the state is, as the plan found it.
+    pub state_path: String,
+    /// The state's lineage and serial; `None` when nothing was applied yet.
+    pub state: Option<StateVersion>,
+    pub prune_data: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateVersion {
+    pub lineage: String,
+    pub serial: u64,
+}
+
+impl Basis {
+    #[must_use]
+    pub fn new(spec_files: BTreeMap<String, String>, state: Option<&StateDocument>, prune_data: bool) -> Basis {
+        Basis {
+            made_by: format!("sovereign {}", env!("CARGO_PKG_VERSION")),
+            spec_files,
+            state_path: String::new(),
+            state: state.map(|s| StateVersion { lineage: s.lineage.clone(), serial: s.serial }),
+            prune_data,
+        }
+    }
+
+    /// What differs between the basis a plan was made on (`self`) and now;
+    /// empty when the plan may be applied.
+    #[must_use]
+    pub fn changes_since(&self, now: &Basis) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.made_by != now.made_by {
+            out.push(format!("it was made by {}, and this is {}", self.made_by, now.made_by));
+        }
+        match (&self.state, &now.state) {
+            (None, None) => {}
+            (None, Some(state)) => {
+                out.push(format!("the state was empty when it was made, and has serial {} now", state.serial));
+            }
+            (Some(_), None) => out.push("the state it was made against is gone".to_owned()),
+            (Some(then), Some(state)) if then.lineage != state.lineage => out.push(format!(
+                "it was made against another state (lineage {}, this state's is {})",
+                then.lineage, state.lineage
+            )),
+            (Some(then), Some(state)) if then.serial != state.serial => out.push(format!(
+                "the state changed since: serial {} when it was made, {} now (another apply ran)",
+                then.serial, state.serial
+            )),
+            _ => {}
+        }
+        for (path, hash) in &self.spec_files {
+            match now.spec_files.get(path) {
+                None => out.push(format!("the spec file {path} is gone or cannot be read")),
+                Some(current) if current != hash => out.push(format!("the spec file {path} changed")),
+                _ => {}
+            }
+        }
+        for path in now.spec_files.keys().filter(|p| !self.spec_files.contains_key(*p)) {
+            out.push(format!("the spec file {path} was added to the spec"));
+        }
+        out
+    }
+}
+
+/// sha256 of a text, as hex.
+#[must_use]
+pub fn sha256(text: &str) -> String {
+    sovereign_desired::hex(&Sha256::digest(text.as_bytes()))
+}
+
+#[derive(Serialize, Deserialize)]
+struct IdParts {
+    target: String,
+    site: String,
+    kind: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    namespace: Option<String>,
+    name: String,
+}
+
+impl IdParts {
+    fn new(id: &ResourceId) -> IdParts {
+        IdParts {
+            target: id.target.word().to_owned(),
+            site: id.site.to_string(),
+            kind: id.kind.to_string(),
+            namespace: id.namespace.as_deref().map(str::to_owned),
+            name: id.name.to_string(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ChangeJson<'a> {
+    id: String,
+    #[serde(flatten)]
+    parts: IdParts,
+    action: Action,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    declaration: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    patch: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    before_sha256: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    after_sha256: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    fields: &'a [FieldChange],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    replace_because: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_loss: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct PlanJson<'a> {
+    format_version: u32,
+    fabric: &'a str,
+    basis: &'a Basis,
+    summary: BTreeMap<&'static str, usize>,
+    has_changes: bool,
+    /// Every resource that apply changes or keeps, in apply order (no-ops
+    /// are counted in `summary`).
+    changes: Vec<ChangeJson<'a>>,
+    impact: &'a Impact,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    desired: Option<Vec<DesiredJson<'a>>>,
+}
+
+/// A body apply sends, as the build made it.
+#[derive(Serialize)]
+struct DesiredJson<'a> {
+    id: String,
+    #[serde(flatten)]
+    parts: IdParts,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    declaration: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    patch: bool,
+    depends_on: Vec<IdParts>,
+    content_sha256: &'a str,
+    body: &'a RawValue,
+}
+
+/// The plan as `plan --json` prints it; with `desired`, as `plan -o`
+/// saves it (with the bodies apply sends).
+#[must_use]
+pub fn to_json(plan: &Plan, basis: &Basis, desired: Option<&DesiredState>) -> String {
+    let summary = plan.counts().into_iter().map(|(action, n)| (action.word(), n)).collect();
+    let changes = plan
+        .changes
+        .iter()
+        .filter(|c| c.action != Action::NoOp)
+        .map(|c| ChangeJson {
+            id: c.id.to_string(),
+            parts: IdParts::new(&c.id),
+            action: c.action,
+            declaration: c.declaration.as_deref(),
+            patch: c.patch,
+            before_sha256: c.before.as_deref(),
+            after_sha256: c.after.as_deref(),
+            fields: &c.fields,
+            replace_because: &c.replace_because,
+            data_loss: c.data_loss,
+        })
+        .collect();
+    let desired = desired.map(|desired| {
+        plan.changes
+            .iter()
+            .filter(|c| matches!(c.action, Action::Create | Action::Update | Action::Replace))
+            .filter_map(|c| desired.resources.get(&c.id))
+            .filter_map(|r| {
+                let body: &RawValue = serde_json::from_str(&r.json).ok()?;
+                Some(DesiredJson {
+                    id: r.id.to_string(),
+                    parts: IdParts::new(&r.id),
+                    declaration: r.declaration.as_deref(),
+                    patch: r.patch,
+                    depends_on: r.depends_on.iter().map(IdParts::new).collect(),
+                    content_sha256: &r.hash,
+                    body,
+                })
+            })
+            .collect()
+    });
+    let doc = PlanJson {
+        format_version: PLAN_FORMAT,
+        fabric: &plan.fabric,
+        basis,
+        summary,
+        has_changes: plan.has_changes(),
+        changes,
+        impact: &plan.impact,
+        desired,
+    };
+    serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+}
+
+/// A saved plan, read back: what `apply FILE` needs to check it is fresh.
+#[derive(Debug)]
+pub struct SavedPlan {
+    pub fabric: String,
+    pub basis: Basis,
+    pub has_changes: bool,
+    /// The document, for what apply reads next.
+    pub document: Value,
+}
+
+/// Reads a saved plan; `Err` says why it is not one.
+pub fn read(path: &Path) -> Result<SavedPlan, String> {
+    #[derive(Deserialize)]
+    struct Head {
+        format_version: u32,
+        fabric: String,
+        basis: Basis,
+        has_changes: bool,
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read the plan {}: {e}", path.display()))?;
+    let document: Value = serde_json::from_str(&text).map_err(|e| {
+        format!("{} is not a saved plan: {e} (line {}, column {})", path.display(), e.line(), e.column())
+    })?;
+    let head: Head =
+        serde_json::from_value(document.clone()).map_err(|e| format!("{} is not a saved plan: {e}", path.display()))?;
+    if head.format_version != PLAN_FORMAT {
+        return Err(format!(
+            "{} has plan format {}, and this sovereign reads {PLAN_FORMAT}: make the plan again with this sovereign",
+            path.display(),
+            head.format_version
+        ));
+    }
+    if document.get("desired").is_none() {
+        return Err(format!(
+            "{} is the output of `plan --json`, which has no bodies to apply: save a plan with `plan -o FILE`",
+            path.display()
+        ));
+    }
+    Ok(SavedPlan { fabric: head.fabric, basis: head.basis, has_changes: head.has_changes, document })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basis(files: &[(&str, &str)], serial: Option<u64>) -> Basis {
+        let files = files.iter().map(|(p, t)| ((*p).to_owned(), sha256(t))).collect();
+        let mut basis = Basis::new(files, None, false);
+        basis.state = serial.map(|serial| StateVersion { lineage: "l1".into(), serial });
+        basis
+    }
+
+    #[test]
+    fn a_stale_plan_says_what_changed_since() {
+        let then = basis(&[("fabric.kdl", "a"), ("sites.kdl", "b")], Some(3));
+        assert!(then.changes_since(&then.clone()).is_empty());
+        let now = basis(&[("fabric.kdl", "a2"), ("more.kdl", "c")], Some(5));
+        let said = then.changes_since(&now);
+        assert_eq!(
+            said,
+            [
+                "the state changed since: serial 3 when it was made, 5 now (another apply ran)",
+                "the spec file fabric.kdl changed",
+                "the spec file sites.kdl is gone or cannot be read",
+                "the spec file more.kdl was added to the spec",
+            ]
+        );
+        let mut other = then.clone();
+        other.state = Some(StateVersion { lineage: "l2".into(), serial: 3 });
+        assert!(then.changes_since(&other)[0].contains("another state"));
+        assert!(basis(&[], None).changes_since(&basis(&[], Some(1)))[0].contains("was empty"));
+    }
+}

@@ -1,0 +1,272 @@
+//! `sovereign plan`: the build of the whole fabric diffed against its state
+//! (docs/apply.md). Needs no cluster. `-o FILE` saves the plan for
+//! `apply FILE`; `--json` prints it for machines; `--detailed-exitcode`
+//! exits 2 when there are changes. And `apply`/`destroy`, which say what
+//! they cannot do yet rather than pretend.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use sovereign::plan::{self, Options, saved};
+use sovereign::state::LocalState;
+use sovereign_desired::DesiredState;
+use sovereign_diagnostics::{Format, render};
+use sovereign_model::{Spec, StateBackend};
+
+use crate::build_command::{emit, report, signing_keys};
+use crate::check_command::{load, render_config};
+use crate::{ApplyArgs, DestroyArgs, PlanArgs, UnlockArgs};
+
+pub(crate) fn run(args: &PlanArgs) -> ExitCode {
+    let error = 1;
+    let made = match make(
+        &args.spec,
+        args.state.as_deref(),
+        args.stdlib.as_deref(),
+        args.color,
+        args.partial,
+        args.prune_data,
+    ) {
+        Ok(made) => made,
+        Err(code) => return code,
+    };
+    let Made { plan, basis, desired, state_path } = made;
+    let mut stdout = std::io::stdout().lock();
+    if let Some(out) = &args.out {
+        let text = saved::to_json(&plan, &basis, Some(&desired));
+        if let Err(e) = write_file_atomically(out, text.as_bytes()) {
+            let _ = writeln!(std::io::stderr(), "error: cannot save the plan to {}: {e}", out.display());
+            return ExitCode::from(error);
+        }
+    }
+    let text = if args.json { saved::to_json(&plan, &basis, None) } else { plan::render::human(&plan) };
+    if stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).is_err() {
+        return ExitCode::from(error);
+    }
+    if !args.json {
+        let mut stderr = std::io::stderr();
+        let _ = writeln!(stderr, "state: {}", state_path.display());
+        if let Some(out) = &args.out {
+            let _ = writeln!(
+                stderr,
+                "saved the plan to {}: `sovereign apply {}` applies exactly it",
+                out.display(),
+                out.display()
+            );
+        }
+    }
+    // Freeing the build one allocation at a time costs time; the OS reclaims it.
+    std::mem::forget(desired);
+    if args.detailed_exitcode && plan.has_changes() { ExitCode::from(2) } else { ExitCode::SUCCESS }
+}
+
+/// A plan with what it was made from.
+struct Made {
+    plan: plan::Plan,
+    basis: saved::Basis,
+    desired: DesiredState,
+    state_path: PathBuf,
+}
+
+/// Checks and builds the spec, loads its state and plans. Errors are
+/// printed here; the code is the exit code.
+fn make(
+    spec_path: &Path,
+    state_override: Option<&Path>,
+    stdlib: Option<&Path>,
+    color: crate::ColorChoice,
+    partial: bool,
+    prune_data: bool,
+) -> Result<Made, ExitCode> {
+    let config = render_config(color);
+    let compiled = load(spec_path, stdlib, config)?;
+    let mut stderr = std::io::stderr();
+    let (Some(spec), Some(analysis)) =
+        (compiled.spec.as_ref(), compiled.analysis.as_ref().filter(|_| !compiled.has_errors()))
+    else {
+        let _ = write!(stderr, "{}", render(&compiled.diagnostics, &compiled.sources, Format::Human, config));
+        let _ = writeln!(stderr, "error: the spec has errors; nothing was planned");
+        return Err(ExitCode::from(1));
+    };
+    let state_path = match state_location(spec_path, spec, state_override) {
+        Ok(path) => path,
+        Err(message) => {
+            let _ = writeln!(stderr, "error: {message}");
+            return Err(ExitCode::from(1));
+        }
+    };
+    let local = LocalState::new(state_path.clone());
+    let state = match local.load() {
+        Ok(state) => state,
+        Err(e) => {
+            let _ = writeln!(stderr, "error: {e}");
+            return Err(ExitCode::from(1));
+        }
+    };
+    let fabric = spec.fabric.name.as_ref().map_or("fabric", |n| &*n.qualified).to_owned();
+    if let Some(state) = &state
+        && state.fabric != fabric
+    {
+        let _ = writeln!(
+            stderr,
+            "error: the state {} is fabric \"{}\"'s, and this spec is fabric \"{fabric}\"'s: give this fabric its own state (`--state FILE`, or `state path=` in the spec)",
+            state_path.display(),
+            state.fabric
+        );
+        return Err(ExitCode::from(1));
+    }
+    let keys = signing_keys(spec);
+    let (desired, _bundles) = emit(&compiled, spec, analysis, &keys, DesiredState::default());
+    let problems = desired.problems();
+    if !problems.is_empty() {
+        let _ = writeln!(stderr, "error: the build is inconsistent (a bug in sovereign): {}", problems.join("; "));
+        return Err(ExitCode::from(1));
+    }
+    // What cannot be built would be planned as deleted: refused, as for build.
+    if !report(&desired.assumptions, &desired.unbuilt, partial) {
+        let _ = writeln!(stderr, "error: nothing was planned; `--partial` plans what can be built and lists the rest");
+        return Err(ExitCode::from(1));
+    }
+    let spec_files: BTreeMap<String, String> = compiled
+        .sources
+        .spec_files()
+        .map(|(_, file)| (file.path.display().to_string(), saved::sha256(&file.text)))
+        .collect();
+    let mut basis = saved::Basis::new(spec_files, state.as_ref(), prune_data);
+    basis.state_path = state_path.display().to_string();
+    let plan = plan::plan(&fabric, &desired, state.as_ref(), Options { prune_data });
+    std::mem::forget(compiled);
+    Ok(Made { plan, basis, desired, state_path })
+}
+
+/// Where the fabric's state is: `--state`, else the spec's `state path=`
+/// (relative to the root file's folder), else `.sovereign/state.json`
+/// beside the root file.
+fn state_location(spec_path: &Path, spec: &Spec, state_override: Option<&Path>) -> Result<PathBuf, String> {
+    if let Some(path) = state_override {
+        return Ok(path.to_owned());
+    }
+    let root = if spec_path.is_dir() { spec_path.join("fabric.kdl") } else { spec_path.to_owned() };
+    let folder = root.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    match &spec.fabric.state {
+        Some(state) if state.backend.value == StateBackend::Kubernetes => Err(
+            "not yet supported: the `kubernetes` state backend needs the Kubernetes driver, which is not built yet; use `state backend=\"local\"` (the default) or `--state FILE` for now"
+                .to_owned(),
+        ),
+        Some(state) => Ok(state.path.as_ref().map_or_else(|| folder.join(".sovereign/state.json"), |p| folder.join(&*p.value))),
+        None => Ok(folder.join(".sovereign/state.json")),
+    }
+}
+
+/// `path` replaced whole: a temporary file beside it, fsynced and renamed.
+fn write_file_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
+    temp.write_all(bytes)?;
+    temp.as_file().sync_all()?;
+    temp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// `sovereign apply`: with a saved plan, checks that it is not stale (and
+/// says what changed since if it is); then, like `apply SPEC`, says that
+/// applying is not built yet. Never a pretended success.
+pub(crate) fn apply(args: &ApplyArgs) -> ExitCode {
+    let mut stderr = std::io::stderr();
+    // A spec is a folder or a `.kdl` file; anything else is a saved plan.
+    let is_plan = args.target.is_file() && args.target.extension() != Some("kdl".as_ref());
+    if is_plan {
+        let saved = match saved::read(&args.target) {
+            Ok(saved) => saved,
+            Err(message) => {
+                let _ = writeln!(stderr, "error: {message}");
+                return ExitCode::from(1);
+            }
+        };
+        // The plan's basis now: its spec files read again, its state loaded.
+        let state_path = args.state.clone().unwrap_or_else(|| PathBuf::from(&saved.basis.state_path));
+        let state = match LocalState::new(state_path).load() {
+            Ok(state) => state,
+            Err(e) => {
+                let _ = writeln!(stderr, "error: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        let files = saved
+            .basis
+            .spec_files
+            .keys()
+            .filter_map(|path| Some((path.clone(), saved::sha256(&std::fs::read_to_string(path).ok()?))))
+            .collect();
+        let mut now = saved::Basis::new(files, state.as_ref(), saved.basis.prune_data);
+        now.state_path.clone_from(&saved.basis.state_path);
+        let since = saved.basis.changes_since(&now);
+        if !since.is_empty() {
+            let _ = writeln!(stderr, "error: the plan {} is stale, so it is not applied:", args.target.display());
+            for why in since {
+                let _ = writeln!(stderr, "  - {why}");
+            }
+            let _ = writeln!(stderr, "make a new plan (`sovereign plan SPEC -o FILE`) and apply that");
+            return ExitCode::from(1);
+        }
+        if !saved.has_changes {
+            let _ = writeln!(stderr, "the plan {} has no changes: nothing to apply", args.target.display());
+            return ExitCode::SUCCESS;
+        }
+        let _ = writeln!(stderr, "the plan {} for fabric \"{}\" is current", args.target.display(), saved.fabric);
+    }
+    let _ = writeln!(
+        stderr,
+        "error: not yet supported: `sovereign apply` needs the Kubernetes driver and the executor, which are not built yet; nothing was applied. `sovereign plan` shows what it would do, and `sovereign build -o DIR` writes manifests for kubectl, Flux or Argo CD"
+    );
+    ExitCode::from(1)
+}
+
+/// `sovereign destroy`: not built yet, said.
+pub(crate) fn destroy(args: &DestroyArgs) -> ExitCode {
+    let _ = writeln!(
+        std::io::stderr(),
+        "error: not yet supported: `sovereign destroy {}` needs the Kubernetes driver and the executor, which are not built yet; nothing was deleted",
+        args.spec.display()
+    );
+    ExitCode::from(1)
+}
+
+/// `sovereign unlock LOCK_ID`: frees the lock of a run that is gone.
+pub(crate) fn unlock(args: &UnlockArgs) -> ExitCode {
+    let mut stderr = std::io::stderr();
+    let state_path = match &args.state {
+        Some(path) => path.clone(),
+        None => {
+            let compiled = match load(&args.spec, args.stdlib.as_deref(), render_config(args.color)) {
+                Ok(compiled) => compiled,
+                Err(code) => return code,
+            };
+            let Some(spec) = compiled.spec.as_ref() else {
+                let _ = writeln!(stderr, "error: the spec has errors, so its state cannot be found; pass --state FILE");
+                return ExitCode::from(1);
+            };
+            match state_location(&args.spec, spec, None) {
+                Ok(path) => path,
+                Err(message) => {
+                    let _ = writeln!(stderr, "error: {message}");
+                    return ExitCode::from(1);
+                }
+            }
+        }
+    };
+    let lock = LocalState::new(state_path).lock_path();
+    match sovereign::state::lock::unlock(&lock, &args.lock_id) {
+        Ok(info) => {
+            let _ = writeln!(stderr, "freed {info}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let _ = writeln!(stderr, "error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
