@@ -17,6 +17,7 @@ use sovereign_model::Spec;
 use crate::BuildArgs;
 use crate::build_writer::{BuildWriter, Layout, Output, Sink, write_atomically, yaml_stream};
 use crate::check_command::{load, render_config};
+pub(crate) use sovereign::emit::{SigningKeys, emit};
 
 /// Sites built and written together: a large fabric is built a batch at a
 /// time, so that its whole desired state is never in memory at once. At
@@ -191,24 +192,6 @@ pub(crate) fn run(args: &BuildArgs) -> ExitCode {
         }
     }
 }
-
-/// Every target's resources of the sites `state` wants, and the device
-/// bundles' files: what `build` writes and `plan` diffs.
-pub(crate) fn emit(
-    compiled: &sovereign_analyze::Compilation,
-    spec: &Spec,
-    analysis: &sovereign_analyze::Analysis,
-    keys: &SigningKeys,
-    state: DesiredState,
-) -> (DesiredState, Vec<sovereign_npu::Bundle>) {
-    let mut state = sovereign_k3s::emit_for(spec, &compiled.fabric, analysis, &compiled.catalog, state);
-    sovereign_temporal::emit_into(spec, analysis, &mut state);
-    let bundles = sovereign_npu::emit_into(spec, analysis, keys, &mut state);
-    (state, bundles)
-}
-
-pub(crate) type SigningKeys =
-    BTreeMap<sovereign_model::Id<sovereign_model::Secret>, Result<sovereign_npu::SigningKey, String>>;
 
 /// What a builder sends the writer: a batch's output as it is rendered,
 /// then what the batch said, or why it failed.

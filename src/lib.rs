@@ -7,5 +7,6 @@
 //! writer stay in the binary (`src/main.rs`).
 
 pub mod clock;
+pub mod emit;
 pub mod plan;
 pub mod state;

@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use sovereign::state::{LocalState, Record, StateDocument};
-use sovereign_desired::{ResourceId, Target};
+use sovereign::state::{LocalState, StateDocument};
 
 const CANARY: &str = "canary-5d1e0c7a9b";
 
@@ -52,46 +51,15 @@ fn plan_json(spec: &Path) -> Value {
 
 /// What apply records after applying a saved plan: every body it sends.
 fn record_applied(plan_file: &Path, state_path: &Path, serial: u64) {
-    let plan: Value = serde_json::from_slice(&std::fs::read(plan_file).unwrap()).unwrap();
+    let plan = sovereign::plan::saved::read(plan_file).unwrap();
     let local = LocalState::new(state_path.to_owned());
     let mut state = local.load().unwrap().unwrap_or_else(|| StateDocument::new("lab"));
     state.serial = serial;
-    let id = |v: &Value| ResourceId {
-        target: Target::from_word(v["target"].as_str().unwrap()).unwrap(),
-        site: v["site"].as_str().unwrap().into(),
-        kind: v["kind"].as_str().unwrap().into(),
-        namespace: v["namespace"].as_str().map(Into::into),
-        name: v["name"].as_str().unwrap().into(),
-    };
-    for change in plan["changes"].as_array().unwrap() {
-        if change["action"] == "delete" {
-            state.resources.remove(&id(change));
-        }
+    for id in &plan.deletes {
+        state.resources.remove(id);
     }
-    // The bodies as the plan holds them, byte for byte (their hashes are of these bytes).
-    #[derive(serde::Deserialize)]
-    struct Saved {
-        desired: Vec<Body>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Body {
-        body: Box<serde_json::value::RawValue>,
-    }
-    let raw: Saved = serde_json::from_slice(&std::fs::read(plan_file).unwrap()).unwrap();
-    for (desired, raw) in plan["desired"].as_array().unwrap().iter().zip(raw.desired) {
-        let body = raw.body.get().to_owned();
-        state.resources.insert(
-            id(desired),
-            Record {
-                declaration: desired["declaration"].as_str().map(Into::into),
-                patch: desired["patch"].as_bool().unwrap_or(false),
-                depends_on: desired["depends_on"].as_array().unwrap().iter().map(id).collect(),
-                content_sha256: desired["content_sha256"].as_str().unwrap().to_owned(),
-                applied: serde_json::value::RawValue::from_string(body).unwrap(),
-                live: None,
-                applied_at: "2026-12-02T00:00:00Z".into(),
-            },
-        );
+    for planned in &plan.desired {
+        state.record(planned, None, 1_796_170_000);
     }
     local.save(&state).unwrap();
 }

@@ -29,7 +29,7 @@ use sovereign_desired::{DesiredState, ResourceId, Target};
 use crate::state::StateDocument;
 
 /// What apply does to one resource.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
     Create,

@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use sovereign_desired::{DesiredState, ResourceId};
@@ -226,45 +225,140 @@ pub fn to_json(plan: &Plan, basis: &Basis, desired: Option<&DesiredState>) -> St
     serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
 }
 
-/// A saved plan, read back: what `apply FILE` needs to check it is fresh.
+/// A saved plan, read back: what `apply FILE` checks and applies.
 #[derive(Debug)]
 pub struct SavedPlan {
     pub fabric: String,
     pub basis: Basis,
     pub has_changes: bool,
-    /// The document, for what apply reads next.
-    pub document: Value,
+    /// What to create, update or replace, with the bodies to send, in apply order.
+    pub desired: Vec<Planned>,
+    /// What to delete, in order.
+    pub deletes: Vec<ResourceId>,
 }
 
-/// Reads a saved plan; `Err` says why it is not one.
+/// A resource of a saved plan, as the build made it: its body byte for
+/// byte (its hash is of these bytes).
+#[derive(Debug)]
+pub struct Planned {
+    pub id: ResourceId,
+    pub declaration: Option<String>,
+    pub patch: bool,
+    pub depends_on: Vec<ResourceId>,
+    pub content_sha256: String,
+    pub body: Box<RawValue>,
+}
+
+impl Planned {
+    /// A built resource as a plan holds it.
+    #[must_use]
+    pub fn of(resource: &sovereign_desired::Resource) -> Planned {
+        Planned {
+            id: resource.id.clone(),
+            declaration: resource.declaration.as_deref().map(str::to_owned),
+            patch: resource.patch,
+            depends_on: resource.depends_on.iter().cloned().collect(),
+            content_sha256: resource.hash.clone(),
+            // A resource's JSON is serde_json's own output: valid.
+            body: RawValue::from_string(resource.json.to_string()).unwrap_or_else(|_| empty_object()),
+        }
+    }
+}
+
+fn empty_object() -> Box<RawValue> {
+    RawValue::from_string("{}".to_owned()).unwrap_or_else(|_| unreachable!("`{{}}` is JSON"))
+}
+
+#[derive(Deserialize)]
+struct StoredPlan {
+    fabric: String,
+    basis: Basis,
+    has_changes: bool,
+    changes: Vec<StoredChange>,
+    desired: Option<Vec<StoredPlanned>>,
+}
+
+#[derive(Deserialize)]
+struct StoredChange {
+    #[serde(flatten)]
+    parts: IdParts,
+    action: Action,
+}
+
+#[derive(Deserialize)]
+struct StoredPlanned {
+    #[serde(flatten)]
+    parts: IdParts,
+    #[serde(default)]
+    declaration: Option<String>,
+    #[serde(default)]
+    patch: bool,
+    depends_on: Vec<IdParts>,
+    content_sha256: String,
+    body: Box<RawValue>,
+}
+
+impl IdParts {
+    fn into_id(self) -> Result<ResourceId, String> {
+        let target = sovereign_desired::Target::from_word(&self.target)
+            .ok_or_else(|| format!("unknown target `{}`", self.target))?;
+        Ok(ResourceId {
+            target,
+            site: self.site.into(),
+            kind: self.kind.into(),
+            namespace: self.namespace.map(Into::into),
+            name: self.name.into(),
+        })
+    }
+}
+
+/// Reads a saved plan; `Err` says why it is not one, or not a sound one.
 pub fn read(path: &Path) -> Result<SavedPlan, String> {
     #[derive(Deserialize)]
-    struct Head {
+    struct Version {
         format_version: u32,
-        fabric: String,
-        basis: Basis,
-        has_changes: bool,
     }
+    let not = |e: &dyn std::fmt::Display| format!("{} is not a saved plan: {e}", path.display());
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read the plan {}: {e}", path.display()))?;
-    let document: Value = serde_json::from_str(&text).map_err(|e| {
-        format!("{} is not a saved plan: {e} (line {}, column {})", path.display(), e.line(), e.column())
-    })?;
-    let head: Head =
-        serde_json::from_value(document.clone()).map_err(|e| format!("{} is not a saved plan: {e}", path.display()))?;
-    if head.format_version != PLAN_FORMAT {
+    let version: Version = serde_json::from_str(&text).map_err(|e| not(&e))?;
+    if version.format_version != PLAN_FORMAT {
         return Err(format!(
             "{} has plan format {}, and this sovereign reads {PLAN_FORMAT}: make the plan again with this sovereign",
             path.display(),
-            head.format_version
+            version.format_version
         ));
     }
-    if document.get("desired").is_none() {
+    let stored: StoredPlan = serde_json::from_str(&text).map_err(|e| not(&e))?;
+    let Some(planned) = stored.desired else {
         return Err(format!(
             "{} is the output of `plan --json`, which has no bodies to apply: save a plan with `plan -o FILE`",
             path.display()
         ));
+    };
+    let mut desired = Vec::with_capacity(planned.len());
+    for p in planned {
+        let id = p.parts.into_id().map_err(|e| not(&e))?;
+        if sha256(p.body.get()) != p.content_sha256 {
+            return Err(not(&format!("the body of {id} does not have its content_sha256 (was the file edited?)")));
+        }
+        let depends_on =
+            p.depends_on.into_iter().map(IdParts::into_id).collect::<Result<_, _>>().map_err(|e| not(&e))?;
+        desired.push(Planned {
+            id,
+            declaration: p.declaration,
+            patch: p.patch,
+            depends_on,
+            content_sha256: p.content_sha256,
+            body: p.body,
+        });
     }
-    Ok(SavedPlan { fabric: head.fabric, basis: head.basis, has_changes: head.has_changes, document })
+    let mut deletes = Vec::new();
+    for change in stored.changes {
+        if change.action == Action::Delete {
+            deletes.push(change.parts.into_id().map_err(|e| not(&e))?);
+        }
+    }
+    Ok(SavedPlan { fabric: stored.fabric, basis: stored.basis, has_changes: stored.has_changes, desired, deletes })
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@
 
 pub mod lock;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -79,11 +80,27 @@ impl StateDocument {
         }
     }
 
+    /// Records that `planned` was applied at `at` (seconds since the
+    /// epoch), with its live identity: what apply writes after each step.
+    pub fn record(&mut self, planned: &crate::plan::saved::Planned, live: Option<Live>, at: u64) {
+        self.resources.insert(
+            planned.id.clone(),
+            Record {
+                declaration: planned.declaration.as_deref().map(Into::into),
+                patch: planned.patch,
+                depends_on: planned.depends_on.clone(),
+                content_sha256: planned.content_sha256.clone(),
+                applied: planned.body.clone(),
+                live,
+                applied_at: crate::clock::rfc3339(at),
+            },
+        );
+    }
+
     /// The document as its file's text: one resource per line, sorted by
     /// id, so that two states diff line by line.
     #[must_use]
     pub fn to_text(&self) -> String {
-        let mut out = Vec::with_capacity(256 + self.resources.len() * 2048);
         let head = serde_json::json!({
             "format_version": FORMAT_VERSION,
             "lineage": self.lineage,
@@ -91,32 +108,52 @@ impl StateDocument {
             "fabric": self.fabric,
         });
         let head = serde_json::to_vec(&head).unwrap_or_default();
+        let records: Vec<(&ResourceId, &Record)> = self.resources.iter().collect();
+        // The lines are serialized on every core, a slice of records each.
+        let parts = in_parallel(&records, |slice| {
+            let mut out = Vec::with_capacity(slice.len() * 1536);
+            for (id, record) in slice {
+                out.extend_from_slice(b",\n");
+                // Records of strings and a raw value: serializing cannot fail.
+                let _ = serde_json::to_writer(&mut out, &StoredRecord::new(id, record));
+            }
+            out
+        });
+        let mut out = Vec::with_capacity(256 + parts.iter().map(Vec::len).sum::<usize>());
         out.extend_from_slice(&head[..head.len().saturating_sub(1)]);
         out.extend_from_slice(b",\"resources\":[");
-        for (at, (id, record)) in self.resources.iter().enumerate() {
-            out.extend_from_slice(if at == 0 { b"\n" } else { b",\n" });
-            // Records of strings and a raw value: serializing cannot fail.
-            let _ = serde_json::to_writer(&mut out, &StoredRecord::new(id, record));
+        for (at, part) in parts.iter().enumerate() {
+            // Each line starts `,\n`; the first one's separator is the line break alone.
+            out.extend_from_slice(if at == 0 { part.get(1..).unwrap_or_default() } else { part });
         }
-        out.extend_from_slice(b"\n]}\n");
+        out.extend_from_slice(if records.is_empty() { b"]}\n" } else { b"\n]}\n" });
         // serde_json writes only UTF-8.
         String::from_utf8(out).unwrap_or_default()
     }
 
     /// Reads a document's text; `Err` says what is wrong and where.
     pub fn from_text(text: &str) -> Result<StateDocument, String> {
+        if let Some(read) = Self::from_lines(text) {
+            return read;
+        }
         #[derive(Deserialize)]
         struct Version {
             format_version: u32,
         }
-        let version: Version = serde_json::from_str(text).map_err(|e| describe(&e))?;
-        if version.format_version > FORMAT_VERSION {
-            return Err(format!(
-                "it has format version {}, written by a newer sovereign (this one reads up to {FORMAT_VERSION}); upgrade sovereign",
-                version.format_version
-            ));
+        // One pass over the text; the version is read on its own only to
+        // say why a document does not read.
+        let stored: Stored = match serde_json::from_str(text) {
+            Ok(stored) => stored,
+            Err(e) => {
+                return Err(match serde_json::from_str::<Version>(text) {
+                    Ok(v) if v.format_version > FORMAT_VERSION => newer(v.format_version),
+                    _ => describe(&e),
+                });
+            }
+        };
+        if stored.format_version > FORMAT_VERSION {
+            return Err(newer(stored.format_version));
         }
-        let stored: Stored = serde_json::from_str(text).map_err(|e| describe(&e))?;
         let mut resources = BTreeMap::new();
         for record in stored.resources {
             let (id, record) = record.into_record()?;
@@ -129,60 +166,145 @@ impl StateDocument {
     }
 }
 
+impl StateDocument {
+    /// A document in the shape `to_text` writes (a head, one record per
+    /// line) read on every core; `None` for any other shape or any line
+    /// that does not parse, which the whole-document reader then reports
+    /// precisely (with its line and column).
+    fn from_lines(text: &str) -> Option<Result<StateDocument, String>> {
+        let (head, rest) = text.split_once(",\"resources\":[")?;
+        let body = match rest.strip_suffix("\n]}\n") {
+            Some(body) => body.strip_prefix('\n')?,
+            None => rest.strip_suffix("]}\n").filter(|r| r.is_empty())?,
+        };
+        #[derive(Deserialize)]
+        struct Head {
+            format_version: u32,
+            lineage: String,
+            serial: u64,
+            fabric: String,
+        }
+        let head: Head = serde_json::from_str(&format!("{head}}}")).ok()?;
+        if head.format_version > FORMAT_VERSION {
+            return Some(Err(newer(head.format_version)));
+        }
+        let lines: Vec<&str> = if body.is_empty() { Vec::new() } else { body.split(",\n").collect() };
+        let parts = in_parallel(&lines, |slice| {
+            let mut out = Vec::with_capacity(slice.len());
+            for line in slice {
+                let Ok(record) = serde_json::from_str::<StoredRecord<'_>>(line) else { return None };
+                out.push(record.into_record());
+            }
+            Some(out)
+        });
+        let mut records = Vec::with_capacity(lines.len());
+        for part in parts {
+            for record in part? {
+                match record {
+                    Ok(record) => records.push(record),
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+        }
+        // Written sorted; sorted again (cheaply) for a file edited by hand.
+        records.sort_by(|a, b| a.0.cmp(&b.0));
+        if let Some(pair) = records.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+            return Some(Err(format!("resource {} is recorded twice", pair[0].0)));
+        }
+        let resources: BTreeMap<ResourceId, Record> = records.into_iter().collect();
+        Some(Ok(StateDocument { lineage: head.lineage, serial: head.serial, fabric: head.fabric, resources }))
+    }
+}
+
+/// `work` on every core (at most four), a slice of `items` each, the
+/// results in the items' order.
+fn in_parallel<T: Sync, R: Send>(items: &[T], work: impl Fn(&[T]) -> R + Sync) -> Vec<R> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).clamp(1, 4);
+    // Small documents are not worth a thread.
+    if cores == 1 || items.len() < 512 {
+        return vec![work(items)];
+    }
+    let size = items.len().div_ceil(cores);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items.chunks(size).map(|slice| scope.spawn(|| work(slice))).collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+    })
+}
+
+fn newer(version: u32) -> String {
+    format!(
+        "it has format version {version}, written by a newer sovereign (this one reads up to {FORMAT_VERSION}); upgrade sovereign"
+    )
+}
+
 fn describe(e: &serde_json::Error) -> String {
     format!("{} (line {}, column {})", e, e.line(), e.column())
 }
 
 #[derive(Deserialize)]
-struct Stored {
+struct Stored<'a> {
+    format_version: u32,
     lineage: String,
     serial: u64,
     fabric: String,
-    resources: Vec<StoredRecord<'static>>,
+    #[serde(borrow)]
+    resources: Vec<StoredRecord<'a>>,
 }
 
 /// A record as a line of the file: the id both as text (to grep for) and
 /// as its parts (the text alone is ambiguous: kinds hold `/`).
 #[derive(Serialize, Deserialize)]
 struct StoredRecord<'a> {
-    id: String,
-    target: String,
-    site: String,
-    kind: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    namespace: Option<String>,
-    name: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    declaration: Option<String>,
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    target: Cow<'a, str>,
+    #[serde(borrow)]
+    site: Cow<'a, str>,
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none", default, borrow)]
+    namespace: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none", default, borrow)]
+    declaration: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     patch: bool,
-    #[serde(skip_serializing_if = "Vec::is_empty", default)]
-    depends_on: Vec<StoredId>,
-    content_sha256: String,
-    applied: std::borrow::Cow<'a, RawValue>,
+    #[serde(skip_serializing_if = "Vec::is_empty", default, borrow)]
+    depends_on: Vec<StoredId<'a>>,
+    #[serde(borrow)]
+    content_sha256: Cow<'a, str>,
+    applied: Cow<'a, RawValue>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     live: Option<Live>,
-    applied_at: String,
+    #[serde(borrow)]
+    applied_at: Cow<'a, str>,
 }
 
+/// An id's parts, borrowed from the text where they hold no escapes.
 #[derive(Serialize, Deserialize)]
-struct StoredId {
-    target: String,
-    site: String,
-    kind: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    namespace: Option<String>,
-    name: String,
+struct StoredId<'a> {
+    #[serde(borrow)]
+    target: Cow<'a, str>,
+    #[serde(borrow)]
+    site: Cow<'a, str>,
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none", default, borrow)]
+    namespace: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    name: Cow<'a, str>,
 }
 
-impl StoredId {
-    fn new(id: &ResourceId) -> StoredId {
+impl<'a> StoredId<'a> {
+    fn new(id: &'a ResourceId) -> StoredId<'a> {
         StoredId {
-            target: id.target.word().to_owned(),
-            site: id.site.to_string(),
-            kind: id.kind.to_string(),
-            namespace: id.namespace.as_deref().map(str::to_owned),
-            name: id.name.to_string(),
+            target: Cow::Borrowed(id.target.word()),
+            site: Cow::Borrowed(&id.site),
+            kind: Cow::Borrowed(&id.kind),
+            namespace: id.namespace.as_deref().map(Cow::Borrowed),
+            name: Cow::Borrowed(&id.name),
         }
     }
 
@@ -199,37 +321,36 @@ impl StoredId {
 }
 
 impl<'a> StoredRecord<'a> {
-    fn new(id: &ResourceId, record: &'a Record) -> StoredRecord<'a> {
+    fn new(id: &'a ResourceId, record: &'a Record) -> StoredRecord<'a> {
         let parts = StoredId::new(id);
         StoredRecord {
-            id: id.to_string(),
+            id: Cow::Owned(id.to_string()),
             target: parts.target,
             site: parts.site,
             kind: parts.kind,
             namespace: parts.namespace,
             name: parts.name,
-            declaration: record.declaration.as_deref().map(str::to_owned),
+            declaration: record.declaration.as_deref().map(Cow::Borrowed),
             patch: record.patch,
             depends_on: record.depends_on.iter().map(StoredId::new).collect(),
-            content_sha256: record.content_sha256.clone(),
-            applied: std::borrow::Cow::Borrowed(&*record.applied),
+            content_sha256: Cow::Borrowed(&record.content_sha256),
+            applied: Cow::Borrowed(&*record.applied),
             live: record.live.clone(),
-            applied_at: record.applied_at.clone(),
+            applied_at: Cow::Borrowed(&record.applied_at),
         }
     }
 
     fn into_record(self) -> Result<(ResourceId, Record), String> {
-        let text = self.id.clone();
-        let id = StoredId {
+        let text = self.id;
+        let parts = StoredId {
             target: self.target,
             site: self.site,
             kind: self.kind,
             namespace: self.namespace,
             name: self.name,
-        }
-        .into_id()
-        .map_err(|e| format!("resource {text}: {e}"))?;
-        if id.to_string() != text {
+        };
+        let id = parts.into_id().map_err(|e| format!("resource {text}: {e}"))?;
+        if !id_is(&id, &text) {
             return Err(format!("resource {text}: its parts make the id {id}"));
         }
         let depends_on = self
@@ -250,13 +371,34 @@ impl<'a> StoredRecord<'a> {
             declaration: self.declaration.map(Into::into),
             patch: self.patch,
             depends_on,
-            content_sha256: self.content_sha256,
+            content_sha256: self.content_sha256.into_owned(),
             applied,
             live: self.live,
-            applied_at: self.applied_at,
+            applied_at: self.applied_at.into_owned(),
         };
         Ok((id, record))
     }
+}
+
+/// Whether `text` is `id`'s text (`ResourceId`'s `Display`), without making it.
+fn id_is(id: &ResourceId, text: &str) -> bool {
+    let mut rest = text;
+    let mut take = |part: &str| match rest.strip_prefix(part) {
+        Some(after) => {
+            rest = after;
+            true
+        }
+        None => false,
+    };
+    take(id.target.word())
+        && take("/")
+        && take(&id.site)
+        && take("/")
+        && take(&id.kind)
+        && take("/")
+        && id.namespace.as_deref().is_none_or(|n| take(n) && take("/"))
+        && take(&id.name)
+        && rest.is_empty()
 }
 
 /// Why a state cannot be used; each message says what to do.

@@ -104,3 +104,25 @@ fn a_save_keeps_the_previous_file_as_the_backup_and_a_corrupt_file_names_it() {
     std::fs::remove_file(&local.path).unwrap();
     assert!(local.load().unwrap_err().0.contains("is missing but its backup"));
 }
+
+#[test]
+fn a_large_state_reads_back_on_every_core_and_a_reformatted_one_still_reads() {
+    let mut state = sample();
+    let template = state.resources[&id("apps/Deployment", Some("kinetic"), "chat")].clone();
+    for n in 0..2000 {
+        state.resources.insert(id("apps/Deployment", Some("kinetic"), &format!("chat-{n:04}")), template.clone());
+    }
+    let text = state.to_text();
+    assert_eq!(text.lines().count(), 2002 + 2);
+    let back = StateDocument::from_text(&text).unwrap();
+    assert_eq!(back.resources.len(), 2002);
+    assert_eq!(back.to_text(), text);
+    // Joined onto one line by hand: not the shape `to_text` writes, read all the same.
+    let joined = text.replace(",\n", ",").replace("[\n", "[");
+    assert_eq!(joined.lines().count(), 2);
+    assert_eq!(StateDocument::from_text(&joined).unwrap().to_text(), text);
+    // A record given twice, on lines of their own.
+    let line = text.lines().nth(1).unwrap().trim_end_matches(',');
+    let twice = text.replacen(&format!("{line},\n"), &format!("{line},\n{line},\n"), 1);
+    assert!(StateDocument::from_text(&twice).unwrap_err().contains("recorded twice"));
+}
