@@ -107,9 +107,10 @@ fn push_key(path: &mut String, key: &str) {
 pub fn redacted(id: &ResourceId, path: &str) -> bool {
     id.target == Target::K3s
         && &*id.kind == "Secret"
-        && ["data", "stringData"].iter().any(|field| {
+        // The whole body (a body that did not parse is one change at the root).
+        && (path.is_empty() || ["data", "stringData"].iter().any(|field| {
             path == *field || path.starts_with(&format!("{field}.")) || path.starts_with(&format!("{field}["))
-        })
+        }))
 }
 
 /// The fields whose change the target refuses in place, so the resource is

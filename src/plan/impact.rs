@@ -176,21 +176,21 @@ impl Impact {
             let changed = |id: &ResourceId| {
                 recorded.get(id).map(|r| &r.content_sha256) != desired.resources.get(id).map(|r| &r.hash)
             };
-            let mut during = 0;
+            let mut during: u64 = 0;
             let mut rolled = Vec::new();
             for (id, before) in &old {
-                during += match new.get(id) {
+                during = during.saturating_add(match new.get(id) {
                     Some(after) if changed(id) => {
                         rolled.push(after.node.clone());
                         before.replicas.min(after.replicas).saturating_sub(after.replicas / 4)
                     }
                     _ => before.replicas,
-                };
+                });
             }
             rolled.sort();
             let capacity = Capacity {
-                before: old.values().map(|g| g.replicas).sum(),
-                after: new.values().map(|g| g.replicas).sum(),
+                before: old.values().fold(0, |n, g| n.saturating_add(g.replicas)),
+                after: new.values().fold(0, |n, g| n.saturating_add(g.replicas)),
                 during_at_least: during,
             };
             let (mut before, mut after): (Vec<Group>, Vec<Group>) =

@@ -94,8 +94,9 @@ pub struct Plan {
 /// How the plan is made.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Options {
-    /// Delete data-holding resources that are no longer desired, and allow
-    /// replacing them (their data is lost).
+    /// Delete data-holding resources that are no longer desired (and what
+    /// they need). A replace of one is planned either way, marked with the
+    /// data it loses; apply refuses it without this flag.
     pub prune_data: bool,
 }
 
@@ -205,8 +206,26 @@ pub fn plan(fabric: &str, desired: &DesiredState, state: Option<&StateDocument>,
             after: None,
         });
     }
+    keep_what_kept_data_needs(&mut changes, recorded);
     let impact = impact::Impact::of(desired, recorded, &changes);
     Plan { fabric: fabric.to_owned(), changes, impact }
+}
+
+/// A kept resource keeps what it depends on among the deleted: deleting
+/// the Namespace of a kept claim would delete the claim with it.
+fn keep_what_kept_data_needs(changes: &mut [Change], recorded: &BTreeMap<ResourceId, crate::state::Record>) {
+    let mut kept: Vec<ResourceId> = changes.iter().filter(|c| c.action == Action::Keep).map(|c| c.id.clone()).collect();
+    let mut seen: BTreeSet<ResourceId> = kept.iter().cloned().collect();
+    while let Some(id) = kept.pop() {
+        for dep in recorded.get(&id).map(|r| r.depends_on.as_slice()).unwrap_or_default() {
+            if let Some(change) = changes.iter_mut().find(|c| &c.id == dep && c.action == Action::Delete)
+                && seen.insert(dep.clone())
+            {
+                change.action = Action::Keep;
+                kept.push(dep.clone());
+            }
+        }
+    }
 }
 
 /// The recorded resources no longer desired, each before what it depends

@@ -66,9 +66,10 @@ fn line(out: &mut String, change: &Change) {
     };
     let id = &change.id;
     let scope = id.namespace.as_deref().map(|n| format!("{n}/")).unwrap_or_default();
-    let _ = write!(out, "    {sign} {} {scope}{}", id.kind, id.name);
+    // Names from a state file are escaped like any text from outside.
+    let _ = write!(out, "    {sign} {} {}{}", shown_text(&id.kind), shown_text(&scope), shown_text(&id.name));
     if let Some(declaration) = &change.declaration {
-        let _ = write!(out, "  ({declaration})");
+        let _ = write!(out, "  ({})", shown_text(declaration));
     }
     out.push('\n');
     if change.patch {

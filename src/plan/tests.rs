@@ -181,6 +181,16 @@ fn an_edit_shows_exactly_its_changes_and_what_they_mean() {
 }
 
 #[test]
+fn a_kept_claim_keeps_its_namespace() {
+    let state = applied(&fabric(2, true, "3g.40gb", true));
+    let plan = plan("lab", &DesiredState::default(), Some(&state), Options::default());
+    let action = |name: &str| plan.changes.iter().find(|c| &*c.id.name == name).unwrap().action;
+    assert_eq!(action("weights"), Action::Keep);
+    assert_eq!(action("kinetic"), Action::Keep, "deleting the namespace would delete the claim");
+    assert_eq!(action("chat-gpu-01"), Action::Delete);
+}
+
+#[test]
 fn deletes_come_after_everything_else_and_before_what_they_depend_on() {
     let before = fabric(2, true, "3g.40gb", true);
     let state = applied(&before);

@@ -198,6 +198,10 @@ pub fn unlock(path: &Path, id: &str) -> Result<LockInfo, StateError> {
         (Some(info), _) if info.id != id => {
             Err(StateError(format!("the state's lock is {info}, whose id is not {id}: check the id")))
         }
+        (Some(info), Ok(())) if !holder_is_gone(info) => Err(StateError(format!(
+            "{info} is held from {} and its lease has not expired: stop that run first, or wait until its lease ends",
+            info.host
+        ))),
         (Some(info), Err(rustix::io::Errno::WOULDBLOCK)) => Err(StateError(format!(
             "{info} is held by a process that is running; stop it first (pid {} on {}): unlock frees only a lock whose holder is gone",
             info.pid, info.host
@@ -266,10 +270,12 @@ fn read_info(file: &std::fs::File) -> Option<LockInfo> {
 /// Replaces the file's contents with `info` (or nothing, when released).
 fn write_info(file: &std::fs::File, info: Option<&LockInfo>) -> std::io::Result<()> {
     let text = info.map(|info| serde_json::to_string(info).unwrap_or_default() + "\n").unwrap_or_default();
+    // Written over the old text, then cut to length: the file is never
+    // empty while a lease is renewed (a reader would take it as released).
     let mut writer = file;
-    writer.set_len(0)?;
     writer.rewind()?;
     writer.write_all(text.as_bytes())?;
+    writer.set_len(text.len() as u64)?;
     writer.sync_data()
 }
 

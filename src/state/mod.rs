@@ -3,7 +3,7 @@
 //! One JSON document (docs/apply.md, format version [`FORMAT_VERSION`]):
 //! a lineage (a random id given when the state is made, so that a plan or
 //! a copy of another fabric's state is never taken for this one's), a
-//! serial that every save increments, and per resource the content hash
+//! serial that every apply increments before it saves, and per resource the content hash
 //! and the body sovereign applied (the fields it owns: with server-side
 //! apply, exactly the applied body), the ids it depended on (to delete in
 //! reverse order what is no longer desired), its live identity and when.
@@ -37,7 +37,7 @@ pub const FORMAT_VERSION: u32 = 1;
 #[derive(Clone, Debug)]
 pub struct StateDocument {
     pub lineage: String,
-    /// Incremented by every save.
+    /// Incremented by every apply that saves.
     pub serial: u64,
     pub fabric: String,
     pub resources: BTreeMap<ResourceId, Record>,
