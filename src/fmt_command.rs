@@ -149,24 +149,10 @@ fn kdl_files(path: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
-/// Writes through a temporary file in the same folder and a rename, so an
-/// interrupted run leaves either the old or the new file, never half of one.
+/// Writes through a temporary file and a rename: an interrupted run
+/// leaves either the old or the new file, never half of one.
 fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    // Through a symlink, the file it points to is the one to replace.
-    let path = &std::fs::canonicalize(path)?;
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
-    temp.write_all(text.as_bytes())?;
-    temp.as_file().sync_all()?;
-    if let Ok(metadata) = std::fs::metadata(path) {
-        let _ = std::fs::set_permissions(temp.path(), metadata.permissions());
-    }
-    temp.persist(path).map_err(|e| e.error)?;
-    // Make the rename itself durable (best effort: not every file system allows it).
-    if let Ok(dir) = std::fs::File::open(dir) {
-        let _ = dir.sync_all();
-    }
-    Ok(())
+    sovereign::files::replace(path, text.as_bytes())
 }
 
 /// A unified diff of one file, with every secret written in clear masked

@@ -8,5 +8,6 @@
 
 pub mod clock;
 pub mod emit;
+pub mod files;
 pub mod plan;
 pub mod state;

@@ -36,7 +36,7 @@ pub(crate) fn run(args: &PlanArgs) -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     if let Some(out) = &args.out {
         let text = saved::to_json(&plan, &basis, Some(&desired));
-        if let Err(e) = write_file_atomically(out, text.as_bytes()) {
+        if let Err(e) = sovereign::files::replace(out, text.as_bytes()) {
             let _ = writeln!(std::io::stderr(), "error: cannot save the plan to {}: {e}", out.display());
             return ExitCode::from(error);
         }
@@ -158,17 +158,6 @@ fn state_location(spec_path: &Path, spec: &Spec, state_override: Option<&Path>) 
         Some(state) => Ok(state.path.as_ref().map_or_else(|| folder.join(".sovereign/state.json"), |p| folder.join(&*p.value))),
         None => Ok(folder.join(".sovereign/state.json")),
     }
-}
-
-/// `path` replaced whole: a temporary file beside it, fsynced and renamed.
-fn write_file_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
-    temp.write_all(bytes)?;
-    temp.as_file().sync_all()?;
-    temp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }
 
 /// `sovereign apply`: with a saved plan, checks that it is not stale (and

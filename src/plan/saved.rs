@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use sovereign_desired::{DesiredState, ResourceId};
 
 use super::{Action, Plan, fields::FieldChange, impact::Impact};
+use crate::state::IdParts;
 use crate::state::StateDocument;
 
 /// The version of the plan document; a change that removes or renames a
@@ -97,33 +98,11 @@ pub fn sha256(text: &str) -> String {
     sovereign_desired::hex(&Sha256::digest(text.as_bytes()))
 }
 
-#[derive(Serialize, Deserialize)]
-struct IdParts {
-    target: String,
-    site: String,
-    kind: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    namespace: Option<String>,
-    name: String,
-}
-
-impl IdParts {
-    fn new(id: &ResourceId) -> IdParts {
-        IdParts {
-            target: id.target.word().to_owned(),
-            site: id.site.to_string(),
-            kind: id.kind.to_string(),
-            namespace: id.namespace.as_deref().map(str::to_owned),
-            name: id.name.to_string(),
-        }
-    }
-}
-
 #[derive(Serialize)]
 struct ChangeJson<'a> {
     id: String,
     #[serde(flatten)]
-    parts: IdParts,
+    parts: IdParts<'a>,
     action: Action,
     #[serde(skip_serializing_if = "Option::is_none")]
     declaration: Option<&'a str>,
@@ -161,12 +140,12 @@ struct PlanJson<'a> {
 struct DesiredJson<'a> {
     id: String,
     #[serde(flatten)]
-    parts: IdParts,
+    parts: IdParts<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     declaration: Option<&'a str>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     patch: bool,
-    depends_on: Vec<IdParts>,
+    depends_on: Vec<IdParts<'a>>,
     content_sha256: &'a str,
     body: &'a RawValue,
 }
@@ -270,46 +249,35 @@ fn empty_object() -> Box<RawValue> {
 }
 
 #[derive(Deserialize)]
-struct StoredPlan {
+struct StoredPlan<'a> {
     fabric: String,
     basis: Basis,
     has_changes: bool,
-    changes: Vec<StoredChange>,
-    desired: Option<Vec<StoredPlanned>>,
+    #[serde(borrow)]
+    changes: Vec<StoredChange<'a>>,
+    #[serde(borrow)]
+    desired: Option<Vec<StoredPlanned<'a>>>,
 }
 
 #[derive(Deserialize)]
-struct StoredChange {
-    #[serde(flatten)]
-    parts: IdParts,
+struct StoredChange<'a> {
+    #[serde(flatten, borrow)]
+    parts: IdParts<'a>,
     action: Action,
 }
 
 #[derive(Deserialize)]
-struct StoredPlanned {
-    #[serde(flatten)]
-    parts: IdParts,
+struct StoredPlanned<'a> {
+    #[serde(flatten, borrow)]
+    parts: IdParts<'a>,
     #[serde(default)]
     declaration: Option<String>,
     #[serde(default)]
     patch: bool,
-    depends_on: Vec<IdParts>,
+    #[serde(borrow)]
+    depends_on: Vec<IdParts<'a>>,
     content_sha256: String,
     body: Box<RawValue>,
-}
-
-impl IdParts {
-    fn into_id(self) -> Result<ResourceId, String> {
-        let target = sovereign_desired::Target::from_word(&self.target)
-            .ok_or_else(|| format!("unknown target `{}`", self.target))?;
-        Ok(ResourceId {
-            target,
-            site: self.site.into(),
-            kind: self.kind.into(),
-            namespace: self.namespace.map(Into::into),
-            name: self.name.into(),
-        })
-    }
 }
 
 /// Reads a saved plan; `Err` says why it is not one, or not a sound one.
@@ -328,7 +296,7 @@ pub fn read(path: &Path) -> Result<SavedPlan, String> {
             version.format_version
         ));
     }
-    let stored: StoredPlan = serde_json::from_str(&text).map_err(|e| not(&e))?;
+    let stored: StoredPlan<'_> = serde_json::from_str(&text).map_err(|e| not(&e))?;
     let Some(planned) = stored.desired else {
         return Err(format!(
             "{} is the output of `plan --json`, which has no bodies to apply: save a plan with `plan -o FILE`",

@@ -252,7 +252,8 @@ struct Stored<'a> {
 }
 
 /// A record as a line of the file: the id both as text (to grep for) and
-/// as its parts (the text alone is ambiguous: kinds hold `/`).
+/// as its parts, written inline rather than as a flattened [`IdParts`]
+/// (serde's `flatten` buffers every record: a third of a large load).
 #[derive(Serialize, Deserialize)]
 struct StoredRecord<'a> {
     #[serde(borrow)]
@@ -272,7 +273,7 @@ struct StoredRecord<'a> {
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     patch: bool,
     #[serde(skip_serializing_if = "Vec::is_empty", default, borrow)]
-    depends_on: Vec<StoredId<'a>>,
+    depends_on: Vec<IdParts<'a>>,
     #[serde(borrow)]
     content_sha256: Cow<'a, str>,
     applied: Cow<'a, RawValue>,
@@ -282,9 +283,11 @@ struct StoredRecord<'a> {
     applied_at: Cow<'a, str>,
 }
 
-/// An id's parts, borrowed from the text where they hold no escapes.
+/// An id's parts as the state and saved plans write them (the text alone
+/// is ambiguous: kinds hold `/`), borrowed from the text where they hold
+/// no escapes.
 #[derive(Serialize, Deserialize)]
-struct StoredId<'a> {
+pub(crate) struct IdParts<'a> {
     #[serde(borrow)]
     target: Cow<'a, str>,
     #[serde(borrow)]
@@ -297,9 +300,9 @@ struct StoredId<'a> {
     name: Cow<'a, str>,
 }
 
-impl<'a> StoredId<'a> {
-    fn new(id: &'a ResourceId) -> StoredId<'a> {
-        StoredId {
+impl<'a> IdParts<'a> {
+    pub(crate) fn new(id: &'a ResourceId) -> IdParts<'a> {
+        IdParts {
             target: Cow::Borrowed(id.target.word()),
             site: Cow::Borrowed(&id.site),
             kind: Cow::Borrowed(&id.kind),
@@ -308,7 +311,7 @@ impl<'a> StoredId<'a> {
         }
     }
 
-    fn into_id(self) -> Result<ResourceId, String> {
+    pub(crate) fn into_id(self) -> Result<ResourceId, String> {
         let target = Target::from_word(&self.target).ok_or_else(|| format!("unknown target `{}`", self.target))?;
         Ok(ResourceId {
             target,
@@ -322,7 +325,7 @@ impl<'a> StoredId<'a> {
 
 impl<'a> StoredRecord<'a> {
     fn new(id: &'a ResourceId, record: &'a Record) -> StoredRecord<'a> {
-        let parts = StoredId::new(id);
+        let parts = IdParts::new(id);
         StoredRecord {
             id: Cow::Owned(id.to_string()),
             target: parts.target,
@@ -332,7 +335,7 @@ impl<'a> StoredRecord<'a> {
             name: parts.name,
             declaration: record.declaration.as_deref().map(Cow::Borrowed),
             patch: record.patch,
-            depends_on: record.depends_on.iter().map(StoredId::new).collect(),
+            depends_on: record.depends_on.iter().map(IdParts::new).collect(),
             content_sha256: Cow::Borrowed(&record.content_sha256),
             applied: Cow::Borrowed(&*record.applied),
             live: record.live.clone(),
@@ -342,7 +345,7 @@ impl<'a> StoredRecord<'a> {
 
     fn into_record(self) -> Result<(ResourceId, Record), String> {
         let text = self.id;
-        let parts = StoredId {
+        let parts = IdParts {
             target: self.target,
             site: self.site,
             kind: self.kind,
@@ -356,7 +359,7 @@ impl<'a> StoredRecord<'a> {
         let depends_on = self
             .depends_on
             .into_iter()
-            .map(StoredId::into_id)
+            .map(IdParts::into_id)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("resource {text}: {e}"))?;
         let applied = self.applied.into_owned();
