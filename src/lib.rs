@@ -6,6 +6,7 @@
 //! same code the commands run. The command line, the LSP and the build
 //! writer stay in the binary (`src/main.rs`).
 
+pub mod apply;
 pub mod clock;
 pub mod emit;
 pub mod files;

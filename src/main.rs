@@ -6,6 +6,7 @@
 //! errors.
 
 mod analyze_command;
+mod apply_command;
 mod build_command;
 mod build_writer;
 mod bundle_command;
@@ -197,17 +198,10 @@ struct PlanArgs {
 #[derive(clap::Args, Debug)]
 struct ApplyArgs {
     /// A spec (its root file or folder), or a plan saved with `plan -o FILE`.
-    #[arg(default_value = "fabric.kdl")]
-    target: PathBuf,
-    /// The state file (for a saved plan: instead of the one the plan names).
-    #[arg(long, value_name = "FILE")]
-    state: Option<PathBuf>,
-    /// Use the stdlib (schema and catalogs) in this folder instead of the embedded one.
-    #[arg(long, value_name = "DIR")]
-    stdlib: Option<PathBuf>,
-    /// When to colour diagnostics (never when NO_COLOR is set).
-    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
-    color: ColorChoice,
+    #[arg(default_value = "fabric.kdl", value_name = "SPEC|PLAN")]
+    input: PathBuf,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -215,6 +209,58 @@ struct DestroyArgs {
     /// The spec's root file, or a folder holding `fabric.kdl`.
     #[arg(default_value = "fabric.kdl")]
     spec: PathBuf,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// What `apply` and `destroy` share.
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// The state file (for a saved plan: instead of the one the plan names).
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
+    /// Go on without asking (required when stdin is not a terminal).
+    #[arg(long)]
+    auto_approve: bool,
+    /// The kubeconfig (default: KUBECONFIG, then ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// Use this kubeconfig context for every site, instead of each site's `cluster context=`.
+    #[arg(long, value_name = "NAME")]
+    context: Option<String>,
+    /// Only the changes for these targets (`k3s` includes the Helm values its HelmCharts carry).
+    #[arg(long, value_name = "TARGET")]
+    target: Vec<String>,
+    /// Seconds to wait for another run's lock before failing with its holder's name.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    lock_timeout: f64,
+    /// Steps in flight at once, across all clusters.
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    concurrency: usize,
+    /// Steps in flight at once on one cluster.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    cluster_concurrency: usize,
+    /// Seconds before one API request is given up and retried.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    request_timeout: f64,
+    /// Multiplies every readiness timeout (docs/apply.md lists them).
+    #[arg(long, value_name = "FACTOR", default_value_t = 1.0)]
+    timeout_scale: f64,
+    /// Take over fields another field manager owns instead of failing.
+    #[arg(long)]
+    force_conflicts: bool,
+    /// Also delete (or replace) what holds data: PVCs, vector store collections, Temporal namespaces.
+    #[arg(long)]
+    prune_data: bool,
+    /// Stream events as JSON lines on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Use the stdlib (schema and catalogs) in this folder instead of the embedded one.
+    #[arg(long, value_name = "DIR")]
+    stdlib: Option<PathBuf>,
+    /// When to colour diagnostics (never when NO_COLOR is set).
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
 }
 
 #[derive(clap::Args, Debug)]
@@ -338,8 +384,8 @@ fn main() -> ExitCode {
         Command::Graph(args) => graph_command::run(&args),
         Command::Build(args) => build_command::run(&args),
         Command::Plan(args) => plan_command::run(&args),
-        Command::Apply(args) => plan_command::apply(&args),
-        Command::Destroy(args) => plan_command::destroy(&args),
+        Command::Apply(args) => apply_command::apply(&args),
+        Command::Destroy(args) => apply_command::destroy(&args),
         Command::Unlock(args) => plan_command::unlock(&args),
         Command::Bundle { command: BundleCommand::Verify { dir, key } } => bundle_command::verify(&dir, &key),
         Command::Fmt(args) => fmt_command::run(&args),

@@ -17,7 +17,7 @@ use sovereign_model::{Spec, StateBackend};
 
 use crate::build_command::{emit, report, signing_keys};
 use crate::check_command::{load, render_config};
-use crate::{ApplyArgs, DestroyArgs, PlanArgs, UnlockArgs};
+use crate::{PlanArgs, UnlockArgs};
 
 pub(crate) fn run(args: &PlanArgs) -> ExitCode {
     let error = 1;
@@ -63,16 +63,16 @@ pub(crate) fn run(args: &PlanArgs) -> ExitCode {
 }
 
 /// A plan with what it was made from.
-struct Made {
-    plan: plan::Plan,
-    basis: saved::Basis,
-    desired: DesiredState,
-    state_path: PathBuf,
+pub(crate) struct Made {
+    pub(crate) plan: plan::Plan,
+    pub(crate) basis: saved::Basis,
+    pub(crate) desired: DesiredState,
+    pub(crate) state_path: PathBuf,
 }
 
 /// Checks and builds the spec, loads its state and plans. Errors are
 /// printed here; the code is the exit code.
-fn make(
+pub(crate) fn make(
     spec_path: &Path,
     state_override: Option<&Path>,
     stdlib: Option<&Path>,
@@ -136,6 +136,13 @@ fn make(
         .collect();
     let mut basis = saved::Basis::new(spec_files, state.as_ref(), prune_data);
     basis.state_path = state_path.display().to_string();
+    basis.contexts = spec
+        .sites
+        .iter()
+        .filter_map(|(_, site)| {
+            Some((site.name.qualified.to_string(), site.cluster.as_ref()?.context.value.to_string()))
+        })
+        .collect();
     let plan = plan::plan(&fabric, &desired, state.as_ref(), Options { prune_data });
     std::mem::forget(compiled);
     Ok(Made { plan, basis, desired, state_path })
@@ -144,7 +151,7 @@ fn make(
 /// Where the fabric's state is: `--state`, else the spec's `state path=`
 /// (relative to the root file's folder), else `.sovereign/state.json`
 /// beside the root file.
-fn state_location(spec_path: &Path, spec: &Spec, state_override: Option<&Path>) -> Result<PathBuf, String> {
+pub(crate) fn state_location(spec_path: &Path, spec: &Spec, state_override: Option<&Path>) -> Result<PathBuf, String> {
     if let Some(path) = state_override {
         return Ok(path.to_owned());
     }
@@ -158,70 +165,6 @@ fn state_location(spec_path: &Path, spec: &Spec, state_override: Option<&Path>) 
         Some(state) => Ok(state.path.as_ref().map_or_else(|| folder.join(".sovereign/state.json"), |p| folder.join(&*p.value))),
         None => Ok(folder.join(".sovereign/state.json")),
     }
-}
-
-/// `sovereign apply`: with a saved plan, checks that it is not stale (and
-/// says what changed since if it is); then, like `apply SPEC`, says that
-/// applying is not built yet. Never a pretended success.
-pub(crate) fn apply(args: &ApplyArgs) -> ExitCode {
-    let mut stderr = std::io::stderr();
-    // A spec is a folder or a `.kdl` file; anything else is a saved plan.
-    let is_plan = args.target.is_file() && args.target.extension() != Some("kdl".as_ref());
-    if is_plan {
-        let saved = match saved::read(&args.target) {
-            Ok(saved) => saved,
-            Err(message) => {
-                let _ = writeln!(stderr, "error: {message}");
-                return ExitCode::from(1);
-            }
-        };
-        // The plan's basis now: its spec files read again, its state loaded.
-        let state_path = args.state.clone().unwrap_or_else(|| PathBuf::from(&saved.basis.state_path));
-        let state = match LocalState::new(state_path).load() {
-            Ok(state) => state,
-            Err(e) => {
-                let _ = writeln!(stderr, "error: {e}");
-                return ExitCode::from(1);
-            }
-        };
-        let files = saved
-            .basis
-            .spec_files
-            .keys()
-            .filter_map(|path| Some((path.clone(), saved::sha256(&std::fs::read_to_string(path).ok()?))))
-            .collect();
-        let mut now = saved::Basis::new(files, state.as_ref(), saved.basis.prune_data);
-        now.state_path.clone_from(&saved.basis.state_path);
-        let since = saved.basis.changes_since(&now);
-        if !since.is_empty() {
-            let _ = writeln!(stderr, "error: the plan {} is stale, so it is not applied:", args.target.display());
-            for why in since {
-                let _ = writeln!(stderr, "  - {why}");
-            }
-            let _ = writeln!(stderr, "make a new plan (`sovereign plan SPEC -o FILE`) and apply that");
-            return ExitCode::from(1);
-        }
-        if !saved.has_changes {
-            let _ = writeln!(stderr, "the plan {} has no changes: nothing to apply", args.target.display());
-            return ExitCode::SUCCESS;
-        }
-        let _ = writeln!(stderr, "the plan {} for fabric \"{}\" is current", args.target.display(), saved.fabric);
-    }
-    let _ = writeln!(
-        stderr,
-        "error: not yet supported: `sovereign apply` needs the Kubernetes driver and the executor, which are not built yet; nothing was applied. `sovereign plan` shows what it would do, and `sovereign build -o DIR` writes manifests for kubectl, Flux or Argo CD"
-    );
-    ExitCode::from(1)
-}
-
-/// `sovereign destroy`: not built yet, said.
-pub(crate) fn destroy(args: &DestroyArgs) -> ExitCode {
-    let _ = writeln!(
-        std::io::stderr(),
-        "error: not yet supported: `sovereign destroy {}` needs the Kubernetes driver and the executor, which are not built yet; nothing was deleted",
-        args.spec.display()
-    );
-    ExitCode::from(1)
 }
 
 /// `sovereign unlock LOCK_ID`: frees the lock of a run that is gone.

@@ -34,6 +34,9 @@ pub struct Basis {
     /// The state's lineage and serial; `None` when nothing was applied yet.
     pub state: Option<StateVersion>,
     pub prune_data: bool,
+    /// The kubeconfig context of each site's cluster, from the spec.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub contexts: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +54,7 @@ impl Basis {
             state_path: String::new(),
             state: state.map(|s| StateVersion { lineage: s.lineage.clone(), serial: s.serial }),
             prune_data,
+            contexts: BTreeMap::new(),
         }
     }
 

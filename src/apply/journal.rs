@@ -1,0 +1,181 @@
+//! The apply journal: every step's intent and outcome, appended to
+//! `state.json.journal` and fsynced before the step goes on, so that a run
+//! killed at any moment can be replayed into the state by the next one.
+//!
+//! Appends from concurrent steps are group-committed: one writer thread
+//! writes what has queued up and fsyncs once, then wakes every step that
+//! waited on those records. A step's intent is durable before its request
+//! is sent; its outcome is durable before the step is reported done.
+//!
+//! Records are JSON lines. A torn last line (the kill came mid-write) is
+//! ignored on replay; it was never acknowledged.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+use sovereign_desired::ResourceId;
+
+use crate::plan::saved::Planned;
+use crate::state::{IdParts, Live};
+
+/// An open journal; dropping it stops the writer after what was queued.
+pub struct ApplyJournal {
+    sender: Option<mpsc::Sender<Pending>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+    pub path: PathBuf,
+}
+
+/// What a previous run's journal says was done.
+#[derive(Debug)]
+pub enum Replayed {
+    Applied(Planned, Live),
+    Deleted(ResourceId),
+}
+
+/// The journal beside a state file.
+#[must_use]
+pub fn path_for(state: &Path) -> PathBuf {
+    let mut name = state.file_name().unwrap_or_default().to_os_string();
+    name.push(".journal");
+    state.with_file_name(name)
+}
+
+impl ApplyJournal {
+    /// Starts a journal for a run (the file is created, or appended to).
+    pub fn open(path: &Path, run: &str, operation: &str) -> Result<ApplyJournal, String> {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| format!("cannot open the apply journal {}: {e}", path.display()))?;
+        let begin = json!({"event": "begin", "run": run, "operation": operation, "at": crate::clock::rfc3339(crate::clock::now())});
+        writeln!(file, "{begin}")
+            .and_then(|()| file.sync_data())
+            .map_err(|e| format!("cannot write the apply journal {}: {e}", path.display()))?;
+        let (sender, receiver) = mpsc::channel();
+        let writer = std::thread::spawn(move || commit_loop(file, &receiver));
+        Ok(ApplyJournal { sender: Some(sender), writer: Some(writer), path: path.to_owned() })
+    }
+
+    async fn append(&self, record: Value) -> Result<(), String> {
+        let (done, durable) = tokio::sync::oneshot::channel();
+        self.sender
+            .as_ref()
+            .ok_or("the journal is closed")?
+            .send((record.to_string(), done))
+            .map_err(|_| "the journal's writer stopped".to_owned())?;
+        durable.await.map_err(|_| "the journal's writer stopped".to_owned())?
+    }
+
+    pub async fn intent(&self, operation: &str, id: &ResourceId) -> Result<(), String> {
+        self.append(json!({"event": "intent", "op": operation, "id": IdParts::new(id)})).await
+    }
+
+    pub async fn applied(&self, planned: &Planned, live: &Live) -> Result<(), String> {
+        let depends_on: Vec<IdParts<'_>> = planned.depends_on.iter().map(IdParts::new).collect();
+        self.append(json!({
+            "event": "applied", "id": IdParts::new(&planned.id), "declaration": planned.declaration,
+            "patch": planned.patch, "depends_on": depends_on, "content_sha256": planned.content_sha256,
+            "body": planned.body, "uid": live.uid, "resource_version": live.resource_version,
+        }))
+        .await
+    }
+
+    pub async fn deleted(&self, id: &ResourceId) -> Result<(), String> {
+        self.append(json!({"event": "deleted", "id": IdParts::new(id)})).await
+    }
+}
+
+impl Drop for ApplyJournal {
+    fn drop(&mut self) {
+        self.sender.take();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+type Pending = (String, tokio::sync::oneshot::Sender<Result<(), String>>);
+
+fn commit_loop(mut file: File, receiver: &mpsc::Receiver<Pending>) {
+    while let Ok(first) = receiver.recv() {
+        let mut batch = vec![first];
+        batch.extend(receiver.try_iter());
+        let mut text = String::new();
+        for (line, _) in &batch {
+            text.push_str(line);
+            text.push('\n');
+        }
+        let result = file.write_all(text.as_bytes()).and_then(|()| file.sync_data()).map_err(|e| e.to_string());
+        for (_, done) in batch {
+            let _ = done.send(result.clone());
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Record<'a> {
+    event: &'a str,
+    #[serde(borrow, default)]
+    id: Option<IdParts<'a>>,
+    #[serde(default)]
+    declaration: Option<String>,
+    #[serde(default)]
+    patch: bool,
+    #[serde(borrow, default)]
+    depends_on: Vec<IdParts<'a>>,
+    #[serde(default)]
+    content_sha256: String,
+    #[serde(default)]
+    body: Option<Box<RawValue>>,
+    #[serde(default)]
+    uid: Option<String>,
+    #[serde(default)]
+    resource_version: Option<String>,
+}
+
+/// What a journal left by an earlier run records as done, in order; a line
+/// that does not read (a torn write) and everything after it are ignored.
+pub fn replay(path: &Path) -> Result<Vec<Replayed>, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("cannot read the apply journal {}: {e}", path.display())),
+    };
+    let mut done = Vec::new();
+    for line in text.lines() {
+        let Ok(record) = serde_json::from_str::<Record<'_>>(line) else { break };
+        let id = match record.id.map(IdParts::into_id).transpose() {
+            Ok(id) => id,
+            Err(_) => break,
+        };
+        match (record.event, id) {
+            ("applied", Some(id)) => {
+                let Some(body) = record.body else { break };
+                let depends_on: Result<Vec<ResourceId>, String> =
+                    record.depends_on.into_iter().map(IdParts::into_id).collect();
+                let Ok(depends_on) = depends_on else { break };
+                let planned = Planned {
+                    id,
+                    declaration: record.declaration,
+                    patch: record.patch,
+                    depends_on,
+                    content_sha256: record.content_sha256,
+                    body,
+                };
+                done.push(Replayed::Applied(
+                    planned,
+                    Live { uid: record.uid, resource_version: record.resource_version },
+                ));
+            }
+            ("deleted", Some(id)) => done.push(Replayed::Deleted(id)),
+            _ => {}
+        }
+    }
+    Ok(done)
+}

@@ -1,0 +1,541 @@
+//! `sovereign apply` and `sovereign destroy`: the plan run against the
+//! sites' clusters (docs/apply.md). Under the state's lock: a journal left
+//! by an interrupted run is replayed into the state first, then the plan
+//! is made (or a saved one checked), shown, confirmed, executed
+//! ([`sovereign::apply`]), and the state saved with what was done.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sovereign::apply::journal::{self, ApplyJournal, Replayed};
+use sovereign::apply::{self, Clusters, Event, Interrupt, Op, Outcome, Step};
+use sovereign::plan::saved::{self, Planned};
+use sovereign::plan::{self, Action};
+use sovereign::state::lock::{Lease, StateLock};
+use sovereign::state::{LocalState, StateDocument};
+use sovereign_desired::{ResourceId, Target};
+
+use crate::plan_command::{Made, make};
+use crate::{ApplyArgs, DestroyArgs, RunArgs};
+
+fn fail(message: &str) -> ExitCode {
+    let _ = writeln!(std::io::stderr(), "error: {message}");
+    ExitCode::from(1)
+}
+
+pub(crate) fn apply(args: &ApplyArgs) -> ExitCode {
+    // A spec is a folder or a `.kdl` file; anything else is a saved plan.
+    let is_plan = args.input.is_file() && args.input.extension() != Some("kdl".as_ref());
+    if is_plan {
+        return apply_saved(args);
+    }
+    let run = &args.run;
+    let Ok(Made { basis, state_path, .. }) =
+        make(&args.input, run.state.as_deref(), run.stdlib.as_deref(), run.color, false, run.prune_data)
+    else {
+        return ExitCode::from(1);
+    };
+    let Some(lock) = take_lock(&state_path, "apply", run) else { return ExitCode::from(1) };
+    if let Err(message) = resume(&state_path) {
+        return fail(&message);
+    }
+    // Planned again under the lock: the state may have moved meanwhile.
+    let Ok(Made { plan, basis: _, desired, .. }) =
+        make(&args.input, Some(&state_path), run.stdlib.as_deref(), run.color, false, run.prune_data)
+    else {
+        return ExitCode::from(1);
+    };
+    let desired: Vec<Planned> = desired.resources.values().map(Planned::of).collect();
+    let deletes: Vec<ResourceId> =
+        plan.changes.iter().filter(|c| c.action == Action::Delete).map(|c| c.id.clone()).collect();
+    let text = plan::render::human(&plan);
+    execute(run, &state_path, &basis.contexts, &plan, desired, &deletes, Some(&text), "apply", lock)
+}
+
+fn apply_saved(args: &ApplyArgs) -> ExitCode {
+    let run = &args.run;
+    let saved = match saved::read(&args.input) {
+        Ok(saved) => saved,
+        Err(message) => return fail(&message),
+    };
+    let state_path = run.state.clone().unwrap_or_else(|| PathBuf::from(&saved.basis.state_path));
+    let Some(lock) = take_lock(&state_path, "apply", run) else { return ExitCode::from(1) };
+    // The plan's basis now: its spec files read again, its state loaded.
+    let state = match LocalState::new(state_path.clone()).load() {
+        Ok(state) => state,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let files = saved
+        .basis
+        .spec_files
+        .keys()
+        .filter_map(|path| Some((path.clone(), saved::sha256(&std::fs::read_to_string(path).ok()?))))
+        .collect();
+    let mut now = saved::Basis::new(files, state.as_ref(), saved.basis.prune_data);
+    now.state_path.clone_from(&saved.basis.state_path);
+    let since = saved.basis.changes_since(&now);
+    if !since.is_empty() {
+        let mut stderr = std::io::stderr();
+        let _ = writeln!(stderr, "error: the plan {} is stale, so it is not applied:", args.input.display());
+        for why in since {
+            let _ = writeln!(stderr, "  - {why}");
+        }
+        let _ = writeln!(stderr, "make a new plan (`sovereign plan SPEC -o FILE`) and apply that");
+        return ExitCode::from(1);
+    }
+    if journal::path_for(&state_path).exists() {
+        return fail("an interrupted apply left its journal: run `sovereign apply SPEC` to finish it, then plan again");
+    }
+    if !saved.has_changes {
+        let _ = writeln!(std::io::stderr(), "the plan {} has no changes: nothing to apply", args.input.display());
+        return ExitCode::SUCCESS;
+    }
+    let changes = saved_changes(&saved.desired, &saved.deletes, state.as_ref());
+    let desired = saved.desired;
+    execute(run, &state_path, &saved.basis.contexts, &changes, desired, &saved.deletes, None, "apply", lock)
+}
+
+/// A saved plan's changes, as a plan: what is applied and deleted.
+fn saved_changes(desired: &[Planned], deletes: &[ResourceId], state: Option<&StateDocument>) -> plan::Plan {
+    let mut changes = Vec::new();
+    for planned in desired {
+        let recorded = state.and_then(|s| s.resources.get(&planned.id));
+        let action = match recorded {
+            None => Action::Create,
+            Some(record) if record.content_sha256 == planned.content_sha256 => Action::NoOp,
+            Some(_) => Action::Update,
+        };
+        changes.push(change(&planned.id, action));
+    }
+    changes.extend(deletes.iter().map(|id| change(id, Action::Delete)));
+    plan::Plan { fabric: String::new(), changes, impact: plan::impact::Impact::default() }
+}
+
+fn change(id: &ResourceId, action: Action) -> plan::Change {
+    plan::Change {
+        id: id.clone(),
+        action,
+        declaration: None,
+        patch: false,
+        fields: Vec::new(),
+        replace_because: Vec::new(),
+        data_loss: None,
+        before: None,
+        after: None,
+    }
+}
+
+pub(crate) fn destroy(args: &DestroyArgs) -> ExitCode {
+    let run = &args.run;
+    let Ok(Made { basis, state_path, .. }) =
+        make(&args.spec, run.state.as_deref(), run.stdlib.as_deref(), run.color, true, true)
+    else {
+        return ExitCode::from(1);
+    };
+    let Some(lock) = take_lock(&state_path, "destroy", run) else { return ExitCode::from(1) };
+    if let Err(message) = resume(&state_path) {
+        return fail(&message);
+    }
+    let state = match LocalState::new(state_path.clone()).load() {
+        Ok(state) => state,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let Some(state) = state else {
+        let _ = writeln!(
+            std::io::stderr(),
+            "nothing to destroy: the state {} records nothing applied",
+            state_path.display()
+        );
+        return ExitCode::SUCCESS;
+    };
+    let plan = plan::plan(
+        &state.fabric,
+        &sovereign_desired::DesiredState::default(),
+        Some(&state),
+        plan::Options { prune_data: true },
+    );
+    let deletes: Vec<ResourceId> =
+        plan.changes.iter().filter(|c| c.action == Action::Delete).map(|c| c.id.clone()).collect();
+    let text = plan::render::human(&plan);
+    execute(run, &state_path, &basis.contexts, &plan, Vec::new(), &deletes, Some(&text), "destroy", lock)
+}
+
+fn take_lock(state_path: &Path, operation: &str, run: &RunArgs) -> Option<StateLock> {
+    let lock = LocalState::new(state_path.to_owned()).lock_path();
+    if let Some(parent) = lock.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    let timeout = Duration::from_secs_f64(run.lock_timeout.max(0.0));
+    let waiting = |holder: &sovereign::state::lock::LockInfo| {
+        let _ = writeln!(std::io::stderr(), "waiting up to {}s for the state's {holder}", timeout.as_secs());
+    };
+    match StateLock::acquire(&lock, operation, timeout, Lease::default(), waiting) {
+        Ok(taken) => {
+            if let Some(old) = &taken.took_over {
+                let _ = writeln!(std::io::stderr(), "took over the state's lock from a run that is gone: {old}");
+            }
+            Some(taken)
+        }
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "error: {e}");
+            None
+        }
+    }
+}
+
+/// Records in the state what an interrupted run's journal says it did.
+fn resume(state_path: &Path) -> Result<(), String> {
+    let journal_path = journal::path_for(state_path);
+    let done = journal::replay(&journal_path)?;
+    if !journal_path.exists() {
+        return Ok(());
+    }
+    let local = LocalState::new(state_path.to_owned());
+    let mut state = local.load().map_err(|e| e.to_string())?;
+    let count = done.len();
+    if count > 0 {
+        let Some(state) = state.as_mut() else {
+            return Err(format!(
+                "the apply journal {} records steps, and there is no state to record them in; move the journal away to start afresh",
+                journal_path.display()
+            ));
+        };
+        for step in done {
+            match step {
+                Replayed::Applied(planned, live) => state.record(&planned, Some(live), sovereign::clock::now()),
+                Replayed::Deleted(id) => {
+                    state.resources.remove(&id);
+                }
+            }
+        }
+        state.serial += 1;
+        local.save(state).map_err(|e| e.to_string())?;
+    }
+    std::fs::remove_file(&journal_path)
+        .map_err(|e| format!("cannot remove the replayed journal {}: {e}", journal_path.display()))?;
+    let _ = writeln!(
+        std::io::stderr(),
+        "resumed an interrupted run: {count} finished steps from its journal are now in the state"
+    );
+    Ok(())
+}
+
+/// Targets whose changes apply can make today.
+fn has_driver(target: Target) -> bool {
+    matches!(target, Target::K3s | Target::Helm)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn execute(
+    run: &RunArgs,
+    state_path: &Path,
+    contexts: &BTreeMap<String, String>,
+    plan: &plan::Plan,
+    desired: Vec<Planned>,
+    deletes: &[ResourceId],
+    shown: Option<&str>,
+    operation: &str,
+    lock: StateLock,
+) -> ExitCode {
+    let mut stderr = std::io::stderr();
+    let local = LocalState::new(state_path.to_owned());
+    let state = match local.load() {
+        Ok(state) => state,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let selected = |id: &ResourceId| {
+        run.target.is_empty()
+            || run.target.iter().any(|word| word == id.target.word() || (word == "k3s" && id.target == Target::Helm))
+    };
+    let wanted: HashMap<&ResourceId, Action> =
+        plan.changes.iter().filter(|c| c.action.changes() && selected(&c.id)).map(|c| (&c.id, c.action)).collect();
+    let driverless: BTreeMap<&str, usize> =
+        wanted.keys().filter(|id| !has_driver(id.target)).fold(BTreeMap::new(), |mut counts, id| {
+            *counts.entry(id.target.word()).or_default() += 1;
+            counts
+        });
+    if !driverless.is_empty() {
+        let list: Vec<String> = driverless.iter().map(|(target, n)| format!("{n} for {target}")).collect();
+        return fail(&format!(
+            "not yet supported: {} of the changes are for targets {operation} has no driver for yet ({}); with `--target k3s`, {operation} changes only the Kubernetes part",
+            driverless.values().sum::<usize>(),
+            list.join(", ")
+        ));
+    }
+    if !run.prune_data && operation == "apply" {
+        let replaced: Vec<String> = plan
+            .changes
+            .iter()
+            .filter(|c| c.action == Action::Replace && plan::holds_data(&c.id).is_some() && wanted.contains_key(&c.id))
+            .map(|c| c.id.to_string())
+            .collect();
+        if !replaced.is_empty() {
+            return fail(&format!(
+                "replacing {} would delete the data it holds; apply with --prune-data to allow it",
+                replaced.join(", ")
+            ));
+        }
+    }
+    if wanted.is_empty() {
+        let _ = writeln!(stderr, "no changes: the clusters already have what the spec says (as the state records it)");
+        return ExitCode::SUCCESS;
+    }
+    if let Some(text) = shown {
+        let _ = std::io::stdout().write_all(text.as_bytes());
+        if !run.auto_approve {
+            if !std::io::stdin().is_terminal() {
+                return fail(&format!("{operation} changes clusters: confirm on a terminal, or pass --auto-approve"));
+            }
+            let _ = write!(
+                stderr,
+                "{} {} changes? Only 'yes' goes on: ",
+                if operation == "destroy" { "Destroy with" } else { "Apply" },
+                wanted.len()
+            );
+            let _ = stderr.flush();
+            let mut answer = String::new();
+            let _ = std::io::stdin().lock().read_line(&mut answer);
+            if answer.trim() != "yes" {
+                let _ = writeln!(stderr, "{operation} cancelled; nothing was changed");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    // The state exists before the first step, so that a journal always has one to land in.
+    let fabric = if plan.fabric.is_empty() {
+        state.as_ref().map_or("fabric", |s| &s.fabric).to_owned()
+    } else {
+        plan.fabric.clone()
+    };
+    let mut state = state.unwrap_or_else(|| StateDocument::new(&fabric));
+    if let Err(e) = local.save(&state) {
+        return fail(&e.to_string());
+    }
+    let steps = steps(&wanted, desired, deletes, &state);
+    let journal_path = journal::path_for(state_path);
+    let journal = match ApplyJournal::open(&journal_path, &lock.info.id, operation) {
+        Ok(journal) => journal,
+        Err(message) => return fail(&message),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&format!("cannot start the runtime: {e}")),
+    };
+    let json = run.json;
+    let report = move |event: Event<'_>| report(event, json);
+    let interrupt = Arc::new(Interrupt::default());
+    let outcomes = runtime.block_on(async {
+        let clusters = connect(&steps, contexts, run).await;
+        let watcher = Arc::clone(&interrupt);
+        tokio::spawn(async move {
+            while tokio::signal::ctrl_c().await.is_ok() {
+                let level = watcher.raise();
+                let message = if level == 1 {
+                    "interrupted: no new steps start; waiting for those in flight (Ctrl-C again aborts them)"
+                } else {
+                    "aborted: the journal keeps the run resumable"
+                };
+                let _ = writeln!(std::io::stderr(), "{message}");
+            }
+        });
+        let settings = apply::Settings {
+            concurrency: run.concurrency,
+            per_cluster: run.cluster_concurrency,
+            timeout_scale: run.timeout_scale,
+            ..apply::Settings::default()
+        };
+        apply::execute(&steps, &clusters, &journal, &settings, &report, &interrupt).await
+    });
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    drop(journal);
+    let now = sovereign::clock::now();
+    for (step, outcome) in steps.iter().zip(&outcomes) {
+        match (step.op, outcome) {
+            (Op::Delete, Outcome::Deleted) => {
+                state.resources.remove(&step.planned.id);
+            }
+            (_, Outcome::Applied(live)) => state.record(&step.planned, Some(live.clone()), now),
+            (Op::Carried, Outcome::Carried) => state.record(&step.planned, None, now),
+            _ => {}
+        }
+    }
+    state.serial += 1;
+    if let Err(e) = local.save(&state) {
+        return fail(&format!("{e}; the journal {} keeps what was done", journal_path.display()));
+    }
+    let _ = std::fs::remove_file(&journal_path);
+    drop(lock);
+    summary(&steps, &outcomes, operation, json)
+}
+
+/// The steps in plan order, each after what it depends on.
+fn steps(
+    wanted: &HashMap<&ResourceId, Action>,
+    desired: Vec<Planned>,
+    deletes: &[ResourceId],
+    state: &StateDocument,
+) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let mut index: HashMap<ResourceId, usize> = HashMap::new();
+    for planned in desired {
+        let Some(&action) = wanted.get(&planned.id) else { continue };
+        let op = match (planned.id.target, action) {
+            (Target::Helm, _) => Op::Carried,
+            (_, Action::Replace) => Op::Replace,
+            _ => Op::Apply,
+        };
+        let object: Value = serde_json::from_str(planned.body.get()).unwrap_or(Value::Null);
+        index.insert(planned.id.clone(), steps.len());
+        steps.push(Step { op, planned, object, after: Vec::new() });
+    }
+    let applies = steps.len();
+    for step in 0..applies {
+        let mut after: Vec<usize> =
+            steps[step].planned.depends_on.iter().filter_map(|id| index.get(id).copied()).collect();
+        // Helm values are done with the HelmChart that carries them.
+        if steps[step].op == Op::Carried {
+            let id = &steps[step].planned.id;
+            let chart = steps.iter().position(|other| {
+                other.planned.id.target == Target::K3s
+                    && other.planned.id.site == id.site
+                    && &*other.planned.id.kind == "helm.cattle.io/HelmChart"
+                    && other.planned.id.name == id.name
+            });
+            after.extend(chart);
+        }
+        after.sort_unstable();
+        after.dedup();
+        steps[step].after = after;
+    }
+    for id in deletes.iter().filter(|id| wanted.contains_key(id)) {
+        let Some(record) = state.resources.get(id) else { continue };
+        let planned = Planned {
+            id: id.clone(),
+            declaration: record.declaration.as_deref().map(str::to_owned),
+            patch: record.patch,
+            depends_on: record.depends_on.clone(),
+            content_sha256: record.content_sha256.clone(),
+            body: record.applied.clone(),
+        };
+        let op = if id.target == Target::Helm { Op::Carried } else { Op::Delete };
+        let object: Value = serde_json::from_str(record.applied.get()).unwrap_or(Value::Null);
+        index.insert(id.clone(), steps.len());
+        steps.push(Step { op, planned, object, after: Vec::new() });
+    }
+    // A delete waits for every apply, and for the deletes of what depends on it.
+    for step in applies..steps.len() {
+        let id = steps[step].planned.id.clone();
+        let mut after: Vec<usize> = (0..applies).collect();
+        after.extend((applies..steps.len()).filter(|&other| steps[other].planned.depends_on.contains(&id)));
+        steps[step].after = after;
+    }
+    steps
+}
+
+async fn connect(steps: &[Step], contexts: &BTreeMap<String, String>, run: &RunArgs) -> Clusters {
+    let mut clusters = Clusters::new();
+    let settings = sovereign_kubernetes::Settings {
+        request_timeout: Duration::from_secs_f64(run.request_timeout.max(0.1)),
+        force_conflicts: run.force_conflicts,
+        ..sovereign_kubernetes::Settings::default()
+    };
+    for step in steps.iter().filter(|step| step.op != Op::Carried) {
+        let site = &step.planned.id.site;
+        if clusters.contains_key(site) {
+            continue;
+        }
+        let context = run.context.clone().or_else(|| contexts.get(&**site).cloned());
+        let connected =
+            sovereign_kubernetes::Cluster::connect(run.kubeconfig.as_deref(), context.as_deref(), settings.clone())
+                .await
+                .map(Arc::new)
+                .map_err(|e| format!("site {site}'s cluster: {e}"));
+        clusters.insert(Arc::clone(site), connected);
+    }
+    clusters
+}
+
+fn op_word(op: Op) -> &'static str {
+    match op {
+        Op::Apply => "apply",
+        Op::Replace => "replace",
+        Op::Delete => "delete",
+        Op::Carried => "carried",
+    }
+}
+
+fn report(event: Event<'_>, json: bool) {
+    let line = match (&event, json) {
+        (Event::Started { id, op }, true) => {
+            json!({"event": "started", "id": id.to_string(), "op": op_word(*op)}).to_string()
+        }
+        (Event::Waiting { id, why }, true) => json!({"event": "waiting", "id": id.to_string(), "why": why}).to_string(),
+        (Event::Finished { id, outcome, elapsed }, true) => {
+            let (word, why) = outcome_words(outcome);
+            json!({"event": "finished", "id": id.to_string(), "outcome": word, "why": why, "seconds": elapsed.as_secs_f64()}).to_string()
+        }
+        (Event::Started { .. }, false) => return,
+        (Event::Waiting { id, why }, false) => format!("  waiting  {id}: {why}"),
+        (Event::Finished { id, outcome, elapsed }, false) => {
+            let (word, why) = outcome_words(outcome);
+            let why = why.map(|why| format!(": {why}")).unwrap_or_default();
+            format!("  {word:<8} {id} ({:.1}s){why}", elapsed.as_secs_f64())
+        }
+    };
+    if json {
+        let _ = writeln!(std::io::stdout(), "{line}");
+    } else {
+        let _ = writeln!(std::io::stderr(), "{line}");
+    }
+}
+
+fn outcome_words(outcome: &Outcome) -> (&'static str, Option<&str>) {
+    match outcome {
+        Outcome::Applied(_) => ("ready", None),
+        Outcome::Deleted => ("deleted", None),
+        Outcome::Carried => ("carried", None),
+        Outcome::Failed(why) => ("failed", Some(why)),
+        Outcome::Skipped(why) => ("skipped", Some(why)),
+        Outcome::NotStarted => ("not-started", None),
+    }
+}
+
+fn summary(steps: &[Step], outcomes: &[Outcome], operation: &str, json: bool) -> ExitCode {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for outcome in outcomes {
+        *counts.entry(outcome_words(outcome).0).or_default() += 1;
+    }
+    let all_done = outcomes.iter().all(Outcome::done);
+    if json {
+        let _ = writeln!(
+            std::io::stdout(),
+            "{}",
+            json!({"event": "summary", "operation": operation, "counts": counts, "complete": all_done})
+        );
+    } else {
+        let mut stderr = std::io::stderr();
+        let list: Vec<String> = counts.iter().map(|(word, n)| format!("{n} {word}")).collect();
+        let _ = writeln!(stderr, "{operation}: {}", list.join(", "));
+        let not_done: Vec<&Step> =
+            steps.iter().zip(outcomes).filter(|(_, outcome)| !outcome.done()).map(|(step, _)| step).collect();
+        if !not_done.is_empty() {
+            let _ = writeln!(
+                stderr,
+                "not done ({}); `sovereign plan` shows what is left, and a new {operation} goes on from there:",
+                not_done.len()
+            );
+            for step in not_done.iter().take(20) {
+                let _ = writeln!(stderr, "  - {}", step.planned.id);
+            }
+            if not_done.len() > 20 {
+                let _ = writeln!(stderr, "  … and {} more", not_done.len() - 20);
+            }
+        }
+    }
+    if all_done { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}

@@ -1,0 +1,281 @@
+//! The Kubernetes driver: what `sovereign apply` does to a site's cluster,
+//! through kube-rs.
+//!
+//! Every write is a server-side apply under one field manager,
+//! [`FIELD_MANAGER`], with strict field validation; kinds are found by API
+//! discovery (cached, looked up again after a CRD is established).
+//! Transient failures (5xx, 429 with its Retry-After, 409s that are not
+//! field conflicts, resets and timeouts) are retried with exponential
+//! backoff and jitter; a rejection that means the object is wrong is not.
+//!
+//! Architecture Invariant: the one place sovereign talks to a Kubernetes
+//! API server. The tests' API double (tools/kube-double) is reached through
+//! this same code.
+
+pub mod readiness;
+mod retry;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use kube::api::{
+    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PropagationPolicy, ValidationDirective,
+};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::discovery::{ApiResource, Scope};
+use serde_json::Value;
+
+pub use readiness::Readiness;
+pub use retry::Backoff;
+
+/// The field manager of every sovereign write.
+pub const FIELD_MANAGER: &str = "sovereign";
+
+/// Why a request failed, sorted by what the caller can do about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DriverError {
+    /// The cluster cannot be reached, or kept failing transiently.
+    Unreachable(String),
+    /// The API server refused the object (4xx): it is wrong as written.
+    Rejected { code: u16, reason: String, message: String, causes: Vec<(String, String)> },
+    /// Server-side apply conflicts: (manager, field) pairs.
+    Conflict { message: String, fields: Vec<(String, String)> },
+    /// The cluster does not serve this kind (a CRD not installed).
+    UnknownKind(String),
+    /// The kubeconfig or context is unusable.
+    Config(String),
+}
+
+impl std::fmt::Display for DriverError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DriverError::Unreachable(message) | DriverError::UnknownKind(message) | DriverError::Config(message) => {
+                f.write_str(message)
+            }
+            DriverError::Rejected { code, reason, message, .. } => {
+                write!(f, "the API server refused it ({code} {reason}): {message}")
+            }
+            DriverError::Conflict { fields, .. } => {
+                let list: Vec<String> =
+                    fields.iter().map(|(manager, field)| format!("{field} (owned by \"{manager}\")")).collect();
+                write!(
+                    f,
+                    "another field manager owns fields sovereign sets: {}; `--force-conflicts` takes them over",
+                    list.join(", ")
+                )
+            }
+        }
+    }
+}
+
+/// What a write left on the server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Live {
+    pub uid: String,
+    pub resource_version: String,
+    pub generation: i64,
+    pub object: Value,
+}
+
+impl Live {
+    fn of(object: Value) -> Live {
+        let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str).unwrap_or("").to_owned();
+        Live {
+            uid: text("/metadata/uid"),
+            resource_version: text("/metadata/resourceVersion"),
+            generation: object.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0),
+            object,
+        }
+    }
+}
+
+/// How requests are made.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// One request's timeout (a hung request is retried after it).
+    pub request_timeout: Duration,
+    pub backoff: Backoff,
+    pub force_conflicts: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings { request_timeout: Duration::from_secs(30), backoff: Backoff::default(), force_conflicts: false }
+    }
+}
+
+/// One cluster, reached through one kubeconfig context.
+pub struct Cluster {
+    client: kube::Client,
+    pub context: String,
+    settings: Settings,
+    kinds: Mutex<HashMap<(String, String), (ApiResource, bool)>>,
+}
+
+impl Cluster {
+    /// Connects through `context` of the kubeconfig at `path` (or of
+    /// `KUBECONFIG` / `~/.kube/config`); no request is made yet.
+    pub async fn connect(
+        path: Option<&Path>,
+        context: Option<&str>,
+        settings: Settings,
+    ) -> Result<Cluster, DriverError> {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let options = KubeConfigOptions { context: context.map(str::to_owned), ..KubeConfigOptions::default() };
+        let kubeconfig = match path {
+            Some(path) => Kubeconfig::read_from(path),
+            None => Kubeconfig::read(),
+        }
+        .map_err(|error| DriverError::Config(format!("cannot read the kubeconfig: {error}")))?;
+        let current = kubeconfig.current_context.clone().unwrap_or_default();
+        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.map_err(|error| {
+            DriverError::Config(format!("kubeconfig context {:?}: {error}", context.unwrap_or(&current)))
+        })?;
+        config.read_timeout = Some(settings.request_timeout);
+        config.write_timeout = Some(settings.request_timeout);
+        config.connect_timeout = Some(settings.request_timeout.min(Duration::from_secs(10)));
+        let client = kube::Client::try_from(config)
+            .map_err(|error| DriverError::Config(format!("cannot make a client: {error}")))?;
+        let context = context.map(str::to_owned).unwrap_or(current);
+        Ok(Cluster { client, context, settings, kinds: Mutex::new(HashMap::new()) })
+    }
+
+    /// The API resource serving `apiVersion` + `kind`, by discovery.
+    async fn resource(&self, api_version: &str, kind: &str) -> Result<(ApiResource, bool), DriverError> {
+        let key = (api_version.to_owned(), kind.to_owned());
+        if let Some(found) = self.kinds.lock().ok().and_then(|kinds| kinds.get(&key).cloned()) {
+            return Ok(found);
+        }
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let gvk = kube::api::GroupVersionKind::gvk(group, version, kind);
+        let found =
+            retry::run(&self.settings.backoff, || async { kube::discovery::pinned_kind(&self.client, &gvk).await })
+                .await
+                .map_err(|error| match error {
+                    DriverError::Rejected { code: 404, .. } | DriverError::UnknownKind(_) => DriverError::UnknownKind(
+                        format!("the cluster does not serve {kind} in {api_version} (is its CRD installed?)"),
+                    ),
+                    other => other,
+                })?;
+        let found = (found.0, matches!(found.1.scope, Scope::Namespaced));
+        if let Ok(mut kinds) = self.kinds.lock() {
+            kinds.insert(key, found.clone());
+        }
+        Ok(found)
+    }
+
+    async fn api(&self, object: &Value) -> Result<Api<DynamicObject>, DriverError> {
+        let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str).unwrap_or("");
+        let (resource, namespaced) = self.resource(text("/apiVersion"), text("/kind")).await?;
+        Ok(match (namespaced, object.pointer("/metadata/namespace").and_then(Value::as_str)) {
+            (true, Some(namespace)) => Api::namespaced_with(self.client.clone(), namespace, &resource),
+            (true, None) => Api::default_namespaced_with(self.client.clone(), &resource),
+            (false, _) => Api::all_with(self.client.clone(), &resource),
+        })
+    }
+
+    fn name(object: &Value) -> &str {
+        object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("")
+    }
+
+    /// Server-side applies `object`; `dry_run` asks the server to check it
+    /// without storing it.
+    pub async fn apply(&self, object: &Value, dry_run: bool) -> Result<Live, DriverError> {
+        let api = self.api(object).await?;
+        let mut params = PatchParams::apply(FIELD_MANAGER);
+        params.force = self.settings.force_conflicts;
+        params.dry_run = dry_run;
+        params.field_validation = Some(ValidationDirective::Strict);
+        let name = Self::name(object);
+        let patch = Patch::Apply(object);
+        let applied = retry::run(&self.settings.backoff, || api.patch(name, &params, &patch)).await?;
+        Ok(Live::of(serde_json::to_value(applied).unwrap_or(Value::Null)))
+    }
+
+    /// The live object named like `object`, if it exists.
+    pub async fn get(&self, object: &Value) -> Result<Option<Live>, DriverError> {
+        let api = self.api(object).await?;
+        let name = Self::name(object);
+        let found = retry::run(&self.settings.backoff, || api.get_opt(name)).await?;
+        Ok(found.map(|found| Live::of(serde_json::to_value(found).unwrap_or(Value::Null))))
+    }
+
+    /// Objects of `api_version`/`kind` in `namespace` matching a label selector.
+    pub async fn list(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        selector: &str,
+    ) -> Result<Vec<Value>, DriverError> {
+        let mut probe = serde_json::json!({"apiVersion": api_version, "kind": kind, "metadata": {}});
+        if let Some(namespace) = namespace {
+            probe["metadata"]["namespace"] = Value::String(namespace.to_owned());
+        }
+        let api = self.api(&probe).await?;
+        let params = ListParams::default().labels(selector);
+        let list = retry::run(&self.settings.backoff, || api.list(&params)).await?;
+        Ok(list.items.into_iter().filter_map(|item| serde_json::to_value(item).ok()).collect())
+    }
+
+    /// Deletes the object named like `object`; true if it was there.
+    pub async fn delete(&self, object: &Value) -> Result<bool, DriverError> {
+        let api = self.api(object).await?;
+        let params =
+            DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..DeleteParams::default() };
+        let name = Self::name(object);
+        match retry::run(&self.settings.backoff, || api.delete(name, &params)).await {
+            Ok(_) => Ok(true),
+            Err(DriverError::Rejected { code: 404, .. }) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Forgets a kind, after its CRD changed.
+    pub fn forget_kinds(&self) {
+        if let Ok(mut kinds) = self.kinds.lock() {
+            kinds.clear();
+        }
+    }
+}
+
+fn classify(error: kube::Error) -> (DriverError, Option<Duration>) {
+    match error {
+        kube::Error::Api(status) => {
+            let causes: Vec<(String, String)> = status
+                .details
+                .as_ref()
+                .map(|details| {
+                    details.causes.iter().map(|cause| (cause.field.clone(), cause.message.clone())).collect()
+                })
+                .unwrap_or_default();
+            let conflict = status
+                .details
+                .as_ref()
+                .is_some_and(|details| details.causes.iter().any(|cause| cause.reason == "FieldManagerConflict"));
+            if status.code == 409 && conflict {
+                let fields = causes
+                    .iter()
+                    .map(|(field, message)| {
+                        let manager = message.split('"').nth(1).unwrap_or(message).to_owned();
+                        (manager, field.clone())
+                    })
+                    .collect();
+                return (DriverError::Conflict { message: status.message.clone(), fields }, None);
+            }
+            (
+                DriverError::Rejected {
+                    code: status.code,
+                    reason: status.reason.clone(),
+                    message: status.message.clone(),
+                    causes,
+                },
+                None,
+            )
+        }
+        kube::Error::Discovery(error) => (DriverError::UnknownKind(error.to_string()), None),
+        other => (DriverError::Unreachable(format!("the API server could not be reached: {other}")), None),
+    }
+}

@@ -1,0 +1,71 @@
+//! Retries of transient failures: exponential backoff with full jitter,
+//! a server's Retry-After honoured, and never a retry of a request the
+//! server refused as wrong.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::{DriverError, classify};
+
+#[derive(Clone, Debug)]
+pub struct Backoff {
+    pub first: Duration,
+    pub max: Duration,
+    /// Attempts in all, the first one included.
+    pub attempts: u32,
+}
+
+impl Default for Backoff {
+    fn default() -> Backoff {
+        Backoff { first: Duration::from_millis(100), max: Duration::from_secs(5), attempts: 8 }
+    }
+}
+
+/// Whether a failure may pass if the request is made again.
+pub(crate) fn transient(error: &DriverError) -> bool {
+    match error {
+        DriverError::Unreachable(_) => true,
+        // 409 without field conflicts: "the object has been modified", or a racing create.
+        DriverError::Rejected { code, .. } => matches!(code, 409 | 429 | 500..=599),
+        DriverError::Conflict { .. } | DriverError::UnknownKind(_) | DriverError::Config(_) => false,
+    }
+}
+
+pub(crate) async fn run<T, F, Fut>(backoff: &Backoff, mut request: F) -> Result<T, DriverError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, kube::Error>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let retry_after = match request().await {
+            Ok(value) => return Ok(value),
+            Err(error) => {
+                let too_many = matches!(&error, kube::Error::Api(status) if status.code == 429);
+                let (error, _) = classify(error);
+                if !transient(&error) || attempt >= backoff.attempts {
+                    return Err(error);
+                }
+                // kube-rs does not hand over the Retry-After header; a 429
+                // waits at least the one second servers usually ask for.
+                too_many.then_some(Duration::from_secs(1))
+            }
+        };
+        let ceiling = backoff.first.saturating_mul(1 << (attempt - 1).min(16)).min(backoff.max);
+        let jittered = Duration::from_nanos(jitter(ceiling.as_nanos() as u64));
+        tokio::time::sleep(retry_after.map_or(jittered, |after| after.max(jittered))).await;
+    }
+}
+
+/// A uniform draw in [0, ceiling], from the clock's low bits (no RNG crate
+/// for this; the spread is what matters, not its quality).
+fn jitter(ceiling: u64) -> u64 {
+    if ceiling == 0 {
+        return 0;
+    }
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |now| now.subsec_nanos() as u64);
+    let mixed = nanos.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 16;
+    mixed % (ceiling + 1)
+}

@@ -1,0 +1,313 @@
+//! HTTP/1.1 over loopback TCP, one thread per connection, with the faults
+//! a flaky API server or network shows injected before or after a request
+//! is handled.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::api::{self, Request, Response};
+use crate::store::Store;
+
+/// Faults to inject, each at `rate` of the requests to objects (discovery
+/// and `/version` are never faulted, so every client can start).
+#[derive(Clone, Debug)]
+pub struct Faults {
+    /// The share of object requests that fail, 0.0 to 1.0.
+    pub rate: f64,
+    pub seed: u64,
+    /// How long a hung request hangs before its connection is closed.
+    pub hang: Duration,
+}
+
+impl Default for Faults {
+    fn default() -> Faults {
+        Faults { rate: 0.0, seed: 1, hang: Duration::from_secs(3) }
+    }
+}
+
+/// What the double did, for tests to assert on.
+#[derive(Default, Debug)]
+pub struct Counters {
+    pub requests: AtomicU64,
+    pub faults: AtomicU64,
+    /// Writes that were committed and whose answer was then lost.
+    pub lost_answers: AtomicU64,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    Internal,
+    Unavailable,
+    TooMany,
+    Reset,
+    CommitThenReset,
+    Slow,
+    Hang,
+    Conflict,
+}
+
+pub struct Shared {
+    pub store: Mutex<Store>,
+    pub faults: Mutex<Faults>,
+    pub latency: Mutex<Duration>,
+    pub counters: Counters,
+    pub stop: AtomicBool,
+    random: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(store: Store, faults: Faults, latency: Duration) -> Shared {
+        let seed = faults.seed.max(1);
+        Shared {
+            store: Mutex::new(store),
+            faults: Mutex::new(faults),
+            latency: Mutex::new(latency),
+            counters: Counters::default(),
+            stop: AtomicBool::new(false),
+            random: AtomicU64::new(seed),
+        }
+    }
+
+    /// A xorshift step: deterministic for one seed and one request order.
+    fn next_random(&self) -> u64 {
+        let mut x = self.random.load(Ordering::Relaxed);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.random.store(x, Ordering::Relaxed);
+        x
+    }
+
+    fn pick_fault(&self, request: &Request) -> Option<Fault> {
+        let rate = self.faults.lock().map(|faults| faults.rate).unwrap_or(0.0);
+        let object = request.path.matches('/').count() >= 4 || request.method != "GET";
+        if rate <= 0.0 || !object {
+            return None;
+        }
+        let draw = (self.next_random() % 1_000_000) as f64 / 1_000_000.0;
+        if draw >= rate {
+            return None;
+        }
+        let write = request.method != "GET";
+        let faults: &[Fault] = if write {
+            &[
+                Fault::Internal,
+                Fault::Unavailable,
+                Fault::TooMany,
+                Fault::Reset,
+                Fault::CommitThenReset,
+                Fault::Slow,
+                Fault::Hang,
+                Fault::Conflict,
+            ]
+        } else {
+            &[Fault::Internal, Fault::Unavailable, Fault::TooMany, Fault::Reset, Fault::Slow, Fault::Hang]
+        };
+        Some(faults[(self.next_random() % faults.len() as u64) as usize])
+    }
+}
+
+pub fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    for stream in listener.incoming() {
+        if shared.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let Ok(stream) = stream else { continue };
+        let shared = Arc::clone(&shared);
+        std::thread::spawn(move || connection(stream, &shared));
+    }
+}
+
+fn connection(stream: TcpStream, shared: &Shared) {
+    let _ = stream.set_nodelay(true);
+    let Ok(reader_stream) = stream.try_clone() else { return };
+    let mut reader = BufReader::new(reader_stream);
+    let mut writer = stream;
+    loop {
+        let Some(request) = read_request(&mut reader) else { return };
+        if shared.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        shared.counters.requests.fetch_add(1, Ordering::Relaxed);
+        let latency = shared.latency.lock().map(|latency| *latency).unwrap_or_default();
+        if !latency.is_zero() {
+            std::thread::sleep(latency);
+        }
+        let fault = shared.pick_fault(&request.0);
+        if fault.is_some() {
+            shared.counters.faults.fetch_add(1, Ordering::Relaxed);
+        }
+        let response = match fault {
+            None | Some(Fault::Slow) => {
+                if fault.is_some() {
+                    std::thread::sleep(Duration::from_millis(300 + shared.next_random() % 700));
+                }
+                api::handle(&shared.store, &request.0)
+            }
+            Some(Fault::Internal) => error(500, "InternalError", "injected fault: etcdserver: request timed out", None),
+            Some(Fault::Unavailable) => error(
+                503,
+                "ServiceUnavailable",
+                "injected fault: the server is currently unable to handle the request",
+                None,
+            ),
+            Some(Fault::TooMany) => {
+                error(429, "TooManyRequests", "injected fault: too many requests, please try again later", Some(1))
+            }
+            Some(Fault::Conflict) => error(
+                409,
+                "Conflict",
+                "injected fault: Operation cannot be fulfilled: the object has been modified; please apply your changes to the latest version and try again",
+                None,
+            ),
+            Some(Fault::Reset) => {
+                reset(&writer);
+                return;
+            }
+            Some(Fault::CommitThenReset) => {
+                let _ = api::handle(&shared.store, &request.0);
+                shared.counters.lost_answers.fetch_add(1, Ordering::Relaxed);
+                reset(&writer);
+                return;
+            }
+            Some(Fault::Hang) => {
+                let hang = shared.faults.lock().map(|faults| faults.hang).unwrap_or_default();
+                std::thread::sleep(hang);
+                reset(&writer);
+                return;
+            }
+        };
+        if write_response(&mut writer, &response).is_err() || request.1 {
+            return;
+        }
+    }
+}
+
+fn error(code: u16, reason: &str, message: &str, retry_after: Option<u64>) -> Response {
+    let body = serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": reason, "code": code});
+    Response { status: code, body, retry_after }
+}
+
+/// Closes the connection with a TCP reset, as a crashed peer or a
+/// middlebox does.
+fn reset(stream: &TcpStream) {
+    let _ = rustix::net::sockopt::set_socket_linger(stream, Some(Duration::ZERO));
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+}
+
+/// A request, and whether the client asked to close after it.
+fn read_request(reader: &mut BufReader<TcpStream>) -> Option<(Request, bool)> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_owned();
+    let target = parts.next()?.to_owned();
+    let (mut length, mut chunked, mut close) = (0usize, false, false);
+    let (mut content_type, mut user_agent) = (String::new(), String::new());
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header).ok()? == 0 {
+            return None;
+        }
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        let (name, value) = header.split_once(':')?;
+        let value = value.trim();
+        match name.to_ascii_lowercase().as_str() {
+            "content-length" => length = value.parse().ok()?,
+            "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
+            "connection" => close = value.eq_ignore_ascii_case("close"),
+            "content-type" => content_type = value.to_owned(),
+            "user-agent" => user_agent = value.to_owned(),
+            _ => {}
+        }
+    }
+    let mut body = Vec::new();
+    if chunked {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size).ok()?;
+            let size = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk).ok()?;
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+    } else {
+        body.resize(length.min(64 << 20), 0);
+        reader.read_exact(&mut body).ok()?;
+    }
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    let query = query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(key), decode(value))
+        })
+        .collect();
+    Some((Request { method, path: decode(path), query, content_type, user_agent, body }, close))
+}
+
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        let escaped = (bytes[index] == b'%')
+            .then(|| bytes.get(index + 1..index + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
+        match (escaped, bytes[index]) {
+            (Some(byte), _) => {
+                out.push(byte);
+                index += 3;
+                continue;
+            }
+            (None, b'+') => out.push(b' '),
+            (None, byte) => out.push(byte),
+        }
+        index += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn write_response(writer: &mut TcpStream, response: &Response) -> std::io::Result<()> {
+    let body = serde_json::to_vec(&response.body).unwrap_or_default();
+    let reason = match response.status {
+        200 => "OK",
+        201 => "Created",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        409 => "Conflict",
+        415 => "Unsupported Media Type",
+        422 => "Unprocessable Entity",
+        429 => "Too Many Requests",
+        503 => "Service Unavailable",
+        _ => "Internal Server Error",
+    };
+    let mut head = format!(
+        "HTTP/1.1 {} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        response.status,
+        body.len()
+    );
+    if let Some(seconds) = response.retry_after {
+        head.push_str(&format!("Retry-After: {seconds}\r\n"));
+    }
+    head.push_str("\r\n");
+    writer.write_all(head.as_bytes())?;
+    writer.write_all(&body)?;
+    writer.flush()
+}
