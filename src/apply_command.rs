@@ -50,6 +50,12 @@ pub(crate) fn apply(args: &ApplyArgs) -> ExitCode {
     else {
         return ExitCode::from(1);
     };
+    for what in &desired.at_apply {
+        let _ = writeln!(
+            std::io::stderr(),
+            "warning: not yet supported: apply does not create what the build leaves to it yet, so create it by hand before the workloads that read it start: {what}"
+        );
+    }
     let desired: Vec<Planned> = desired.resources.values().map(Planned::of).collect();
     let deletes: Vec<ResourceId> =
         plan.changes.iter().filter(|c| c.action == Action::Delete).map(|c| c.id.clone()).collect();

@@ -15,7 +15,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use sovereign_desired::ResourceId;
@@ -63,11 +63,15 @@ impl ApplyJournal {
     }
 
     async fn append(&self, record: Value) -> Result<(), String> {
+        self.append_line(record.to_string()).await
+    }
+
+    async fn append_line(&self, line: String) -> Result<(), String> {
         let (done, durable) = tokio::sync::oneshot::channel();
         self.sender
             .as_ref()
             .ok_or("the journal is closed")?
-            .send((record.to_string(), done))
+            .send((line, done))
             .map_err(|_| "the journal's writer stopped".to_owned())?;
         durable.await.map_err(|_| "the journal's writer stopped".to_owned())?
     }
@@ -77,13 +81,32 @@ impl ApplyJournal {
     }
 
     pub async fn applied(&self, planned: &Planned, live: &Live) -> Result<(), String> {
-        let depends_on: Vec<IdParts<'_>> = planned.depends_on.iter().map(IdParts::new).collect();
-        self.append(json!({
-            "event": "applied", "id": IdParts::new(&planned.id), "declaration": planned.declaration,
-            "patch": planned.patch, "depends_on": depends_on, "content_sha256": planned.content_sha256,
-            "body": planned.body, "uid": live.uid, "resource_version": live.resource_version,
-        }))
-        .await
+        // A struct, not `json!`: the body must be written byte for byte (its hash is of those bytes).
+        #[derive(Serialize)]
+        struct Applied<'a> {
+            event: &'a str,
+            id: IdParts<'a>,
+            declaration: &'a Option<String>,
+            patch: bool,
+            depends_on: Vec<IdParts<'a>>,
+            content_sha256: &'a str,
+            body: &'a RawValue,
+            uid: &'a Option<String>,
+            resource_version: &'a Option<String>,
+        }
+        let record = Applied {
+            event: "applied",
+            id: IdParts::new(&planned.id),
+            declaration: &planned.declaration,
+            patch: planned.patch,
+            depends_on: planned.depends_on.iter().map(IdParts::new).collect(),
+            content_sha256: &planned.content_sha256,
+            body: &planned.body,
+            uid: &live.uid,
+            resource_version: &live.resource_version,
+        };
+        let line = serde_json::to_string(&record).map_err(|e| e.to_string())?;
+        self.append_line(line).await
     }
 
     pub async fn deleted(&self, id: &ResourceId) -> Result<(), String> {

@@ -324,6 +324,8 @@ async fn run_step(
                 Err(error) => return failed(&error),
             };
             drop(held);
+            // An apply that changed nothing (a rerun after a crash) starts no new Job.
+            let stale_job = stale_job.filter(|(generation, _)| *generation != live.generation).map(|(_, uid)| uid);
             let recorded = Live { uid: Some(live.uid.clone()), resource_version: Some(live.resource_version.clone()) };
             if let Err(why) = journal.applied(&step.planned, &recorded).await {
                 return Outcome::Failed(format!("the journal: {why}"));
@@ -357,11 +359,12 @@ async fn unapply(cluster: &Cluster, object: &Value) -> Result<(), DriverError> {
     }
 }
 
-async fn helm_job_uid(cluster: &Cluster, chart: &Value) -> Option<String> {
+/// A HelmChart's generation and its install Job's uid, before an apply.
+async fn helm_job_uid(cluster: &Cluster, chart: &Value) -> Option<(i64, String)> {
     let live = cluster.get(chart).await.ok()??;
     let job = live.object.pointer("/status/jobName")?.as_str()?.to_owned();
     let probe = serde_json::json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": job, "namespace": chart["metadata"]["namespace"]}});
-    Some(cluster.get(&probe).await.ok()??.uid)
+    Some((live.generation, cluster.get(&probe).await.ok()??.uid))
 }
 
 fn backoff(poll: Duration, attempt: u32) -> Duration {

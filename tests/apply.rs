@@ -1,0 +1,380 @@
+//! `sovereign apply` and `destroy` end to end, against the Kubernetes API
+//! double (tools/kube-double) or, with `SOVEREIGN_E2E_KUBECONFIG` set, a
+//! real API server through its kubeconfig's current context (a bare
+//! kube-apiserver is enough when a stand-in writes workload status).
+//! `cargo test e2e` selects them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use kube_double::{ApiDouble, Faults, Options};
+use serde_json::Value;
+
+const CANARY: &str = "canary-7f3a91c0de";
+
+/// Where the tests apply to.
+enum Cluster {
+    Double(ApiDouble, PathBuf),
+    Real(PathBuf),
+}
+
+impl Cluster {
+    fn kubeconfig(&self) -> &Path {
+        match self {
+            Cluster::Double(_, path) | Cluster::Real(path) => path,
+        }
+    }
+
+    /// Objects labelled as the fabric's, without what the server writes.
+    fn labelled(&self, fabric: &str) -> Vec<Value> {
+        let objects: Vec<Value> = match self {
+            Cluster::Double(double, _) => double
+                .objects()
+                .into_iter()
+                .filter(|object| {
+                    object.pointer("/metadata/labels/sovereign.dev~1fabric").and_then(Value::as_str) == Some(fabric)
+                })
+                .collect(),
+            Cluster::Real(kubeconfig) => {
+                let output = Command::new("python3")
+                    .arg(root().join("tests/e2e/cluster.py"))
+                    .args(["labelled", kubeconfig.to_str().unwrap(), fabric])
+                    .output()
+                    .unwrap();
+                assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+                serde_json::from_slice(&output.stdout).unwrap()
+            }
+        };
+        let mut objects: Vec<Value> = objects.into_iter().map(normalized).collect();
+        objects.sort_by_key(|object| object.to_string());
+        objects
+    }
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// An object without the fields that differ between two equal applies.
+fn normalized(mut object: Value) -> Value {
+    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        for field in ["uid", "resourceVersion", "creationTimestamp", "managedFields", "generation"] {
+            metadata.remove(field);
+        }
+    }
+    if let Some(map) = object.as_object_mut() {
+        map.remove("status");
+    }
+    if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.remove("clusterIP");
+        spec.remove("clusterIPs");
+    }
+    object
+}
+
+fn cluster(options: Options) -> Cluster {
+    let tmp = std::env::temp_dir().join(format!("sovereign-apply-{}-{}", std::process::id(), rand_suffix()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    if let Some(kubeconfig) = std::env::var_os("SOVEREIGN_E2E_KUBECONFIG") {
+        let kubeconfig = PathBuf::from(kubeconfig);
+        let output = Command::new("python3")
+            .arg(root().join("tests/e2e/cluster.py"))
+            .args([
+                "prepare",
+                kubeconfig.to_str().unwrap(),
+                root().join("tests/fixtures/upstream/crds").to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        return Cluster::Real(kubeconfig);
+    }
+    let schemas = kube_double::kubernetes_validate_schemas("1.34.0");
+    if std::env::var_os("SOVEREIGN_EXPECT_KUBERNETES_VALIDATE").is_some() {
+        assert!(schemas.is_some(), "kubernetes-validate's schemas are expected (scripts/test installs it)");
+    }
+    let crds = root().join("tests/fixtures/upstream/crds");
+    let options = Options {
+        schemas,
+        crds: ["helm.cattle.io_helmcharts.yaml", "helm.cattle.io_helmchartconfigs.yaml"]
+            .iter()
+            .map(|name| crds.join(name))
+            .collect(),
+        nodes: vec!["gpu-01".into()],
+        namespaces: vec!["gpu-operator".into()],
+        ..options
+    };
+    let double = ApiDouble::start(options).unwrap();
+    let path = tmp.join("kubeconfig");
+    double.write_kubeconfig(&path, "double").unwrap();
+    Cluster::Double(double, path)
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+}
+
+fn current_context(kubeconfig: &Path) -> String {
+    let text = std::fs::read_to_string(kubeconfig).unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("current-context:"))
+        .map(|name| name.trim().trim_matches('"').to_owned())
+        .unwrap()
+}
+
+/// The lab example in a folder of its own, with a secret from the environment.
+fn lab() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = tmp.path().join("lab");
+    std::fs::create_dir(&spec).unwrap();
+    let text = std::fs::read_to_string(root().join("examples/lab/fabric.kdl")).unwrap();
+    let text = text + "\nsecret \"canary\" from=\"env:SOVEREIGN_TEST_CANARY\"\n";
+    std::fs::write(spec.join("fabric.kdl"), text).unwrap();
+    (tmp, spec)
+}
+
+fn edit(spec: &Path, from: &str, to: &str) {
+    let path = spec.join("fabric.kdl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{from}");
+    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+}
+
+fn sovereign(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sovereign"))
+        .args(args)
+        .env("SOVEREIGN_TEST_CANARY", CANARY)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+fn run_args<'a>(verb: &'a str, spec: &'a str, cluster: &'a Cluster, context: &'a str) -> Vec<&'a str> {
+    vec![
+        verb,
+        spec,
+        "--kubeconfig",
+        cluster.kubeconfig().to_str().unwrap(),
+        "--context",
+        context,
+        "--auto-approve",
+        "--target",
+        "k3s",
+        "--timeout-scale",
+        "0.2",
+    ]
+}
+
+fn apply(spec: &Path, cluster: &Cluster, extra: &[&str]) -> Output {
+    let context = current_context(cluster.kubeconfig());
+    let mut args = run_args("apply", spec.to_str().unwrap(), cluster, &context);
+    args.extend_from_slice(extra);
+    sovereign(&args)
+}
+
+/// The plan's changes for the Kubernetes part: (action, id).
+fn k3s_changes(spec: &Path) -> Vec<(String, String)> {
+    let output = sovereign(&["plan", spec.to_str().unwrap(), "--json"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let plan: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let mut changes: Vec<(String, String)> = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|change| matches!(change["target"].as_str(), Some("k3s" | "helm")) && change["action"] != "no-op")
+        .map(|change| (change["action"].as_str().unwrap().to_owned(), change["id"].as_str().unwrap().to_owned()))
+        .collect();
+    changes.sort();
+    changes
+}
+
+#[test]
+fn e2e_lab_from_nothing_to_applied_edited_and_destroyed() {
+    let cluster = cluster(Options::default());
+    let (_tmp, spec) = lab();
+    assert!(!k3s_changes(&spec).is_empty());
+    let output = apply(&spec, &cluster, &[]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(text(&output).contains("apply: 3 carried, 40 ready"), "{}", text(&output));
+    assert_eq!(k3s_changes(&spec), Vec::<(String, String)>::new(), "after apply the Kubernetes part has no changes");
+    let applied = cluster.labelled("lab");
+    assert!(
+        applied.iter().any(|object| object["kind"] == "Deployment" && object["metadata"]["name"] == "utility-gpu-01")
+    );
+
+    // One serve removed, the other scaled onto the freed slices: a new MIG layout.
+    let start = std::fs::read_to_string(spec.join("fabric.kdl")).unwrap();
+    let utility = start.find("serve \"utility\"").unwrap();
+    let end = utility + start[utility..].find("}\n").unwrap() + 2;
+    std::fs::write(spec.join("fabric.kdl"), format!("{}{}", &start[..utility], &start[end..])).unwrap();
+    edit(&spec, "replicas 1 ", "replicas 2 ");
+    let changes = k3s_changes(&spec);
+    let ids: Vec<&str> = changes
+        .iter()
+        .map(|(action, id)| if action == "delete" { id.as_str() } else { "" })
+        .filter(|id| !id.is_empty())
+        .collect();
+    assert!(ids.contains(&"k3s/bench/apps/Deployment/lab-kinetic/utility-gpu-01"), "{changes:?}");
+    assert!(
+        changes.contains(&("update".into(), "k3s/bench/apps/Deployment/lab-kinetic/chat-gpu-01".into())),
+        "{changes:?}"
+    );
+    assert!(
+        changes.contains(&("update".into(), "k3s/bench/ConfigMap/gpu-operator/sovereign-mig-parted-config".into())),
+        "{changes:?}"
+    );
+    let output = apply(&spec, &cluster, &[]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(k3s_changes(&spec), Vec::<(String, String)>::new());
+    let live = cluster.labelled("lab");
+    let chat = live
+        .iter()
+        .find(|object| object["kind"] == "Deployment" && object["metadata"]["name"] == "chat-gpu-01")
+        .unwrap();
+    assert_eq!(chat["spec"]["replicas"], 2);
+    assert!(!live.iter().any(|object| object["metadata"]["name"] == "utility-gpu-01"), "the removed serve is pruned");
+
+    let context = current_context(cluster.kubeconfig());
+    let output = sovereign(&run_args("destroy", spec.to_str().unwrap(), &cluster, &context));
+    assert!(output.status.success(), "{}", text(&output));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cluster.labelled("lab").is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(cluster.labelled("lab"), Vec::<Value>::new(), "destroy leaves no object with the fabric's label");
+
+    // The canary is in no output, state or journal.
+    let state = std::fs::read_to_string(spec.join(".sovereign/state.json")).unwrap();
+    assert!(!state.contains(CANARY) && !text(&output).contains(CANARY));
+}
+
+#[test]
+fn e2e_apply_without_a_tty_needs_auto_approve_and_a_refusal_names_the_field() {
+    let cluster = cluster(Options::default());
+    let (_tmp, spec) = lab();
+    let context = current_context(cluster.kubeconfig());
+    let output = sovereign(&[
+        "apply",
+        spec.to_str().unwrap(),
+        "--kubeconfig",
+        cluster.kubeconfig().to_str().unwrap(),
+        "--context",
+        &context,
+        "--target",
+        "k3s",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output).contains("--auto-approve"), "{}", text(&output));
+    let output = sovereign(&[
+        "apply",
+        spec.to_str().unwrap(),
+        "--kubeconfig",
+        cluster.kubeconfig().to_str().unwrap(),
+        "--context",
+        &context,
+        "--auto-approve",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output).contains("not yet supported") && text(&output).contains("--target k3s"), "{}", text(&output));
+    assert!(!spec.join(".sovereign/state.json").exists(), "a refused apply writes no state");
+}
+
+#[test]
+fn e2e_apply_converges_through_injected_faults() {
+    if std::env::var_os("SOVEREIGN_E2E_KUBECONFIG").is_some() {
+        eprintln!(
+            "skipped against a real cluster: the faults are the double's (a fault-injecting proxy is not built yet)"
+        );
+        return;
+    }
+    let clean = cluster(Options::default());
+    let (_tmp, spec) = lab();
+    let output = apply(&spec, &clean, &[]);
+    assert!(output.status.success(), "{}", text(&output));
+
+    let faults = Faults { rate: 0.05, seed: 7, hang: Duration::from_secs(2) };
+    let faulty = cluster(Options { faults, ..Options::default() });
+    let (_tmp2, spec2) = lab();
+    let output = apply(&spec2, &faulty, &["--request-timeout", "1"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let Cluster::Double(double, _) = &faulty else { unreachable!() };
+    assert!(double.faults_injected() > 0, "faults were injected");
+    assert_eq!(faulty.labelled("lab"), clean.labelled("lab"), "the same objects as a clean apply");
+    assert_eq!(k3s_changes(&spec2), Vec::<(String, String)>::new());
+}
+
+#[test]
+fn e2e_kill_at_journal_steps_then_rerun_converges() {
+    if std::env::var_os("SOVEREIGN_E2E_KUBECONFIG").is_some() {
+        eprintln!("skipped against a real cluster: it needs a fresh cluster per kill point");
+        return;
+    }
+    let clean = cluster(Options::default());
+    let (_tmp, spec) = lab();
+    assert!(apply(&spec, &clean, &[]).status.success());
+    let expected = clean.labelled("lab");
+    let mut points = 0;
+    for step in (2..=78).step_by(4) {
+        let cluster = cluster(Options { latency: Duration::from_millis(5), ..Options::default() });
+        let (_tmp, spec) = lab();
+        let context = current_context(cluster.kubeconfig());
+        let args = run_args("apply", spec.to_str().unwrap(), &cluster, &context);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sovereign"))
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let journal = spec.join(".sovereign/state.json.journal");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let killed = loop {
+            let lines = std::fs::read_to_string(&journal).map(|text| text.lines().count()).unwrap_or(0);
+            if lines >= step {
+                child.kill().unwrap();
+                break true;
+            }
+            if child.try_wait().unwrap().is_some() || Instant::now() > deadline {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        let _ = child.wait();
+        points += usize::from(killed);
+        let output = apply(&spec, &cluster, &[]);
+        let tail: Vec<String> = text(&output).lines().rev().take(12).map(str::to_owned).collect();
+        assert!(output.status.success(), "after a kill at journal line {step}: {}", tail.join("\n"));
+        assert_eq!(cluster.labelled("lab"), expected, "after a kill at journal line {step}");
+        assert_eq!(k3s_changes(&spec), Vec::<(String, String)>::new(), "after a kill at journal line {step}");
+    }
+    assert!(points >= 15, "only {points} runs were killed mid-apply");
+}
+
+#[test]
+fn e2e_a_second_apply_waits_for_the_lock_then_fails_naming_the_holder() {
+    let cluster = cluster(Options { latency: Duration::from_millis(40), ..Options::default() });
+    let (_tmp, spec) = lab();
+    let context = current_context(cluster.kubeconfig());
+    let args = run_args("apply", spec.to_str().unwrap(), &cluster, &context);
+    let mut first = Command::new(env!("CARGO_BIN_EXE_sovereign"))
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock = spec.join(".sovereign/state.json.lock");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(&lock).map_or(true, |text| !text.contains("apply")) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let second = apply(&spec, &cluster, &["--lock-timeout", "0.2"]);
+    assert!(first.wait().unwrap().success());
+    assert_eq!(second.status.code(), Some(1), "{}", text(&second));
+    assert!(text(&second).contains("pid") && text(&second).contains("apply"), "{}", text(&second));
+}
