@@ -181,14 +181,15 @@ fn a_saved_plan_is_refused_once_stale_saying_what_changed() {
 }
 
 #[test]
-fn apply_and_destroy_say_they_are_not_built_yet() {
+fn apply_refuses_targets_without_a_driver_and_destroy_of_nothing_changes_nothing() {
     let (_tmp, spec) = lab();
-    for command in ["apply", "destroy"] {
-        let output = sovereign(&[command, spec.to_str().unwrap()]);
-        assert_eq!(output.status.code(), Some(1));
-        assert!(text(&output).contains("not yet supported"), "{}", text(&output));
-    }
-    assert!(!spec.join(".sovereign").exists());
+    let output = sovereign(&["apply", spec.to_str().unwrap(), "--auto-approve"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output).contains("not yet supported") && text(&output).contains("--target k3s"), "{}", text(&output));
+    let output = sovereign(&["destroy", spec.to_str().unwrap(), "--auto-approve"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(text(&output).contains("nothing to destroy"), "{}", text(&output));
+    assert!(!spec.join(".sovereign/state.json").exists());
 }
 
 #[test]
