@@ -35,19 +35,21 @@ pub(crate) fn apply(args: &ApplyArgs) -> ExitCode {
         return apply_saved(args);
     }
     let run = &args.run;
-    let Ok(Made { basis, state_path, .. }) =
-        make(&args.input, run.state.as_deref(), run.stdlib.as_deref(), run.color, false, run.prune_data)
-    else {
-        return ExitCode::from(1);
-    };
-    let Some(lock) = take_lock(&state_path, "apply", run) else { return ExitCode::from(1) };
-    if let Err(message) = resume(&state_path) {
-        return fail(&message);
-    }
-    // Planned again under the lock: the state may have moved meanwhile.
-    let Ok(Made { plan, basis: _, desired, .. }) =
-        make(&args.input, Some(&state_path), run.stdlib.as_deref(), run.color, false, run.prune_data)
-    else {
+    // The plan is made under the lock, from the state as it will be changed.
+    let mut lock = None;
+    let made = make(
+        &args.input,
+        run.state.as_deref(),
+        run.stdlib.as_deref(),
+        run.color,
+        false,
+        run.prune_data,
+        &mut |state_path| {
+            lock = Some(locked_and_resumed(state_path, "apply", run)?);
+            Ok(())
+        },
+    );
+    let (Ok(Made { plan, basis, desired, state_path }), Some(lock)) = (made, lock) else {
         return ExitCode::from(1);
     };
     for what in &desired.at_apply {
@@ -101,13 +103,18 @@ fn apply_saved(args: &ApplyArgs) -> ExitCode {
         let _ = writeln!(std::io::stderr(), "the plan {} has no changes: nothing to apply", args.input.display());
         return ExitCode::SUCCESS;
     }
-    let changes = saved_changes(&saved.desired, &saved.deletes, state.as_ref());
+    let changes = saved_changes(&saved.fabric, &saved.desired, &saved.deletes, state.as_ref());
     let desired = saved.desired;
     execute(run, &state_path, &saved.basis.contexts, &changes, desired, &saved.deletes, None, "apply", lock)
 }
 
 /// A saved plan's changes, as a plan: what is applied and deleted.
-fn saved_changes(desired: &[Planned], deletes: &[ResourceId], state: Option<&StateDocument>) -> plan::Plan {
+fn saved_changes(
+    fabric: &str,
+    desired: &[Planned],
+    deletes: &[ResourceId],
+    state: Option<&StateDocument>,
+) -> plan::Plan {
     let mut changes = Vec::new();
     for planned in desired {
         let recorded = state.and_then(|s| s.resources.get(&planned.id));
@@ -119,7 +126,7 @@ fn saved_changes(desired: &[Planned], deletes: &[ResourceId], state: Option<&Sta
         changes.push(change(&planned.id, action));
     }
     changes.extend(deletes.iter().map(|id| change(id, Action::Delete)));
-    plan::Plan { fabric: String::new(), changes, impact: plan::impact::Impact::default() }
+    plan::Plan { fabric: fabric.to_owned(), changes, impact: plan::impact::Impact::default() }
 }
 
 fn change(id: &ResourceId, action: Action) -> plan::Change {
@@ -138,15 +145,15 @@ fn change(id: &ResourceId, action: Action) -> plan::Change {
 
 pub(crate) fn destroy(args: &DestroyArgs) -> ExitCode {
     let run = &args.run;
-    let Ok(Made { basis, state_path, .. }) =
-        make(&args.spec, run.state.as_deref(), run.stdlib.as_deref(), run.color, true, true)
-    else {
+    let mut lock = None;
+    let made =
+        make(&args.spec, run.state.as_deref(), run.stdlib.as_deref(), run.color, true, true, &mut |state_path| {
+            lock = Some(locked_and_resumed(state_path, "destroy", run)?);
+            Ok(())
+        });
+    let (Ok(Made { basis, state_path, .. }), Some(lock)) = (made, lock) else {
         return ExitCode::from(1);
     };
-    let Some(lock) = take_lock(&state_path, "destroy", run) else { return ExitCode::from(1) };
-    if let Err(message) = resume(&state_path) {
-        return fail(&message);
-    }
     let state = match LocalState::new(state_path.clone()).load() {
         Ok(state) => state,
         Err(e) => return fail(&e.to_string()),
@@ -169,6 +176,13 @@ pub(crate) fn destroy(args: &DestroyArgs) -> ExitCode {
         plan.changes.iter().filter(|c| c.action == Action::Delete).map(|c| c.id.clone()).collect();
     let text = plan::render::human(&plan);
     execute(run, &state_path, &basis.contexts, &plan, Vec::new(), &deletes, Some(&text), "destroy", lock)
+}
+
+/// The state's lock, taken, and a journal an interrupted run left, replayed.
+fn locked_and_resumed(state_path: &Path, operation: &str, run: &RunArgs) -> Result<StateLock, ExitCode> {
+    let lock = take_lock(state_path, operation, run).ok_or(ExitCode::from(1))?;
+    resume(state_path).map_err(|message| fail(&message))?;
+    Ok(lock)
 }
 
 fn take_lock(state_path: &Path, operation: &str, run: &RunArgs) -> Option<StateLock> {
@@ -313,12 +327,7 @@ fn execute(
         }
     }
     // The state exists before the first step, so that a journal always has one to land in.
-    let fabric = if plan.fabric.is_empty() {
-        state.as_ref().map_or("fabric", |s| &s.fabric).to_owned()
-    } else {
-        plan.fabric.clone()
-    };
-    let mut state = state.unwrap_or_else(|| StateDocument::new(&fabric));
+    let mut state = state.unwrap_or_else(|| StateDocument::new(&plan.fabric));
     if let Err(e) = local.save(&state) {
         return fail(&e.to_string());
     }

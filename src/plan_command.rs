@@ -28,6 +28,7 @@ pub(crate) fn run(args: &PlanArgs) -> ExitCode {
         args.color,
         args.partial,
         args.prune_data,
+        &mut |_| Ok(()),
     ) {
         Ok(made) => made,
         Err(code) => return code,
@@ -71,7 +72,10 @@ pub(crate) struct Made {
 }
 
 /// Checks and builds the spec, loads its state and plans. Errors are
-/// printed here; the code is the exit code.
+/// printed here; the code is the exit code. `before_state` runs once the
+/// state's path is known and before it is read: apply takes the lock
+/// there, so that the plan is made from the state it will change.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn make(
     spec_path: &Path,
     state_override: Option<&Path>,
@@ -79,6 +83,7 @@ pub(crate) fn make(
     color: crate::ColorChoice,
     partial: bool,
     prune_data: bool,
+    before_state: &mut dyn FnMut(&Path) -> Result<(), ExitCode>,
 ) -> Result<Made, ExitCode> {
     let config = render_config(color);
     let compiled = load(spec_path, stdlib, config)?;
@@ -97,6 +102,7 @@ pub(crate) fn make(
             return Err(ExitCode::from(1));
         }
     };
+    before_state(&state_path)?;
     let local = LocalState::new(state_path.clone());
     let state = match local.load() {
         Ok(state) => state,

@@ -4,11 +4,15 @@
 //! kube-apiserver is enough when a stand-in writes workload status).
 //! `cargo test e2e` selects them.
 
+#[path = "support/lab.rs"]
+mod lab;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use kube_double::{ApiDouble, Faults, Options};
+use lab::{edit, lab_with_canary_secret};
 use serde_json::Value;
 
 const CANARY: &str = "canary-7f3a91c0de";
@@ -123,24 +127,6 @@ fn current_context(kubeconfig: &Path) -> String {
         .unwrap()
 }
 
-/// The lab example in a folder of its own, with a secret from the environment.
-fn lab() -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let spec = tmp.path().join("lab");
-    std::fs::create_dir(&spec).unwrap();
-    let text = std::fs::read_to_string(root().join("examples/lab/fabric.kdl")).unwrap();
-    let text = text + "\nsecret \"canary\" from=\"env:SOVEREIGN_TEST_CANARY\"\n";
-    std::fs::write(spec.join("fabric.kdl"), text).unwrap();
-    (tmp, spec)
-}
-
-fn edit(spec: &Path, from: &str, to: &str) {
-    let path = spec.join("fabric.kdl");
-    let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains(from), "{from}");
-    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
-}
-
 fn sovereign(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sovereign"))
         .args(args)
@@ -148,6 +134,13 @@ fn sovereign(args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .unwrap()
+}
+
+/// `sovereign ARGS` in the background, its output discarded.
+fn spawn_quiet(args: &[&str]) -> std::process::Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sovereign"));
+    command.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    command.spawn().unwrap()
 }
 
 fn text(output: &Output) -> String {
@@ -196,7 +189,7 @@ fn k3s_changes(spec: &Path) -> Vec<(String, String)> {
 #[test]
 fn e2e_lab_from_nothing_to_applied_edited_and_destroyed() {
     let cluster = cluster(Options::default());
-    let (_tmp, spec) = lab();
+    let (_tmp, spec) = lab_with_canary_secret();
     assert!(!k3s_changes(&spec).is_empty());
     let output = apply(&spec, &cluster, &[]);
     assert!(output.status.success(), "{}", text(&output));
@@ -256,7 +249,7 @@ fn e2e_lab_from_nothing_to_applied_edited_and_destroyed() {
 #[test]
 fn e2e_apply_without_a_tty_needs_auto_approve_and_a_refusal_names_the_field() {
     let cluster = cluster(Options::default());
-    let (_tmp, spec) = lab();
+    let (_tmp, spec) = lab_with_canary_secret();
     let context = current_context(cluster.kubeconfig());
     let output = sovereign(&[
         "apply",
@@ -293,13 +286,13 @@ fn e2e_apply_converges_through_injected_faults() {
         return;
     }
     let clean = cluster(Options::default());
-    let (_tmp, spec) = lab();
+    let (_tmp, spec) = lab_with_canary_secret();
     let output = apply(&spec, &clean, &[]);
     assert!(output.status.success(), "{}", text(&output));
 
     let faults = Faults { rate: 0.05, seed: 7, hang: Duration::from_secs(2) };
     let faulty = cluster(Options { faults, ..Options::default() });
-    let (_tmp2, spec2) = lab();
+    let (_tmp2, spec2) = lab_with_canary_secret();
     let output = apply(&spec2, &faulty, &["--request-timeout", "1"]);
     assert!(output.status.success(), "{}", text(&output));
     let Cluster::Double(double, _) = &faulty else { unreachable!() };
@@ -315,22 +308,16 @@ fn e2e_kill_at_journal_steps_then_rerun_converges() {
         return;
     }
     let clean = cluster(Options::default());
-    let (_tmp, spec) = lab();
+    let (_tmp, spec) = lab_with_canary_secret();
     assert!(apply(&spec, &clean, &[]).status.success());
     let expected = clean.labelled("lab");
     let mut points = 0;
     for step in (2..=78).step_by(4) {
         let cluster = cluster(Options { latency: Duration::from_millis(5), ..Options::default() });
-        let (_tmp, spec) = lab();
+        let (_tmp, spec) = lab_with_canary_secret();
         let context = current_context(cluster.kubeconfig());
         let args = run_args("apply", spec.to_str().unwrap(), &cluster, &context);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sovereign"))
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_quiet(&args);
         let journal = spec.join(".sovereign/state.json.journal");
         let deadline = Instant::now() + Duration::from_secs(30);
         let killed = loop {
@@ -358,16 +345,10 @@ fn e2e_kill_at_journal_steps_then_rerun_converges() {
 #[test]
 fn e2e_a_second_apply_waits_for_the_lock_then_fails_naming_the_holder() {
     let cluster = cluster(Options { latency: Duration::from_millis(40), ..Options::default() });
-    let (_tmp, spec) = lab();
+    let (_tmp, spec) = lab_with_canary_secret();
     let context = current_context(cluster.kubeconfig());
     let args = run_args("apply", spec.to_str().unwrap(), &cluster, &context);
-    let mut first = Command::new(env!("CARGO_BIN_EXE_sovereign"))
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = spawn_quiet(&args);
     let lock = spec.join(".sovereign/state.json.lock");
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::fs::read_to_string(&lock).map_or(true, |text| !text.contains("apply")) && Instant::now() < deadline {

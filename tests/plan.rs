@@ -5,9 +5,13 @@
 //! Until apply lands, the state "after an apply" is written here from a
 //! saved plan's bodies with the library's state API: what apply records.
 
-use std::path::{Path, PathBuf};
+#[path = "support/lab.rs"]
+mod lab;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
+use lab::{edit, lab_with_canary_secret};
 use serde_json::Value;
 use sovereign::state::{LocalState, StateDocument};
 
@@ -23,24 +27,6 @@ fn sovereign(args: &[&str]) -> Output {
 
 fn text(output: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
-}
-
-/// The lab example in a folder of its own, with a secret from the environment.
-fn lab() -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let spec = tmp.path().join("lab");
-    std::fs::create_dir(&spec).unwrap();
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/lab/fabric.kdl")).unwrap();
-    let text = text + "\nsecret \"canary\" from=\"env:SOVEREIGN_TEST_CANARY\"\n";
-    std::fs::write(spec.join("fabric.kdl"), text).unwrap();
-    (tmp, spec)
-}
-
-fn edit(spec: &Path, from: &str, to: &str) {
-    let path = spec.join("fabric.kdl");
-    let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains(from), "{from}");
-    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
 }
 
 fn plan_json(spec: &Path) -> Value {
@@ -75,7 +61,7 @@ fn actions(plan: &Value) -> Vec<(String, String)> {
 
 #[test]
 fn plan_from_nothing_then_no_changes_then_exactly_the_edits() {
-    let (tmp, spec) = lab();
+    let (tmp, spec) = lab_with_canary_secret();
     let spec_arg = spec.to_str().unwrap();
     let state_path = spec.join(".sovereign/state.json");
 
@@ -149,7 +135,7 @@ fn plan_from_nothing_then_no_changes_then_exactly_the_edits() {
 
 #[test]
 fn a_saved_plan_is_refused_once_stale_saying_what_changed() {
-    let (tmp, spec) = lab();
+    let (tmp, spec) = lab_with_canary_secret();
     let spec_arg = spec.to_str().unwrap();
     let state_path = spec.join(".sovereign/state.json");
     let first = tmp.path().join("first.plan");
@@ -182,7 +168,7 @@ fn a_saved_plan_is_refused_once_stale_saying_what_changed() {
 
 #[test]
 fn apply_refuses_targets_without_a_driver_and_destroy_of_nothing_changes_nothing() {
-    let (_tmp, spec) = lab();
+    let (_tmp, spec) = lab_with_canary_secret();
     let output = sovereign(&["apply", spec.to_str().unwrap(), "--auto-approve"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(text(&output).contains("not yet supported") && text(&output).contains("--target k3s"), "{}", text(&output));
@@ -194,7 +180,7 @@ fn apply_refuses_targets_without_a_driver_and_destroy_of_nothing_changes_nothing
 
 #[test]
 fn a_broken_state_is_an_error_that_keeps_the_last_good_copy() {
-    let (tmp, spec) = lab();
+    let (tmp, spec) = lab_with_canary_secret();
     let spec_arg = spec.to_str().unwrap();
     let state_path = spec.join(".sovereign/state.json");
     let saved = tmp.path().join("p");
@@ -223,7 +209,7 @@ fn a_broken_state_is_an_error_that_keeps_the_last_good_copy() {
 
 #[test]
 fn no_secret_reaches_a_plan_its_json_or_the_state() {
-    let (tmp, spec) = lab();
+    let (tmp, spec) = lab_with_canary_secret();
     let spec_arg = spec.to_str().unwrap();
     let saved = tmp.path().join("p");
     let outputs = [

@@ -252,7 +252,7 @@ async fn run_step(
 ) -> Outcome {
     let Some(cluster) = cluster else { return Outcome::Carried };
     let id = &step.planned.id;
-    let permits = |_: ()| async {
+    let permits = || async {
         let global = global.acquire().await.ok();
         let local = match limit {
             Some(limit) => limit.acquire().await.ok(),
@@ -267,7 +267,7 @@ async fn run_step(
     match step.op {
         Op::Carried => Outcome::Carried,
         Op::Delete => {
-            let held = permits(()).await;
+            let held = permits().await;
             let result = if step.planned.patch {
                 unapply(cluster, &step.object).await
             } else {
@@ -288,7 +288,7 @@ async fn run_step(
             }
         }
         Op::Apply | Op::Replace => {
-            let held = permits(()).await;
+            let held = permits().await;
             if step.planned.patch {
                 // A patch adds fields to an object sovereign does not own (a Node's labels).
                 match cluster.get(&step.object).await {
@@ -314,7 +314,7 @@ async fn run_step(
             } else {
                 drop(held);
             }
-            let held = permits(()).await;
+            let held = permits().await;
             let stale_job = match readiness::kind_of(&step.object).as_str() {
                 "helm.cattle.io/HelmChart" => helm_job_uid(cluster, &step.object).await,
                 _ => None,

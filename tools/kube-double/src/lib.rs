@@ -49,6 +49,7 @@ pub use server::Faults;
 pub use stand_in::Trouble;
 
 use serde_json::Value;
+use store::Write;
 
 /// How to start a double.
 #[derive(Clone, Debug, Default)]
@@ -180,8 +181,6 @@ impl Drop for ApiDouble {
         let _ = std::net::TcpStream::connect(self.address);
     }
 }
-
-use store::Write;
 
 fn key(group: &str, plural: &str, namespace: &str, name: &str) -> store::Key {
     (group.into(), plural.into(), namespace.into(), name.into())
