@@ -18,10 +18,10 @@ use sovereign::plan::saved::{self, Planned};
 use sovereign::plan::{self, Action};
 use sovereign::state::lock::{Lease, StateLock};
 use sovereign::state::{LocalState, StateDocument};
-use sovereign_desired::{ResourceId, Target};
+use sovereign_desired::{DesiredState, ResourceId, Target};
 
 use crate::plan_command::{Made, make};
-use crate::{ApplyArgs, DestroyArgs, RunArgs};
+use crate::{ApplyArgs, ClusterArgs, DestroyArgs, RunArgs};
 
 fn fail(message: &str) -> ExitCode {
     let _ = writeln!(std::io::stderr(), "error: {message}");
@@ -48,8 +48,9 @@ pub(crate) fn apply(args: &ApplyArgs) -> ExitCode {
             lock = Some(locked_and_resumed(state_path, "apply", run)?);
             Ok(())
         },
+        run.cluster.refresh.then_some(&run.cluster),
     );
-    let (Ok(Made { plan, basis, desired, state_path }), Some(lock)) = (made, lock) else {
+    let (Ok(Made { plan, basis, desired, state_path, state }), Some(lock)) = (made, lock) else {
         return ExitCode::from(1);
     };
     for what in &desired.at_apply {
@@ -62,7 +63,7 @@ pub(crate) fn apply(args: &ApplyArgs) -> ExitCode {
     let deletes: Vec<ResourceId> =
         plan.changes.iter().filter(|c| c.action == Action::Delete).map(|c| c.id.clone()).collect();
     let text = plan::render::human(&plan);
-    execute(run, &state_path, &basis.contexts, &plan, desired, &deletes, Some(&text), "apply", lock)
+    execute(run, &state_path, state, &basis.contexts, &plan, desired, &deletes, Some(&text), "apply", lock)
 }
 
 fn apply_saved(args: &ApplyArgs) -> ExitCode {
@@ -105,7 +106,7 @@ fn apply_saved(args: &ApplyArgs) -> ExitCode {
     }
     let changes = saved_changes(&saved.fabric, &saved.desired, &saved.deletes, state.as_ref());
     let desired = saved.desired;
-    execute(run, &state_path, &saved.basis.contexts, &changes, desired, &saved.deletes, None, "apply", lock)
+    execute(run, &state_path, state, &saved.basis.contexts, &changes, desired, &saved.deletes, None, "apply", lock)
 }
 
 /// A saved plan's changes, as a plan: what is applied and deleted.
@@ -146,19 +147,23 @@ fn change(id: &ResourceId, action: Action) -> plan::Change {
 pub(crate) fn destroy(args: &DestroyArgs) -> ExitCode {
     let run = &args.run;
     let mut lock = None;
-    let made =
-        make(&args.spec, run.state.as_deref(), run.stdlib.as_deref(), run.color, true, true, &mut |state_path| {
+    let made = make(
+        &args.spec,
+        run.state.as_deref(),
+        run.stdlib.as_deref(),
+        run.color,
+        true,
+        true,
+        &mut |state_path| {
             lock = Some(locked_and_resumed(state_path, "destroy", run)?);
             Ok(())
-        });
-    let (Ok(Made { basis, state_path, .. }), Some(lock)) = (made, lock) else {
+        },
+        run.cluster.refresh.then_some(&run.cluster),
+    );
+    let (Ok(Made { basis, state_path, state, .. }), Some(lock)) = (made, lock) else {
         return ExitCode::from(1);
     };
-    let state = match LocalState::new(state_path.clone()).load() {
-        Ok(state) => state,
-        Err(e) => return fail(&e.to_string()),
-    };
-    let Some(state) = state else {
+    let Some(state) = state.filter(|state| !state.resources.is_empty()) else {
         let _ = writeln!(
             std::io::stderr(),
             "nothing to destroy: the state {} records nothing applied",
@@ -175,7 +180,8 @@ pub(crate) fn destroy(args: &DestroyArgs) -> ExitCode {
     let deletes: Vec<ResourceId> =
         plan.changes.iter().filter(|c| c.action == Action::Delete).map(|c| c.id.clone()).collect();
     let text = plan::render::human(&plan);
-    execute(run, &state_path, &basis.contexts, &plan, Vec::new(), &deletes, Some(&text), "destroy", lock)
+    let plan_state = Some(state);
+    execute(run, &state_path, plan_state, &basis.contexts, &plan, Vec::new(), &deletes, Some(&text), "destroy", lock)
 }
 
 /// The state's lock, taken, and a journal an interrupted run left, replayed.
@@ -254,6 +260,7 @@ fn has_driver(target: Target) -> bool {
 fn execute(
     run: &RunArgs,
     state_path: &Path,
+    state: Option<StateDocument>,
     contexts: &BTreeMap<String, String>,
     plan: &plan::Plan,
     desired: Vec<Planned>,
@@ -264,10 +271,6 @@ fn execute(
 ) -> ExitCode {
     let mut stderr = std::io::stderr();
     let local = LocalState::new(state_path.to_owned());
-    let state = match local.load() {
-        Ok(state) => state,
-        Err(e) => return fail(&e.to_string()),
-    };
     let selected = |id: &ResourceId| {
         run.target.is_empty()
             || run.target.iter().any(|word| word == id.target.word() || (word == "k3s" && id.target == Target::Helm))
@@ -342,10 +345,12 @@ fn execute(
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
     let json = run.json;
-    let report = move |event: Event<'_>| report(event, json);
+    let progress = crate::progress::Progress::new(json, steps.len());
+    let report = |event: Event<'_>| progress.report(&event);
     let interrupt = Arc::new(Interrupt::default());
     let outcomes = runtime.block_on(async {
-        let clusters = connect(&steps, contexts, run).await;
+        let sites = steps.iter().filter(|step| step.op != Op::Carried).map(|step| &step.planned.id.site);
+        let clusters = connect(sites, contexts, &run.cluster, run.force_conflicts).await;
         let watcher = Arc::clone(&interrupt);
         tokio::spawn(async move {
             while tokio::signal::ctrl_c().await.is_ok() {
@@ -385,6 +390,7 @@ fn execute(
     }
     let _ = std::fs::remove_file(&journal_path);
     drop(lock);
+    progress.finish();
     summary(&steps, &outcomes, operation, json)
 }
 
@@ -452,21 +458,25 @@ fn steps(
     steps
 }
 
-async fn connect(steps: &[Step], contexts: &BTreeMap<String, String>, run: &RunArgs) -> Clusters {
+async fn connect<'a>(
+    sites: impl IntoIterator<Item = &'a Arc<str>>,
+    contexts: &BTreeMap<String, String>,
+    cluster: &ClusterArgs,
+    force_conflicts: bool,
+) -> Clusters {
     let mut clusters = Clusters::new();
     let settings = sovereign_kubernetes::Settings {
-        request_timeout: Duration::from_secs_f64(run.request_timeout.max(0.1)),
-        force_conflicts: run.force_conflicts,
+        request_timeout: Duration::from_secs_f64(cluster.request_timeout.max(0.1)),
+        force_conflicts,
         ..sovereign_kubernetes::Settings::default()
     };
-    for step in steps.iter().filter(|step| step.op != Op::Carried) {
-        let site = &step.planned.id.site;
+    for site in sites {
         if clusters.contains_key(site) {
             continue;
         }
-        let context = run.context.clone().or_else(|| contexts.get(&**site).cloned());
+        let context = cluster.context.clone().or_else(|| contexts.get(&**site).cloned());
         let connected =
-            sovereign_kubernetes::Cluster::connect(run.kubeconfig.as_deref(), context.as_deref(), settings.clone())
+            sovereign_kubernetes::Cluster::connect(cluster.kubeconfig.as_deref(), context.as_deref(), settings.clone())
                 .await
                 .map(Arc::new)
                 .map_err(|e| format!("site {site}'s cluster: {e}"));
@@ -475,7 +485,55 @@ async fn connect(steps: &[Step], contexts: &BTreeMap<String, String>, run: &RunA
     clusters
 }
 
-fn op_word(op: Op) -> &'static str {
+/// `--refresh`: the state made what the clusters have now
+/// ([`sovereign::apply::refresh`]), and what changed said on stderr.
+pub(crate) fn refresh(
+    state: &mut StateDocument,
+    desired: &DesiredState,
+    contexts: &BTreeMap<String, String>,
+    cluster: &ClusterArgs,
+) {
+    let mut stderr = std::io::stderr();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            let _ = writeln!(stderr, "warning: not refreshed: cannot start the runtime: {e}");
+            return;
+        }
+    };
+    let sites: std::collections::BTreeSet<Arc<str>> = state
+        .resources
+        .keys()
+        .chain(desired.resources.keys())
+        .filter(|id| id.target == Target::K3s)
+        .map(|id| Arc::clone(&id.site))
+        .collect();
+    let found = runtime.block_on(async {
+        let clusters = connect(&sites, contexts, cluster, false).await;
+        sovereign::apply::refresh::refresh(state, desired, &clusters).await
+    });
+    for (id, paths) in &found.drifted {
+        let _ = writeln!(stderr, "drift: {id}: {} changed outside sovereign", paths.join(", "));
+    }
+    for id in &found.gone {
+        let _ = writeln!(stderr, "drift: {id} was deleted outside sovereign");
+    }
+    for id in &found.orphans {
+        let _ = writeln!(stderr, "drift: {id} carries the fabric's label and no state records it: pruned");
+    }
+    for why in &found.unreachable {
+        let _ = writeln!(stderr, "warning: not refreshed: {why}");
+    }
+    let _ = writeln!(
+        stderr,
+        "refreshed: {} drifted, {} deleted outside sovereign, {} unrecorded",
+        found.drifted.len(),
+        found.gone.len(),
+        found.orphans.len()
+    );
+}
+
+pub(crate) fn op_word(op: Op) -> &'static str {
     match op {
         Op::Apply => "apply",
         Op::Replace => "replace",
@@ -484,32 +542,7 @@ fn op_word(op: Op) -> &'static str {
     }
 }
 
-fn report(event: Event<'_>, json: bool) {
-    let line = match (&event, json) {
-        (Event::Started { id, op }, true) => {
-            json!({"event": "started", "id": id.to_string(), "op": op_word(*op)}).to_string()
-        }
-        (Event::Waiting { id, why }, true) => json!({"event": "waiting", "id": id.to_string(), "why": why}).to_string(),
-        (Event::Finished { id, outcome, elapsed }, true) => {
-            let (word, why) = outcome_words(outcome);
-            json!({"event": "finished", "id": id.to_string(), "outcome": word, "why": why, "seconds": elapsed.as_secs_f64()}).to_string()
-        }
-        (Event::Started { .. }, false) => return,
-        (Event::Waiting { id, why }, false) => format!("  waiting  {id}: {why}"),
-        (Event::Finished { id, outcome, elapsed }, false) => {
-            let (word, why) = outcome_words(outcome);
-            let why = why.map(|why| format!(": {why}")).unwrap_or_default();
-            format!("  {word:<8} {id} ({:.1}s){why}", elapsed.as_secs_f64())
-        }
-    };
-    if json {
-        let _ = writeln!(std::io::stdout(), "{line}");
-    } else {
-        let _ = writeln!(std::io::stderr(), "{line}");
-    }
-}
-
-fn outcome_words(outcome: &Outcome) -> (&'static str, Option<&str>) {
+pub(crate) fn outcome_words(outcome: &Outcome) -> (&'static str, Option<&str>) {
     match outcome {
         Outcome::Applied(_) => ("ready", None),
         Outcome::Deleted => ("deleted", None),

@@ -16,6 +16,7 @@ mod graph_command;
 mod host;
 mod lsp;
 mod plan_command;
+mod progress;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -187,12 +188,31 @@ struct PlanArgs {
     /// Plan what can be built and list, as warnings, what cannot yet (without it, that is an error).
     #[arg(long)]
     partial: bool,
+    #[command(flatten)]
+    cluster: ClusterArgs,
     /// Use the stdlib (schema and catalogs) in this folder instead of the embedded one.
     #[arg(long, value_name = "DIR")]
     stdlib: Option<PathBuf>,
     /// When to colour diagnostics (never when NO_COLOR is set).
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     color: ColorChoice,
+}
+
+/// How the clusters are reached.
+#[derive(clap::Args, Debug)]
+struct ClusterArgs {
+    /// Also read the live objects: drift of the fields sovereign owns, objects deleted outside it, and labelled objects no state knows (pruned).
+    #[arg(long)]
+    refresh: bool,
+    /// The kubeconfig (default: KUBECONFIG, then ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// Use this kubeconfig context for every site, instead of each site's `cluster context=`.
+    #[arg(long, value_name = "NAME")]
+    context: Option<String>,
+    /// Seconds before one API request is given up and retried.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    request_timeout: f64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -222,12 +242,8 @@ struct RunArgs {
     /// Go on without asking (required when stdin is not a terminal).
     #[arg(long)]
     auto_approve: bool,
-    /// The kubeconfig (default: KUBECONFIG, then ~/.kube/config).
-    #[arg(long, value_name = "FILE")]
-    kubeconfig: Option<PathBuf>,
-    /// Use this kubeconfig context for every site, instead of each site's `cluster context=`.
-    #[arg(long, value_name = "NAME")]
-    context: Option<String>,
+    #[command(flatten)]
+    cluster: ClusterArgs,
     /// Only the changes for these targets (`k3s` includes the Helm values its HelmCharts carry).
     #[arg(long, value_name = "TARGET")]
     target: Vec<String>,
@@ -240,9 +256,6 @@ struct RunArgs {
     /// Steps in flight at once on one cluster.
     #[arg(long, value_name = "N", default_value_t = 16)]
     cluster_concurrency: usize,
-    /// Seconds before one API request is given up and retried.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
-    request_timeout: f64,
     /// Multiplies every readiness timeout (docs/apply.md lists them).
     #[arg(long, value_name = "FACTOR", default_value_t = 1.0)]
     timeout_scale: f64,

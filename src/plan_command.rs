@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use sovereign::plan::{self, Options, saved};
-use sovereign::state::LocalState;
+use sovereign::state::{LocalState, StateDocument};
 use sovereign_desired::DesiredState;
 use sovereign_diagnostics::{Format, render};
 use sovereign_model::{Spec, StateBackend};
@@ -29,11 +29,12 @@ pub(crate) fn run(args: &PlanArgs) -> ExitCode {
         args.partial,
         args.prune_data,
         &mut |_| Ok(()),
+        args.cluster.refresh.then_some(&args.cluster),
     ) {
         Ok(made) => made,
         Err(code) => return code,
     };
-    let Made { plan, basis, desired, state_path } = made;
+    let Made { plan, basis, desired, state_path, .. } = made;
     let mut stdout = std::io::stdout().lock();
     if let Some(out) = &args.out {
         let text = saved::to_json(&plan, &basis, Some(&desired));
@@ -69,6 +70,8 @@ pub(crate) struct Made {
     pub(crate) basis: saved::Basis,
     pub(crate) desired: DesiredState,
     pub(crate) state_path: PathBuf,
+    /// The state the plan was made from (refreshed, with `--refresh`).
+    pub(crate) state: Option<StateDocument>,
 }
 
 /// Checks and builds the spec, loads its state and plans. Errors are
@@ -84,6 +87,7 @@ pub(crate) fn make(
     partial: bool,
     prune_data: bool,
     before_state: &mut dyn FnMut(&Path) -> Result<(), ExitCode>,
+    refresh: Option<&crate::ClusterArgs>,
 ) -> Result<Made, ExitCode> {
     let config = render_config(color);
     let compiled = load(spec_path, stdlib, config)?;
@@ -149,9 +153,15 @@ pub(crate) fn make(
             Some((site.name.qualified.to_string(), site.cluster.as_ref()?.context.value.to_string()))
         })
         .collect();
+    let mut state = state;
+    if let Some(cluster) = refresh {
+        let mut refreshed = state.take().unwrap_or_else(|| StateDocument::new(&fabric));
+        crate::apply_command::refresh(&mut refreshed, &desired, &basis.contexts, cluster);
+        state = Some(refreshed).filter(|s| !s.resources.is_empty() || basis.state.is_some());
+    }
     let plan = plan::plan(&fabric, &desired, state.as_ref(), Options { prune_data });
     std::mem::forget(compiled);
-    Ok(Made { plan, basis, desired, state_path })
+    Ok(Made { plan, basis, desired, state_path, state })
 }
 
 /// Where the fabric's state is: `--state`, else the spec's `state path=`

@@ -30,6 +30,32 @@ impl Cluster {
         }
     }
 
+    /// Sends one request as another client would (not as sovereign); the status code.
+    fn request(&self, method: &str, path: &str, content_type: &str, body: &Value) -> u16 {
+        match self {
+            Cluster::Double(double, _) => {
+                use std::io::{Read as _, Write as _};
+                let address = double.url().trim_start_matches("http://").to_owned();
+                let mut stream = std::net::TcpStream::connect(address).unwrap();
+                let body = body.to_string();
+                write!(stream, "{method} {path} HTTP/1.1\r\nHost: double\r\nUser-Agent: kubectl/v1.34\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+                let mut answer = String::new();
+                stream.read_to_string(&mut answer).unwrap();
+                answer.split_whitespace().nth(1).unwrap().parse().unwrap()
+            }
+            Cluster::Real(kubeconfig) => {
+                let spec =
+                    serde_json::json!({"method": method, "path": path, "content_type": content_type, "body": body});
+                let output = Command::new("python3")
+                    .arg(root().join("tests/e2e/cluster.py"))
+                    .args(["request", kubeconfig.to_str().unwrap(), &spec.to_string()])
+                    .output()
+                    .unwrap();
+                String::from_utf8_lossy(&output.stdout).trim().parse().unwrap()
+            }
+        }
+    }
+
     /// Objects labelled as the fabric's, without what the server writes.
     fn labelled(&self, fabric: &str) -> Vec<Value> {
         let objects: Vec<Value> = match self {
@@ -358,4 +384,94 @@ fn e2e_a_second_apply_waits_for_the_lock_then_fails_naming_the_holder() {
     assert!(first.wait().unwrap().success());
     assert_eq!(second.status.code(), Some(1), "{}", text(&second));
     assert!(text(&second).contains("pid") && text(&second).contains("apply"), "{}", text(&second));
+}
+
+#[test]
+fn e2e_refresh_finds_drift_deletions_and_unrecorded_objects_and_apply_mends_them() {
+    let cluster = cluster(Options::default());
+    let (_tmp, spec) = lab_with_canary_secret();
+    assert!(apply(&spec, &cluster, &[]).status.success());
+    let context = current_context(cluster.kubeconfig());
+    let plan_refresh = |spec: &Path| {
+        let output = sovereign(&[
+            "plan",
+            spec.to_str().unwrap(),
+            "--refresh",
+            "--json",
+            "--kubeconfig",
+            cluster.kubeconfig().to_str().unwrap(),
+            "--context",
+            &context,
+        ]);
+        assert!(output.status.success(), "{}", text(&output));
+        let plan: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let mut changes: Vec<(String, String)> = plan["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|change| matches!(change["target"].as_str(), Some("k3s" | "helm")))
+            .map(|change| (change["action"].as_str().unwrap().to_owned(), change["id"].as_str().unwrap().to_owned()))
+            .collect();
+        changes.sort();
+        (changes, String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+    // Defaulted fields (cluster IPs, namespace labels, container defaults) and status are not drift.
+    assert_eq!(plan_refresh(&spec).0, Vec::<(String, String)>::new());
+
+    // Someone scales a serve by hand, deletes a policy, and leaves an object with the fabric's label.
+    let scaled = serde_json::json!({"spec": {"replicas": 3}});
+    assert_eq!(
+        cluster.request(
+            "PATCH",
+            "/apis/apps/v1/namespaces/lab-kinetic/deployments/chat-gpu-01?fieldManager=kubectl-edit",
+            "application/merge-patch+json",
+            &scaled
+        ),
+        200
+    );
+    assert_eq!(
+        cluster.request(
+            "DELETE",
+            "/apis/networking.k8s.io/v1/namespaces/lab-kinetic/networkpolicies/allow-dns",
+            "application/json",
+            &serde_json::json!({})
+        ),
+        200
+    );
+    let stray = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "stray", "namespace": "lab-kinetic", "labels": {"sovereign.dev/fabric": "lab"}}});
+    assert_eq!(cluster.request("POST", "/api/v1/namespaces/lab-kinetic/configmaps", "application/json", &stray), 201);
+    let (changes, said) = plan_refresh(&spec);
+    assert_eq!(
+        changes,
+        vec![
+            ("create".to_owned(), "k3s/bench/networking.k8s.io/NetworkPolicy/lab-kinetic/allow-dns".to_owned()),
+            ("delete".to_owned(), "k3s/bench/ConfigMap/lab-kinetic/stray".to_owned()),
+            ("update".to_owned(), "k3s/bench/apps/Deployment/lab-kinetic/chat-gpu-01".to_owned()),
+        ],
+        "{said}"
+    );
+    assert!(said.contains("spec.replicas changed outside sovereign"), "{said}");
+    // The plan without --refresh trusts the state and sees nothing.
+    assert_eq!(k3s_changes(&spec), Vec::<(String, String)>::new());
+
+    // The scaling was another manager's update: taking the field back is a conflict sovereign names.
+    let output = apply(&spec, &cluster, &["--refresh"]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        text(&output).contains("kubectl-edit")
+            && text(&output).contains(".spec.replicas")
+            && text(&output).contains("--force-conflicts"),
+        "{}",
+        text(&output)
+    );
+    let output = apply(&spec, &cluster, &["--refresh", "--force-conflicts"]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(plan_refresh(&spec).0, Vec::<(String, String)>::new());
+    let live = cluster.labelled("lab");
+    assert!(!live.iter().any(|object| object["metadata"]["name"] == "stray"));
+    let chat = live
+        .iter()
+        .find(|object| object["kind"] == "Deployment" && object["metadata"]["name"] == "chat-gpu-01")
+        .unwrap();
+    assert_eq!(chat["spec"]["replicas"], 1);
 }

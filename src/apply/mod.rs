@@ -12,6 +12,7 @@
 //! model loading its weights for ten minutes blocks nothing else.
 
 pub mod journal;
+pub mod refresh;
 
 use std::collections::HashMap;
 use std::sync::Arc;

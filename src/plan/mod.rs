@@ -14,6 +14,7 @@
 //! Bodies never hold a secret's value, and the field diff redacts what a
 //! Secret holds anyway ([`fields::redacted`]).
 
+pub mod drift;
 pub mod fields;
 pub mod impact;
 pub mod render;

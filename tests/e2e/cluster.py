@@ -2,6 +2,7 @@
 
     python3 cluster.py prepare KUBECONFIG CRD_DIR    CRDs (waited for), namespace gpu-operator, node gpu-01
     python3 cluster.py labelled KUBECONFIG FABRIC    every object labelled sovereign.dev/fabric=FABRIC, as JSON
+    python3 cluster.py request KUBECONFIG JSON       one request {"method", "path", "content_type", "body"}; prints the status
 
 Needs only the API server: no kubelet, no controllers.
 """
@@ -55,10 +56,20 @@ def labelled(api_client, fabric):
     print(json.dumps(found))
 
 
+def request(api_client, argument):
+    spec = json.loads(argument)
+    try:
+        api_client.call_api(spec["path"], spec["method"], header_params={"Content-Type": spec["content_type"]},
+                            body=spec.get("body"), auth_settings=["BearerToken"], _preload_content=False)
+        print(200)
+    except ApiException as e:
+        print(e.status)
+
+
 def main():
     command, kubeconfig, argument = sys.argv[1:4]
     api_client = config.new_client_from_config(config_file=kubeconfig)
-    {"prepare": prepare, "labelled": labelled}[command](api_client, argument)
+    {"prepare": prepare, "labelled": labelled, "request": request}[command](api_client, argument)
 
 
 if __name__ == "__main__":

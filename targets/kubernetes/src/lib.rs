@@ -202,7 +202,8 @@ impl Cluster {
         Ok(found.map(|found| Live::of(serde_json::to_value(found).unwrap_or(Value::Null))))
     }
 
-    /// Objects of `api_version`/`kind` in `namespace` matching a label selector.
+    /// Objects of `api_version`/`kind` matching a label selector, in
+    /// `namespace`, or in every namespace when it is `None`.
     pub async fn list(
         &self,
         api_version: &str,
@@ -210,14 +211,24 @@ impl Cluster {
         namespace: Option<&str>,
         selector: &str,
     ) -> Result<Vec<Value>, DriverError> {
-        let mut probe = serde_json::json!({"apiVersion": api_version, "kind": kind, "metadata": {}});
-        if let Some(namespace) = namespace {
-            probe["metadata"]["namespace"] = Value::String(namespace.to_owned());
-        }
-        let api = self.api(&probe).await?;
+        let (resource, namespaced) = self.resource(api_version, kind).await?;
+        let api: Api<DynamicObject> = match (namespaced, namespace) {
+            (true, Some(namespace)) => Api::namespaced_with(self.client.clone(), namespace, &resource),
+            _ => Api::all_with(self.client.clone(), &resource),
+        };
         let params = ListParams::default().labels(selector);
         let list = retry::run(&self.settings.backoff, || api.list(&params)).await?;
-        Ok(list.items.into_iter().filter_map(|item| serde_json::to_value(item).ok()).collect())
+        // Items of a list may come without their kind: give them the list's.
+        Ok(list
+            .items
+            .into_iter()
+            .filter_map(|item| serde_json::to_value(item).ok())
+            .map(|mut item| {
+                item["apiVersion"] = Value::String(api_version.to_owned());
+                item["kind"] = Value::String(kind.to_owned());
+                item
+            })
+            .collect())
     }
 
     /// Deletes the object named like `object`; true if it was there.
