@@ -16,7 +16,8 @@ use sovereign::apply::journal::{self, ApplyJournal, Replayed};
 use sovereign::apply::{self, Clusters, Event, Interrupt, Op, Outcome, Step};
 use sovereign::plan::saved::{self, Planned};
 use sovereign::plan::{self, Action};
-use sovereign::state::lock::{Lease, StateLock};
+use sovereign::state::kubernetes::KubernetesState;
+use sovereign::state::store::{Held, Store};
 use sovereign::state::{LocalState, StateDocument};
 use sovereign_desired::{DesiredState, ResourceId, Target};
 
@@ -44,13 +45,13 @@ pub(crate) fn apply(args: &ApplyArgs) -> ExitCode {
         run.color,
         false,
         run.prune_data,
-        &mut |state_path| {
-            lock = Some(locked_and_resumed(state_path, "apply", run)?);
+        &mut |store| {
+            lock = Some(locked_and_resumed(store, "apply", run)?);
             Ok(())
         },
-        run.cluster.refresh.then_some(&run.cluster),
+        &run.cluster,
     );
-    let (Ok(Made { plan, basis, desired, state_path, state }), Some(lock)) = (made, lock) else {
+    let (Ok(Made { plan, basis, desired, store, state }), Some(lock)) = (made, lock) else {
         return ExitCode::from(1);
     };
     for what in &desired.at_apply {
@@ -63,7 +64,7 @@ pub(crate) fn apply(args: &ApplyArgs) -> ExitCode {
     let deletes: Vec<ResourceId> =
         plan.changes.iter().filter(|c| c.action == Action::Delete).map(|c| c.id.clone()).collect();
     let text = plan::render::human(&plan);
-    execute(run, &state_path, state, &basis.contexts, &plan, desired, &deletes, Some(&text), "apply", lock)
+    execute(run, &store, state, &basis.contexts, &plan, desired, &deletes, Some(&text), "apply", lock)
 }
 
 fn apply_saved(args: &ApplyArgs) -> ExitCode {
@@ -72,10 +73,13 @@ fn apply_saved(args: &ApplyArgs) -> ExitCode {
         Ok(saved) => saved,
         Err(message) => return fail(&message),
     };
-    let state_path = run.state.clone().unwrap_or_else(|| PathBuf::from(&saved.basis.state_path));
-    let Some(lock) = take_lock(&state_path, "apply", run) else { return ExitCode::from(1) };
+    let store = match saved_store(&saved, run) {
+        Ok(store) => store,
+        Err(message) => return fail(&message),
+    };
+    let Some(lock) = take_lock(&store, "apply", run) else { return ExitCode::from(1) };
     // The plan's basis now: its spec files read again, its state loaded.
-    let state = match LocalState::new(state_path.clone()).load() {
+    let state = match store.load() {
         Ok(state) => state,
         Err(e) => return fail(&e.to_string()),
     };
@@ -97,7 +101,7 @@ fn apply_saved(args: &ApplyArgs) -> ExitCode {
         let _ = writeln!(stderr, "make a new plan (`sovereign plan SPEC -o FILE`) and apply that");
         return ExitCode::from(1);
     }
-    if journal::path_for(&state_path).exists() {
+    if store.journal_path().exists() {
         return fail("an interrupted apply left its journal: run `sovereign apply SPEC` to finish it, then plan again");
     }
     if !saved.has_changes {
@@ -106,7 +110,31 @@ fn apply_saved(args: &ApplyArgs) -> ExitCode {
     }
     let changes = saved_changes(&saved.fabric, &saved.desired, &saved.deletes, state.as_ref());
     let desired = saved.desired;
-    execute(run, &state_path, state, &saved.basis.contexts, &changes, desired, &saved.deletes, None, "apply", lock)
+    execute(run, &store, state, &saved.basis.contexts, &changes, desired, &saved.deletes, None, "apply", lock)
+}
+
+/// The store a saved plan names: `--state FILE`, its state file, or the
+/// cluster of `kubernetes:CONTEXT/…` (the journal beside its spec).
+fn saved_store(saved: &saved::SavedPlan, run: &RunArgs) -> Result<Store, String> {
+    if let Some(path) = &run.state {
+        return Ok(Store::Local(LocalState::new(path.clone())));
+    }
+    let Some(rest) = saved.basis.state_path.strip_prefix("kubernetes:") else {
+        return Ok(Store::Local(LocalState::new(PathBuf::from(&saved.basis.state_path))));
+    };
+    let context = rest.split_once('/').map_or(rest, |(context, _)| context);
+    let context = run.cluster.context.as_deref().unwrap_or(context);
+    let settings = sovereign_kubernetes::Settings {
+        request_timeout: Duration::from_secs_f64(run.cluster.request_timeout.max(0.1)),
+        ..sovereign_kubernetes::Settings::default()
+    };
+    let remote = KubernetesState::connect(&saved.fabric, run.cluster.kubeconfig.as_deref(), Some(context), settings)
+        .map_err(|e| e.to_string())?;
+    // The root file is the shortest path among the spec's files.
+    let root = saved.basis.spec_files.keys().min_by_key(|path| path.len()).map(PathBuf::from).unwrap_or_default();
+    let folder = root.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_owned();
+    let journal = folder.join(".sovereign").join(format!("{}.kubernetes.journal", remote.fabric));
+    Ok(Store::Kubernetes(Box::new(remote), journal))
 }
 
 /// A saved plan's changes, as a plan: what is applied and deleted.
@@ -154,21 +182,18 @@ pub(crate) fn destroy(args: &DestroyArgs) -> ExitCode {
         run.color,
         true,
         true,
-        &mut |state_path| {
-            lock = Some(locked_and_resumed(state_path, "destroy", run)?);
+        &mut |store| {
+            lock = Some(locked_and_resumed(store, "destroy", run)?);
             Ok(())
         },
-        run.cluster.refresh.then_some(&run.cluster),
+        &run.cluster,
     );
-    let (Ok(Made { basis, state_path, state, .. }), Some(lock)) = (made, lock) else {
+    let (Ok(Made { basis, store, state, .. }), Some(lock)) = (made, lock) else {
         return ExitCode::from(1);
     };
     let Some(state) = state.filter(|state| !state.resources.is_empty()) else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "nothing to destroy: the state {} records nothing applied",
-            state_path.display()
-        );
+        let _ =
+            writeln!(std::io::stderr(), "nothing to destroy: the state {} records nothing applied", store.describe());
         return ExitCode::SUCCESS;
     };
     let plan = plan::plan(
@@ -181,28 +206,24 @@ pub(crate) fn destroy(args: &DestroyArgs) -> ExitCode {
         plan.changes.iter().filter(|c| c.action == Action::Delete).map(|c| c.id.clone()).collect();
     let text = plan::render::human(&plan);
     let plan_state = Some(state);
-    execute(run, &state_path, plan_state, &basis.contexts, &plan, Vec::new(), &deletes, Some(&text), "destroy", lock)
+    execute(run, &store, plan_state, &basis.contexts, &plan, Vec::new(), &deletes, Some(&text), "destroy", lock)
 }
 
 /// The state's lock, taken, and a journal an interrupted run left, replayed.
-fn locked_and_resumed(state_path: &Path, operation: &str, run: &RunArgs) -> Result<StateLock, ExitCode> {
-    let lock = take_lock(state_path, operation, run).ok_or(ExitCode::from(1))?;
-    resume(state_path).map_err(|message| fail(&message))?;
+fn locked_and_resumed(store: &Store, operation: &str, run: &RunArgs) -> Result<Held, ExitCode> {
+    let lock = take_lock(store, operation, run).ok_or(ExitCode::from(1))?;
+    resume(store).map_err(|message| fail(&message))?;
     Ok(lock)
 }
 
-fn take_lock(state_path: &Path, operation: &str, run: &RunArgs) -> Option<StateLock> {
-    let lock = LocalState::new(state_path.to_owned()).lock_path();
-    if let Some(parent) = lock.parent() {
-        let _ = std::fs::create_dir_all(parent);
-    }
+fn take_lock(store: &Store, operation: &str, run: &RunArgs) -> Option<Held> {
     let timeout = Duration::from_secs_f64(run.lock_timeout.max(0.0));
     let waiting = |holder: &sovereign::state::lock::LockInfo| {
         let _ = writeln!(std::io::stderr(), "waiting up to {}s for the state's {holder}", timeout.as_secs());
     };
-    match StateLock::acquire(&lock, operation, timeout, Lease::default(), waiting) {
+    match store.lock(operation, timeout, waiting) {
         Ok(taken) => {
-            if let Some(old) = &taken.took_over {
+            if let Some(old) = taken.took_over() {
                 let _ = writeln!(std::io::stderr(), "took over the state's lock from a run that is gone: {old}");
             }
             Some(taken)
@@ -215,14 +236,13 @@ fn take_lock(state_path: &Path, operation: &str, run: &RunArgs) -> Option<StateL
 }
 
 /// Records in the state what an interrupted run's journal says it did.
-fn resume(state_path: &Path) -> Result<(), String> {
-    let journal_path = journal::path_for(state_path);
+fn resume(store: &Store) -> Result<(), String> {
+    let journal_path = store.journal_path();
     let done = journal::replay(&journal_path)?;
     if !journal_path.exists() {
         return Ok(());
     }
-    let local = LocalState::new(state_path.to_owned());
-    let mut state = local.load().map_err(|e| e.to_string())?;
+    let mut state = store.load().map_err(|e| e.to_string())?;
     let count = done.len();
     if count > 0 {
         let Some(state) = state.as_mut() else {
@@ -240,7 +260,7 @@ fn resume(state_path: &Path) -> Result<(), String> {
             }
         }
         state.serial += 1;
-        local.save(state).map_err(|e| e.to_string())?;
+        store.save(state).map_err(|e| e.to_string())?;
     }
     std::fs::remove_file(&journal_path)
         .map_err(|e| format!("cannot remove the replayed journal {}: {e}", journal_path.display()))?;
@@ -259,7 +279,7 @@ fn has_driver(target: Target) -> bool {
 #[allow(clippy::too_many_arguments)]
 fn execute(
     run: &RunArgs,
-    state_path: &Path,
+    store: &Store,
     state: Option<StateDocument>,
     contexts: &BTreeMap<String, String>,
     plan: &plan::Plan,
@@ -267,10 +287,9 @@ fn execute(
     deletes: &[ResourceId],
     shown: Option<&str>,
     operation: &str,
-    lock: StateLock,
+    lock: Held,
 ) -> ExitCode {
     let mut stderr = std::io::stderr();
-    let local = LocalState::new(state_path.to_owned());
     let selected = |id: &ResourceId| {
         run.target.is_empty()
             || run.target.iter().any(|word| word == id.target.word() || (word == "k3s" && id.target == Target::Helm))
@@ -331,12 +350,15 @@ fn execute(
     }
     // The state exists before the first step, so that a journal always has one to land in.
     let mut state = state.unwrap_or_else(|| StateDocument::new(&plan.fabric));
-    if let Err(e) = local.save(&state) {
+    if let Err(e) = store.save(&state) {
         return fail(&e.to_string());
     }
     let steps = steps(&wanted, desired, deletes, &state);
-    let journal_path = journal::path_for(state_path);
-    let journal = match ApplyJournal::open(&journal_path, &lock.info.id, operation) {
+    let journal_path = store.journal_path();
+    if let Some(parent) = journal_path.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    let journal = match ApplyJournal::open(&journal_path, &lock.info().id, operation) {
         Ok(journal) => journal,
         Err(message) => return fail(&message),
     };
@@ -385,7 +407,7 @@ fn execute(
         }
     }
     state.serial += 1;
-    if let Err(e) = local.save(&state) {
+    if let Err(e) = store.save(&state) {
         return fail(&format!("{e}; the journal {} keeps what was done", journal_path.display()));
     }
     let _ = std::fs::remove_file(&journal_path);

@@ -292,6 +292,8 @@ struct UnlockArgs {
     /// When to colour diagnostics (never when NO_COLOR is set).
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     color: ColorChoice,
+    #[command(flatten)]
+    cluster: ClusterArgs,
 }
 
 #[derive(clap::Args, Debug)]

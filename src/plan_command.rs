@@ -6,10 +6,12 @@
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use sovereign::plan::{self, Options, saved};
+use sovereign::state::kubernetes::KubernetesState;
+use sovereign::state::store::Store;
 use sovereign::state::{LocalState, StateDocument};
 use sovereign_desired::DesiredState;
 use sovereign_diagnostics::{Format, render};
@@ -29,12 +31,12 @@ pub(crate) fn run(args: &PlanArgs) -> ExitCode {
         args.partial,
         args.prune_data,
         &mut |_| Ok(()),
-        args.cluster.refresh.then_some(&args.cluster),
+        &args.cluster,
     ) {
         Ok(made) => made,
         Err(code) => return code,
     };
-    let Made { plan, basis, desired, state_path, .. } = made;
+    let Made { plan, basis, desired, store, .. } = made;
     let mut stdout = std::io::stdout().lock();
     if let Some(out) = &args.out {
         let text = saved::to_json(&plan, &basis, Some(&desired));
@@ -49,7 +51,7 @@ pub(crate) fn run(args: &PlanArgs) -> ExitCode {
     }
     if !args.json {
         let mut stderr = std::io::stderr();
-        let _ = writeln!(stderr, "state: {}", state_path.display());
+        let _ = writeln!(stderr, "state: {}", store.describe());
         if let Some(out) = &args.out {
             let _ = writeln!(
                 stderr,
@@ -69,7 +71,7 @@ pub(crate) struct Made {
     pub(crate) plan: plan::Plan,
     pub(crate) basis: saved::Basis,
     pub(crate) desired: DesiredState,
-    pub(crate) state_path: PathBuf,
+    pub(crate) store: Store,
     /// The state the plan was made from (refreshed, with `--refresh`).
     pub(crate) state: Option<StateDocument>,
 }
@@ -86,8 +88,8 @@ pub(crate) fn make(
     color: crate::ColorChoice,
     partial: bool,
     prune_data: bool,
-    before_state: &mut dyn FnMut(&Path) -> Result<(), ExitCode>,
-    refresh: Option<&crate::ClusterArgs>,
+    before_state: &mut dyn FnMut(&Store) -> Result<(), ExitCode>,
+    cluster: &crate::ClusterArgs,
 ) -> Result<Made, ExitCode> {
     let config = render_config(color);
     let compiled = load(spec_path, stdlib, config)?;
@@ -99,30 +101,29 @@ pub(crate) fn make(
         let _ = writeln!(stderr, "error: the spec has errors; nothing was planned");
         return Err(ExitCode::from(1));
     };
-    let state_path = match state_location(spec_path, spec, state_override) {
-        Ok(path) => path,
+    let fabric = spec.fabric.name.as_ref().map_or("fabric", |n| &*n.qualified).to_owned();
+    let store = match state_location(spec_path, spec, state_override, cluster) {
+        Ok(store) => store,
         Err(message) => {
             let _ = writeln!(stderr, "error: {message}");
             return Err(ExitCode::from(1));
         }
     };
-    before_state(&state_path)?;
-    let local = LocalState::new(state_path.clone());
-    let state = match local.load() {
+    before_state(&store)?;
+    let state = match store.load() {
         Ok(state) => state,
         Err(e) => {
             let _ = writeln!(stderr, "error: {e}");
             return Err(ExitCode::from(1));
         }
     };
-    let fabric = spec.fabric.name.as_ref().map_or("fabric", |n| &*n.qualified).to_owned();
     if let Some(state) = &state
         && state.fabric != fabric
     {
         let _ = writeln!(
             stderr,
             "error: the state {} is fabric \"{}\"'s, and this spec is fabric \"{fabric}\"'s: give this fabric its own state (`--state FILE`, or `state path=` in the spec)",
-            state_path.display(),
+            store.describe(),
             state.fabric
         );
         return Err(ExitCode::from(1));
@@ -145,7 +146,7 @@ pub(crate) fn make(
         .map(|(_, file)| (file.path.display().to_string(), saved::sha256(&file.text)))
         .collect();
     let mut basis = saved::Basis::new(spec_files, state.as_ref(), prune_data);
-    basis.state_path = state_path.display().to_string();
+    basis.state_path = store.describe();
     basis.contexts = spec
         .sites
         .iter()
@@ -154,40 +155,62 @@ pub(crate) fn make(
         })
         .collect();
     let mut state = state;
-    if let Some(cluster) = refresh {
+    if cluster.refresh {
         let mut refreshed = state.take().unwrap_or_else(|| StateDocument::new(&fabric));
         crate::apply_command::refresh(&mut refreshed, &desired, &basis.contexts, cluster);
         state = Some(refreshed).filter(|s| !s.resources.is_empty() || basis.state.is_some());
     }
     let plan = plan::plan(&fabric, &desired, state.as_ref(), Options { prune_data });
     std::mem::forget(compiled);
-    Ok(Made { plan, basis, desired, state_path, state })
+    Ok(Made { plan, basis, desired, store, state })
 }
 
-/// Where the fabric's state is: `--state`, else the spec's `state path=`
-/// (relative to the root file's folder), else `.sovereign/state.json`
-/// beside the root file.
-pub(crate) fn state_location(spec_path: &Path, spec: &Spec, state_override: Option<&Path>) -> Result<PathBuf, String> {
+/// Where the fabric's state is: `--state FILE`, else the spec's `state`
+/// (`path=` relative to the root file's folder, or `backend="kubernetes"`
+/// in its `site=`'s cluster), else `.sovereign/state.json` beside the root
+/// file.
+pub(crate) fn state_location(
+    spec_path: &Path,
+    spec: &Spec,
+    state_override: Option<&Path>,
+    cluster: &crate::ClusterArgs,
+) -> Result<Store, String> {
     if let Some(path) = state_override {
-        return Ok(path.to_owned());
+        return Ok(Store::Local(LocalState::new(path.to_owned())));
     }
     let root = if spec_path.is_dir() { spec_path.join("fabric.kdl") } else { spec_path.to_owned() };
     let folder = root.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let fabric = spec.fabric.name.as_ref().map_or("fabric", |n| &*n.qualified);
     match &spec.fabric.state {
-        Some(state) if state.backend.value == StateBackend::Kubernetes => Err(
-            "not yet supported: the `kubernetes` state backend needs the Kubernetes driver, which is not built yet; use `state backend=\"local\"` (the default) or `--state FILE` for now"
-                .to_owned(),
-        ),
-        Some(state) => Ok(state.path.as_ref().map_or_else(|| folder.join(".sovereign/state.json"), |p| folder.join(&*p.value))),
-        None => Ok(folder.join(".sovereign/state.json")),
+        Some(state) if state.backend.value == StateBackend::Kubernetes => {
+            let site = state.site.as_ref().map(|site| &spec.sites[site.value]);
+            let context = cluster
+                .context
+                .clone()
+                .or_else(|| site.and_then(|site| site.cluster.as_ref()).map(|c| c.context.value.to_string()));
+            let settings = sovereign_kubernetes::Settings {
+                request_timeout: std::time::Duration::from_secs_f64(cluster.request_timeout.max(0.1)),
+                ..sovereign_kubernetes::Settings::default()
+            };
+            let remote = KubernetesState::connect(fabric, cluster.kubeconfig.as_deref(), context.as_deref(), settings)
+                .map_err(|e| format!("{e} (`--state FILE` keeps the state in a local file instead)"))?;
+            let journal = folder.join(".sovereign").join(format!("{}.kubernetes.journal", remote.fabric));
+            Ok(Store::Kubernetes(Box::new(remote), journal))
+        }
+        Some(state) => {
+            let path =
+                state.path.as_ref().map_or_else(|| folder.join(".sovereign/state.json"), |p| folder.join(&*p.value));
+            Ok(Store::Local(LocalState::new(path)))
+        }
+        None => Ok(Store::Local(LocalState::new(folder.join(".sovereign/state.json")))),
     }
 }
 
 /// `sovereign unlock LOCK_ID`: frees the lock of a run that is gone.
 pub(crate) fn unlock(args: &UnlockArgs) -> ExitCode {
     let mut stderr = std::io::stderr();
-    let state_path = match &args.state {
-        Some(path) => path.clone(),
+    let store = match &args.state {
+        Some(path) => Store::Local(LocalState::new(path.clone())),
         None => {
             let compiled = match load(&args.spec, args.stdlib.as_deref(), render_config(args.color)) {
                 Ok(compiled) => compiled,
@@ -197,8 +220,8 @@ pub(crate) fn unlock(args: &UnlockArgs) -> ExitCode {
                 let _ = writeln!(stderr, "error: the spec has errors, so its state cannot be found; pass --state FILE");
                 return ExitCode::from(1);
             };
-            match state_location(&args.spec, spec, None) {
-                Ok(path) => path,
+            match state_location(&args.spec, spec, None, &args.cluster) {
+                Ok(store) => store,
                 Err(message) => {
                     let _ = writeln!(stderr, "error: {message}");
                     return ExitCode::from(1);
@@ -206,8 +229,7 @@ pub(crate) fn unlock(args: &UnlockArgs) -> ExitCode {
             }
         }
     };
-    let lock = LocalState::new(state_path).lock_path();
-    match sovereign::state::lock::unlock(&lock, &args.lock_id) {
+    match store.unlock(&args.lock_id) {
         Ok(info) => {
             let _ = writeln!(stderr, "freed {info}");
             ExitCode::SUCCESS

@@ -475,3 +475,64 @@ fn e2e_refresh_finds_drift_deletions_and_unrecorded_objects_and_apply_mends_them
         .unwrap();
     assert_eq!(chat["spec"]["replicas"], 1);
 }
+
+#[test]
+fn e2e_the_kubernetes_state_backend_is_shared_and_locked_by_a_lease() {
+    let cluster = cluster(Options::default());
+    let (_tmp, spec) = lab_with_canary_secret();
+    edit(&spec, "state backend=\"local\"", "state backend=\"kubernetes\" site=\"bench\"");
+    let context = current_context(cluster.kubeconfig());
+    let kubeconfig = cluster.kubeconfig().to_str().unwrap();
+    let output = apply(&spec, &cluster, &[]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(!spec.join(".sovereign/state.json").exists(), "no local state file");
+    // A second checkout (another engineer, CI) plans from the same state.
+    let (_tmp2, other) = lab_with_canary_secret();
+    edit(&other, "state backend=\"local\"", "state backend=\"kubernetes\" site=\"bench\"");
+    let output =
+        sovereign(&["plan", other.to_str().unwrap(), "--json", "--kubeconfig", kubeconfig, "--context", &context]);
+    assert!(output.status.success(), "{}", text(&output));
+    let plan: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let pending: Vec<&Value> = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|change| matches!(change["target"].as_str(), Some("k3s" | "helm")) && change["action"] != "no-op")
+        .collect();
+    assert!(pending.is_empty(), "{pending:?}");
+    assert!(plan["basis"]["state_path"].as_str().unwrap().starts_with("kubernetes:"), "{}", plan["basis"]);
+
+    // While one run holds the Lease, another waits, then fails naming it.
+    let Cluster::Double(double, _) = &cluster else {
+        eprintln!("against a real cluster: the lock race is not run (it needs the double's latency)");
+        return;
+    };
+    double.set_latency(Duration::from_millis(30));
+    edit(&spec, "max-model-len 8192", "max-model-len 4096");
+    let args = run_args("apply", spec.to_str().unwrap(), &cluster, &context);
+    let mut first = spawn_quiet(&args);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let lease = || {
+        double
+            .objects()
+            .into_iter()
+            .find(|object| object["kind"] == "Lease" && object["metadata"]["name"] == "lock-lab")
+    };
+    while lease().is_none_or(|lease| lease.pointer("/spec/holderIdentity").is_none()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let second = apply(&other, &cluster, &["--lock-timeout", "0.3"]);
+    assert!(first.wait().unwrap().success());
+    assert_eq!(second.status.code(), Some(1), "{}", text(&second));
+    assert!(text(&second).contains("locked by lock") && text(&second).contains("apply by"), "{}", text(&second));
+    // Released: the Lease names nobody, and the state moved on for everyone.
+    assert!(lease().unwrap().pointer("/spec/holderIdentity").is_none());
+    let state_maps = double
+        .objects()
+        .into_iter()
+        .filter(|object| {
+            object["kind"] == "ConfigMap" && object.pointer("/metadata/labels/sovereign.dev~1state-of").is_some()
+        })
+        .count();
+    assert!(state_maps >= 2, "the index and its chunks");
+}

@@ -46,6 +46,22 @@ impl std::fmt::Display for LockInfo {
     }
 }
 
+impl LockInfo {
+    /// A new lock of this process, for `operation`, leased for `lease`.
+    pub(crate) fn mine(operation: &str, lease: Lease) -> LockInfo {
+        let secs = now();
+        LockInfo {
+            id: random_id()[..16].to_owned(),
+            operation: operation.to_owned(),
+            who: std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into()),
+            host: host(),
+            pid: std::process::id(),
+            started: rfc3339(secs),
+            expires: rfc3339(secs + lease.duration.as_secs()),
+        }
+    }
+}
+
 /// A held lock; released when dropped.
 pub struct StateLock {
     pub info: LockInfo,
@@ -127,16 +143,7 @@ impl StateLock {
         lease: Lease,
         previous: Option<LockInfo>,
     ) -> Result<StateLock, StateError> {
-        let secs = now();
-        let info = LockInfo {
-            id: random_id()[..16].to_owned(),
-            operation: operation.to_owned(),
-            who: std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into()),
-            host: host(),
-            pid: std::process::id(),
-            started: rfc3339(secs),
-            expires: rfc3339(secs + lease.duration.as_secs()),
-        };
+        let info = LockInfo::mine(operation, lease);
         write_info(&file, Some(&info)).map_err(|e| StateError(format!("cannot write the lock: {e}")))?;
         let shared = Arc::new(Shared { file: Mutex::new(file), stop: Mutex::new(false), wake: Condvar::new() });
         let heartbeat = {

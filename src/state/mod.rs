@@ -17,7 +17,9 @@
 //! broke, and a corrupt file is an error that names the backup, never an
 //! empty state (which would plan to create everything again).
 
+pub mod kubernetes;
 pub mod lock;
+pub mod store;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;

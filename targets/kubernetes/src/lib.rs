@@ -21,7 +21,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use kube::api::{
-    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PropagationPolicy, ValidationDirective,
+    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, PropagationPolicy,
+    ValidationDirective,
 };
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::discovery::{ApiResource, Scope};
@@ -229,6 +230,37 @@ impl Cluster {
                 item
             })
             .collect())
+    }
+
+    /// Creates `object`; an object of that name existing already is a
+    /// `Rejected` 409 (not retried: the caller decides).
+    pub async fn create(&self, object: &Value) -> Result<Live, DriverError> {
+        let api = self.api(object).await?;
+        let data: DynamicObject = serde_json::from_value(object.clone()).map_err(|e| DriverError::Rejected {
+            code: 400,
+            reason: "BadRequest".into(),
+            message: e.to_string(),
+            causes: Vec::new(),
+        })?;
+        let params = PostParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PostParams::default() };
+        let created = retry::run_once_written(&self.settings.backoff, || api.create(&params, &data)).await?;
+        Ok(Live::of(serde_json::to_value(created).unwrap_or(Value::Null)))
+    }
+
+    /// Replaces the object if its `metadata.resourceVersion` is still the
+    /// live one: optimistic concurrency (a 409 otherwise, not retried).
+    pub async fn replace(&self, object: &Value) -> Result<Live, DriverError> {
+        let api = self.api(object).await?;
+        let data: DynamicObject = serde_json::from_value(object.clone()).map_err(|e| DriverError::Rejected {
+            code: 400,
+            reason: "BadRequest".into(),
+            message: e.to_string(),
+            causes: Vec::new(),
+        })?;
+        let params = PostParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PostParams::default() };
+        let replaced =
+            retry::run_once_written(&self.settings.backoff, || api.replace(Self::name(object), &params, &data)).await?;
+        Ok(Live::of(serde_json::to_value(replaced).unwrap_or(Value::Null)))
     }
 
     /// Deletes the object named like `object`; true if it was there.

@@ -31,7 +31,26 @@ pub(crate) fn transient(error: &DriverError) -> bool {
     }
 }
 
-pub(crate) async fn run<T, F, Fut>(backoff: &Backoff, mut request: F) -> Result<T, DriverError>
+/// For a write that must not be retried blindly once it may have landed
+/// (a create, a replace with a resourceVersion): a 409 is the caller's to
+/// judge, not a transient failure.
+pub(crate) async fn run_once_written<T, F, Fut>(backoff: &Backoff, request: F) -> Result<T, DriverError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, kube::Error>>,
+{
+    run_with(backoff, request, false).await
+}
+
+pub(crate) async fn run<T, F, Fut>(backoff: &Backoff, request: F) -> Result<T, DriverError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, kube::Error>>,
+{
+    run_with(backoff, request, true).await
+}
+
+async fn run_with<T, F, Fut>(backoff: &Backoff, mut request: F, retry_conflicts: bool) -> Result<T, DriverError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, kube::Error>>,
@@ -44,7 +63,8 @@ where
             Err(error) => {
                 let too_many = matches!(&error, kube::Error::Api(status) if status.code == 429);
                 let (error, _) = classify(error);
-                if !transient(&error) || attempt >= backoff.attempts {
+                let conflict = matches!(error, DriverError::Rejected { code: 409, .. });
+                if !transient(&error) || (conflict && !retry_conflicts) || attempt >= backoff.attempts {
                     return Err(error);
                 }
                 // kube-rs does not hand over the Retry-After header; a 429
