@@ -283,7 +283,7 @@ async fn run_step(
             {
                 return outcome;
             }
-            match journal.deleted(id).await {
+            match journal.deleted(id) {
                 Ok(()) => Outcome::Deleted,
                 Err(why) => Outcome::Failed(format!("the journal: {why}")),
             }
@@ -328,7 +328,7 @@ async fn run_step(
             // An apply that changed nothing (a rerun after a crash) starts no new Job.
             let stale_job = stale_job.filter(|(generation, _)| *generation != live.generation).map(|(_, uid)| uid);
             let recorded = Live { uid: Some(live.uid.clone()), resource_version: Some(live.resource_version.clone()) };
-            if let Err(why) = journal.applied(&step.planned, &recorded).await {
+            if let Err(why) = journal.applied(&step.planned, &recorded) {
                 return Outcome::Failed(format!("the journal: {why}"));
             }
             if step.planned.patch {

@@ -163,6 +163,10 @@ impl ApiDouble {
         if let Ok(mut current) = self.trouble.lock() {
             *current = trouble;
         }
+        // New trouble may change what the stand-in writes: look again.
+        if let Ok(mut store) = self.shared.store.lock() {
+            store.settled_at = None;
+        }
     }
 
     pub fn requests(&self) -> u64 {

@@ -27,9 +27,24 @@ const MANAGER: &str = "kube-controller-manager";
 /// One pass over the cluster; returns whether it wrote anything.
 pub fn tick(store: &mut Store, trouble: &Trouble) -> bool {
     let before = store.revision();
+    if store.settled_at == Some(before) {
+        return false;
+    }
     finalize_namespaces(store);
     collect_garbage(store);
-    let keys: Vec<Key> = store.objects.keys().cloned().collect();
+    // Only the kinds something acts on are looked at (a cluster of
+    // ConfigMaps costs nothing per tick).
+    let acted_on = |key: &Key| {
+        matches!(
+            (key.0.as_str(), key.1.as_str()),
+            ("apiextensions.k8s.io", "customresourcedefinitions")
+                | ("apps", "deployments" | "statefulsets" | "daemonsets")
+                | ("batch", "jobs")
+                | ("helm.cattle.io", "helmcharts")
+                | ("", "services")
+        )
+    };
+    let keys: Vec<Key> = store.objects.keys().filter(|key| acted_on(key)).cloned().collect();
     for key in keys {
         let Some(object) = store.objects.get(&key).cloned() else { continue };
         if object.pointer("/metadata/deletionTimestamp").is_some() {
@@ -44,7 +59,10 @@ pub fn tick(store: &mut Store, trouble: &Trouble) -> bool {
             _ => {}
         }
     }
-    store.revision() != before
+    let changed = store.revision() != before;
+    // Nothing changed since a pass that wrote nothing: the next one would not either.
+    store.settled_at = (!changed).then_some(before);
+    changed
 }
 
 fn write_status(store: &mut Store, key: &Key, object: &Value, status: Value) {

@@ -23,6 +23,8 @@ pub struct Store {
     uids: u64,
     /// Seconds since the double started, for timestamps.
     pub started: std::time::Instant,
+    /// The revision at which the stand-in last found nothing to do.
+    pub settled_at: Option<u64>,
 }
 
 /// Which part of an object a write is for.
@@ -47,6 +49,7 @@ impl Store {
             revision: 1,
             uids: 0,
             started: std::time::Instant::now(),
+            settled_at: None,
         }
     }
 
