@@ -13,13 +13,14 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use sovereign::apply::journal::{self, ApplyJournal, Replayed};
+use sovereign::apply::refresh::{Refreshed, Wanted};
 use sovereign::apply::{self, Clusters, Event, Interrupt, Op, Outcome, Step};
 use sovereign::plan::saved::{self, Planned};
 use sovereign::plan::{self, Action};
 use sovereign::state::kubernetes::KubernetesState;
 use sovereign::state::store::{Held, Store};
 use sovereign::state::{LocalState, StateDocument};
-use sovereign_desired::{DesiredState, ResourceId, Target};
+use sovereign_desired::{ResourceId, Target};
 
 use crate::plan_command::{Made, make};
 use crate::{ApplyArgs, ClusterArgs, DestroyArgs, RunArgs};
@@ -103,6 +104,36 @@ fn apply_saved(args: &ApplyArgs) -> ExitCode {
     }
     if store.journal_path().exists() {
         return fail("an interrupted apply left its journal: run `sovereign apply SPEC` to finish it, then plan again");
+    }
+    // Live drift since the plan: what it recorded is no longer what runs.
+    if let Some(state) = &state {
+        let wanted: Vec<Wanted<'_>> =
+            saved.desired.iter().map(|p| Wanted { id: &p.id, body: p.body.get(), patch: p.patch }).collect();
+        let mut live = state.clone();
+        if let Some(found) = refresh(&mut live, &wanted, &saved.basis.contexts, &run.cluster) {
+            let mut since: Vec<String> = found
+                .drifted
+                .iter()
+                .map(|(id, paths)| format!("{id}: {} changed outside sovereign", paths.join(", ")))
+                .collect();
+            since.extend(found.gone.iter().map(|id| format!("{id} was deleted outside sovereign")));
+            since.extend(
+                found.orphans.iter().map(|id| format!("{id} carries the fabric's label and no state records it")),
+            );
+            if !since.is_empty() {
+                let mut stderr = std::io::stderr();
+                let _ = writeln!(
+                    stderr,
+                    "error: the plan {} is stale, so it is not applied: the clusters changed since",
+                    args.input.display()
+                );
+                for why in since {
+                    let _ = writeln!(stderr, "  - {why}");
+                }
+                let _ = writeln!(stderr, "make a new plan (`sovereign plan SPEC --refresh -o FILE`) and apply that");
+                return ExitCode::from(1);
+            }
+        }
     }
     if !saved.has_changes {
         let _ = writeln!(std::io::stderr(), "the plan {} has no changes: nothing to apply", args.input.display());
@@ -511,22 +542,22 @@ async fn connect<'a>(
 /// ([`sovereign::apply::refresh`]), and what changed said on stderr.
 pub(crate) fn refresh(
     state: &mut StateDocument,
-    desired: &DesiredState,
+    desired: &[Wanted<'_>],
     contexts: &BTreeMap<String, String>,
     cluster: &ClusterArgs,
-) {
+) -> Option<Refreshed> {
     let mut stderr = std::io::stderr();
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             let _ = writeln!(stderr, "warning: not refreshed: cannot start the runtime: {e}");
-            return;
+            return None;
         }
     };
     let sites: std::collections::BTreeSet<Arc<str>> = state
         .resources
         .keys()
-        .chain(desired.resources.keys())
+        .chain(desired.iter().map(|wanted| wanted.id))
         .filter(|id| id.target == Target::K3s)
         .map(|id| Arc::clone(&id.site))
         .collect();
@@ -553,6 +584,7 @@ pub(crate) fn refresh(
         found.gone.len(),
         found.orphans.len()
     );
+    Some(found)
 }
 
 pub(crate) fn op_word(op: Op) -> &'static str {

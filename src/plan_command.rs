@@ -157,7 +157,8 @@ pub(crate) fn make(
     let mut state = state;
     if cluster.refresh {
         let mut refreshed = state.take().unwrap_or_else(|| StateDocument::new(&fabric));
-        crate::apply_command::refresh(&mut refreshed, &desired, &basis.contexts, cluster);
+        let wanted = sovereign::apply::refresh::wanted(&desired);
+        crate::apply_command::refresh(&mut refreshed, &wanted, &basis.contexts, cluster);
         state = Some(refreshed).filter(|s| !s.resources.is_empty() || basis.state.is_some());
     }
     let plan = plan::plan(&fabric, &desired, state.as_ref(), Options { prune_data });

@@ -418,6 +418,12 @@ fn e2e_refresh_finds_drift_deletions_and_unrecorded_objects_and_apply_mends_them
     // Defaulted fields (cluster IPs, namespace labels, container defaults) and status are not drift.
     assert_eq!(plan_refresh(&spec).0, Vec::<(String, String)>::new());
 
+    // A plan saved now goes stale when the clusters change under it.
+    edit(&spec, "max-model-len 8192", "max-model-len 4096");
+    let saved = spec.parent().unwrap().join("saved.plan");
+    let output = sovereign(&["plan", spec.to_str().unwrap(), "-o", saved.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output));
+
     // Someone scales a serve by hand, deletes a policy, and leaves an object with the fabric's label.
     let scaled = serde_json::json!({"spec": {"replicas": 3}});
     assert_eq!(
@@ -451,6 +457,24 @@ fn e2e_refresh_finds_drift_deletions_and_unrecorded_objects_and_apply_mends_them
         "{said}"
     );
     assert!(said.contains("spec.replicas changed outside sovereign"), "{said}");
+    let output = sovereign(&[
+        "apply",
+        saved.to_str().unwrap(),
+        "--kubeconfig",
+        cluster.kubeconfig().to_str().unwrap(),
+        "--context",
+        &context,
+        "--target",
+        "k3s",
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        text(&output).contains("the clusters changed since")
+            && text(&output).contains("chat-gpu-01: spec.replicas changed"),
+        "{}",
+        text(&output)
+    );
+    edit(&spec, "max-model-len 4096", "max-model-len 8192");
     // The plan without --refresh trusts the state and sees nothing.
     assert_eq!(k3s_changes(&spec), Vec::<(String, String)>::new());
 

@@ -37,7 +37,21 @@ pub struct Refreshed {
 /// Requests in flight at once while reading back.
 const READS: usize = 16;
 
-pub async fn refresh(state: &mut StateDocument, desired: &DesiredState, clusters: &Clusters) -> Refreshed {
+/// A desired resource, as refresh needs it: a build's or a saved plan's.
+#[derive(Clone, Copy)]
+pub struct Wanted<'a> {
+    pub id: &'a ResourceId,
+    pub body: &'a str,
+    pub patch: bool,
+}
+
+/// A build's resources as [`Wanted`].
+#[must_use]
+pub fn wanted(desired: &DesiredState) -> Vec<Wanted<'_>> {
+    desired.resources.values().map(|r| Wanted { id: &r.id, body: &r.json, patch: r.patch }).collect()
+}
+
+pub async fn refresh(state: &mut StateDocument, desired: &[Wanted<'_>], clusters: &Clusters) -> Refreshed {
     let mut found = Refreshed::default();
     let recorded: Vec<(ResourceId, Value)> = state
         .resources
@@ -99,17 +113,16 @@ pub async fn refresh(state: &mut StateDocument, desired: &DesiredState, clusters
 /// state record or desired resource names.
 async fn orphans(
     state: &mut StateDocument,
-    desired: &DesiredState,
+    desired: &[Wanted<'_>],
     clusters: &Clusters,
     found: &mut Refreshed,
     unreachable: &mut BTreeSet<String>,
 ) {
     let mut kinds: BTreeSet<(String, String)> = BTreeSet::new();
     let bodies = desired
-        .resources
-        .values()
-        .filter(|resource| resource.id.target == Target::K3s && !resource.patch)
-        .filter_map(|resource| serde_json::from_str::<Value>(&resource.json).ok());
+        .iter()
+        .filter(|wanted| wanted.id.target == Target::K3s && !wanted.patch)
+        .filter_map(|wanted| serde_json::from_str::<Value>(wanted.body).ok());
     let recorded = state
         .resources
         .iter()
@@ -120,7 +133,7 @@ async fn orphans(
         kinds.insert((text("apiVersion"), text("kind")));
     }
     let selector = format!("sovereign.dev/fabric={}", state.fabric);
-    let known: HashMap<&ResourceId, ()> = desired.resources.keys().map(|id| (id, ())).collect();
+    let known: HashMap<&ResourceId, ()> = desired.iter().map(|wanted| (wanted.id, ())).collect();
     let mut sites: Vec<(&Arc<str>, &Arc<sovereign_kubernetes::Cluster>)> =
         clusters.iter().filter_map(|(site, cluster)| Some((site, cluster.as_ref().ok()?))).collect();
     sites.sort_by_key(|(site, _)| Arc::clone(site));
