@@ -74,7 +74,13 @@ fn steps(layers: usize, width: usize) -> Vec<Step> {
                 content_sha256: sha256(&text),
                 body: RawValue::from_string(text.clone()).unwrap(),
             };
-            steps.push(Step { op: Op::Apply, planned, object: serde_json::from_str(&text).unwrap(), after: depends });
+            steps.push(Step {
+                op: Op::Apply,
+                planned,
+                object: serde_json::from_str(&text).unwrap(),
+                after: depends,
+                makes: None,
+            });
         }
     }
     steps

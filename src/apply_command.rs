@@ -20,7 +20,7 @@ use sovereign::plan::{self, Action};
 use sovereign::state::kubernetes::KubernetesState;
 use sovereign::state::store::{Held, Store};
 use sovereign::state::{LocalState, StateDocument};
-use sovereign_desired::{ResourceId, Target};
+use sovereign_desired::{ApplySecret, ResourceId, Target};
 
 use crate::plan_command::{Made, make};
 use crate::{ApplyArgs, ClusterArgs, DestroyArgs, RunArgs};
@@ -52,20 +52,15 @@ pub(crate) fn apply(args: &ApplyArgs) -> ExitCode {
         },
         &run.cluster,
     );
-    let (Ok(Made { plan, basis, desired, store, state }), Some(lock)) = (made, lock) else {
+    let (Ok(Made { plan, basis, mut desired, store, state }), Some(lock)) = (made, lock) else {
         return ExitCode::from(1);
     };
-    for what in &desired.at_apply {
-        let _ = writeln!(
-            std::io::stderr(),
-            "warning: not yet supported: apply does not create what the build leaves to it yet, so create it by hand before the workloads that read it start: {what}"
-        );
-    }
+    let secrets = std::mem::take(&mut desired.secrets);
     let desired: Vec<Planned> = desired.resources.values().map(Planned::of).collect();
     let deletes: Vec<ResourceId> =
         plan.changes.iter().filter(|c| c.action == Action::Delete).map(|c| c.id.clone()).collect();
     let text = plan::render::human(&plan);
-    execute(run, &store, state, &basis.contexts, &plan, desired, &deletes, Some(&text), "apply", lock)
+    execute(run, &store, state, &basis.contexts, &plan, desired, &secrets, &deletes, Some(&text), "apply", lock)
 }
 
 fn apply_saved(args: &ApplyArgs) -> ExitCode {
@@ -141,7 +136,19 @@ fn apply_saved(args: &ApplyArgs) -> ExitCode {
     }
     let changes = saved_changes(&saved.fabric, &saved.desired, &saved.deletes, state.as_ref());
     let desired = saved.desired;
-    execute(run, &store, state, &saved.basis.contexts, &changes, desired, &saved.deletes, None, "apply", lock)
+    execute(
+        run,
+        &store,
+        state,
+        &saved.basis.contexts,
+        &changes,
+        desired,
+        &saved.secrets,
+        &saved.deletes,
+        None,
+        "apply",
+        lock,
+    )
 }
 
 /// The store a saved plan names: `--state FILE`, its state file, or the
@@ -237,7 +244,7 @@ pub(crate) fn destroy(args: &DestroyArgs) -> ExitCode {
         plan.changes.iter().filter(|c| c.action == Action::Delete).map(|c| c.id.clone()).collect();
     let text = plan::render::human(&plan);
     let plan_state = Some(state);
-    execute(run, &store, plan_state, &basis.contexts, &plan, Vec::new(), &deletes, Some(&text), "destroy", lock)
+    execute(run, &store, plan_state, &basis.contexts, &plan, Vec::new(), &[], &deletes, Some(&text), "destroy", lock)
 }
 
 /// The state's lock, taken, and a journal an interrupted run left, replayed.
@@ -315,6 +322,7 @@ fn execute(
     contexts: &BTreeMap<String, String>,
     plan: &plan::Plan,
     desired: Vec<Planned>,
+    secrets: &[ApplySecret],
     deletes: &[ResourceId],
     shown: Option<&str>,
     operation: &str,
@@ -384,7 +392,7 @@ fn execute(
     if let Err(e) = store.save(&state) {
         return fail(&e.to_string());
     }
-    let steps = steps(&wanted, desired, deletes, &state);
+    let steps = steps(&wanted, desired, secrets, deletes, &state);
     let journal_path = store.journal_path();
     if let Some(parent) = journal_path.parent() {
         let _ = std::fs::create_dir_all(parent);
@@ -432,6 +440,8 @@ fn execute(
             (Op::Delete, Outcome::Deleted) => {
                 state.resources.remove(&step.planned.id);
             }
+            // Made at apply time, not part of the build: nothing to record.
+            (Op::Secret, _) => {}
             (_, Outcome::Applied(live)) => state.record(&step.planned, Some(live.clone()), now),
             (Op::Carried, Outcome::Carried) => state.record(&step.planned, None, now),
             _ => {}
@@ -451,6 +461,7 @@ fn execute(
 fn steps(
     wanted: &HashMap<&ResourceId, Action>,
     desired: Vec<Planned>,
+    secrets: &[ApplySecret],
     deletes: &[ResourceId],
     state: &StateDocument,
 ) -> Vec<Step> {
@@ -465,10 +476,12 @@ fn steps(
         };
         let object: Value = serde_json::from_str(planned.body.get()).unwrap_or(Value::Null);
         index.insert(planned.id.clone(), steps.len());
-        steps.push(Step { op, planned, object, after: Vec::new() });
+        steps.push(Step { op, planned, object, after: Vec::new(), makes: None });
     }
+    let built = steps.len();
+    add_secrets(&mut steps, secrets, &state.fabric);
     let applies = steps.len();
-    for step in 0..applies {
+    for step in 0..built {
         let mut after: Vec<usize> =
             steps[step].planned.depends_on.iter().filter_map(|id| index.get(id).copied()).collect();
         // Helm values are done with the HelmChart that carries them.
@@ -482,6 +495,7 @@ fn steps(
             });
             after.extend(chart);
         }
+        after.extend(std::mem::take(&mut steps[step].after));
         after.sort_unstable();
         after.dedup();
         steps[step].after = after;
@@ -499,7 +513,7 @@ fn steps(
         let op = if id.target == Target::Helm { Op::Carried } else { Op::Delete };
         let object: Value = serde_json::from_str(record.applied.get()).unwrap_or(Value::Null);
         index.insert(id.clone(), steps.len());
-        steps.push(Step { op, planned, object, after: Vec::new() });
+        steps.push(Step { op, planned, object, after: Vec::new(), makes: None });
     }
     // A delete waits for every apply, and for the deletes of what depends on it.
     for step in applies..steps.len() {
@@ -509,6 +523,53 @@ fn steps(
         steps[step].after = after;
     }
     steps
+}
+
+/// The Secrets apply makes, on the sites this run touches: each after its
+/// namespace, and before everything in that namespace (and the HelmCharts
+/// installing into it). Their `after` is final; the others' is merged.
+fn add_secrets(steps: &mut Vec<Step>, secrets: &[ApplySecret], fabric: &str) {
+    let built = steps.len();
+    let sites: std::collections::BTreeSet<Arc<str>> = steps
+        .iter()
+        .filter(|step| step.planned.id.target == Target::K3s)
+        .map(|step| Arc::clone(&step.planned.id.site))
+        .collect();
+    for secret in secrets.iter().filter(|secret| sites.contains(&secret.site)) {
+        let object = sovereign::apply::secrets::identity(secret, fabric);
+        let text = object.to_string();
+        let Ok(body) = serde_json::value::RawValue::from_string(text.clone()) else { continue };
+        let id = ResourceId {
+            target: Target::K3s,
+            site: Arc::clone(&secret.site),
+            kind: "Secret".into(),
+            namespace: Some(Arc::clone(&secret.namespace)),
+            name: Arc::clone(&secret.name),
+        };
+        let namespace = (0..built).filter(|&step| {
+            let other = &steps[step].planned.id;
+            other.site == secret.site && &*other.kind == "Namespace" && other.name == secret.namespace
+        });
+        let after: Vec<usize> = namespace.collect();
+        let planned = Planned {
+            id,
+            declaration: None,
+            patch: false,
+            depends_on: Vec::new(),
+            content_sha256: saved::sha256(&text),
+            body,
+        };
+        let index = steps.len();
+        steps.push(Step { op: Op::Secret, planned, object, after, makes: Some(secret.clone()) });
+        for step in steps.iter_mut().take(built) {
+            let reads =
+                |pointer: &str| step.object.pointer(pointer).and_then(Value::as_str) == Some(&*secret.namespace);
+            let inside = reads("/metadata/namespace") || reads("/spec/targetNamespace");
+            if inside && step.planned.id.site == secret.site && &*step.planned.id.kind != "Namespace" {
+                step.after.push(index);
+            }
+        }
+    }
 }
 
 async fn connect<'a>(
@@ -593,6 +654,7 @@ pub(crate) fn op_word(op: Op) -> &'static str {
         Op::Replace => "replace",
         Op::Delete => "delete",
         Op::Carried => "carried",
+        Op::Secret => "secret",
     }
 }
 
@@ -609,8 +671,12 @@ pub(crate) fn outcome_words(outcome: &Outcome) -> (&'static str, Option<&str>) {
 
 fn summary(steps: &[Step], outcomes: &[Outcome], operation: &str, json: bool) -> ExitCode {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for outcome in outcomes {
-        *counts.entry(outcome_words(outcome).0).or_default() += 1;
+    for (step, outcome) in steps.iter().zip(outcomes) {
+        let word = match (step.op, outcome) {
+            (Op::Secret, Outcome::Applied(_)) => "secrets made",
+            _ => outcome_words(outcome).0,
+        };
+        *counts.entry(word).or_default() += 1;
     }
     let all_done = outcomes.iter().all(Outcome::done);
     if json {

@@ -32,16 +32,27 @@ impl Cluster {
 
     /// Sends one request as another client would (not as sovereign); the status code.
     fn request(&self, method: &str, path: &str, content_type: &str, body: &Value) -> u16 {
+        self.exchange(method, path, content_type, body).0
+    }
+
+    /// The object at an API path, if it exists.
+    fn get(&self, path: &str) -> Option<Value> {
+        let (status, body) = self.exchange("GET", path, "application/json", &Value::Null);
+        (status == 200).then(|| serde_json::from_str(&body).unwrap())
+    }
+
+    fn exchange(&self, method: &str, path: &str, content_type: &str, body: &Value) -> (u16, String) {
         match self {
             Cluster::Double(double, _) => {
                 use std::io::{Read as _, Write as _};
                 let address = double.url().trim_start_matches("http://").to_owned();
                 let mut stream = std::net::TcpStream::connect(address).unwrap();
-                let body = body.to_string();
+                let body = if body.is_null() { String::new() } else { body.to_string() };
                 write!(stream, "{method} {path} HTTP/1.1\r\nHost: double\r\nUser-Agent: kubectl/v1.34\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
                 let mut answer = String::new();
                 stream.read_to_string(&mut answer).unwrap();
-                answer.split_whitespace().nth(1).unwrap().parse().unwrap()
+                let status = answer.split_whitespace().nth(1).unwrap().parse().unwrap();
+                (status, answer.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default())
             }
             Cluster::Real(kubeconfig) => {
                 let spec =
@@ -51,7 +62,9 @@ impl Cluster {
                     .args(["request", kubeconfig.to_str().unwrap(), &spec.to_string()])
                     .output()
                     .unwrap();
-                String::from_utf8_lossy(&output.stdout).trim().parse().unwrap()
+                let text = String::from_utf8_lossy(&output.stdout).into_owned();
+                let (status, body) = text.split_once('\n').unwrap_or((&text, ""));
+                (status.trim().parse().unwrap(), body.to_owned())
             }
         }
     }
@@ -559,4 +572,92 @@ fn e2e_the_kubernetes_state_backend_is_shared_and_locked_by_a_lease() {
         })
         .count();
     assert!(state_maps >= 2, "the index and its chunks");
+}
+
+#[test]
+fn e2e_apply_makes_the_secrets_a_build_cannot_hold_and_never_shows_them() {
+    let cluster = cluster(Options::default());
+    let (_tmp, spec) = lab_with_canary_secret();
+    // The collector's export token comes from the environment: the canary.
+    edit(
+        &spec,
+        "export \"otlp\" endpoint=\"http://lgtm.observability.svc.cluster.local:4318\"",
+        "export \"otlp\" endpoint=\"http://lgtm.observability.svc.cluster.local:4318\" token=\"canary\"",
+    );
+    let saved = spec.parent().unwrap().join("saved.plan");
+    let output = sovereign(&["plan", spec.to_str().unwrap(), "-o", saved.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output));
+    let context = current_context(cluster.kubeconfig());
+    let output = sovereign(&[
+        "apply",
+        saved.to_str().unwrap(),
+        "--kubeconfig",
+        cluster.kubeconfig().to_str().unwrap(),
+        "--context",
+        &context,
+        "--target",
+        "k3s",
+        "--timeout-scale",
+        "0.2",
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    let said = text(&output);
+
+    let data = |path: &str, key: &str| {
+        let secret = cluster.get(path).unwrap_or_else(|| panic!("{path} exists"));
+        secret["data"][key].as_str().unwrap_or_else(|| panic!("{path} has {key}")).to_owned()
+    };
+    // base64("canary-7f3a91c0de")
+    assert_eq!(data("/api/v1/namespaces/lab-autopilot/secrets/sovereign-canary", "value"), "Y2FuYXJ5LTdmM2E5MWMwZGU=");
+    let password = data("/api/v1/namespaces/lab-metabolism/secrets/metabolism-postgresql", "password");
+    assert_eq!(password.len(), 88, "64 hex characters, in base64");
+    let api_key = data("/api/v1/namespaces/lab-kinetic/secrets/notes-api-key", "api-key");
+
+    // Generated values are made once: another apply keeps them.
+    edit(&spec, "max-model-len 8192", "max-model-len 4096");
+    let output = apply(&spec, &cluster, &[]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(data("/api/v1/namespaces/lab-metabolism/secrets/metabolism-postgresql", "password"), password);
+    assert_eq!(data("/api/v1/namespaces/lab-kinetic/secrets/notes-api-key", "api-key"), api_key);
+    // Not strays for refresh, and in no plan.
+    let output = sovereign(&[
+        "plan",
+        spec.to_str().unwrap(),
+        "--refresh",
+        "--kubeconfig",
+        cluster.kubeconfig().to_str().unwrap(),
+        "--context",
+        &context,
+    ]);
+    assert!(text(&output).contains("0 unrecorded"), "{}", text(&output));
+
+    // No value anywhere: outputs, the saved plan, the state.
+    let state = std::fs::read_to_string(spec.join(".sovereign/state.json")).unwrap();
+    let plan_file = std::fs::read_to_string(&saved).unwrap();
+    for (what, text) in [
+        ("apply output", said.as_str()),
+        ("later output", &text(&output)),
+        ("state", &state),
+        ("saved plan", &plan_file),
+    ] {
+        assert!(
+            !text.contains(CANARY) && !text.contains("Y2FuYXJ5LTdmM2E5MWMwZGU") && !text.contains(&password),
+            "{what}"
+        );
+    }
+    assert!(!spec.join(".sovereign/state.json.journal").exists());
+
+    // A missing source fails its step by name, and the rest goes on.
+    edit(&spec, "max-model-len 4096", "max-model-len 2048");
+    let context2 = context.clone();
+    let mut args = run_args("apply", spec.to_str().unwrap(), &cluster, &context2);
+    args.push("--json");
+    let output = Command::new(env!("CARGO_BIN_EXE_sovereign"))
+        .args(&args)
+        .env_remove("SOVEREIGN_TEST_CANARY")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output).contains("the environment has no SOVEREIGN_TEST_CANARY"), "{}", text(&output));
 }

@@ -13,6 +13,7 @@
 
 pub mod journal;
 pub mod refresh;
+pub mod secrets;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -42,6 +43,8 @@ pub enum Op {
     /// Carried by another step (Helm values inside their HelmChart): done
     /// when that step is.
     Carried,
+    /// A Secret apply makes ([`secrets`]): its value never in the step.
+    Secret,
 }
 
 pub struct Step {
@@ -52,6 +55,8 @@ pub struct Step {
     pub object: Value,
     /// Steps (indices) that must be done before this one starts.
     pub after: Vec<usize>,
+    /// For [`Op::Secret`]: what to make.
+    pub makes: Option<sovereign_desired::ApplySecret>,
 }
 
 #[derive(Clone, Debug)]
@@ -267,6 +272,16 @@ async fn run_step(
     }
     match step.op {
         Op::Carried => Outcome::Carried,
+        Op::Secret => {
+            let Some(secret) = &step.makes else { return Outcome::Failed("a Secret step without its Secret".into()) };
+            let held = permits().await;
+            let made = secrets::make(cluster, secret, &step.object).await;
+            drop(held);
+            match made {
+                Ok(()) => Outcome::Applied(Live::default()),
+                Err(why) => Outcome::Failed(why),
+            }
+        }
         Op::Delete => {
             let held = permits().await;
             let result = if step.planned.patch {

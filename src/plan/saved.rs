@@ -11,7 +11,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
-use sovereign_desired::{DesiredState, ResourceId};
+use sovereign_desired::{ApplySecret, DesiredState, ResourceId, SecretValue};
 
 use super::{Action, Plan, fields::FieldChange, impact::Impact};
 use crate::state::IdParts;
@@ -137,6 +137,58 @@ struct PlanJson<'a> {
     impact: &'a Impact,
     #[serde(skip_serializing_if = "Option::is_none")]
     desired: Option<Vec<DesiredJson<'a>>>,
+    /// The Secrets apply makes (where their values come from, never a value).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secrets: Option<Vec<SecretJson>>,
+}
+
+/// An [`ApplySecret`] in a saved plan.
+#[derive(Serialize, Deserialize)]
+struct SecretJson {
+    site: String,
+    namespace: String,
+    name: String,
+    key: String,
+    /// `random`, `env:VARIABLE` or `file:PATH`.
+    value: String,
+}
+
+impl SecretJson {
+    fn of(secret: &ApplySecret) -> SecretJson {
+        let value = match &secret.value {
+            SecretValue::Random => "random".to_owned(),
+            SecretValue::Env(variable) => format!("env:{variable}"),
+            SecretValue::File(path) => format!("file:{path}"),
+        };
+        SecretJson {
+            site: secret.site.to_string(),
+            namespace: secret.namespace.to_string(),
+            name: secret.name.to_string(),
+            key: secret.key.to_string(),
+            value,
+        }
+    }
+
+    fn into_secret(self) -> Result<ApplySecret, String> {
+        let value = match self.value.split_once(':') {
+            _ if self.value == "random" => SecretValue::Random,
+            Some(("env", variable)) => SecretValue::Env(variable.to_owned()),
+            Some(("file", path)) => SecretValue::File(path.to_owned()),
+            _ => {
+                return Err(format!(
+                    "the secret {}/{} has an unknown source `{}`",
+                    self.namespace, self.name, self.value
+                ));
+            }
+        };
+        Ok(ApplySecret {
+            site: self.site.into(),
+            namespace: self.namespace.into(),
+            name: self.name.into(),
+            key: self.key.into(),
+            value,
+        })
+    }
 }
 
 /// A body apply sends, as the build made it.
@@ -176,6 +228,7 @@ pub fn to_json(plan: &Plan, basis: &Basis, desired: Option<&DesiredState>) -> St
             data_loss: c.data_loss,
         })
         .collect();
+    let secrets: Option<Vec<SecretJson>> = desired.map(|desired| desired.secrets.iter().map(SecretJson::of).collect());
     let desired = desired.map(|desired| {
         plan.changes
             .iter()
@@ -203,6 +256,7 @@ pub fn to_json(plan: &Plan, basis: &Basis, desired: Option<&DesiredState>) -> St
         has_changes: plan.has_changes(),
         changes,
         impact: &plan.impact,
+        secrets,
         desired,
     };
     serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
@@ -218,6 +272,8 @@ pub struct SavedPlan {
     pub desired: Vec<Planned>,
     /// What to delete, in order.
     pub deletes: Vec<ResourceId>,
+    /// The Secrets apply makes.
+    pub secrets: Vec<ApplySecret>,
 }
 
 /// A resource of a saved plan, as the build made it: its body byte for
@@ -261,6 +317,8 @@ struct StoredPlan<'a> {
     changes: Vec<StoredChange<'a>>,
     #[serde(borrow)]
     desired: Option<Vec<StoredPlanned<'a>>>,
+    #[serde(default)]
+    secrets: Vec<SecretJson>,
 }
 
 #[derive(Deserialize)]
@@ -330,7 +388,16 @@ pub fn read(path: &Path) -> Result<SavedPlan, String> {
             deletes.push(change.parts.into_id().map_err(|e| not(&e))?);
         }
     }
-    Ok(SavedPlan { fabric: stored.fabric, basis: stored.basis, has_changes: stored.has_changes, desired, deletes })
+    let secrets =
+        stored.secrets.into_iter().map(SecretJson::into_secret).collect::<Result<_, _>>().map_err(|e| not(&e))?;
+    Ok(SavedPlan {
+        fabric: stored.fabric,
+        basis: stored.basis,
+        has_changes: stored.has_changes,
+        desired,
+        deletes,
+        secrets,
+    })
 }
 
 #[cfg(test)]

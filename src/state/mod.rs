@@ -62,7 +62,7 @@ pub struct Record {
     pub applied_at: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Live {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub uid: Option<String>,

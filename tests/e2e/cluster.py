@@ -2,7 +2,7 @@
 
     python3 cluster.py prepare KUBECONFIG CRD_DIR    CRDs (waited for), namespace gpu-operator, node gpu-01
     python3 cluster.py labelled KUBECONFIG FABRIC    every object labelled sovereign.dev/fabric=FABRIC, as JSON
-    python3 cluster.py request KUBECONFIG JSON       one request {"method", "path", "content_type", "body"}; prints the status
+    python3 cluster.py request KUBECONFIG JSON       one request {"method", "path", "content_type", "body"}; prints the status, then the body
 
 Needs only the API server: no kubelet, no controllers.
 """
@@ -59,11 +59,13 @@ def labelled(api_client, fabric):
 def request(api_client, argument):
     spec = json.loads(argument)
     try:
-        api_client.call_api(spec["path"], spec["method"], header_params={"Content-Type": spec["content_type"]},
-                            body=spec.get("body"), auth_settings=["BearerToken"], _preload_content=False)
-        print(200)
+        response = api_client.call_api(spec["path"], spec["method"], header_params={"Content-Type": spec["content_type"]},
+                                       body=spec.get("body"), auth_settings=["BearerToken"], _preload_content=False)
+        print(response[1])
+        print(response[0].data.decode())
     except ApiException as e:
         print(e.status)
+        print(e.body.decode() if isinstance(e.body, bytes) else (e.body or ""))
 
 
 def main():

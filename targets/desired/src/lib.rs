@@ -248,9 +248,34 @@ pub struct DesiredState {
     /// value comes from the environment, a generated API key): said, so
     /// that nobody mistakes the build for everything the cluster needs.
     pub at_apply: Vec<String>,
+    /// The Secrets behind the `at_apply` notes, for apply to make: never
+    /// with a value (it is generated or read when apply runs).
+    pub secrets: Vec<ApplySecret>,
     /// Where the output depends on something outside the spec (a chart
     /// version, a GPU Operator setting, a secret store): warnings.
     pub assumptions: Vec<String>,
+}
+
+/// A Secret that apply makes, because a build cannot hold its value.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ApplySecret {
+    pub site: Arc<str>,
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
+    /// The key of `data` the workloads read.
+    pub key: Arc<str>,
+    pub value: SecretValue,
+}
+
+/// Where an [`ApplySecret`]'s value comes from.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SecretValue {
+    /// 32 random bytes, hex: made once, never replaced (a password).
+    Random,
+    /// The applying process's environment variable.
+    Env(String),
+    /// A file the applying process reads.
+    File(String),
 }
 
 impl DesiredState {
@@ -287,7 +312,20 @@ impl DesiredState {
         self.conflicts.extend(other.conflicts);
         self.unbuilt.extend(other.unbuilt);
         self.at_apply.extend(other.at_apply);
+        self.secrets.extend(
+            other
+                .secrets
+                .into_iter()
+                .filter(|secret| self.only.as_ref().is_none_or(|only| only.contains(&secret.site))),
+        );
         self.assumptions.extend(other.assumptions);
+    }
+
+    /// Adds a Secret apply makes, if its site belongs to this build.
+    pub fn add_secret(&mut self, secret: ApplySecret) {
+        if self.wants(&secret.site) && !self.secrets.contains(&secret) {
+            self.secrets.push(secret);
+        }
     }
 
     /// What is wrong with the set: dependencies on ids it does not hold,

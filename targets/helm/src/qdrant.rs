@@ -22,7 +22,7 @@ use serde_json::json;
 use sovereign_analyze::Analysis;
 use sovereign_catalog::Chart;
 use sovereign_desired::modules::{Module, namespace_name};
-use sovereign_desired::{Resource, ResourceId, Target};
+use sovereign_desired::{ApplySecret, Resource, ResourceId, SecretValue, Target};
 use sovereign_model::{Distance, Spec};
 
 use crate::{Emitted, Release, gibibytes, label, restricted_container};
@@ -88,6 +88,13 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, fabric: &str, chart: &Chart
                 api_key_secret(&name),
                 store.name.qualified
             ));
+            emitted.state.add_secret(ApplySecret {
+                site: site.name.clone(),
+                namespace: namespace.as_str().into(),
+                name: api_key_secret(&name).into(),
+                key: API_KEY_KEY.into(),
+                value: SecretValue::Random,
+            });
             for collection in &store.collections {
                 let distance = match collection.distance.value {
                     Distance::Cosine => "Cosine",

@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use sovereign_analyze::Analysis;
 use sovereign_catalog::Chart;
 use sovereign_desired::modules::{Module, namespace_name};
-use sovereign_desired::{ResourceId, Target};
+use sovereign_desired::{ApplySecret, ResourceId, SecretValue, Target};
 use sovereign_model::{PersistenceEngine, Spec};
 
 use crate::{Emitted, Release, label, restricted_container, restricted_pod};
@@ -139,5 +139,12 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, fabric: &str, chart: &Chart
         emitted.state.at_apply.push(format!(
             "Secret {namespace}/{database}: a random password for temporal \"{written}\"'s PostgreSQL, created before it starts"
         ));
+        emitted.state.add_secret(ApplySecret {
+            site: site.name.clone(),
+            namespace: namespace.as_str().into(),
+            name: database.as_str().into(),
+            key: "password".into(),
+            value: SecretValue::Random,
+        });
     }
 }

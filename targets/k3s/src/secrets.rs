@@ -19,8 +19,8 @@ use std::collections::BTreeSet;
 
 use serde_json::json;
 use sovereign_analyze::Analysis;
-use sovereign_desired::DesiredState;
 use sovereign_desired::modules::{Module, namespace_name};
+use sovereign_desired::{ApplySecret, DesiredState, SecretValue};
 use sovereign_ir::values::SecretSource;
 use sovereign_model::Spec;
 
@@ -78,10 +78,25 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, context: &Context, state: &
                     state.add(resource);
                 }
             }
-            SecretSource::Env(_) | SecretSource::File(_) => state.at_apply.push(format!(
-                "Secret {namespace}/{} (key `{}`): secret \"{}\", read from its source by apply on every cluster",
-                reference.name, reference.key, secret.name.qualified
-            )),
+            SecretSource::Env(source) | SecretSource::File(source) => {
+                state.at_apply.push(format!(
+                    "Secret {namespace}/{} (key `{}`): secret \"{}\", read from its source by apply on every cluster",
+                    reference.name, reference.key, secret.name.qualified
+                ));
+                let value = match &secret.from.value {
+                    SecretSource::Env(_) => SecretValue::Env(source.clone()),
+                    _ => SecretValue::File(source.clone()),
+                };
+                for site in analysis.sites.sites.iter().filter(|s| s.has_cluster) {
+                    state.add_secret(ApplySecret {
+                        site: site.name.clone(),
+                        namespace: namespace.as_str().into(),
+                        name: reference.name.as_str().into(),
+                        key: reference.key.as_str().into(),
+                        value: value.clone(),
+                    });
+                }
+            }
             SecretSource::Kubernetes { namespace: there, name } => {
                 if *there != namespace {
                     state.unbuilt.push(format!(

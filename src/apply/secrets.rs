@@ -1,0 +1,88 @@
+//! The Secrets a build leaves to apply ([`ApplySecret`]): a generated
+//! password made once and never replaced, or a value read from the
+//! applying process's environment or a file and applied each run.
+//!
+//! Architecture Invariant: a value exists only in memory, in the request
+//! that carries it: never in a step's body, the journal, the state, an
+//! event or a message (an error naming it is rewritten before it leaves).
+//! The Secrets carry `sovereign.dev/secret-of` and not the fabric's
+//! inventory label, so refresh does not take them for strays.
+
+use serde_json::{Value, json};
+use sovereign_desired::{ApplySecret, SecretValue};
+use sovereign_kubernetes::{Cluster, DriverError};
+
+/// The Secret's identity, with no data: what a step shows and journals.
+#[must_use]
+pub fn identity(secret: &ApplySecret, fabric: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Secret",
+           "metadata": {"name": &*secret.name, "namespace": &*secret.namespace,
+                        "labels": {"app.kubernetes.io/managed-by": "sovereign", "sovereign.dev/secret-of": fabric}},
+           "type": "Opaque"})
+}
+
+/// Makes the Secret ([`identity`] plus its value) on `cluster`; `Err`
+/// says why, without the value.
+pub async fn make(cluster: &Cluster, secret: &ApplySecret, identity: &Value) -> Result<(), String> {
+    let mut object = identity.clone();
+    let value = match &secret.value {
+        SecretValue::Random => {
+            // Made once: a rerun must not change a database's password under it.
+            let live = cluster.get(&object).await.map_err(|e| e.to_string())?;
+            if live.is_some_and(|live| live.object.pointer("/data").and_then(|data| data.get(&*secret.key)).is_some()) {
+                return Ok(());
+            }
+            format!("{}{}", crate::clock::random_id(), crate::clock::random_id())
+        }
+        SecretValue::Env(variable) => std::env::var(variable).map_err(|_| {
+            format!("the environment has no {variable} (the source of Secret {}/{})", secret.namespace, secret.name)
+        })?,
+        SecretValue::File(path) => {
+            std::fs::read_to_string(path).map(|text| text.trim_end_matches(['\n', '\r']).to_owned()).map_err(|e| {
+                format!("cannot read {path} (the source of Secret {}/{}): {}", secret.namespace, secret.name, e.kind())
+            })?
+        }
+    };
+    let encoded = base64(value.as_bytes());
+    object["data"] = json!({ &*secret.key: encoded });
+    let written = match secret.value {
+        SecretValue::Random => match cluster.create(&object).await {
+            // Another run made it meanwhile: that one stands.
+            Err(DriverError::Rejected { code: 409, .. }) => Ok(()),
+            other => other.map(drop),
+        },
+        _ => cluster.apply(&object, false).await.map(drop),
+    };
+    written.map_err(|e| e.to_string().replace(&encoded, "(sensitive)").replace(&value, "(sensitive)"))
+}
+
+/// Standard base64 with padding (RFC 4648 §4), as Secret `data` holds.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = (u32::from(chunk[0]) << 16)
+            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> shift & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_is_rfc_4648() {
+        assert_eq!(super::base64(b""), "");
+        assert_eq!(super::base64(b"f"), "Zg==");
+        assert_eq!(super::base64(b"fo"), "Zm8=");
+        assert_eq!(super::base64(b"foo"), "Zm9v");
+        assert_eq!(super::base64(b"foobar"), "Zm9vYmFy");
+    }
+}
