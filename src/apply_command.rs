@@ -44,7 +44,7 @@ pub(crate) fn apply(args: &ApplyArgs) -> ExitCode {
         run.state.as_deref(),
         run.stdlib.as_deref(),
         run.color,
-        false,
+        run.partial,
         run.prune_data,
         &mut |store| {
             lock = Some(locked_and_resumed(store, "apply", run)?);

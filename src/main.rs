@@ -265,6 +265,9 @@ struct RunArgs {
     /// Also delete (or replace) what holds data: PVCs, vector store collections, Temporal namespaces.
     #[arg(long)]
     prune_data: bool,
+    /// Apply what can be built and list, as warnings, what cannot yet (without it, that is an error).
+    #[arg(long)]
+    partial: bool,
     /// Stream events as JSON lines on stdout.
     #[arg(long)]
     json: bool,

@@ -316,28 +316,93 @@ fn e2e_apply_without_a_tty_needs_auto_approve_and_a_refusal_names_the_field() {
     assert!(!spec.join(".sovereign/state.json").exists(), "a refused apply writes no state");
 }
 
-#[test]
-fn e2e_apply_converges_through_injected_faults() {
-    if std::env::var_os("SOVEREIGN_E2E_KUBECONFIG").is_some() {
-        eprintln!(
-            "skipped against a real cluster: the faults are the double's (a fault-injecting proxy is not built yet)"
-        );
-        return;
-    }
-    let clean = cluster(Options::default());
-    let (_tmp, spec) = lab_with_canary_secret();
-    let output = apply(&spec, &clean, &[]);
-    assert!(output.status.success(), "{}", text(&output));
+/// The loopback address of `kubectl proxy` for a real cluster (it holds
+/// the credentials and the TLS), and the process to stop; `None` without kubectl.
+fn kubectl_proxy(kubeconfig: &Path) -> Option<(std::net::SocketAddr, std::process::Child)> {
+    use std::io::BufRead as _;
+    let mut child = Command::new("kubectl")
+        .args(["proxy", "--port=0", "--kubeconfig"])
+        .arg(kubeconfig)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take()?).read_line(&mut line).ok()?;
+    // "Starting to serve on 127.0.0.1:PORT"
+    let address = line.trim().rsplit(' ').next()?.parse().ok()?;
+    Some((address, child))
+}
 
+#[test]
+fn e2e_apply_converges_through_a_fault_injecting_proxy() {
     let faults = Faults { rate: 0.05, seed: 7, hang: Duration::from_secs(2) };
-    let faulty = cluster(Options { faults, ..Options::default() });
-    let (_tmp2, spec2) = lab_with_canary_secret();
-    let output = apply(&spec2, &faulty, &["--request-timeout", "1"]);
+    let target = cluster(Options::default());
+    let (upstream, mut stop) = match &target {
+        Cluster::Double(double, _) => (double.address(), None),
+        Cluster::Real(kubeconfig) => match kubectl_proxy(kubeconfig) {
+            Some((address, child)) => (address, Some(child)),
+            None => {
+                eprintln!("skipped against a real cluster: it needs kubectl (for `kubectl proxy`) in PATH");
+                return;
+            }
+        },
+    };
+    let proxy = kube_double::FaultProxy::start(upstream, faults, Duration::ZERO).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let through = tmp.path().join("kubeconfig");
+    std::fs::write(&through, proxy.kubeconfig("faulty")).unwrap();
+    let (_tmp, spec) = lab_with_canary_secret();
+    let output = sovereign(&[
+        "apply",
+        spec.to_str().unwrap(),
+        "--kubeconfig",
+        through.to_str().unwrap(),
+        "--context",
+        "faulty",
+        "--auto-approve",
+        "--target",
+        "k3s",
+        "--timeout-scale",
+        "0.2",
+        "--request-timeout",
+        "1",
+    ]);
     assert!(output.status.success(), "{}", text(&output));
-    let Cluster::Double(double, _) = &faulty else { unreachable!() };
-    assert!(double.faults_injected() > 0, "faults were injected");
-    assert_eq!(faulty.labelled("lab"), clean.labelled("lab"), "the same objects as a clean apply");
-    assert_eq!(k3s_changes(&spec2), Vec::<(String, String)>::new());
+    assert!(proxy.faults_injected() > 0, "faults were injected ({} requests)", proxy.requests());
+    // Nothing lost or duplicated: read back directly, the clusters have exactly what the spec says.
+    let context = current_context(target.kubeconfig());
+    let refreshed = sovereign(&[
+        "plan",
+        spec.to_str().unwrap(),
+        "--refresh",
+        "--json",
+        "--kubeconfig",
+        target.kubeconfig().to_str().unwrap(),
+        "--context",
+        &context,
+    ]);
+    assert!(refreshed.status.success(), "{}", text(&refreshed));
+    let plan: Value = serde_json::from_slice(&refreshed.stdout).unwrap();
+    let pending: Vec<&Value> = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|change| matches!(change["target"].as_str(), Some("k3s" | "helm")))
+        .collect();
+    assert!(pending.is_empty(), "{pending:?}");
+    if let Cluster::Double(..) = &target {
+        // And the same objects as a clean apply.
+        let clean = cluster(Options::default());
+        let (_tmp2, spec2) = lab_with_canary_secret();
+        assert!(apply(&spec2, &clean, &[]).status.success());
+        assert_eq!(target.labelled("lab"), clean.labelled("lab"), "the same objects as a clean apply");
+    } else {
+        let _ = sovereign(&run_args("destroy", spec.to_str().unwrap(), &target, &context));
+    }
+    if let Some(child) = stop.as_mut() {
+        let _ = child.kill();
+    }
 }
 
 #[test]
@@ -660,4 +725,50 @@ fn e2e_apply_makes_the_secrets_a_build_cannot_hold_and_never_shows_them() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     assert!(text(&output).contains("the environment has no SOVEREIGN_TEST_CANARY"), "{}", text(&output));
+}
+
+#[test]
+fn e2e_a_site_whose_cluster_cannot_be_reached_fails_alone() {
+    let cluster = cluster(Options::default());
+    let Cluster::Double(double, _) = &cluster else {
+        eprintln!("skipped against a real cluster: it needs a kubeconfig context named after the spec's site");
+        return;
+    };
+    let (_tmp, spec) = lab_with_canary_secret();
+    // A second site, whose context the kubeconfig does not have, runs the small serve.
+    edit(
+        &spec,
+        "// ---------------------------------------------------------------------------\n// Models",
+        "site \"annex\" tier=\"server\" region=\"eu-central\" {\n    cluster kind=\"k3s\" context=\"annex\"\n    node \"gpu-02\" gpu=\"h100-80gb\" gpus=1 cpu=32 memory=\"256GiB\"\n}\n\n// ---------------------------------------------------------------------------\n// Models",
+    );
+    edit(
+        &spec,
+        "serve \"utility\" model=\"llama-3b\" site=\"bench\" {\n    mig \"2g.20gb\"\n",
+        "serve \"utility\" model=\"llama-3b\" site=\"annex\" {\n",
+    );
+    // The kubeconfig names the double `lab`, as the spec's bench site does.
+    let kubeconfig = spec.parent().unwrap().join("kubeconfig");
+    double.write_kubeconfig(&kubeconfig, "lab").unwrap();
+    let output = sovereign(&[
+        "apply",
+        spec.to_str().unwrap(),
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "--auto-approve",
+        "--target",
+        "k3s",
+        "--timeout-scale",
+        "0.2",
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let said = text(&output);
+    assert!(said.contains("site annex's cluster") && said.contains("not done"), "{said}");
+    // The reachable site was applied whole.
+    let live = cluster.labelled("lab");
+    assert!(
+        live.iter().any(|object| object["kind"] == "Deployment" && object["metadata"]["name"] == "chat-gpu-01"),
+        "{said}"
+    );
+    let pending = k3s_changes(&spec);
+    assert!(!pending.is_empty() && pending.iter().all(|(_, id)| id.contains("/annex/")), "{pending:?}");
 }

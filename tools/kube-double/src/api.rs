@@ -13,6 +13,10 @@ use crate::store::{Key, Part, Store, Write};
 /// An HTTP request, as the server read it.
 pub struct Request {
     pub method: String,
+    /// The request target as sent (path and query, still encoded).
+    pub target: String,
+    /// Every header as sent, in order.
+    pub headers: Vec<(String, String)>,
     pub path: String,
     pub query: Vec<(String, String)>,
     pub content_type: String,

@@ -21,7 +21,9 @@
 //!   the status readiness is read from;
 //! - fault injection ([`Faults`]): 500, 503, 429 with Retry-After, 409,
 //!   connection resets before and after a write commits, slow and hung
-//!   requests; and a fixed latency added to every request.
+//!   requests; and a fixed latency added to every request. [`FaultProxy`]
+//!   injects the same faults in front of any plain-HTTP API server (a real
+//!   one through `kubectl proxy`).
 //!
 //! What it does not do: TLS, authentication, authorization, admission
 //! webhooks, watches (`watch=true` is refused with 405: clients poll),
@@ -33,6 +35,7 @@
 pub mod api;
 pub mod fields;
 pub mod kinds;
+pub mod proxy;
 pub mod schema;
 pub mod server;
 pub mod stand_in;
@@ -45,6 +48,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use api::ApiError;
+pub use proxy::FaultProxy;
 pub use server::Faults;
 pub use stand_in::Trouble;
 
@@ -75,6 +79,7 @@ pub struct Options {
 pub struct ApiDouble {
     address: SocketAddr,
     shared: Arc<server::Shared>,
+    store: Arc<Mutex<store::Store>>,
     trouble: Arc<Mutex<Trouble>>,
 }
 
@@ -104,26 +109,28 @@ impl ApiDouble {
         let listener =
             TcpListener::bind(("127.0.0.1", options.port)).map_err(|error| format!("cannot listen: {error}"))?;
         let address = listener.local_addr().map_err(|error| error.to_string())?;
-        let shared = Arc::new(server::Shared::new(store, options.faults.clone(), options.latency));
+        let store = Arc::new(Mutex::new(store));
+        let shared = Arc::new(server::Shared::new(options.faults.clone(), options.latency));
         let trouble = Arc::new(Mutex::new(options.trouble.clone()));
         {
             let shared = Arc::clone(&shared);
-            std::thread::spawn(move || server::serve(listener, shared));
+            let answer = server::api_answer(Arc::clone(&store));
+            std::thread::spawn(move || server::serve(listener, shared, answer));
         }
         {
-            let shared = Arc::clone(&shared);
+            let (shared, store) = (Arc::clone(&shared), Arc::clone(&store));
             let trouble = Arc::clone(&trouble);
             std::thread::spawn(move || {
                 while !shared.stop.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(25));
                     let trouble = trouble.lock().map(|trouble| trouble.clone()).unwrap_or_default();
-                    if let Ok(mut store) = shared.store.lock() {
+                    if let Ok(mut store) = store.lock() {
                         stand_in::tick(&mut store, &trouble);
                     }
                 }
             });
         }
-        Ok(ApiDouble { address, shared, trouble })
+        Ok(ApiDouble { address, shared, store, trouble })
     }
 
     pub fn url(&self) -> String {
@@ -132,19 +139,31 @@ impl ApiDouble {
 
     /// A kubeconfig whose current context is this double.
     pub fn kubeconfig(&self, context: &str) -> String {
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: {context}\n  cluster:\n    server: {}\ncontexts:\n- name: {context}\n  context:\n    cluster: {context}\n    user: {context}\ncurrent-context: {context}\nusers:\n- name: {context}\n  user:\n    token: double\n",
-            self.url()
-        )
+        kubeconfig(&self.url(), context)
     }
 
+    /// The loopback address it listens on (for a [`FaultProxy`] in front).
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+}
+
+/// A kubeconfig whose one context reaches `server` (plain HTTP, no auth).
+pub fn kubeconfig(server: &str, context: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: {context}\n  cluster:\n    server: {}\ncontexts:\n- name: {context}\n  context:\n    cluster: {context}\n    user: {context}\ncurrent-context: {context}\nusers:\n- name: {context}\n  user:\n    token: double\n",
+        server
+    )
+}
+
+impl ApiDouble {
     pub fn write_kubeconfig(&self, path: &Path, context: &str) -> std::io::Result<()> {
         std::fs::write(path, self.kubeconfig(context))
     }
 
     /// Every object, in key order.
     pub fn objects(&self) -> Vec<Value> {
-        self.shared.store.lock().map(|store| store.objects.values().cloned().collect()).unwrap_or_default()
+        self.store.lock().map(|store| store.objects.values().cloned().collect()).unwrap_or_default()
     }
 
     pub fn set_faults(&self, faults: Faults) {
@@ -164,7 +183,7 @@ impl ApiDouble {
             *current = trouble;
         }
         // New trouble may change what the stand-in writes: look again.
-        if let Ok(mut store) = self.shared.store.lock() {
+        if let Ok(mut store) = self.store.lock() {
             store.settled_at = None;
         }
     }

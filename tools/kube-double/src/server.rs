@@ -49,8 +49,9 @@ enum Fault {
     Conflict,
 }
 
+/// The fault machinery and the counters of one listener (the double's,
+/// or a [`crate::proxy::FaultProxy`]'s).
 pub struct Shared {
-    pub store: Mutex<Store>,
     pub faults: Mutex<Faults>,
     pub latency: Mutex<Duration>,
     pub counters: Counters,
@@ -59,10 +60,9 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(store: Store, faults: Faults, latency: Duration) -> Shared {
+    pub fn new(faults: Faults, latency: Duration) -> Shared {
         let seed = faults.seed.max(1);
         Shared {
-            store: Mutex::new(store),
             faults: Mutex::new(faults),
             latency: Mutex::new(latency),
             counters: Counters::default(),
@@ -110,18 +110,27 @@ impl Shared {
     }
 }
 
-pub fn serve(listener: TcpListener, shared: Arc<Shared>) {
+/// What answers a request: the response's bytes, or `None` when there is
+/// no answer to give (an upstream that failed: the client sees a reset).
+pub type Answer = dyn Fn(&Request) -> Option<Vec<u8>> + Send + Sync;
+
+pub fn serve(listener: TcpListener, shared: Arc<Shared>, answer: Arc<Answer>) {
     for stream in listener.incoming() {
         if shared.stop.load(Ordering::Relaxed) {
             break;
         }
         let Ok(stream) = stream else { continue };
-        let shared = Arc::clone(&shared);
-        std::thread::spawn(move || connection(stream, &shared));
+        let (shared, answer) = (Arc::clone(&shared), Arc::clone(&answer));
+        std::thread::spawn(move || connection(stream, &shared, &*answer));
     }
 }
 
-fn connection(stream: TcpStream, shared: &Shared) {
+/// The double's answers: its API over its store.
+pub fn api_answer(store: Arc<Mutex<Store>>) -> Arc<Answer> {
+    Arc::new(move |request: &Request| Some(encode(&api::handle(&store, request))))
+}
+
+fn connection(stream: TcpStream, shared: &Shared, answer: &Answer) {
     let _ = stream.set_nodelay(true);
     let Ok(reader_stream) = stream.try_clone() else { return };
     let mut reader = BufReader::new(reader_stream);
@@ -145,7 +154,11 @@ fn connection(stream: TcpStream, shared: &Shared) {
                 if fault.is_some() {
                     std::thread::sleep(Duration::from_millis(300 + shared.next_random() % 700));
                 }
-                api::handle(&shared.store, &request.0)
+                let Some(bytes) = answer(&request.0) else {
+                    reset(&writer);
+                    return;
+                };
+                bytes
             }
             Some(Fault::Internal) => error(500, "InternalError", "injected fault: etcdserver: request timed out", None),
             Some(Fault::Unavailable) => error(
@@ -168,7 +181,7 @@ fn connection(stream: TcpStream, shared: &Shared) {
                 return;
             }
             Some(Fault::CommitThenReset) => {
-                let _ = api::handle(&shared.store, &request.0);
+                let _ = answer(&request.0);
                 shared.counters.lost_answers.fetch_add(1, Ordering::Relaxed);
                 reset(&writer);
                 return;
@@ -180,16 +193,16 @@ fn connection(stream: TcpStream, shared: &Shared) {
                 return;
             }
         };
-        if write_response(&mut writer, &response).is_err() || request.1 {
+        if writer.write_all(&response).and_then(|()| writer.flush()).is_err() || request.1 {
             return;
         }
     }
 }
 
-fn error(code: u16, reason: &str, message: &str, retry_after: Option<u64>) -> Response {
+fn error(code: u16, reason: &str, message: &str, retry_after: Option<u64>) -> Vec<u8> {
     let body = serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
         "message": message, "reason": reason, "code": code});
-    Response { status: code, body, retry_after }
+    encode(&Response { status: code, body, retry_after })
 }
 
 /// Closes the connection with a TCP reset, as a crashed peer or a
@@ -200,7 +213,7 @@ fn reset(stream: &TcpStream) {
 }
 
 /// A request, and whether the client asked to close after it.
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<(Request, bool)> {
+pub(crate) fn read_request(reader: &mut BufReader<TcpStream>) -> Option<(Request, bool)> {
     let mut line = String::new();
     if reader.read_line(&mut line).ok()? == 0 {
         return None;
@@ -210,6 +223,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<(Request, bool)> {
     let target = parts.next()?.to_owned();
     let (mut length, mut chunked, mut close) = (0usize, false, false);
     let (mut content_type, mut user_agent) = (String::new(), String::new());
+    let mut headers = Vec::new();
     loop {
         let mut header = String::new();
         if reader.read_line(&mut header).ok()? == 0 {
@@ -221,6 +235,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<(Request, bool)> {
         }
         let (name, value) = header.split_once(':')?;
         let value = value.trim();
+        headers.push((name.to_owned(), value.to_owned()));
         match name.to_ascii_lowercase().as_str() {
             "content-length" => length = value.parse().ok()?,
             "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
@@ -256,7 +271,8 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<(Request, bool)> {
             (decode(key), decode(value))
         })
         .collect();
-    Some((Request { method, path: decode(path), query, content_type, user_agent, body }, close))
+    let path = decode(path);
+    Some((Request { method, target, headers, path, query, content_type, user_agent, body }, close))
 }
 
 fn decode(text: &str) -> String {
@@ -282,7 +298,8 @@ fn decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn write_response(writer: &mut TcpStream, response: &Response) -> std::io::Result<()> {
+/// A response as the bytes on the wire.
+pub fn encode(response: &Response) -> Vec<u8> {
     let body = serde_json::to_vec(&response.body).unwrap_or_default();
     let reason = match response.status {
         200 => "OK",
@@ -307,7 +324,7 @@ fn write_response(writer: &mut TcpStream, response: &Response) -> std::io::Resul
         head.push_str(&format!("Retry-After: {seconds}\r\n"));
     }
     head.push_str("\r\n");
-    writer.write_all(head.as_bytes())?;
-    writer.write_all(&body)?;
-    writer.flush()
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(&body);
+    bytes
 }
