@@ -107,7 +107,7 @@ fn double() -> (ApiDouble, tempfile::TempDir) {
 fn sovereign(runtime: &tokio::runtime::Runtime, steps: &[Step]) -> f64 {
     let (_double, tmp) = double();
     let kubeconfig = tmp.path().join("kubeconfig");
-    let journal = ApplyJournal::open(&tmp.path().join("journal"), "bench", "apply").unwrap();
+    let journal = ApplyJournal::open(&tmp.path().join("journal"), "bench", "apply", "bench", 0).unwrap();
     // As `sovereign apply --concurrency 128 --cluster-concurrency 128`.
     let settings = Settings { concurrency: 128, per_cluster: 128, ..Settings::default() };
     runtime.block_on(async {

@@ -6,13 +6,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sovereign::apply::journal::{self, ApplyJournal, Replayed};
+use sovereign::apply::journal::{self, ApplyJournal};
 use sovereign::apply::refresh::{Refreshed, Wanted};
 use sovereign::apply::{self, Clusters, Event, Interrupt, Op, Outcome, Step};
 use sovereign::plan::saved::{self, Planned};
@@ -134,7 +134,7 @@ fn apply_saved(args: &ApplyArgs) -> ExitCode {
         let _ = writeln!(std::io::stderr(), "the plan {} has no changes: nothing to apply", args.input.display());
         return ExitCode::SUCCESS;
     }
-    let changes = saved_changes(&saved.fabric, &saved.desired, &saved.deletes, state.as_ref());
+    let changes = saved_changes(&saved);
     let desired = saved.desired;
     execute(
         run,
@@ -168,32 +168,25 @@ fn saved_store(saved: &saved::SavedPlan, run: &RunArgs) -> Result<Store, String>
     };
     let remote = KubernetesState::connect(&saved.fabric, run.cluster.kubeconfig.as_deref(), Some(context), settings)
         .map_err(|e| e.to_string())?;
-    // The root file is the shortest path among the spec's files.
-    let root = saved.basis.spec_files.keys().min_by_key(|path| path.len()).map(PathBuf::from).unwrap_or_default();
-    let folder = root.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_owned();
-    let journal = folder.join(".sovereign").join(format!("{}.kubernetes.journal", remote.fabric));
+    let journal = saved.basis.journal.as_ref().map(PathBuf::from).ok_or_else(|| {
+        format!(
+            "the plan names the state {} but not its journal: make it again with this sovereign",
+            saved.basis.state_path
+        )
+    })?;
     Ok(Store::Kubernetes(Box::new(remote), journal))
 }
 
-/// A saved plan's changes, as a plan: what is applied and deleted.
-fn saved_changes(
-    fabric: &str,
-    desired: &[Planned],
-    deletes: &[ResourceId],
-    state: Option<&StateDocument>,
-) -> plan::Plan {
-    let mut changes = Vec::new();
-    for planned in desired {
-        let recorded = state.and_then(|s| s.resources.get(&planned.id));
-        let action = match recorded {
-            None => Action::Create,
-            Some(record) if record.content_sha256 == planned.content_sha256 => Action::NoOp,
-            Some(_) => Action::Update,
-        };
-        changes.push(change(&planned.id, action));
-    }
-    changes.extend(deletes.iter().map(|id| change(id, Action::Delete)));
-    plan::Plan { fabric: fabric.to_owned(), changes, impact: plan::impact::Impact::default() }
+/// A saved plan's changes, as a plan: each as it was planned (a replace
+/// stays a replace), the rest no-ops.
+fn saved_changes(saved: &saved::SavedPlan) -> plan::Plan {
+    let mut changes: Vec<plan::Change> = saved
+        .desired
+        .iter()
+        .map(|planned| change(&planned.id, saved.actions.get(&planned.id).copied().unwrap_or(Action::NoOp)))
+        .collect();
+    changes.extend(saved.deletes.iter().map(|id| change(id, Action::Delete)));
+    plan::Plan { fabric: saved.fabric.clone(), changes, impact: plan::impact::Impact::default() }
 }
 
 fn change(id: &ResourceId, action: Action) -> plan::Change {
@@ -276,11 +269,27 @@ fn take_lock(store: &Store, operation: &str, run: &RunArgs) -> Option<Held> {
 /// Records in the state what an interrupted run's journal says it did.
 fn resume(store: &Store) -> Result<(), String> {
     let journal_path = store.journal_path();
-    let done = journal::replay(&journal_path)?;
+    let (done, basis) = journal::replay(&journal_path)?;
     if !journal_path.exists() {
         return Ok(());
     }
     let mut state = store.load().map_err(|e| e.to_string())?;
+    // A journal replays only onto the state its run started from: another
+    // run that saved since (a shared state) knows better.
+    let now = state.as_ref().map(|state| (state.lineage.clone(), state.serial));
+    if let (Some(basis), Some(now)) = (&basis, &now)
+        && basis != now
+    {
+        std::fs::remove_file(&journal_path)
+            .map_err(|e| format!("cannot remove the outdated journal {}: {e}", journal_path.display()))?;
+        let _ = writeln!(
+            std::io::stderr(),
+            "warning: an interrupted run's journal was made against state serial {}, and the state is at serial {} now (another run saved since): it is not replayed; `--refresh` reads what the clusters have",
+            basis.1,
+            now.1
+        );
+        return Ok(());
+    }
     let count = done.len();
     if count > 0 {
         let Some(state) = state.as_mut() else {
@@ -289,14 +298,7 @@ fn resume(store: &Store) -> Result<(), String> {
                 journal_path.display()
             ));
         };
-        for step in done {
-            match step {
-                Replayed::Applied(planned, live) => state.record(&planned, Some(live), sovereign::clock::now()),
-                Replayed::Deleted(id) => {
-                    state.resources.remove(&id);
-                }
-            }
-        }
+        journal::record_into(state, done, sovereign::clock::now());
         state.serial += 1;
         store.save(state).map_err(|e| e.to_string())?;
     }
@@ -397,7 +399,7 @@ fn execute(
     if let Some(parent) = journal_path.parent() {
         let _ = std::fs::create_dir_all(parent);
     }
-    let journal = match ApplyJournal::open(&journal_path, &lock.info().id, operation) {
+    let journal = match ApplyJournal::open(&journal_path, &lock.info().id, operation, &state.lineage, state.serial) {
         Ok(journal) => journal,
         Err(message) => return fail(&message),
     };
@@ -434,20 +436,27 @@ fn execute(
     });
     runtime.shutdown_timeout(Duration::from_secs(1));
     drop(journal);
+    // The journal is what was done (also by steps an abort cut short): the
+    // state is made from it, and from the steps that send nothing.
     let now = sovereign::clock::now();
+    match journal::replay(&journal_path) {
+        Ok((done, _)) => {
+            journal::record_into(&mut state, done, now);
+        }
+        Err(message) => return fail(&format!("{message}; the journal {} is kept", journal_path.display())),
+    }
     for (step, outcome) in steps.iter().zip(&outcomes) {
-        match (step.op, outcome) {
-            (Op::Delete, Outcome::Deleted) => {
-                state.resources.remove(&step.planned.id);
-            }
-            // Made at apply time, not part of the build: nothing to record.
-            (Op::Secret, _) => {}
-            (_, Outcome::Applied(live)) => state.record(&step.planned, Some(live.clone()), now),
-            (Op::Carried, Outcome::Carried) => state.record(&step.planned, None, now),
-            _ => {}
+        if let (Op::Carried, Outcome::Carried) = (step.op, outcome) {
+            state.record(&step.planned, None, now);
         }
     }
     state.serial += 1;
+    if let Some(why) = lock.lost() {
+        return fail(&format!(
+            "the state's lock was lost during the run ({why}), so the state is not saved over another run's; the journal {} keeps what was done, and the next apply records it",
+            journal_path.display()
+        ));
+    }
     if let Err(e) = store.save(&state) {
         return fail(&format!("{e}; the journal {} keeps what was done", journal_path.display()));
     }
@@ -515,10 +524,11 @@ fn steps(
         index.insert(id.clone(), steps.len());
         steps.push(Step { op, planned, object, after: Vec::new(), makes: None });
     }
-    // A delete waits for every apply, and for the deletes of what depends on it.
+    // A delete waits for every apply of its site (what replaces it may be
+    // among them), and for the deletes of what depends on it.
     for step in applies..steps.len() {
         let id = steps[step].planned.id.clone();
-        let mut after: Vec<usize> = (0..applies).collect();
+        let mut after: Vec<usize> = (0..applies).filter(|&other| steps[other].planned.id.site == id.site).collect();
         after.extend((applies..steps.len()).filter(|&other| steps[other].planned.depends_on.contains(&id)));
         steps[step].after = after;
     }

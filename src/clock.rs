@@ -56,6 +56,17 @@ pub fn parse_rfc3339(text: &str) -> Option<u64> {
     (rfc3339(secs) == text).then_some(secs)
 }
 
+/// `bytes` random bytes from the kernel, as hex; an error rather than a
+/// weaker source (for values that must not be guessed: passwords).
+pub fn secure_random_hex(bytes: usize) -> Result<String, String> {
+    use std::io::Read as _;
+    let mut buffer = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buffer))
+        .map_err(|e| format!("cannot read /dev/urandom for a generated secret: {e}"))?;
+    Ok(sovereign_desired::hex(&buffer))
+}
+
 /// 16 random bytes as 32 hex digits: a state's lineage, a lock's id.
 /// From the kernel's generator; if it cannot be read, from the time, the
 /// pid and an address, hashed (unique enough for an id, never a key).

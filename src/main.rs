@@ -198,6 +198,15 @@ struct PlanArgs {
     color: ColorChoice,
 }
 
+/// A finite, non-negative number of seconds (or factor), at most a year.
+fn seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if value.is_finite() && (0.0..=31_536_000.0).contains(&value) => Ok(value),
+        Ok(_) => Err("must be a number from 0 to 31536000".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// How the clusters are reached.
 #[derive(clap::Args, Debug)]
 struct ClusterArgs {
@@ -211,7 +220,7 @@ struct ClusterArgs {
     #[arg(long, value_name = "NAME")]
     context: Option<String>,
     /// Seconds before one API request is given up and retried.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = seconds)]
     request_timeout: f64,
 }
 
@@ -248,7 +257,7 @@ struct RunArgs {
     #[arg(long, value_name = "TARGET")]
     target: Vec<String>,
     /// Seconds to wait for another run's lock before failing with its holder's name.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = seconds)]
     lock_timeout: f64,
     /// Steps in flight at once, across all clusters.
     #[arg(long, value_name = "N", default_value_t = 32)]
@@ -257,7 +266,7 @@ struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 16)]
     cluster_concurrency: usize,
     /// Multiplies every readiness timeout (docs/apply.md lists them).
-    #[arg(long, value_name = "FACTOR", default_value_t = 1.0)]
+    #[arg(long, value_name = "FACTOR", default_value_t = 1.0, value_parser = seconds)]
     timeout_scale: f64,
     /// Take over fields another field manager owns instead of failing.
     #[arg(long)]

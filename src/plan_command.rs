@@ -147,6 +147,9 @@ pub(crate) fn make(
         .collect();
     let mut basis = saved::Basis::new(spec_files, state.as_ref(), prune_data);
     basis.state_path = store.describe();
+    if let Store::Kubernetes(_, journal) = &store {
+        basis.journal = Some(journal.display().to_string());
+    }
     basis.contexts = spec
         .sites
         .iter()

@@ -178,7 +178,12 @@ fn sovereign(args: &[&str]) -> Output {
 /// `sovereign ARGS` in the background, its output discarded.
 fn spawn_quiet(args: &[&str]) -> std::process::Child {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sovereign"));
-    command.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    command
+        .args(args)
+        .env("SOVEREIGN_TEST_CANARY", CANARY)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     command.spawn().unwrap()
 }
 
@@ -413,12 +418,23 @@ fn e2e_kill_at_journal_steps_then_rerun_converges() {
     }
     let clean = cluster(Options::default());
     let (_tmp, spec) = lab_with_canary_secret();
+    edit(
+        &spec,
+        "endpoint=\"http://lgtm.observability.svc.cluster.local:4318\"",
+        "endpoint=\"http://lgtm.observability.svc.cluster.local:4318\" token=\"canary\"",
+    );
     assert!(apply(&spec, &clean, &[]).status.success());
     let expected = clean.labelled("lab");
     let mut points = 0;
     for step in (2..=78).step_by(4) {
         let cluster = cluster(Options { latency: Duration::from_millis(5), ..Options::default() });
         let (_tmp, spec) = lab_with_canary_secret();
+        // The collector's token from the environment: a Secret apply makes, whose value is the canary.
+        edit(
+            &spec,
+            "endpoint=\"http://lgtm.observability.svc.cluster.local:4318\"",
+            "endpoint=\"http://lgtm.observability.svc.cluster.local:4318\" token=\"canary\"",
+        );
         let context = current_context(cluster.kubeconfig());
         let args = run_args("apply", spec.to_str().unwrap(), &cluster, &context);
         let mut child = spawn_quiet(&args);
@@ -437,11 +453,26 @@ fn e2e_kill_at_journal_steps_then_rerun_converges() {
         };
         let _ = child.wait();
         points += usize::from(killed);
+        let left = std::fs::read_to_string(&journal).unwrap_or_default();
+        assert!(
+            !left.contains(CANARY) && !left.contains("Y2FuYXJ5LTdmM2E5MWMwZGU"),
+            "the journal holds no secret value"
+        );
         let output = apply(&spec, &cluster, &[]);
         let tail: Vec<String> = text(&output).lines().rev().take(12).map(str::to_owned).collect();
         assert!(output.status.success(), "after a kill at journal line {step}: {}", tail.join("\n"));
         assert_eq!(cluster.labelled("lab"), expected, "after a kill at journal line {step}");
         assert_eq!(k3s_changes(&spec), Vec::<(String, String)>::new(), "after a kill at journal line {step}");
+        for secret in [
+            "lab-autopilot/secrets/sovereign-canary",
+            "lab-metabolism/secrets/metabolism-postgresql",
+            "lab-kinetic/secrets/notes-api-key",
+        ] {
+            assert!(
+                cluster.get(&format!("/api/v1/namespaces/{secret}")).is_some(),
+                "{secret} after a kill at journal line {step}"
+            );
+        }
     }
     assert!(points >= 15, "only {points} runs were killed mid-apply");
 }
@@ -735,7 +766,25 @@ fn e2e_a_site_whose_cluster_cannot_be_reached_fails_alone() {
         return;
     };
     let (_tmp, spec) = lab_with_canary_secret();
-    // A second site, whose context the kubeconfig does not have, runs the small serve.
+    // The kubeconfig names the double `lab`, as the spec's bench site does.
+    let kubeconfig = spec.parent().unwrap().join("kubeconfig");
+    double.write_kubeconfig(&kubeconfig, "lab").unwrap();
+    let apply_here = || {
+        sovereign(&[
+            "apply",
+            spec.to_str().unwrap(),
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--auto-approve",
+            "--target",
+            "k3s",
+            "--timeout-scale",
+            "0.2",
+        ])
+    };
+    let output = apply_here();
+    assert!(output.status.success(), "{}", text(&output));
+    // A second site, whose context the kubeconfig does not have, takes over the small serve.
     edit(
         &spec,
         "// ---------------------------------------------------------------------------\n// Models",
@@ -746,29 +795,60 @@ fn e2e_a_site_whose_cluster_cannot_be_reached_fails_alone() {
         "serve \"utility\" model=\"llama-3b\" site=\"bench\" {\n    mig \"2g.20gb\"\n",
         "serve \"utility\" model=\"llama-3b\" site=\"annex\" {\n",
     );
-    // The kubeconfig names the double `lab`, as the spec's bench site does.
-    let kubeconfig = spec.parent().unwrap().join("kubeconfig");
-    double.write_kubeconfig(&kubeconfig, "lab").unwrap();
-    let output = sovereign(&[
-        "apply",
-        spec.to_str().unwrap(),
-        "--kubeconfig",
-        kubeconfig.to_str().unwrap(),
-        "--auto-approve",
-        "--target",
-        "k3s",
-        "--timeout-scale",
-        "0.2",
-    ]);
+    let output = apply_here();
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     let said = text(&output);
     assert!(said.contains("site annex's cluster") && said.contains("not done"), "{said}");
-    // The reachable site was applied whole.
+    // The reachable site was applied whole, its prune included.
     let live = cluster.labelled("lab");
     assert!(
         live.iter().any(|object| object["kind"] == "Deployment" && object["metadata"]["name"] == "chat-gpu-01"),
         "{said}"
     );
+    assert!(
+        !live.iter().any(|object| object["metadata"]["name"] == "utility-gpu-01"),
+        "the serve that moved is pruned on bench: {said}"
+    );
     let pending = k3s_changes(&spec);
     assert!(!pending.is_empty() && pending.iter().all(|(_, id)| id.contains("/annex/")), "{pending:?}");
+}
+
+#[test]
+fn e2e_an_object_that_never_became_ready_is_applied_again() {
+    let cluster = cluster(Options::default());
+    let Cluster::Double(double, _) = &cluster else {
+        eprintln!("skipped against a real cluster: it needs the double's stand-in to fail an image pull");
+        return;
+    };
+    double.set_trouble(kube_double::Trouble { unpullable: vec!["vllm-openai".into()], ..Default::default() });
+    let (_tmp, spec) = lab_with_canary_secret();
+    let context = current_context(cluster.kubeconfig());
+    // Short timeouts: the Services wait for endpoints that the failing pods never give.
+    let output = sovereign(&[
+        "apply",
+        spec.to_str().unwrap(),
+        "--kubeconfig",
+        cluster.kubeconfig().to_str().unwrap(),
+        "--context",
+        &context,
+        "--auto-approve",
+        "--target",
+        "k3s",
+        "--timeout-scale",
+        "0.02",
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(text(&output).contains("ImagePullBackOff"), "{}", text(&output));
+    // Applied but not ready: recorded, and planned again.
+    let state = std::fs::read_to_string(spec.join(".sovereign/state.json")).unwrap();
+    assert!(state.contains("\"unready\":true"), "the state marks it");
+    let changes = k3s_changes(&spec);
+    assert!(
+        changes.contains(&("update".to_owned(), "k3s/bench/apps/Deployment/lab-kinetic/chat-gpu-01".to_owned())),
+        "{changes:?}"
+    );
+    double.set_trouble(kube_double::Trouble::default());
+    let output = apply(&spec, &cluster, &[]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(k3s_changes(&spec), Vec::<(String, String)>::new());
 }

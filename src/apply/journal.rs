@@ -38,7 +38,38 @@ pub struct ApplyJournal {
 #[derive(Debug)]
 pub enum Replayed {
     Applied(Planned, Live),
+    /// Ready after it was applied.
+    Ready(ResourceId),
     Deleted(ResourceId),
+}
+
+/// A state's lineage and serial.
+pub type StateVersion = (String, u64);
+
+/// Records what a journal says was done into `state`; how many steps.
+/// What was applied and never said ready is recorded as unready, so that
+/// the next plan applies it, and waits for it, again.
+pub fn record_into(state: &mut crate::state::StateDocument, done: Vec<Replayed>, at: u64) -> usize {
+    let count = done.len();
+    for step in done {
+        match step {
+            Replayed::Applied(planned, live) => {
+                state.record(&planned, Some(live), at);
+                if let Some(record) = state.resources.get_mut(&planned.id) {
+                    record.unready = true;
+                }
+            }
+            Replayed::Ready(id) => {
+                if let Some(record) = state.resources.get_mut(&id) {
+                    record.unready = false;
+                }
+            }
+            Replayed::Deleted(id) => {
+                state.resources.remove(&id);
+            }
+        }
+    }
+    count
 }
 
 /// The journal beside a state file.
@@ -50,14 +81,16 @@ pub fn path_for(state: &Path) -> PathBuf {
 }
 
 impl ApplyJournal {
-    /// Starts a journal for a run (the file is created, or appended to).
-    pub fn open(path: &Path, run: &str, operation: &str) -> Result<ApplyJournal, String> {
+    /// Starts a journal for a run (the file is created, or appended to),
+    /// made against the state of `lineage` at `serial`.
+    pub fn open(path: &Path, run: &str, operation: &str, lineage: &str, serial: u64) -> Result<ApplyJournal, String> {
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
             .map_err(|e| format!("cannot open the apply journal {}: {e}", path.display()))?;
-        let begin = json!({"event": "begin", "run": run, "operation": operation, "at": crate::clock::rfc3339(crate::clock::now())});
+        let begin = json!({"event": "begin", "run": run, "operation": operation, "at": crate::clock::rfc3339(crate::clock::now()),
+                           "lineage": lineage, "serial": serial});
         writeln!(file, "{begin}")
             .and_then(|()| file.sync_data())
             .map_err(|e| format!("cannot write the apply journal {}: {e}", path.display()))?;
@@ -114,6 +147,10 @@ impl ApplyJournal {
         self.queue(line).map(drop)
     }
 
+    pub fn ready(&self, id: &ResourceId) -> Result<(), String> {
+        self.queue(json!({"event": "ready", "id": IdParts::new(id)}).to_string()).map(drop)
+    }
+
     pub fn deleted(&self, id: &ResourceId) -> Result<(), String> {
         self.queue(json!({"event": "deleted", "id": IdParts::new(id)}).to_string()).map(drop)
     }
@@ -149,6 +186,10 @@ fn commit_loop(mut file: File, receiver: &mpsc::Receiver<Pending>) {
 #[derive(Deserialize)]
 struct Record<'a> {
     event: &'a str,
+    #[serde(default)]
+    lineage: Option<String>,
+    #[serde(default)]
+    serial: Option<u64>,
     #[serde(borrow, default)]
     id: Option<IdParts<'a>>,
     #[serde(default)]
@@ -169,15 +210,22 @@ struct Record<'a> {
 
 /// What a journal left by an earlier run records as done, in order; a line
 /// that does not read (a torn write) and everything after it are ignored.
-pub fn replay(path: &Path) -> Result<Vec<Replayed>, String> {
+/// Also the state (lineage, serial) that run started from.
+pub fn replay(path: &Path) -> Result<(Vec<Replayed>, Option<StateVersion>), String> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), None)),
         Err(e) => return Err(format!("cannot read the apply journal {}: {e}", path.display())),
     };
     let mut done = Vec::new();
+    let mut basis = None;
     for line in text.lines() {
         let Ok(record) = serde_json::from_str::<Record<'_>>(line) else { break };
+        if record.event == "begin"
+            && let (Some(lineage), Some(serial)) = (&record.lineage, record.serial)
+        {
+            basis = Some((lineage.clone(), serial));
+        }
         let id = match record.id.map(IdParts::into_id).transpose() {
             Ok(id) => id,
             Err(_) => break,
@@ -202,8 +250,9 @@ pub fn replay(path: &Path) -> Result<Vec<Replayed>, String> {
                 ));
             }
             ("deleted", Some(id)) => done.push(Replayed::Deleted(id)),
+            ("ready", Some(id)) => done.push(Replayed::Ready(id)),
             _ => {}
         }
     }
-    Ok(done)
+    Ok((done, basis))
 }

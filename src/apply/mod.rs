@@ -258,13 +258,15 @@ async fn run_step(
 ) -> Outcome {
     let Some(cluster) = cluster else { return Outcome::Carried };
     let id = &step.planned.id;
+    // The cluster's permit first: a step waiting on a busy cluster holds
+    // no global permit that another cluster's step could use.
     let permits = || async {
-        let global = global.acquire().await.ok();
         let local = match limit {
             Some(limit) => limit.acquire().await.ok(),
             None => None,
         };
-        (global, local)
+        let global = global.acquire().await.ok();
+        (local, global)
     };
     let op = if step.op == Op::Delete { "delete" } else { "apply" };
     if let Err(why) = journal.intent(op, id).await {
@@ -347,10 +349,16 @@ async fn run_step(
                 return Outcome::Failed(format!("the journal: {why}"));
             }
             if step.planned.patch {
-                return Outcome::Applied(recorded);
+                return match journal.ready(id) {
+                    Ok(()) => Outcome::Applied(recorded),
+                    Err(why) => Outcome::Failed(format!("the journal: {why}")),
+                };
             }
             match until_ready(cluster, live.object, stale_job, settings, report, id).await {
                 Ok(()) => {
+                    if let Err(why) = journal.ready(id) {
+                        return Outcome::Failed(format!("the journal: {why}"));
+                    }
                     if readiness::kind_of(&step.object) == "apiextensions.k8s.io/CustomResourceDefinition" {
                         cluster.forget_kinds();
                     }
@@ -395,7 +403,7 @@ async fn until_ready(
     report: &(dyn Fn(Event<'_>) + Sync),
     id: &ResourceId,
 ) -> Result<(), Outcome> {
-    let timeout = readiness::timeout(&object).mul_f64(settings.timeout_scale);
+    let timeout = readiness::timeout(&object).mul_f64(settings.timeout_scale.clamp(0.0, 1e6));
     let deadline = Instant::now() + timeout;
     let mut attempt = 0;
     let mut last_why = String::new();
@@ -451,7 +459,7 @@ async fn until_gone(
     report: &(dyn Fn(Event<'_>) + Sync),
     id: &ResourceId,
 ) -> Result<(), Outcome> {
-    let timeout = Duration::from_secs(300).mul_f64(settings.timeout_scale);
+    let timeout = Duration::from_secs(300).mul_f64(settings.timeout_scale.clamp(0.0, 1e6));
     let deadline = Instant::now() + timeout;
     let mut attempt = 0;
     loop {

@@ -188,6 +188,7 @@ async fn orphans(
             applied,
             live: Some(Live { uid, resource_version }),
             applied_at: crate::clock::rfc3339(crate::clock::now()),
+            unready: false,
         };
         state.resources.insert(id.clone(), record);
         found.orphans.push(id);

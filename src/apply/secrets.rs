@@ -32,7 +32,7 @@ pub async fn make(cluster: &Cluster, secret: &ApplySecret, identity: &Value) -> 
             if live.is_some_and(|live| live.object.pointer("/data").and_then(|data| data.get(&*secret.key)).is_some()) {
                 return Ok(());
             }
-            format!("{}{}", crate::clock::random_id(), crate::clock::random_id())
+            crate::clock::secure_random_hex(32)?
         }
         SecretValue::Env(variable) => std::env::var(variable).map_err(|_| {
             format!("the environment has no {variable} (the source of Secret {}/{})", secret.namespace, secret.name)
@@ -47,8 +47,21 @@ pub async fn make(cluster: &Cluster, secret: &ApplySecret, identity: &Value) -> 
     object["data"] = json!({ &*secret.key: encoded });
     let written = match secret.value {
         SecretValue::Random => match cluster.create(&object).await {
-            // Another run made it meanwhile: that one stands.
-            Err(DriverError::Rejected { code: 409, .. }) => Ok(()),
+            // It exists (another run made it, or it has other keys): that
+            // one stands if it holds the key, and is not ours to replace if not.
+            Err(DriverError::Rejected { code: 409, .. }) => {
+                let live = cluster.get(&object).await.map_err(|e| e.to_string())?;
+                if live
+                    .is_some_and(|live| live.object.pointer("/data").and_then(|data| data.get(&*secret.key)).is_some())
+                {
+                    Ok(())
+                } else {
+                    return Err(format!(
+                        "Secret {}/{} exists without the key `{}`, and sovereign does not overwrite a Secret it did not make: add the key, or delete the Secret",
+                        secret.namespace, secret.name, secret.key
+                    ));
+                }
+            }
             other => other.map(drop),
         },
         _ => cluster.apply(&object, false).await.map(drop),

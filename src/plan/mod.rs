@@ -159,7 +159,8 @@ pub fn plan(fabric: &str, desired: &DesiredState, state: Option<&StateDocument>,
             });
             continue;
         };
-        if record.content_sha256 == resource.hash {
+        // An object left unready by the last run is applied (and waited for) again.
+        if record.content_sha256 == resource.hash && !record.unready {
             changes.push(Change {
                 id: id.clone(),
                 action: Action::NoOp,

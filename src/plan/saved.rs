@@ -37,6 +37,10 @@ pub struct Basis {
     /// The kubeconfig context of each site's cluster, from the spec.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub contexts: BTreeMap<String, String>,
+    /// The apply journal of this machine's runs, when the state is not a
+    /// local file (a local state's journal is beside it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +59,7 @@ impl Basis {
             state: state.map(|s| StateVersion { lineage: s.lineage.clone(), serial: s.serial }),
             prune_data,
             contexts: BTreeMap::new(),
+            journal: None,
         }
     }
 
@@ -274,6 +279,9 @@ pub struct SavedPlan {
     pub deletes: Vec<ResourceId>,
     /// The Secrets apply makes.
     pub secrets: Vec<ApplySecret>,
+    /// What the plan does to each resource it changes (create, update,
+    /// replace, delete, keep), as it was planned.
+    pub actions: BTreeMap<ResourceId, Action>,
 }
 
 /// A resource of a saved plan, as the build made it: its body byte for
@@ -383,10 +391,13 @@ pub fn read(path: &Path) -> Result<SavedPlan, String> {
         });
     }
     let mut deletes = Vec::new();
+    let mut actions = BTreeMap::new();
     for change in stored.changes {
+        let id = change.parts.into_id().map_err(|e| not(&e))?;
         if change.action == Action::Delete {
-            deletes.push(change.parts.into_id().map_err(|e| not(&e))?);
+            deletes.push(id.clone());
         }
+        actions.insert(id, change.action);
     }
     let secrets =
         stored.secrets.into_iter().map(SecretJson::into_secret).collect::<Result<_, _>>().map_err(|e| not(&e))?;
@@ -397,6 +408,7 @@ pub fn read(path: &Path) -> Result<SavedPlan, String> {
         desired,
         deletes,
         secrets,
+        actions,
     })
 }
 

@@ -37,6 +37,7 @@ fn applied(desired: &DesiredState) -> StateDocument {
                 applied: serde_json::value::RawValue::from_string(r.json.to_string()).unwrap(),
                 live: Some(Live { uid: Some(format!("uid-{}", id.name)), resource_version: Some("1".into()) }),
                 applied_at: "2026-12-02T00:00:00Z".into(),
+                unready: false,
             },
         );
     }

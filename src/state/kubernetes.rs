@@ -265,7 +265,19 @@ impl KubernetesState {
                 };
                 match written {
                     Ok(written) => return Ok(self.hold(info, holder, lease, written.resource_version)),
-                    Err(DriverError::Rejected { code: 409, .. }) => continue, // another run was faster: look again
+                    // Another run was faster, or this write landed and its answer was lost: look.
+                    Err(DriverError::Rejected { code: 409, .. }) => {
+                        let now = self
+                            .runtime
+                            .block_on(self.cluster.get(&self.lease_probe()))
+                            .map_err(|e| failed("lock", &e))?;
+                        if let Some(now) = now.filter(|now| {
+                            now.object.pointer("/spec/holderIdentity").and_then(Value::as_str) == Some(info.id.as_str())
+                        }) {
+                            return Ok(self.hold(info, holder, lease, now.resource_version));
+                        }
+                        continue;
+                    }
                     Err(e) => return Err(failed("lock", &e)),
                 }
             }
@@ -287,7 +299,12 @@ impl KubernetesState {
     }
 
     fn hold(&self, info: LockInfo, took_over: Option<LockInfo>, lease: Lease, version: String) -> KubernetesLock {
-        let shared = Arc::new(Beat { stop: Mutex::new(false), wake: Condvar::new(), version: Mutex::new(version) });
+        let shared = Arc::new(Beat {
+            stop: Mutex::new(false),
+            wake: Condvar::new(),
+            version: Mutex::new(version),
+            lost: Mutex::new(None),
+        });
         let heartbeat = {
             let (shared, runtime, cluster) =
                 (Arc::clone(&shared), Arc::clone(&self.runtime), Arc::clone(&self.cluster));
@@ -314,12 +331,40 @@ impl KubernetesState {
                         }
                         info.expires = rfc3339(now() + lease.duration.as_secs());
                         let version = shared.version.lock().map(|v| v.clone()).unwrap_or_default();
-                        if let Ok(renewed) =
-                            runtime.block_on(cluster.replace(&this.lease(Some(&info), lease, Some(&version))))
-                            && let Ok(mut version) = shared.version.lock()
-                        {
-                            *version = renewed.resource_version;
+                        let renewed =
+                            runtime.block_on(cluster.replace(&this.lease(Some(&info), lease, Some(&version))));
+                        let version = match renewed {
+                            Ok(renewed) => Some(renewed.resource_version),
+                            // A renewal whose answer was lost, or another holder: look.
+                            Err(DriverError::Rejected { code: 409, .. }) => {
+                                match runtime.block_on(cluster.get(&this.lease_probe())) {
+                                    Ok(Some(live))
+                                        if live.object.pointer("/spec/holderIdentity").and_then(Value::as_str)
+                                            == Some(info.id.as_str()) =>
+                                    {
+                                        Some(live.resource_version)
+                                    }
+                                    Ok(live) => {
+                                        let holder = live.as_ref().and_then(|live| holder_of(&live.object));
+                                        if let Ok(mut lost) = shared.lost.lock() {
+                                            *lost = Some(holder.map_or_else(
+                                                || "nobody holds it now".to_owned(),
+                                                |h| format!("it is now {h}"),
+                                            ));
+                                        }
+                                        break;
+                                    }
+                                    Err(_) => None,
+                                }
+                            }
+                            Err(_) => None,
+                        };
+                        if let (Some(version), Ok(mut current)) = (version, shared.version.lock()) {
+                            *current = version;
                         }
+                    }
+                    if shared.lost.lock().is_ok_and(|lost| lost.is_some()) {
+                        return;
                     }
                     // Released: the Lease emptied, if it is still ours.
                     let version = shared.version.lock().map(|v| v.clone()).unwrap_or_default();
@@ -363,6 +408,8 @@ struct Beat {
     stop: Mutex<bool>,
     wake: Condvar,
     version: Mutex<String>,
+    /// Why the Lease is no longer this run's, once it is not.
+    lost: Mutex<Option<String>>,
 }
 
 /// A held Lease; released when dropped.
@@ -371,6 +418,14 @@ pub struct KubernetesLock {
     pub took_over: Option<LockInfo>,
     shared: Arc<Beat>,
     heartbeat: Option<std::thread::JoinHandle<()>>,
+}
+
+impl KubernetesLock {
+    /// Why the Lease was lost (another run took it), if it was.
+    #[must_use]
+    pub fn lost(&self) -> Option<String> {
+        self.shared.lost.lock().ok().and_then(|lost| lost.clone())
+    }
 }
 
 impl Drop for KubernetesLock {

@@ -60,6 +60,9 @@ pub struct Record {
     pub live: Option<Live>,
     /// When it was applied (RFC 3339, UTC).
     pub applied_at: String,
+    /// Applied, and not ready when the run ended (it failed, timed out,
+    /// or the run was stopped): the next plan applies it again.
+    pub unready: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +98,7 @@ impl StateDocument {
                 applied: planned.body.clone(),
                 live,
                 applied_at: crate::clock::rfc3339(at),
+                unready: false,
             },
         );
     }
@@ -283,6 +287,8 @@ struct StoredRecord<'a> {
     live: Option<Live>,
     #[serde(borrow)]
     applied_at: Cow<'a, str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    unready: bool,
 }
 
 /// An id's parts as the state and saved plans write them (the text alone
@@ -342,6 +348,7 @@ impl<'a> StoredRecord<'a> {
             applied: Cow::Borrowed(&*record.applied),
             live: record.live.clone(),
             applied_at: Cow::Borrowed(&record.applied_at),
+            unready: record.unready,
         }
     }
 
@@ -380,6 +387,7 @@ impl<'a> StoredRecord<'a> {
             applied,
             live: self.live,
             applied_at: self.applied_at.into_owned(),
+            unready: self.unready,
         };
         Ok((id, record))
     }

@@ -30,6 +30,16 @@ impl Held {
         }
     }
 
+    /// Why the lock is no longer this run's, if it was lost (a Lease
+    /// another run took after a renewal failed); a file lock is never lost.
+    #[must_use]
+    pub fn lost(&self) -> Option<String> {
+        match self {
+            Held::Local(_) => None,
+            Held::Kubernetes(lock) => lock.lost(),
+        }
+    }
+
     /// The holder a dead run left, taken over by this one.
     #[must_use]
     pub fn took_over(&self) -> Option<&LockInfo> {

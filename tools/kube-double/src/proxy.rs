@@ -105,7 +105,8 @@ fn forward(upstream: SocketAddr, request: &Request) -> Option<Vec<u8>> {
         loop {
             let mut size = String::new();
             reader.read_line(&mut size).ok()?;
-            let size = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
+            let size =
+                usize::from_str_radix(size.trim().split(';').next()?, 16).ok().filter(|&size| size <= 64 << 20)?;
             let mut chunk = vec![0; size + 2];
             reader.read_exact(&mut chunk).ok()?;
             if size == 0 {
@@ -114,7 +115,7 @@ fn forward(upstream: SocketAddr, request: &Request) -> Option<Vec<u8>> {
             body.extend_from_slice(&chunk[..size]);
         }
     } else if let Some(length) = length {
-        body.resize(length, 0);
+        body.resize(length.min(256 << 20), 0);
         reader.read_exact(&mut body).ok()?;
     } else {
         reader.read_to_end(&mut body).ok()?;

@@ -250,7 +250,8 @@ pub(crate) fn read_request(reader: &mut BufReader<TcpStream>) -> Option<(Request
         loop {
             let mut size = String::new();
             reader.read_line(&mut size).ok()?;
-            let size = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
+            let size =
+                usize::from_str_radix(size.trim().split(';').next()?, 16).ok().filter(|&size| size <= 64 << 20)?;
             let mut chunk = vec![0; size + 2];
             reader.read_exact(&mut chunk).ok()?;
             if size == 0 {

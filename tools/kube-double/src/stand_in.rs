@@ -187,7 +187,7 @@ fn failing_pod(store: &mut Store, key: &Key, workload: &Value, template: &Value,
         .iter()
         .zip(template.pointer("/spec/containers").and_then(Value::as_array).into_iter().flatten())
         .map(|(image, container)| {
-            json!({"name": container["name"], "image": image, "ready": false, "restartCount": 3,
+            json!({"name": container["name"], "image": image, "imageID": "", "ready": false, "restartCount": 3,
             "state": {"waiting": {"reason": reason, "message": message}}})
         })
         .collect();
