@@ -230,6 +230,33 @@ fn k3s_changes(spec: &Path) -> Vec<(String, String)> {
     changes
 }
 
+/// `plan --refresh` against the cluster: its Kubernetes changes (action,
+/// id), sorted, and what it said on stderr.
+fn refreshed_changes(spec: &Path, cluster: &Cluster, context: &str) -> (Vec<(String, String)>, String) {
+    let kubeconfig = cluster.kubeconfig().to_str().unwrap();
+    let output = sovereign(&[
+        "plan",
+        spec.to_str().unwrap(),
+        "--refresh",
+        "--json",
+        "--kubeconfig",
+        kubeconfig,
+        "--context",
+        context,
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    let plan: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let mut changes: Vec<(String, String)> = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|change| matches!(change["target"].as_str(), Some("k3s" | "helm")))
+        .map(|change| (change["action"].as_str().unwrap().to_owned(), change["id"].as_str().unwrap().to_owned()))
+        .collect();
+    changes.sort();
+    (changes, String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
 #[test]
 fn e2e_lab_from_nothing_to_applied_edited_and_destroyed() {
     let cluster = cluster(Options::default());
@@ -377,25 +404,8 @@ fn e2e_apply_converges_through_a_fault_injecting_proxy() {
     assert!(proxy.faults_injected() > 0, "faults were injected ({} requests)", proxy.requests());
     // Nothing lost or duplicated: read back directly, the clusters have exactly what the spec says.
     let context = current_context(target.kubeconfig());
-    let refreshed = sovereign(&[
-        "plan",
-        spec.to_str().unwrap(),
-        "--refresh",
-        "--json",
-        "--kubeconfig",
-        target.kubeconfig().to_str().unwrap(),
-        "--context",
-        &context,
-    ]);
-    assert!(refreshed.status.success(), "{}", text(&refreshed));
-    let plan: Value = serde_json::from_slice(&refreshed.stdout).unwrap();
-    let pending: Vec<&Value> = plan["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|change| matches!(change["target"].as_str(), Some("k3s" | "helm")))
-        .collect();
-    assert!(pending.is_empty(), "{pending:?}");
+    let (pending, said) = refreshed_changes(&spec, &target, &context);
+    assert!(pending.is_empty(), "{pending:?} {said}");
     if let Cluster::Double(..) = &target {
         // And the same objects as a clean apply.
         let clean = cluster(Options::default());
@@ -501,29 +511,7 @@ fn e2e_refresh_finds_drift_deletions_and_unrecorded_objects_and_apply_mends_them
     let (_tmp, spec) = lab_with_canary_secret();
     assert!(apply(&spec, &cluster, &[]).status.success());
     let context = current_context(cluster.kubeconfig());
-    let plan_refresh = |spec: &Path| {
-        let output = sovereign(&[
-            "plan",
-            spec.to_str().unwrap(),
-            "--refresh",
-            "--json",
-            "--kubeconfig",
-            cluster.kubeconfig().to_str().unwrap(),
-            "--context",
-            &context,
-        ]);
-        assert!(output.status.success(), "{}", text(&output));
-        let plan: Value = serde_json::from_slice(&output.stdout).unwrap();
-        let mut changes: Vec<(String, String)> = plan["changes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|change| matches!(change["target"].as_str(), Some("k3s" | "helm")))
-            .map(|change| (change["action"].as_str().unwrap().to_owned(), change["id"].as_str().unwrap().to_owned()))
-            .collect();
-        changes.sort();
-        (changes, String::from_utf8_lossy(&output.stderr).into_owned())
-    };
+    let plan_refresh = |spec: &Path| refreshed_changes(spec, &cluster, &context);
     // Defaulted fields (cluster IPs, namespace labels, container defaults) and status are not drift.
     assert_eq!(plan_refresh(&spec).0, Vec::<(String, String)>::new());
 

@@ -232,9 +232,8 @@ impl Cluster {
             .collect())
     }
 
-    /// Creates `object`; an object of that name existing already is a
-    /// `Rejected` 409 (not retried: the caller decides).
-    pub async fn create(&self, object: &Value) -> Result<Live, DriverError> {
+    /// What a create or replace of `object` sends, and where.
+    async fn write_of(&self, object: &Value) -> Result<(Api<DynamicObject>, DynamicObject, PostParams), DriverError> {
         let api = self.api(object).await?;
         let data: DynamicObject = serde_json::from_value(object.clone()).map_err(|e| DriverError::Rejected {
             code: 400,
@@ -242,7 +241,13 @@ impl Cluster {
             message: e.to_string(),
             causes: Vec::new(),
         })?;
-        let params = PostParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PostParams::default() };
+        Ok((api, data, PostParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PostParams::default() }))
+    }
+
+    /// Creates `object`; an object of that name existing already is a
+    /// `Rejected` 409 (not retried: the caller decides).
+    pub async fn create(&self, object: &Value) -> Result<Live, DriverError> {
+        let (api, data, params) = self.write_of(object).await?;
         let created = retry::run_once_written(&self.settings.backoff, || api.create(&params, &data)).await?;
         Ok(Live::of(serde_json::to_value(created).unwrap_or(Value::Null)))
     }
@@ -250,14 +255,7 @@ impl Cluster {
     /// Replaces the object if its `metadata.resourceVersion` is still the
     /// live one: optimistic concurrency (a 409 otherwise, not retried).
     pub async fn replace(&self, object: &Value) -> Result<Live, DriverError> {
-        let api = self.api(object).await?;
-        let data: DynamicObject = serde_json::from_value(object.clone()).map_err(|e| DriverError::Rejected {
-            code: 400,
-            reason: "BadRequest".into(),
-            message: e.to_string(),
-            causes: Vec::new(),
-        })?;
-        let params = PostParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PostParams::default() };
+        let (api, data, params) = self.write_of(object).await?;
         let replaced =
             retry::run_once_written(&self.settings.backoff, || api.replace(Self::name(object), &params, &data)).await?;
         Ok(Live::of(serde_json::to_value(replaced).unwrap_or(Value::Null)))

@@ -102,18 +102,7 @@ fn forward(upstream: SocketAddr, request: &Request) -> Option<Vec<u8>> {
     }
     let mut body = Vec::new();
     if chunked {
-        loop {
-            let mut size = String::new();
-            reader.read_line(&mut size).ok()?;
-            let size =
-                usize::from_str_radix(size.trim().split(';').next()?, 16).ok().filter(|&size| size <= 64 << 20)?;
-            let mut chunk = vec![0; size + 2];
-            reader.read_exact(&mut chunk).ok()?;
-            if size == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..size]);
-        }
+        body = server::read_chunked(&mut reader)?;
     } else if let Some(length) = length {
         body.resize(length.min(256 << 20), 0);
         reader.read_exact(&mut body).ok()?;

@@ -247,18 +247,7 @@ pub(crate) fn read_request(reader: &mut BufReader<TcpStream>) -> Option<(Request
     }
     let mut body = Vec::new();
     if chunked {
-        loop {
-            let mut size = String::new();
-            reader.read_line(&mut size).ok()?;
-            let size =
-                usize::from_str_radix(size.trim().split(';').next()?, 16).ok().filter(|&size| size <= 64 << 20)?;
-            let mut chunk = vec![0; size + 2];
-            reader.read_exact(&mut chunk).ok()?;
-            if size == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..size]);
-        }
+        body = read_chunked(reader)?;
     } else {
         body.resize(length.min(64 << 20), 0);
         reader.read_exact(&mut body).ok()?;
@@ -274,6 +263,23 @@ pub(crate) fn read_request(reader: &mut BufReader<TcpStream>) -> Option<(Request
         .collect();
     let path = decode(path);
     Some((Request { method, target, headers, path, query, content_type, user_agent, body }, close))
+}
+
+/// A chunked body (RFC 9112 §7.1), de-chunked; `None` when it is broken
+/// or a chunk is over 64 MiB.
+pub(crate) fn read_chunked<R: BufRead>(reader: &mut R) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let mut size = String::new();
+        reader.read_line(&mut size).ok()?;
+        let size = usize::from_str_radix(size.trim().split(';').next()?, 16).ok().filter(|&size| size <= 64 << 20)?;
+        let mut chunk = vec![0; size + 2];
+        reader.read_exact(&mut chunk).ok()?;
+        if size == 0 {
+            return Some(body);
+        }
+        body.extend_from_slice(&chunk[..size]);
+    }
 }
 
 fn decode(text: &str) -> String {
