@@ -33,6 +33,12 @@ use sovereign_desired::{ResourceId, Target};
 const LAYERS: usize = 10;
 const WIDTH: usize = 100;
 const LATENCY: Duration = Duration::from_millis(20);
+
+/// `APPLY_BENCH_LATENCY_MS` changes the latency, for experiments: at 0 the
+/// run is bound by the CPU sovereign and the double spend.
+fn latency() -> Duration {
+    std::env::var("APPLY_BENCH_LATENCY_MS").ok().and_then(|ms| ms.parse().ok()).map_or(LATENCY, Duration::from_millis)
+}
 const RUNS: usize = 3;
 
 fn id(layer: usize, index: usize) -> ResourceId {
@@ -94,7 +100,7 @@ fn double() -> (ApiDouble, tempfile::TempDir) {
             kube_double::kubernetes_validate_schemas("1.34.0")
         },
         namespaces: vec!["bench".into()],
-        latency: LATENCY,
+        latency: latency(),
         ..Options::default()
     };
     let double = ApiDouble::start(options).unwrap();
@@ -173,11 +179,11 @@ fn main() {
         full.push(sovereign(&runtime, &wide));
     }
     let (full, critical) = (median(full), median(critical));
-    let floor = LAYERS as f64 * LATENCY.as_secs_f64();
+    let floor = LAYERS as f64 * latency().as_secs_f64();
     println!(
         "apply of {} objects in {LAYERS} layers, {} ms per request ({runs} runs, medians):",
         LAYERS * WIDTH,
-        LATENCY.as_millis()
+        latency().as_millis()
     );
     println!("  sovereign                     {full:>8.3} s");
     println!(

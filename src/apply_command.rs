@@ -52,7 +52,7 @@ pub(crate) fn apply(args: &ApplyArgs) -> ExitCode {
         },
         &run.cluster,
     );
-    let (Ok(Made { plan, basis, mut desired, store, state }), Some(lock)) = (made, lock) else {
+    let (Ok(Made { plan, basis, mut desired, store, state, origins }), Some(lock)) = (made, lock) else {
         return ExitCode::from(1);
     };
     let secrets = std::mem::take(&mut desired.secrets);
@@ -60,7 +60,8 @@ pub(crate) fn apply(args: &ApplyArgs) -> ExitCode {
     let deletes: Vec<ResourceId> =
         plan.changes.iter().filter(|c| c.action == Action::Delete).map(|c| c.id.clone()).collect();
     let text = plan::render::human(&plan);
-    execute(run, &store, state, &basis.contexts, &plan, desired, &secrets, &deletes, Some(&text), "apply", lock)
+    let shown = Shown { plan: &text, origins: Some(&origins) };
+    execute(run, &store, state, &basis.contexts, &plan, desired, &secrets, &deletes, Some(shown), "apply", lock)
 }
 
 fn apply_saved(args: &ApplyArgs) -> ExitCode {
@@ -219,7 +220,7 @@ pub(crate) fn destroy(args: &DestroyArgs) -> ExitCode {
         },
         &run.cluster,
     );
-    let (Ok(Made { basis, store, state, .. }), Some(lock)) = (made, lock) else {
+    let (Ok(Made { basis, store, state, origins, .. }), Some(lock)) = (made, lock) else {
         return ExitCode::from(1);
     };
     let Some(state) = state.filter(|state| !state.resources.is_empty()) else {
@@ -237,7 +238,8 @@ pub(crate) fn destroy(args: &DestroyArgs) -> ExitCode {
         plan.changes.iter().filter(|c| c.action == Action::Delete).map(|c| c.id.clone()).collect();
     let text = plan::render::human(&plan);
     let plan_state = Some(state);
-    execute(run, &store, plan_state, &basis.contexts, &plan, Vec::new(), &[], &deletes, Some(&text), "destroy", lock)
+    let shown = Shown { plan: &text, origins: Some(&origins) };
+    execute(run, &store, plan_state, &basis.contexts, &plan, Vec::new(), &[], &deletes, Some(shown), "destroy", lock)
 }
 
 /// The state's lock, taken, and a journal an interrupted run left, replayed.
@@ -326,7 +328,7 @@ fn execute(
     desired: Vec<Planned>,
     secrets: &[ApplySecret],
     deletes: &[ResourceId],
-    shown: Option<&str>,
+    shown: Option<Shown<'_>>,
     operation: &str,
     lock: Held,
 ) -> ExitCode {
@@ -368,7 +370,7 @@ fn execute(
         let _ = writeln!(stderr, "no changes: the clusters already have what the spec says (as the state records it)");
         return ExitCode::SUCCESS;
     }
-    if let Some(text) = shown {
+    if let Some(Shown { plan: text, .. }) = &shown {
         let _ = std::io::stdout().write_all(text.as_bytes());
         if !run.auto_approve {
             if !std::io::stdin().is_terminal() {
@@ -463,7 +465,18 @@ fn execute(
     let _ = std::fs::remove_file(&journal_path);
     drop(lock);
     progress.finish();
+    if !json {
+        let origins = shown.and_then(|shown| shown.origins);
+        let _ = write!(stderr, "{}", crate::refusals::render_refusals(&steps, &outcomes, origins));
+    }
     summary(&steps, &outcomes, operation, json)
+}
+
+/// What a run from a spec shows: the plan to confirm, and the spec's
+/// sources for diagnostics. A saved plan was shown when it was made.
+pub(crate) struct Shown<'a> {
+    plan: &'a str,
+    origins: Option<&'a crate::refusals::Origins>,
 }
 
 /// The steps in plan order, each after what it depends on.
@@ -673,7 +686,7 @@ pub(crate) fn outcome_words(outcome: &Outcome) -> (&'static str, Option<&str>) {
         Outcome::Applied(_) => ("ready", None),
         Outcome::Deleted => ("deleted", None),
         Outcome::Carried => ("carried", None),
-        Outcome::Failed(why) => ("failed", Some(why)),
+        Outcome::Failed(failure) => ("failed", Some(&failure.why)),
         Outcome::Skipped(why) => ("skipped", Some(why)),
         Outcome::NotStarted => ("not-started", None),
     }

@@ -17,6 +17,7 @@ mod host;
 mod lsp;
 mod plan_command;
 mod progress;
+mod refusals;
 
 use std::io::Write as _;
 use std::path::PathBuf;

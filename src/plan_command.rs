@@ -74,6 +74,8 @@ pub(crate) struct Made {
     pub(crate) store: Store,
     /// The state the plan was made from (refreshed, with `--refresh`).
     pub(crate) state: Option<StateDocument>,
+    /// The spec's sources, for apply's diagnostics.
+    pub(crate) origins: crate::refusals::Origins,
 }
 
 /// Checks and builds the spec, loads its state and plans. Errors are
@@ -165,8 +167,9 @@ pub(crate) fn make(
         state = Some(refreshed).filter(|s| !s.resources.is_empty() || basis.state.is_some());
     }
     let plan = plan::plan(&fabric, &desired, state.as_ref(), Options { prune_data });
+    let origins = crate::refusals::Origins::new(&compiled.fabric, compiled.sources.clone(), config);
     std::mem::forget(compiled);
-    Ok(Made { plan, basis, desired, store, state })
+    Ok(Made { plan, basis, desired, store, state, origins })
 }
 
 /// Where the fabric's state is: `--state FILE`, else the spec's `state`

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
-use sovereign::apply::Event;
+use sovereign::apply::{Event, Outcome};
 
 use crate::apply_command::{op_word, outcome_words};
 
@@ -43,7 +43,14 @@ impl Progress {
                 Event::Waiting { id, why } => json!({"event": "waiting", "id": id.to_string(), "why": why}),
                 Event::Finished { id, outcome, elapsed } => {
                     let (word, why) = outcome_words(outcome);
-                    json!({"event": "finished", "id": id.to_string(), "outcome": word, "why": why, "seconds": elapsed.as_secs_f64()})
+                    let mut line = json!({"event": "finished", "id": id.to_string(), "outcome": word, "why": why, "seconds": elapsed.as_secs_f64()});
+                    if let Outcome::Failed(failure) = outcome
+                        && let Some(code) = crate::refusals::code(failure)
+                    {
+                        line["code"] = json!(code.id);
+                        line["fields"] = json!(failure.fields);
+                    }
+                    line
                 }
             };
             let _ = writeln!(std::io::stdout(), "{line}");

@@ -14,10 +14,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cluster::{
-    CANARY, Cluster, apply, cluster, current_context, k3s_changes, kubectl_proxy, refreshed_changes, run_args,
-    sovereign, spawn_quiet, text,
+    CANARY, Cluster, Proxied, apply, cluster, current_context, k3s_changes, refreshed_changes, run_args, sovereign,
+    spawn_quiet, text,
 };
-use kube_double::{Faults, Options};
+use kube_double::{Denial, Faults, Options};
 use lab::{edit, lab_with_canary_secret};
 use serde_json::Value;
 
@@ -114,39 +114,13 @@ fn e2e_apply_without_a_tty_needs_auto_approve_and_a_refusal_names_the_field() {
 
 #[test]
 fn e2e_apply_converges_through_a_fault_injecting_proxy() {
-    let faults = Faults { rate: 0.05, seed: 7, hang: Duration::from_secs(2) };
+    let faults = Faults { rate: 0.05, seed: 7, hang: Duration::from_secs(2), ..Faults::default() };
     let target = cluster(Options::default());
-    let (upstream, mut stop) = match &target {
-        Cluster::Double(double, _) => (double.address(), None),
-        Cluster::Real(kubeconfig) => match kubectl_proxy(kubeconfig) {
-            Some((address, child)) => (address, Some(child)),
-            None => {
-                eprintln!("skipped against a real cluster: it needs kubectl (for `kubectl proxy`) in PATH");
-                return;
-            }
-        },
-    };
-    let proxy = kube_double::FaultProxy::start(upstream, faults, Duration::ZERO).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let through = tmp.path().join("kubeconfig");
-    std::fs::write(&through, proxy.kubeconfig("faulty")).unwrap();
+    let Some(through) = Proxied::start(&target, faults) else { return };
     let (_tmp, spec) = lab_with_canary_secret();
-    let output = sovereign(&[
-        "apply",
-        spec.to_str().unwrap(),
-        "--kubeconfig",
-        through.to_str().unwrap(),
-        "--context",
-        "faulty",
-        "--auto-approve",
-        "--target",
-        "k3s",
-        "--timeout-scale",
-        "0.2",
-        "--request-timeout",
-        "1",
-    ]);
+    let output = through.apply(&spec, &["--request-timeout", "1"]);
     assert!(output.status.success(), "{}", text(&output));
+    let proxy = &through.proxy;
     assert!(proxy.faults_injected() > 0, "faults were injected ({} requests)", proxy.requests());
     // Nothing lost or duplicated: read back directly, the clusters have exactly what the spec says.
     let context = current_context(target.kubeconfig());
@@ -161,8 +135,41 @@ fn e2e_apply_converges_through_a_fault_injecting_proxy() {
     } else {
         let _ = sovereign(&run_args("destroy", spec.to_str().unwrap(), &target, &context));
     }
-    if let Some(child) = stop.as_mut() {
-        let _ = child.kill();
+}
+
+#[test]
+fn e2e_an_object_an_admission_webhook_denies_is_a_diagnostic_at_its_declaration() {
+    let denial = Denial {
+        path: "/helmcharts/notes".into(),
+        webhook: "policy.example.com".into(),
+        message: "helm charts must come from the internal repository".into(),
+    };
+    let target = cluster(Options::default());
+    let Some(through) = Proxied::start(&target, Faults { denials: vec![denial], ..Faults::default() }) else {
+        return;
+    };
+    let (_tmp, spec) = lab_with_canary_secret();
+    let output = through.apply(&spec, &[]);
+    let said = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{said}");
+    let line = examples_line(&spec, "vectorstore \"notes\"");
+    assert!(
+        said.contains("SOV6001(object-refused)")
+            && said.contains(&format!("fabric.kdl:{line}:"))
+            && said.contains("admission webhook \"policy.example.com\" denied the request"),
+        "SOV6001 at fabric.kdl:{line}: {said}"
+    );
+    // The rest went on: only what the refused object is needed by was not done.
+    let (pending, _) = refreshed_changes(&spec, &target, &current_context(target.kubeconfig()));
+    assert!(pending.iter().any(|(_, id)| id.ends_with("/notes")), "{pending:?}");
+    assert!(pending.len() <= 3, "the rest of the plan was applied: {pending:?}");
+    // --json says it too, for machines.
+    let output = through.apply(&spec, &["--json"]);
+    let events = String::from_utf8_lossy(&output.stdout);
+    assert!(events.lines().any(|line| line.contains("\"code\":\"SOV6001\"")), "{events}");
+    if let Cluster::Real(..) = &target {
+        let context = current_context(target.kubeconfig());
+        let _ = sovereign(&run_args("destroy", spec.to_str().unwrap(), &target, &context));
     }
 }
 
@@ -330,6 +337,13 @@ fn e2e_refresh_finds_drift_deletions_and_unrecorded_objects_and_apply_mends_them
             && text(&output).contains("--force-conflicts"),
         "{}",
         text(&output)
+    );
+    // As a diagnostic at the declaration the Deployment came from.
+    let said = text(&output);
+    let line = examples_line(&spec, "serve \"chat\"");
+    assert!(
+        said.contains("SOV6002(field-conflict)") && said.contains(&format!("fabric.kdl:{line}:")),
+        "SOV6002 at fabric.kdl:{line}: {said}"
     );
     let output = apply(&spec, &cluster, &["--refresh", "--force-conflicts"]);
     assert!(output.status.success(), "{}", text(&output));
@@ -585,4 +599,10 @@ fn e2e_an_object_that_never_became_ready_is_applied_again() {
     let output = apply(&spec, &cluster, &[]);
     assert!(output.status.success(), "{}", text(&output));
     assert_eq!(k3s_changes(&spec), Vec::<(String, String)>::new());
+}
+
+/// The 1-based line of a spec folder's `fabric.kdl` that holds `text`.
+fn examples_line(spec: &Path, text: &str) -> usize {
+    let source = std::fs::read_to_string(spec.join("fabric.kdl")).unwrap();
+    source.lines().position(|line| line.contains(text)).unwrap() + 1
 }

@@ -80,7 +80,7 @@ pub enum Outcome {
     Applied(Live),
     Deleted,
     Carried,
-    Failed(String),
+    Failed(Failure),
     /// Not started because of another step or an unreachable cluster.
     Skipped(String),
     /// Not started because the run was interrupted.
@@ -91,6 +91,70 @@ impl Outcome {
     #[must_use]
     pub fn done(&self) -> bool {
         matches!(self, Outcome::Applied(_) | Outcome::Deleted | Outcome::Carried)
+    }
+}
+
+/// Why a step failed: what kind of failure (the summary turns the target
+/// refusing an object into a diagnostic at its declaration) and, for
+/// people, what happened. Never a value from a Secret: messages carry ids,
+/// field paths and the API's own words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub why: String,
+    /// The fields the target named (`spec.replicas`), when it refused or
+    /// another manager owns them.
+    pub fields: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The target refused the object as written (a 4xx): the spec or
+    /// sovereign's build of it is wrong, and a rerun fails the same way.
+    Refused,
+    /// Another field manager owns fields sovereign sets.
+    Conflict,
+    /// The cluster could not be reached, or kept failing transiently.
+    Unreachable,
+    /// Applied, and it will not become ready (or did not in its timeout).
+    NotReady,
+    /// Anything else: the journal, a missing object sovereign patches.
+    Other,
+}
+
+impl Failure {
+    pub fn other(why: impl Into<String>) -> Failure {
+        Failure { kind: FailureKind::Other, why: why.into(), fields: Vec::new() }
+    }
+
+    fn not_ready(why: String) -> Failure {
+        Failure { kind: FailureKind::NotReady, why, fields: Vec::new() }
+    }
+
+    fn journal(why: impl std::fmt::Display) -> Outcome {
+        Outcome::Failed(Failure::other(format!("the journal: {why}")))
+    }
+}
+
+impl From<&DriverError> for Failure {
+    fn from(error: &DriverError) -> Failure {
+        let (kind, fields) = match error {
+            DriverError::Unreachable(_) => (FailureKind::Unreachable, Vec::new()),
+            DriverError::Rejected { causes, .. } => (
+                FailureKind::Refused,
+                causes.iter().map(|(field, _)| field.clone()).filter(|f| !f.is_empty()).collect(),
+            ),
+            DriverError::Conflict { fields, .. } => {
+                (FailureKind::Conflict, fields.iter().map(|(_, field)| field.clone()).collect())
+            }
+            DriverError::UnknownKind(_) => (FailureKind::Refused, Vec::new()),
+            DriverError::Config(_) => (FailureKind::Unreachable, Vec::new()),
+        };
+        let why = match error {
+            DriverError::Unreachable(why) => format!("the cluster could not be reached: {why}"),
+            other => other.to_string(),
+        };
+        Failure { kind, why, fields }
     }
 }
 
@@ -180,10 +244,10 @@ pub async fn execute(
             () = wait_for_abort(interrupt) => break,
         };
         let Some((index, outcome, elapsed)) = next else { break };
-        if let Outcome::Failed(why) = &outcome
-            && why.starts_with(UNREACHABLE)
+        if let Outcome::Failed(failure) = &outcome
+            && failure.kind == FailureKind::Unreachable
         {
-            unreachable.insert(Arc::clone(&steps[index].planned.id.site), why.clone());
+            unreachable.insert(Arc::clone(&steps[index].planned.id.site), failure.why.clone());
         }
         let done = outcome.done();
         finish(index, outcome, steps, &mut outcomes, report, elapsed);
@@ -238,13 +302,8 @@ fn skip_dependents(
     }
 }
 
-const UNREACHABLE: &str = "the cluster could not be reached: ";
-
 fn failed(error: &DriverError) -> Outcome {
-    match error {
-        DriverError::Unreachable(why) => Outcome::Failed(format!("{UNREACHABLE}{why}")),
-        other => Outcome::Failed(other.to_string()),
-    }
+    Outcome::Failed(error.into())
 }
 
 async fn run_step(
@@ -270,18 +329,20 @@ async fn run_step(
     };
     let op = if step.op == Op::Delete { "delete" } else { "apply" };
     if let Err(why) = journal.intent(op, id).await {
-        return Outcome::Failed(format!("the journal: {why}"));
+        return Failure::journal(why);
     }
     match step.op {
         Op::Carried => Outcome::Carried,
         Op::Secret => {
-            let Some(secret) = &step.makes else { return Outcome::Failed("a Secret step without its Secret".into()) };
+            let Some(secret) = &step.makes else {
+                return Outcome::Failed(Failure::other("a Secret step without its Secret"));
+            };
             let held = permits().await;
             let made = secrets::make(cluster, secret, &step.object).await;
             drop(held);
             match made {
                 Ok(()) => Outcome::Applied(Live::default()),
-                Err(why) => Outcome::Failed(why),
+                Err(why) => Outcome::Failed(Failure::other(why)),
             }
         }
         Op::Delete => {
@@ -302,7 +363,7 @@ async fn run_step(
             }
             match journal.deleted(id) {
                 Ok(()) => Outcome::Deleted,
-                Err(why) => Outcome::Failed(format!("the journal: {why}")),
+                Err(why) => Failure::journal(why),
             }
         }
         Op::Apply | Op::Replace => {
@@ -312,11 +373,11 @@ async fn run_step(
                 match cluster.get(&step.object).await {
                     Ok(Some(_)) => {}
                     Ok(None) => {
-                        return Outcome::Failed(format!(
+                        return Outcome::Failed(Failure::other(format!(
                             "{} {} does not exist on the cluster: sovereign sets fields on it, it does not create it",
                             readiness::kind_of(&step.object),
                             id.name
-                        ));
+                        )));
                     }
                     Err(error) => return failed(&error),
                 }
@@ -346,18 +407,18 @@ async fn run_step(
             let stale_job = stale_job.filter(|(generation, _)| *generation != live.generation).map(|(_, uid)| uid);
             let recorded = Live { uid: Some(live.uid.clone()), resource_version: Some(live.resource_version.clone()) };
             if let Err(why) = journal.applied(&step.planned, &recorded) {
-                return Outcome::Failed(format!("the journal: {why}"));
+                return Failure::journal(why);
             }
             if step.planned.patch {
                 return match journal.ready(id) {
                     Ok(()) => Outcome::Applied(recorded),
-                    Err(why) => Outcome::Failed(format!("the journal: {why}")),
+                    Err(why) => Failure::journal(why),
                 };
             }
             match until_ready(cluster, live.object, stale_job, settings, report, id).await {
                 Ok(()) => {
                     if let Err(why) = journal.ready(id) {
-                        return Outcome::Failed(format!("the journal: {why}"));
+                        return Failure::journal(why);
                     }
                     if readiness::kind_of(&step.object) == "apiextensions.k8s.io/CustomResourceDefinition" {
                         cluster.forget_kinds();
@@ -427,7 +488,9 @@ async fn until_ready(
         };
         match readiness::judge(&object, &related, stale_job.as_deref()) {
             Readiness::Ready => return Ok(()),
-            Readiness::Failed(why) => return Err(Outcome::Failed(format!("it will not become ready: {why}"))),
+            Readiness::Failed(why) => {
+                return Err(Outcome::Failed(Failure::not_ready(format!("it will not become ready: {why}"))));
+            }
             Readiness::Waiting(why) => {
                 if why != last_why {
                     report(Event::Waiting { id, why: &why });
@@ -436,17 +499,19 @@ async fn until_ready(
             }
         }
         if Instant::now() >= deadline {
-            return Err(Outcome::Failed(format!(
+            return Err(Outcome::Failed(Failure::not_ready(format!(
                 "not ready after {}s, the {} readiness timeout: {last_why}",
                 timeout.as_secs(),
                 readiness::kind_of(&object)
-            )));
+            ))));
         }
         tokio::time::sleep(backoff(settings.poll, attempt)).await;
         attempt += 1;
         match cluster.get(&object).await {
             Ok(Some(live)) => object = live.object,
-            Ok(None) => return Err(Outcome::Failed("it was deleted while sovereign waited for it".into())),
+            Ok(None) => {
+                return Err(Outcome::Failed(Failure::not_ready("it was deleted while sovereign waited for it".into())));
+            }
             Err(error) => return Err(failed(&error)),
         }
     }
@@ -466,7 +531,10 @@ async fn until_gone(
         match cluster.get(object).await {
             Ok(None) => return Ok(()),
             Ok(Some(_)) if Instant::now() >= deadline => {
-                return Err(Outcome::Failed(format!("still there {}s after its delete", timeout.as_secs())));
+                return Err(Outcome::Failed(Failure::not_ready(format!(
+                    "still there {}s after its delete",
+                    timeout.as_secs()
+                ))));
             }
             Ok(Some(_)) => {
                 if attempt == 1 {

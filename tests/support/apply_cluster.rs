@@ -267,3 +267,62 @@ pub(crate) fn kubectl_proxy(kubeconfig: &Path) -> Option<(std::net::SocketAddr, 
     let address = line.trim().rsplit(' ').next()?.parse().ok()?;
     Some((address, child))
 }
+
+/// A fault-injecting proxy in front of a test cluster (the double, or a
+/// real one through `kubectl proxy`), and a kubeconfig whose context
+/// `through` reaches it.
+pub(crate) struct Proxied {
+    pub(crate) proxy: kube_double::FaultProxy,
+    pub(crate) kubeconfig: PathBuf,
+    _dir: tempfile::TempDir,
+    kubectl: Option<std::process::Child>,
+}
+
+impl Proxied {
+    /// `None` (with the reason printed) against a real cluster without kubectl.
+    pub(crate) fn start(target: &Cluster, faults: kube_double::Faults) -> Option<Proxied> {
+        let (upstream, kubectl) = match target {
+            Cluster::Double(double, _) => (double.address(), None),
+            Cluster::Real(kubeconfig) => match kubectl_proxy(kubeconfig) {
+                Some((address, child)) => (address, Some(child)),
+                None => {
+                    eprintln!("skipped against a real cluster: it needs kubectl (for `kubectl proxy`) in PATH");
+                    return None;
+                }
+            },
+        };
+        let proxy = kube_double::FaultProxy::start(upstream, faults, std::time::Duration::ZERO).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        std::fs::write(&kubeconfig, proxy.kubeconfig("through")).unwrap();
+        Some(Proxied { proxy, kubeconfig, _dir: dir, kubectl })
+    }
+
+    /// `sovereign apply SPEC` through the proxy, with the tests' flags and `extra`.
+    pub(crate) fn apply(&self, spec: &Path, extra: &[&str]) -> Output {
+        let mut args = vec![
+            "apply",
+            spec.to_str().unwrap(),
+            "--kubeconfig",
+            self.kubeconfig.to_str().unwrap(),
+            "--context",
+            "through",
+            "--auto-approve",
+            "--target",
+            "k3s",
+            "--timeout-scale",
+            "0.2",
+        ];
+        args.extend_from_slice(extra);
+        sovereign(&args)
+    }
+}
+
+impl Drop for Proxied {
+    fn drop(&mut self) {
+        if let Some(child) = self.kubectl.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

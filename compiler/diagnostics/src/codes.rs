@@ -3,7 +3,8 @@
 //! Numbering follows the phase that finds the problem: `SOV1xxx` syntax,
 //! `SOV2xxx` schema (lowering against the stdlib), `SOV3xxx` names,
 //! references, imports and cycles, `SOV4xxx` capacity and placement,
-//! `SOV5xxx` sovereignty (data flows). Every code has a page in
+//! `SOV5xxx` sovereignty (data flows), `SOV6xxx` what a site's API
+//! server refused at apply time (the spec checked clean). Every code has a page in
 //! `docs/diagnostics/`, embedded here so `sovereign explain` can print it;
 //! a missing page is a compile error.
 
@@ -96,6 +97,8 @@ codes! {
     CONFIDENTIAL_OFF_SERVER = "SOV5002", "confidential-off-server", Error, "confidential data reaches a site outside the server tier without redaction";
     RESIDENCY_VIOLATION = "SOV5003", "residency-violation", Error, "data reaches a site outside the jurisdiction it must reside in";
     UNKNOWN_DESTINATION = "SOV5004", "unknown-destination", Error, "telemetry leaves for a destination whose site or jurisdiction is not declared";
+    OBJECT_REFUSED = "SOV6001", "object-refused", Error, "a site's API server refused an object apply sent";
+    FIELD_CONFLICT = "SOV6002", "field-conflict", Error, "another field manager owns fields of an object that apply sets";
 }
 
 /// Looks a code up by its id (`SOV2001`) or name (`unknown-node`), ignoring case.

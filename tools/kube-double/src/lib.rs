@@ -49,7 +49,7 @@ use std::time::Duration;
 
 pub use api::ApiError;
 pub use proxy::FaultProxy;
-pub use server::Faults;
+pub use server::{Denial, Faults};
 pub use stand_in::Trouble;
 
 use serde_json::Value;

@@ -20,12 +20,24 @@ pub struct Faults {
     pub seed: u64,
     /// How long a hung request hangs before its connection is closed.
     pub hang: Duration,
+    /// Writes refused as a validating admission webhook refuses them
+    /// (403 Forbidden), every time: not a transient fault but a policy.
+    pub denials: Vec<Denial>,
 }
 
 impl Default for Faults {
     fn default() -> Faults {
-        Faults { rate: 0.0, seed: 1, hang: Duration::from_secs(3) }
+        Faults { rate: 0.0, seed: 1, hang: Duration::from_secs(3), denials: Vec::new() }
     }
+}
+
+/// Writes (any method but GET) whose path contains `path` are denied with
+/// `message`, as `admission webhook "<webhook>" denied the request: …`.
+#[derive(Clone, Debug)]
+pub struct Denial {
+    pub path: String,
+    pub webhook: String,
+    pub message: String,
 }
 
 /// What the double did, for tests to assert on.
@@ -144,6 +156,21 @@ fn connection(stream: TcpStream, shared: &Shared, answer: &Answer) {
         let latency = shared.latency.lock().map(|latency| *latency).unwrap_or_default();
         if !latency.is_zero() {
             std::thread::sleep(latency);
+        }
+        let denial = shared.faults.lock().ok().and_then(|faults| {
+            let request = &request.0;
+            faults.denials.iter().find(|d| request.method != "GET" && request.path.contains(&d.path)).cloned()
+        });
+        if let Some(denial) = denial {
+            // The API server's words for a webhook's refusal (k8s.io/apiserver admission/plugin/webhook/errors,
+            // ToStatusErr); the code is the one the webhook answers, 403 here.
+            let message = format!("admission webhook \"{}\" denied the request: {}", denial.webhook, denial.message);
+            if writer.write_all(&error(403, "Forbidden", &message, None)).and_then(|()| writer.flush()).is_err()
+                || request.1
+            {
+                return;
+            }
+            continue;
         }
         let fault = shared.pick_fault(&request.0);
         if fault.is_some() {
