@@ -13,7 +13,7 @@
 //! this same code.
 
 pub mod readiness;
-mod retry;
+pub mod retry;
 
 use std::collections::HashMap;
 use std::path::Path;

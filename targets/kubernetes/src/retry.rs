@@ -21,6 +21,16 @@ impl Default for Backoff {
     }
 }
 
+impl Backoff {
+    /// The wait after the `attempt`th failure (from 1): full jitter under
+    /// an exponentially growing ceiling.
+    #[must_use]
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let ceiling = self.first.saturating_mul(1 << attempt.saturating_sub(1).min(16)).min(self.max);
+        Duration::from_nanos(jitter(ceiling.as_nanos() as u64))
+    }
+}
+
 /// Whether a failure may pass if the request is made again.
 pub(crate) fn transient(error: &DriverError) -> bool {
     match error {
@@ -72,8 +82,7 @@ where
                 too_many.then_some(Duration::from_secs(1))
             }
         };
-        let ceiling = backoff.first.saturating_mul(1 << (attempt - 1).min(16)).min(backoff.max);
-        let jittered = Duration::from_nanos(jitter(ceiling.as_nanos() as u64));
+        let jittered = backoff.delay(attempt);
         tokio::time::sleep(retry_after.map_or(jittered, |after| after.max(jittered))).await;
     }
 }

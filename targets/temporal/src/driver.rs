@@ -1,0 +1,315 @@
+//! The Temporal driver: makes a server hold the namespaces and schedules
+//! the emitter built, over the frontend's HTTP API (grpc-gateway, port
+//! 7243 by default; `../shared/reference/targets-facts.md` §5.3).
+//!
+//! Each write is preceded by a read, so a rerun changes nothing:
+//! - a namespace is described, then registered (`POST /api/v1/namespaces`)
+//!   or, when its retention or description differ, updated
+//!   (`POST /api/v1/namespaces/{ns}/update`, whose `config` calls the
+//!   retention `workflowExecutionRetentionTtl`). Registering an existing one
+//!   answers 409 ALREADY_EXISTS: then it is described again and updated.
+//!   It is ready when the namespace cache serves it (`GET …/schedules`
+//!   stops answering NamespaceNotFound: new namespaces wait for the cache's
+//!   refresh, 10 s in releases);
+//! - a schedule is described (`GET /api/v1/namespaces/{ns}/schedules/{id}`),
+//!   then created (`POST` there) or updated (`POST …/update`). The server
+//!   answers with its own form of what it was sent (a cron string comes back
+//!   as a structured calendar, payloads in shorthand), so what sovereign
+//!   applied is recorded on the schedule itself: the body's content hash, in
+//!   the memo of the workflows it starts (`sovereign.dev/content-sha256`).
+//!   Creates carry a request id derived from that hash, so a create retried
+//!   after a lost answer is the same request (the server answers it again,
+//!   not 409). Deleting a schedule already gone is not an error.
+//!
+//! Sources: temporalio/api `workflowservice/v1/service.proto` (HTTP
+//! bindings), `request_response.proto` (`CreateScheduleRequest.request_id`
+//! is required; `UpdateScheduleRequest.conflict_token`), `schedule/v1/
+//! message.proto`; the answers were checked against `temporal server
+//! start-dev` (CLI 1.9, server 1.35).
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sovereign_kubernetes::retry::Backoff;
+
+/// The memo key under which a schedule's workflows carry the content hash
+/// of the body sovereign applied.
+pub const CONTENT_MEMO: &str = "sovereign.dev/content-sha256";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TemporalError {
+    /// The server cannot be reached, or kept failing transiently.
+    Unreachable(String),
+    /// The server refused the request as wrong (a 4xx): the message is its own.
+    Refused { status: u16, message: String },
+}
+
+impl std::fmt::Display for TemporalError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TemporalError::Unreachable(why) => write!(f, "the Temporal server could not be reached: {why}"),
+            TemporalError::Refused { status, message } => {
+                write!(f, "the Temporal server refused it ({status}): {message}")
+            }
+        }
+    }
+}
+
+/// What an ensure did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ensured {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+/// One Temporal server's HTTP API.
+pub struct TemporalServer {
+    client: reqwest::Client,
+    base: String,
+    backoff: Backoff,
+}
+
+impl TemporalServer {
+    /// `endpoint` is the HTTP API's base (`http://temporal:7243`); no
+    /// request is made yet.
+    pub fn new(endpoint: &str, request_timeout: Duration) -> Result<TemporalServer, TemporalError> {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .timeout(request_timeout)
+            .connect_timeout(request_timeout.min(Duration::from_secs(10)))
+            .build()
+            .map_err(|e| TemporalError::Unreachable(format!("cannot make an HTTP client: {e}")))?;
+        Ok(TemporalServer { client, base: endpoint.trim_end_matches('/').to_owned(), backoff: Backoff::default() })
+    }
+
+    /// At most `attempts` tries of each request (the first included).
+    #[must_use]
+    pub fn with_attempts(mut self, attempts: u32) -> TemporalServer {
+        self.backoff.attempts = attempts.max(1);
+        self
+    }
+
+    #[must_use]
+    pub fn endpoint(&self) -> &str {
+        &self.base
+    }
+
+    /// One request, retried on what may pass (connection failures,
+    /// timeouts, 429 and 5xx); the status and the decoded answer.
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), TemporalError> {
+        let url = format!("{}{path}", self.base);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut request = self.client.request(method.clone(), &url);
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let failure = match request.send().await {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let text = response.text().await.unwrap_or_default();
+                    let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+                    if status != 429 && status < 500 {
+                        return Ok((status, value));
+                    }
+                    format!("{status}: {}", message(&value))
+                }
+                Err(error) => error.to_string(),
+            };
+            if attempt >= self.backoff.attempts {
+                return Err(TemporalError::Unreachable(format!("{method} {path}: {failure}")));
+            }
+            tokio::time::sleep(self.backoff.delay(attempt)).await;
+        }
+    }
+
+    async fn expect(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<Value, TemporalError> {
+        match self.call(method, path, body).await? {
+            (200, value) => Ok(value),
+            (status, value) => Err(TemporalError::Refused { status, message: message(&value) }),
+        }
+    }
+
+    /// The namespace as the server describes it; `None` when it has none.
+    pub async fn namespace(&self, name: &str) -> Result<Option<Value>, TemporalError> {
+        match self.call(reqwest::Method::GET, &format!("/api/v1/namespaces/{}", segment(name)), None).await? {
+            (200, value) => Ok(Some(value)),
+            (404, _) => Ok(None),
+            (status, value) => Err(TemporalError::Refused { status, message: message(&value) }),
+        }
+    }
+
+    /// Registers `desired` (a `RegisterNamespaceRequest`), or updates the
+    /// namespace when its retention or description differ.
+    pub async fn ensure_namespace(&self, desired: &Value) -> Result<Ensured, TemporalError> {
+        let name = desired["namespace"].as_str().unwrap_or_default();
+        let live = match self.namespace(name).await? {
+            Some(live) => live,
+            None => match self.call(reqwest::Method::POST, "/api/v1/namespaces", Some(desired)).await? {
+                (200, _) => return Ok(Ensured::Created),
+                // Registered meanwhile (a lost answer, another run): update what differs.
+                (409, _) => self.namespace(name).await?.ok_or_else(|| TemporalError::Refused {
+                    status: 409,
+                    message: format!("namespace {name} exists and cannot be described"),
+                })?,
+                (status, value) => return Err(TemporalError::Refused { status, message: message(&value) }),
+            },
+        };
+        let retention = desired.get("workflowExecutionRetentionPeriod").cloned().unwrap_or(Value::Null);
+        let description = desired.get("description").and_then(Value::as_str).unwrap_or("");
+        let same_retention =
+            retention.is_null() || live.pointer("/config/workflowExecutionRetentionTtl") == Some(&retention);
+        let same_description =
+            live.pointer("/namespaceInfo/description").and_then(Value::as_str).unwrap_or("") == description;
+        if same_retention && same_description {
+            return Ok(Ensured::Unchanged);
+        }
+        let mut update = json!({"namespace": name, "updateInfo": {"description": description}});
+        if !retention.is_null() {
+            update["config"] = json!({"workflowExecutionRetentionTtl": retention});
+        }
+        self.expect(reqwest::Method::POST, &format!("/api/v1/namespaces/{}/update", segment(name)), Some(&update))
+            .await?;
+        Ok(Ensured::Updated)
+    }
+
+    /// Waits until the namespace cache serves `name`, up to `timeout`.
+    pub async fn until_namespace_ready(&self, name: &str, timeout: Duration) -> Result<(), TemporalError> {
+        let deadline = Instant::now() + timeout;
+        let path = format!("/api/v1/namespaces/{}/schedules", segment(name));
+        let mut attempt = 0;
+        loop {
+            match self.call(reqwest::Method::GET, &path, None).await? {
+                (200, _) => return Ok(()),
+                (404, value) if Instant::now() < deadline => {
+                    let _ = value;
+                }
+                (status, value) => {
+                    return Err(TemporalError::Refused {
+                        status,
+                        message: format!(
+                            "namespace {name} is not served after {}s: {}",
+                            timeout.as_secs(),
+                            message(&value)
+                        ),
+                    });
+                }
+            }
+            attempt += 1;
+            tokio::time::sleep(Duration::from_millis(200 * attempt.min(5))).await;
+        }
+    }
+
+    /// The schedule as the server describes it; `None` when there is none.
+    pub async fn schedule(&self, namespace: &str, id: &str) -> Result<Option<Value>, TemporalError> {
+        let path = format!("/api/v1/namespaces/{}/schedules/{}", segment(namespace), segment(id));
+        match self.call(reqwest::Method::GET, &path, None).await? {
+            (200, value) => Ok(Some(value)),
+            (404, value) if !namespace_missing(&value) => Ok(None),
+            (status, value) => Err(TemporalError::Refused { status, message: message(&value) }),
+        }
+    }
+
+    /// Creates or updates the schedule of `desired` (a
+    /// `CreateScheduleRequest`) so that it holds exactly that body, whose
+    /// content hash is `content_sha256`; unchanged when it already does.
+    pub async fn ensure_schedule(&self, desired: &Value, content_sha256: &str) -> Result<Ensured, TemporalError> {
+        let namespace = desired["namespace"].as_str().unwrap_or_default();
+        let id = desired["scheduleId"].as_str().unwrap_or_default();
+        let path = format!("/api/v1/namespaces/{}/schedules/{}", segment(namespace), segment(id));
+        let mut schedule = desired.get("schedule").cloned().unwrap_or_else(|| json!({}));
+        if let Some(start) = schedule.pointer_mut("/action/startWorkflow") {
+            start["memo"] = json!({"fields": {CONTENT_MEMO: json_payload(content_sha256)}});
+        }
+        match self.schedule(namespace, id).await? {
+            Some(live) if holds(&live, content_sha256) => Ok(Ensured::Unchanged),
+            Some(live) => {
+                let update = json!({
+                    "namespace": namespace, "scheduleId": id, "schedule": schedule,
+                    "conflictToken": live.get("conflictToken").cloned().unwrap_or(Value::Null),
+                    "requestId": format!("sovereign-update-{content_sha256}"),
+                });
+                self.expect(reqwest::Method::POST, &format!("{path}/update"), Some(&update)).await?;
+                Ok(Ensured::Updated)
+            }
+            None => {
+                let create = json!({
+                    "namespace": namespace, "scheduleId": id, "schedule": schedule,
+                    "requestId": format!("sovereign-create-{content_sha256}"),
+                });
+                match self.call(reqwest::Method::POST, &path, Some(&create)).await? {
+                    (200, _) => Ok(Ensured::Created),
+                    // Made by another body meanwhile: bring it to this one.
+                    (409, _) => Box::pin(self.ensure_schedule(desired, content_sha256)).await,
+                    (status, value) => Err(TemporalError::Refused { status, message: message(&value) }),
+                }
+            }
+        }
+    }
+
+    /// Deletes a schedule; one already gone is not an error.
+    pub async fn delete_schedule(&self, namespace: &str, id: &str) -> Result<(), TemporalError> {
+        let path = format!("/api/v1/namespaces/{}/schedules/{}", segment(namespace), segment(id));
+        match self.call(reqwest::Method::DELETE, &path, None).await? {
+            (200, _) => Ok(()),
+            (404, value) if !namespace_missing(&value) => Ok(()),
+            (status, value) => Err(TemporalError::Refused { status, message: message(&value) }),
+        }
+    }
+}
+
+/// Whether a described schedule holds the body whose content hash is
+/// `content_sha256` (sovereign applied exactly that body).
+#[must_use]
+pub fn holds(schedule: &Value, content_sha256: &str) -> bool {
+    let Some(field) = schedule.pointer("/schedule/action/startWorkflow/memo/fields").and_then(|f| f.get(CONTENT_MEMO))
+    else {
+        return false;
+    };
+    match field {
+        // The HTTP API's shorthand: the JSON value itself.
+        Value::String(hash) => hash == content_sha256,
+        // A full Payload: the JSON bytes, base64.
+        Value::Object(_) => field.get("data") == json_payload(content_sha256).get("data"),
+        _ => false,
+    }
+}
+
+fn json_payload(text: &str) -> Value {
+    json!({
+        "metadata": {"encoding": sovereign_desired::base64(b"json/plain")},
+        "data": sovereign_desired::base64(Value::String(text.to_owned()).to_string().as_bytes()),
+    })
+}
+
+fn namespace_missing(answer: &Value) -> bool {
+    answer["details"].as_array().is_some_and(|details| {
+        details.iter().any(|d| d["@type"].as_str().is_some_and(|t| t.ends_with("NamespaceNotFoundFailure")))
+    })
+}
+
+/// The server's message, for errors (its answers carry no secret: the
+/// bodies sovereign sends hold names, cron strings and thresholds).
+fn message(answer: &Value) -> String {
+    match answer.get("message").and_then(Value::as_str) {
+        Some(message) => message.to_owned(),
+        None => answer.to_string().chars().take(300).collect(),
+    }
+}
+
+/// A path segment: names are DNS-like, but nothing unescaped reaches a URL.
+fn segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
