@@ -121,8 +121,9 @@ fn sovereign(runtime: &tokio::runtime::Runtime, steps: &[Step]) -> f64 {
             .await
             .unwrap();
         let clusters: Clusters = HashMap::from([(Arc::from("bench"), Ok(Arc::new(cluster)))]);
+        let drivers = apply::kubernetes_drivers(&clusters);
         let started = Instant::now();
-        let outcomes = apply::execute(steps, &clusters, &journal, &settings, &|_| {}, &Interrupt::default()).await;
+        let outcomes = apply::execute(steps, &drivers, &journal, &settings, &|_| {}, &Interrupt::default()).await;
         let seconds = started.elapsed().as_secs_f64();
         assert!(outcomes.iter().all(|outcome| matches!(outcome, Outcome::Applied(_))), "every step applied");
         seconds

@@ -159,6 +159,16 @@ pub(crate) fn make(
             Some((site.name.qualified.to_string(), site.cluster.as_ref()?.context.value.to_string()))
         })
         .collect();
+    basis.endpoints = spec
+        .temporals
+        .values()
+        .filter_map(|temporal| {
+            let site = &spec.sites[temporal.site.value];
+            let server = sovereign_helm::label(&temporal.name.qualified);
+            let endpoint = temporal.endpoint.as_ref()?;
+            Some((format!("temporal/{}/{server}", site.name.qualified), endpoint.value.to_string()))
+        })
+        .collect();
     let mut state = state;
     if cluster.refresh {
         let mut refreshed = state.take().unwrap_or_else(|| StateDocument::new(&fabric));

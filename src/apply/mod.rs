@@ -1,19 +1,21 @@
-//! The executor: a plan's steps run against the sites' clusters as a
-//! stream over the dependency graph. A step starts as soon as every step
-//! it depends on is ready (not when a wave is done), under a global
-//! concurrency limit and one per cluster; a step that fails takes down
-//! only what depends on it, and a cluster that cannot be reached only its
-//! own site's steps.
+//! The executor: a plan's steps run against their targets (the sites'
+//! clusters, Temporal servers) as a stream over the dependency graph. A
+//! step starts as soon as every step it depends on is ready (not when a
+//! wave is done), under a global concurrency limit and one per target; a
+//! step that fails takes down only what depends on it, and a target that
+//! cannot be reached only its own steps.
 //!
-//! Each step: its intent journaled, the write (server-side apply, or a
-//! delete and a wait until the object is gone), its outcome journaled,
-//! then the wait for readiness ([`sovereign_kubernetes::readiness`]).
-//! Concurrency permits are held for writes, not for readiness waits, so a
-//! model loading its weights for ten minutes blocks nothing else.
+//! Each step: its intent journaled, the write through its target's
+//! [`driver::Driver`], its outcome journaled, the wait for readiness (or
+//! until a deleted object is gone), and its readiness journaled. The
+//! executor does not know which target it drives.
 
+pub mod driver;
 pub mod journal;
+pub mod kubernetes;
 pub mod refresh;
 pub mod secrets;
+pub mod temporal;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,12 +26,12 @@ use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
 use serde_json::Value;
 use sovereign_desired::ResourceId;
-use sovereign_kubernetes::readiness::{self, Needs, Readiness};
 use sovereign_kubernetes::{Cluster, DriverError};
 use tokio::sync::Semaphore;
 
 use crate::plan::saved::Planned;
 use crate::state::Live;
+use driver::{Driver, Drivers, StepRun};
 use journal::ApplyJournal;
 
 /// What a step does.
@@ -127,7 +129,7 @@ impl Failure {
         Failure { kind: FailureKind::Other, why: why.into(), fields: Vec::new() }
     }
 
-    fn not_ready(why: String) -> Failure {
+    pub fn not_ready(why: String) -> Failure {
         Failure { kind: FailureKind::NotReady, why, fields: Vec::new() }
     }
 
@@ -183,10 +185,25 @@ impl Interrupt {
 /// The clusters by site: connected, or why not.
 pub type Clusters = HashMap<Arc<str>, Result<Arc<Cluster>, String>>;
 
+/// The Kubernetes drivers of `clusters`.
+#[must_use]
+pub fn kubernetes_drivers(clusters: &Clusters) -> Drivers {
+    clusters
+        .iter()
+        .map(|(site, cluster)| {
+            let driver = cluster
+                .as_ref()
+                .map(|cluster| Arc::new(kubernetes::KubernetesDriver(Arc::clone(cluster))) as Arc<dyn Driver>)
+                .map_err(Clone::clone);
+            (format!("kubernetes/{site}"), driver)
+        })
+        .collect()
+}
+
 /// Runs the steps; returns each one's outcome, in the steps' order.
 pub async fn execute(
     steps: &[Step],
-    clusters: &Clusters,
+    drivers: &Drivers,
     journal: &ApplyJournal,
     settings: &Settings,
     report: &(dyn Fn(Event<'_>) + Sync),
@@ -201,37 +218,38 @@ pub async fn execute(
         }
     }
     let global = &Semaphore::new(settings.concurrency.max(1));
-    let per_cluster: HashMap<&str, Semaphore> =
-        clusters.keys().map(|site| (&**site, Semaphore::new(settings.per_cluster.max(1)))).collect();
+    let per_target: HashMap<&str, Semaphore> =
+        drivers.keys().map(|key| (key.as_str(), Semaphore::new(settings.per_cluster.max(1)))).collect();
+    let keys: Vec<String> = steps.iter().map(|step| driver::driver_key(&step.planned.id)).collect();
     let mut ready: Vec<usize> = (0..steps.len()).filter(|&index| waiting_on[index] == 0).rev().collect();
     let mut running = FuturesUnordered::new();
-    let mut unreachable: HashMap<Arc<str>, String> = HashMap::new();
+    let mut unreachable: HashMap<&str, String> = HashMap::new();
     loop {
         if interrupt.level() == 0 {
             while let Some(index) = ready.pop() {
                 let step = &steps[index];
-                let site = &step.planned.id.site;
-                let cluster = match clusters.get(site) {
+                let key = keys[index].as_str();
+                let driver = match drivers.get(key) {
                     _ if step.op == Op::Carried => None,
-                    Some(Ok(cluster)) if !unreachable.contains_key(site) => Some(Arc::clone(cluster)),
+                    Some(Ok(driver)) if !unreachable.contains_key(key) => Some(Arc::clone(driver)),
                     Some(Err(why)) => {
                         finish(index, Outcome::Skipped(why.clone()), steps, &mut outcomes, report, Duration::ZERO);
                         skip_dependents(index, steps, &dependents, &mut outcomes, report);
                         continue;
                     }
                     _ => {
-                        let why =
-                            unreachable.get(site).cloned().unwrap_or_else(|| format!("site {site} has no cluster"));
+                        let why = unreachable.get(key).cloned().unwrap_or_else(|| format!("nothing drives {key}"));
                         finish(index, Outcome::Skipped(why), steps, &mut outcomes, report, Duration::ZERO);
                         skip_dependents(index, steps, &dependents, &mut outcomes, report);
                         continue;
                     }
                 };
-                let limit = per_cluster.get(&**site);
+                let limit = per_target.get(key);
                 report(Event::Started { id: &step.planned.id, op: step.op });
                 running.push(async move {
                     let started = Instant::now();
-                    let outcome = run_step(step, cluster.as_deref(), journal, settings, global, limit, report).await;
+                    let run = StepRun { step, settings, journal, global, limit, report };
+                    let outcome = run_step(&run, driver.as_deref()).await;
                     (index, outcome, started.elapsed())
                 });
             }
@@ -247,7 +265,7 @@ pub async fn execute(
         if let Outcome::Failed(failure) = &outcome
             && failure.kind == FailureKind::Unreachable
         {
-            unreachable.insert(Arc::clone(&steps[index].planned.id.site), failure.why.clone());
+            unreachable.insert(keys[index].as_str(), failure.why.clone());
         }
         let done = outcome.done();
         finish(index, outcome, steps, &mut outcomes, report, elapsed);
@@ -302,248 +320,29 @@ fn skip_dependents(
     }
 }
 
-fn failed(error: &DriverError) -> Outcome {
-    Outcome::Failed(error.into())
-}
-
-async fn run_step(
-    step: &Step,
-    cluster: Option<&Cluster>,
-    journal: &ApplyJournal,
-    settings: &Settings,
-    global: &Semaphore,
-    limit: Option<&Semaphore>,
-    report: &(dyn Fn(Event<'_>) + Sync),
-) -> Outcome {
-    let Some(cluster) = cluster else { return Outcome::Carried };
+async fn run_step(run: &StepRun<'_>, driver: Option<&dyn Driver>) -> Outcome {
+    let step = run.step;
+    let Some(driver) = driver else { return Outcome::Carried };
     let id = &step.planned.id;
-    // The cluster's permit first: a step waiting on a busy cluster holds
-    // no global permit that another cluster's step could use.
-    let permits = || async {
-        let local = match limit {
-            Some(limit) => limit.acquire().await.ok(),
-            None => None,
-        };
-        let global = global.acquire().await.ok();
-        (local, global)
-    };
     let op = if step.op == Op::Delete { "delete" } else { "apply" };
-    if let Err(why) = journal.intent(op, id).await {
+    if let Err(why) = run.journal.intent(op, id).await {
         return Failure::journal(why);
     }
     match step.op {
         Op::Carried => Outcome::Carried,
-        Op::Secret => {
-            let Some(secret) = &step.makes else {
-                return Outcome::Failed(Failure::other("a Secret step without its Secret"));
-            };
-            let held = permits().await;
-            let made = secrets::make(cluster, secret, &step.object).await;
-            drop(held);
-            match made {
-                Ok(()) => Outcome::Applied(Live::default()),
-                Err(why) => Outcome::Failed(Failure::other(why)),
-            }
-        }
-        Op::Delete => {
-            let held = permits().await;
-            let result = if step.planned.patch {
-                unapply(cluster, &step.object).await
-            } else {
-                cluster.delete(&step.object).await.map(|_| ())
-            };
-            drop(held);
-            if let Err(error) = result {
-                return failed(&error);
-            }
-            if !step.planned.patch
-                && let Err(outcome) = until_gone(cluster, &step.object, settings, report, id).await
-            {
-                return outcome;
-            }
-            match journal.deleted(id) {
+        Op::Delete => match driver.delete(run).await {
+            Ok(()) => match run.journal.deleted(id) {
                 Ok(()) => Outcome::Deleted,
                 Err(why) => Failure::journal(why),
-            }
-        }
-        Op::Apply | Op::Replace => {
-            let held = permits().await;
-            if step.planned.patch {
-                // A patch adds fields to an object sovereign does not own (a Node's labels).
-                match cluster.get(&step.object).await {
-                    Ok(Some(_)) => {}
-                    Ok(None) => {
-                        return Outcome::Failed(Failure::other(format!(
-                            "{} {} does not exist on the cluster: sovereign sets fields on it, it does not create it",
-                            readiness::kind_of(&step.object),
-                            id.name
-                        )));
-                    }
-                    Err(error) => return failed(&error),
-                }
-            }
-            if step.op == Op::Replace {
-                if let Err(error) = cluster.delete(&step.object).await {
-                    return failed(&error);
-                }
-                drop(held);
-                if let Err(outcome) = until_gone(cluster, &step.object, settings, report, id).await {
-                    return outcome;
-                }
-            } else {
-                drop(held);
-            }
-            let held = permits().await;
-            let stale_job = match readiness::kind_of(&step.object).as_str() {
-                "helm.cattle.io/HelmChart" => helm_job_uid(cluster, &step.object).await,
-                _ => None,
-            };
-            let live = match cluster.apply(&step.object, false).await {
-                Ok(live) => live,
-                Err(error) => return failed(&error),
-            };
-            drop(held);
-            // An apply that changed nothing (a rerun after a crash) starts no new Job.
-            let stale_job = stale_job.filter(|(generation, _)| *generation != live.generation).map(|(_, uid)| uid);
-            let recorded = Live { uid: Some(live.uid.clone()), resource_version: Some(live.resource_version.clone()) };
-            if let Err(why) = journal.applied(&step.planned, &recorded) {
-                return Failure::journal(why);
-            }
-            if step.planned.patch {
-                return match journal.ready(id) {
-                    Ok(()) => Outcome::Applied(recorded),
-                    Err(why) => Failure::journal(why),
-                };
-            }
-            match until_ready(cluster, live.object, stale_job, settings, report, id).await {
-                Ok(()) => {
-                    if let Err(why) = journal.ready(id) {
-                        return Failure::journal(why);
-                    }
-                    if readiness::kind_of(&step.object) == "apiextensions.k8s.io/CustomResourceDefinition" {
-                        cluster.forget_kinds();
-                    }
-                    Outcome::Applied(recorded)
-                }
-                Err(outcome) => outcome,
-            }
-        }
-    }
-}
-
-/// Removes sovereign's fields from an object it patched: an apply of
-/// nothing, so the server drops what the manager no longer sets.
-async fn unapply(cluster: &Cluster, object: &Value) -> Result<(), DriverError> {
-    let mut empty = serde_json::json!({"apiVersion": object["apiVersion"], "kind": object["kind"], "metadata": {"name": object["metadata"]["name"]}});
-    if let Some(namespace) = object.pointer("/metadata/namespace") {
-        empty["metadata"]["namespace"] = namespace.clone();
-    }
-    match cluster.get(object).await? {
-        Some(_) => cluster.apply(&empty, false).await.map(|_| ()),
-        None => Ok(()),
-    }
-}
-
-/// A HelmChart's generation and its install Job's uid, before an apply.
-async fn helm_job_uid(cluster: &Cluster, chart: &Value) -> Option<(i64, String)> {
-    let live = cluster.get(chart).await.ok()??;
-    let job = live.object.pointer("/status/jobName")?.as_str()?.to_owned();
-    let probe = serde_json::json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": job, "namespace": chart["metadata"]["namespace"]}});
-    Some((live.generation, cluster.get(&probe).await.ok()??.uid))
-}
-
-fn backoff(poll: Duration, attempt: u32) -> Duration {
-    poll.saturating_mul(1 << attempt.min(4)).min(Duration::from_secs(1))
-}
-
-async fn until_ready(
-    cluster: &Cluster,
-    mut object: Value,
-    stale_job: Option<String>,
-    settings: &Settings,
-    report: &(dyn Fn(Event<'_>) + Sync),
-    id: &ResourceId,
-) -> Result<(), Outcome> {
-    let timeout = readiness::timeout(&object).mul_f64(settings.timeout_scale.clamp(0.0, 1e6));
-    let deadline = Instant::now() + timeout;
-    let mut attempt = 0;
-    let mut last_why = String::new();
-    loop {
-        let related = match readiness::needs(&object) {
-            Needs::Nothing => Vec::new(),
-            Needs::Pods(selector) if attempt > 0 => {
-                let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str);
-                cluster.list("v1", "Pod", namespace, &selector).await.unwrap_or_default()
-            }
-            Needs::Pods(_) => Vec::new(),
-            Needs::Job(name) => {
-                let probe = serde_json::json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": object["metadata"]["namespace"]}});
-                cluster.get(&probe).await.ok().flatten().map(|live| vec![live.object]).unwrap_or_default()
-            }
-            Needs::Endpoints(service) => {
-                let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str);
-                let selector = format!("kubernetes.io/service-name={service}");
-                cluster.list("discovery.k8s.io/v1", "EndpointSlice", namespace, &selector).await.unwrap_or_default()
-            }
-        };
-        match readiness::judge(&object, &related, stale_job.as_deref()) {
-            Readiness::Ready => return Ok(()),
-            Readiness::Failed(why) => {
-                return Err(Outcome::Failed(Failure::not_ready(format!("it will not become ready: {why}"))));
-            }
-            Readiness::Waiting(why) => {
-                if why != last_why {
-                    report(Event::Waiting { id, why: &why });
-                    last_why = why;
-                }
-            }
-        }
-        if Instant::now() >= deadline {
-            return Err(Outcome::Failed(Failure::not_ready(format!(
-                "not ready after {}s, the {} readiness timeout: {last_why}",
-                timeout.as_secs(),
-                readiness::kind_of(&object)
-            ))));
-        }
-        tokio::time::sleep(backoff(settings.poll, attempt)).await;
-        attempt += 1;
-        match cluster.get(&object).await {
-            Ok(Some(live)) => object = live.object,
-            Ok(None) => {
-                return Err(Outcome::Failed(Failure::not_ready("it was deleted while sovereign waited for it".into())));
-            }
-            Err(error) => return Err(failed(&error)),
-        }
-    }
-}
-
-async fn until_gone(
-    cluster: &Cluster,
-    object: &Value,
-    settings: &Settings,
-    report: &(dyn Fn(Event<'_>) + Sync),
-    id: &ResourceId,
-) -> Result<(), Outcome> {
-    let timeout = Duration::from_secs(300).mul_f64(settings.timeout_scale.clamp(0.0, 1e6));
-    let deadline = Instant::now() + timeout;
-    let mut attempt = 0;
-    loop {
-        match cluster.get(object).await {
-            Ok(None) => return Ok(()),
-            Ok(Some(_)) if Instant::now() >= deadline => {
-                return Err(Outcome::Failed(Failure::not_ready(format!(
-                    "still there {}s after its delete",
-                    timeout.as_secs()
-                ))));
-            }
-            Ok(Some(_)) => {
-                if attempt == 1 {
-                    report(Event::Waiting { id, why: "waiting for it to be gone" });
-                }
-            }
-            Err(error) => return Err(failed(&error)),
-        }
-        tokio::time::sleep(backoff(settings.poll, attempt)).await;
-        attempt += 1;
+            },
+            Err(failure) => Outcome::Failed(failure),
+        },
+        Op::Apply | Op::Replace | Op::Secret => match driver.apply(run).await {
+            Ok(live) => match run.journal.ready(id) {
+                Ok(()) => Outcome::Applied(live),
+                Err(why) => Failure::journal(why),
+            },
+            Err(failure) => Outcome::Failed(failure),
+        },
     }
 }

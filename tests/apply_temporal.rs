@@ -1,0 +1,123 @@
+//! `sovereign apply` driving Temporal: the lab's namespace and eval
+//! schedule on a real Temporal server (`SOVEREIGN_TEMPORAL_HTTP`, or one
+//! this binary starts), its Kubernetes objects on the API double (or a
+//! real cluster with `SOVEREIGN_E2E_KUBECONFIG`), in one apply.
+
+#[path = "support/apply_cluster.rs"]
+#[allow(dead_code)] // shared with tests/apply.rs, which uses all of it
+mod cluster;
+#[path = "support/lab.rs"]
+mod lab;
+#[path = "../targets/temporal/tests/support/server.rs"]
+#[allow(dead_code)]
+mod temporal;
+
+use std::path::Path;
+use std::time::Duration;
+
+use cluster::{CANARY, Cluster, apply, cluster, current_context, run_args, sovereign, text};
+use kube_double::Options;
+use lab::{edit, lab_with_canary_secret};
+use serde_json::Value;
+
+/// The plan's changes for Kubernetes and Temporal: (action, id), sorted.
+fn changes(spec: &Path) -> Vec<(String, String)> {
+    let output = sovereign(&["plan", spec.to_str().unwrap(), "--json"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let plan: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let mut changes: Vec<(String, String)> = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| matches!(c["target"].as_str(), Some("k3s" | "helm" | "temporal")) && c["action"] != "no-op")
+        .map(|c| (c["action"].as_str().unwrap().to_owned(), c["id"].as_str().unwrap().to_owned()))
+        .collect();
+    changes.sort();
+    changes
+}
+
+fn get(endpoint: &str, path: &str) -> Option<Value> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let server = sovereign_temporal::driver::TemporalServer::new(endpoint, Duration::from_secs(10)).unwrap();
+    runtime.block_on(async {
+        match path.split_once("/schedules/") {
+            Some((namespace, id)) => server.schedule(namespace, id).await.unwrap(),
+            None => server.namespace(path).await.unwrap(),
+        }
+    })
+}
+
+#[test]
+fn e2e_temporal_namespaces_and_schedules_are_applied_updated_and_removed() {
+    let Some(endpoint) = temporal::endpoint() else { return };
+    let target = cluster(Options::default());
+    let (_tmp, spec) = lab_with_canary_secret();
+    // A namespace of this run's own: the server may be shared.
+    let namespace = format!("lab-{}", cluster::rand_suffix() % 1_000_000_000);
+    edit(
+        &spec,
+        "temporal \"metabolism\" site=\"bench\" {",
+        &format!("temporal \"metabolism\" site=\"bench\" endpoint=\"{endpoint}\" {{"),
+    );
+    edit(&spec, "namespace \"lab\" retention=\"3d\"", &format!("namespace \"{namespace}\" retention=\"3d\""));
+    edit(&spec, "namespace=\"lab\"", &format!("namespace=\"{namespace}\""));
+    let planned = changes(&spec);
+    assert!(
+        planned.contains(&("create".into(), format!("temporal/bench/namespace/metabolism/{namespace}"))),
+        "{planned:?}"
+    );
+
+    let output = apply(&spec, &target, &["--target", "temporal"]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(!text(&output).contains(CANARY));
+    assert_eq!(changes(&spec), Vec::<(String, String)>::new(), "after apply nothing is left to do");
+    let live = get(endpoint, &namespace).expect("the namespace is registered");
+    assert_eq!(live["config"]["workflowExecutionRetentionTtl"], "259200s");
+    let schedule_path = format!("{namespace}/schedules/eval-chat-smoke");
+    let schedule = get(endpoint, &schedule_path).expect("the eval's schedule is created");
+    assert_eq!(schedule["schedule"]["action"]["startWorkflow"]["workflowType"]["name"], "sovereign.Eval");
+
+    // A longer retention and a later run: two updates, in place.
+    edit(
+        &spec,
+        &format!("namespace \"{namespace}\" retention=\"3d\""),
+        &format!("namespace \"{namespace}\" retention=\"7d\""),
+    );
+    edit(&spec, "schedule \"0 7 * * 1-5\"", "schedule \"0 8 * * 1-5\"");
+    let planned = changes(&spec);
+    assert_eq!(
+        planned,
+        vec![
+            ("update".to_owned(), format!("temporal/bench/namespace/metabolism/{namespace}")),
+            ("update".to_owned(), format!("temporal/bench/schedule/metabolism/{namespace}/eval-chat-smoke")),
+        ]
+    );
+    let output = apply(&spec, &target, &["--target", "temporal"]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(get(endpoint, &namespace).unwrap()["config"]["workflowExecutionRetentionTtl"], "604800s");
+    let schedule = get(endpoint, &schedule_path).unwrap();
+    assert_eq!(schedule.pointer("/schedule/spec/structuredCalendar/0/hour/0/start"), Some(&serde_json::json!(8)));
+
+    // The eval removed: its schedule is deleted (with its network policies on the cluster).
+    edit(&spec, "eval \"chat-smoke\"", "/-eval \"chat-smoke\"");
+    let planned = changes(&spec);
+    assert!(
+        planned.contains(&("delete".into(), format!("temporal/bench/schedule/metabolism/{namespace}/eval-chat-smoke"))),
+        "{planned:?}"
+    );
+    let output = apply(&spec, &target, &["--target", "temporal"]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(get(endpoint, &schedule_path), None, "the schedule is gone");
+    assert_eq!(changes(&spec), Vec::<(String, String)>::new());
+
+    // Destroy deletes what the Temporal HTTP API can delete, and says what it cannot.
+    let context = current_context(target.kubeconfig());
+    let mut args = run_args("destroy", spec.to_str().unwrap(), &target, &context);
+    args.extend(["--target", "temporal"]);
+    let output = sovereign(&args);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(text(&output).contains("temporal operator namespace delete"), "{}", text(&output));
+    if let Cluster::Real(..) = &target {
+        let _ = sovereign(&run_args("destroy", spec.to_str().unwrap(), &target, &context));
+    }
+}
