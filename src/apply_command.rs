@@ -341,7 +341,7 @@ fn execute(
         let list: Vec<String> = driverless
             .iter()
             .map(|(target, n)| match *target {
-                "temporal" => format!("{n} for a Temporal sovereign deploys (reaching it through the API server's service proxy is not built yet; a `temporal` with an `endpoint` works)"),
+                "temporal" => format!("{n} for a Temporal on a site without a cluster and with no `endpoint`"),
                 _ => format!("{n} for {target}"),
             })
             .collect();
@@ -413,13 +413,24 @@ fn execute(
     let report = |event: Event<'_>| progress.report(&event);
     let interrupt = Arc::new(Interrupt::default());
     let outcomes = runtime.block_on(async {
+        // The clusters of the Kubernetes steps, and of the servers reached through one.
+        let through = |step: &&Step| {
+            step.planned.id.target == Target::Temporal
+                && basis
+                    .endpoints
+                    .get(&apply::driver::driver_key(&step.planned.id))
+                    .is_some_and(|e| e.starts_with(crate::plan_command::KUBERNETES_SERVICE))
+        };
         let sites = steps
             .iter()
-            .filter(|step| step.op != Op::Carried && matches!(step.planned.id.target, Target::K3s | Target::Helm))
+            .filter(|step| {
+                step.op != Op::Carried
+                    && (matches!(step.planned.id.target, Target::K3s | Target::Helm) || through(step))
+            })
             .map(|step| &step.planned.id.site);
         let clusters = connect(sites, &basis.contexts, &run.cluster, run.force_conflicts).await;
         let mut drivers = apply::kubernetes_drivers(&clusters);
-        drivers.extend(temporal_drivers(&steps, &basis.endpoints, &run.cluster));
+        drivers.extend(temporal_drivers(&steps, &basis.endpoints, &clusters, &run.cluster));
         let watcher = Arc::clone(&interrupt);
         tokio::spawn(async move {
             while tokio::signal::ctrl_c().await.is_ok() {
@@ -630,25 +641,48 @@ async fn connect<'a>(
 fn temporal_drivers(
     steps: &[Step],
     endpoints: &BTreeMap<String, String>,
+    clusters: &Clusters,
     cluster: &ClusterArgs,
 ) -> apply::driver::Drivers {
+    use sovereign_temporal::driver::TemporalServer;
     let timeout = Duration::from_secs_f64(cluster.request_timeout.max(0.1));
-    steps
+    let keys: std::collections::BTreeSet<(String, &Arc<str>)> = steps
         .iter()
         .filter(|step| step.planned.id.target == Target::Temporal)
-        .map(|step| apply::driver::driver_key(&step.planned.id))
-        .collect::<std::collections::BTreeSet<String>>()
-        .into_iter()
-        .map(|key| {
-            let driver = match endpoints.get(&key) {
-                Some(endpoint) => sovereign_temporal::driver::TemporalServer::new(endpoint, timeout)
-                    .map(|server| Arc::new(apply::temporal::TemporalDriver(server)) as Arc<dyn apply::driver::Driver>)
-                    .map_err(|e| e.to_string()),
+        .map(|step| (apply::driver::driver_key(&step.planned.id), &step.planned.id.site))
+        .collect();
+    keys.into_iter()
+        .map(|(key, site)| {
+            let server = match endpoints.get(&key).map(|e| (e, e.strip_prefix(crate::plan_command::KUBERNETES_SERVICE)))
+            {
+                Some((_, Some(service))) => through_cluster(service, clusters.get(site)),
+                Some((endpoint, None)) => TemporalServer::new(endpoint, timeout).map_err(|e| e.to_string()),
                 None => Err(format!("{key}: the spec gives this Temporal no endpoint")),
             };
+            let driver = server
+                .map(|server| Arc::new(apply::temporal::TemporalDriver(server)) as Arc<dyn apply::driver::Driver>);
             (key, driver)
         })
         .collect()
+}
+
+/// A Temporal server behind `NAMESPACE/SERVICE:PORT` of a site's cluster.
+fn through_cluster(
+    service: &str,
+    cluster: Option<&Result<Arc<sovereign_kubernetes::Cluster>, String>>,
+) -> Result<sovereign_temporal::driver::TemporalServer, String> {
+    let parsed = service.split_once('/').and_then(|(namespace, rest)| {
+        let (name, port) = rest.rsplit_once(':')?;
+        Some((namespace, name, port.parse::<u16>().ok()?))
+    });
+    let Some((namespace, name, port)) = parsed else { return Err(format!("a malformed service address {service:?}")) };
+    match cluster {
+        Some(Ok(cluster)) => {
+            Ok(sovereign_temporal::driver::TemporalServer::through_cluster(Arc::clone(cluster), namespace, name, port))
+        }
+        Some(Err(why)) => Err(why.clone()),
+        None => Err(format!("no cluster to reach service {service} through")),
+    }
 }
 
 /// `--refresh`: the state made what the clusters have now

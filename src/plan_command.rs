@@ -66,6 +66,10 @@ pub(crate) fn run(args: &PlanArgs) -> ExitCode {
     if args.detailed_exitcode && plan.has_changes() { ExitCode::from(2) } else { ExitCode::SUCCESS }
 }
 
+/// How [`saved::Basis::endpoints`] writes a server reached through its
+/// site's API server: `kubernetes-service:NAMESPACE/SERVICE:PORT`.
+pub(crate) const KUBERNETES_SERVICE: &str = "kubernetes-service:";
+
 /// A plan with what it was made from.
 pub(crate) struct Made {
     pub(crate) plan: plan::Plan,
@@ -165,8 +169,18 @@ pub(crate) fn make(
         .filter_map(|temporal| {
             let site = &spec.sites[temporal.site.value];
             let server = sovereign_helm::label(&temporal.name.qualified);
-            let endpoint = temporal.endpoint.as_ref()?;
-            Some((format!("temporal/{}/{server}", site.name.qualified), endpoint.value.to_string()))
+            let endpoint = match &temporal.endpoint {
+                Some(endpoint) => endpoint.value.to_string(),
+                // A Temporal sovereign deploys: its frontend through the site's API server.
+                None if sovereign_helm::installs_temporal(analysis, temporal) => format!(
+                    "{KUBERNETES_SERVICE}{}/{}:{}",
+                    sovereign_desired::modules::namespace_name(&fabric, sovereign_desired::modules::Module::Metabolism),
+                    sovereign_helm::frontend_service(&server),
+                    sovereign_helm::TEMPORAL_HTTP_PORT
+                ),
+                None => return None,
+            };
+            Some((format!("temporal/{}/{server}", site.name.qualified), endpoint))
         })
         .collect();
     let mut state = state;

@@ -121,3 +121,25 @@ fn e2e_temporal_namespaces_and_schedules_are_applied_updated_and_removed() {
         let _ = sovereign(&run_args("destroy", spec.to_str().unwrap(), &target, &context));
     }
 }
+
+#[test]
+fn e2e_a_temporal_sovereign_deploys_is_reached_through_the_api_servers_service_proxy() {
+    let Some(endpoint) = temporal::endpoint() else { return };
+    let target = cluster(Options::default());
+    let Cluster::Double(double, _) = &target else {
+        eprintln!("skipped against a real cluster: the Temporal this test deploys needs a helm controller and a kubelet");
+        return;
+    };
+    // What the helm controller and the kubelet would have made: the chart's frontend, serving.
+    let address = endpoint.trim_start_matches("http://").parse().unwrap();
+    double.set_service_backend("lab-metabolism", "metabolism-temporal-frontend:7243", address);
+    let (_tmp, spec) = lab_with_canary_secret();
+    let namespace = format!("lab-{}", cluster::rand_suffix() % 1_000_000_000);
+    edit(&spec, "namespace \"lab\" retention=\"3d\"", &format!("namespace \"{namespace}\" retention=\"3d\""));
+    edit(&spec, "namespace=\"lab\"", &format!("namespace=\"{namespace}\""));
+    let output = apply(&spec, &target, &["--target", "temporal"]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(get(endpoint, &namespace).is_some(), "the namespace is registered through the proxy");
+    assert!(get(endpoint, &format!("{namespace}/schedules/eval-chat-smoke")).is_some());
+    assert_eq!(changes(&spec), Vec::<(String, String)>::new());
+}

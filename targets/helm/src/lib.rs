@@ -31,7 +31,7 @@ use sovereign_model::{Id, Secret, Spec};
 
 pub use collector::{OTLP_GRPC_PORT, OTLP_HTTP_PORT};
 pub use qdrant::{API_KEY_KEY, QDRANT_HTTP_PORT, api_key_secret};
-pub use temporal::{POSTGRES_PORT, TEMPORAL_GRPC_PORT, TEMPORAL_HTTP_PORT, postgres_name};
+pub use temporal::{POSTGRES_PORT, TEMPORAL_GRPC_PORT, TEMPORAL_HTTP_PORT, frontend_service, postgres_name};
 
 /// Where K3s' helm controller expects HelmChart objects
 /// (docs.k3s.io/add-ons/helm: "conventionally in kube-system").

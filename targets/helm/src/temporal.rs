@@ -36,6 +36,21 @@ pub const POSTGRES_PORT: u16 = 5432;
 /// The uid of the `temporal` user in the server images.
 const TEMPORAL_UID: u64 = 1000;
 
+/// The Service in front of a release's frontend (its gRPC and HTTP
+/// ports), named as the chart names it (temporalio/helm-charts
+/// `templates/_helpers.tpl` at chart 1.6: `temporal.componentname` is the
+/// fullname cut to 62 − len("frontend") characters, then `-frontend`; the
+/// fullname is the release name when it contains the chart's name
+/// `temporal`, else `RELEASE-temporal`, cut to 63; `server-service.yaml`
+/// names its HTTP port `http`, `server.frontend.service.httpPort`).
+#[must_use]
+pub fn frontend_service(release: &str) -> String {
+    let fullname = if release.contains("temporal") { release.to_owned() } else { format!("{release}-temporal") };
+    let cut = |text: &str, n: usize| text.chars().take(n).collect::<String>().trim_end_matches('-').to_owned();
+    let component = "frontend";
+    format!("{}-{component}", cut(&cut(&fullname, 63), 62 - component.len()))
+}
+
 /// The PostgreSQL (StatefulSet, Service and password Secret) of a Temporal release.
 #[must_use]
 pub fn postgres_name(release: &str) -> String {
@@ -146,5 +161,16 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, fabric: &str, chart: &Chart
             key: "password".into(),
             value: SecretValue::Random,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_frontend_service_is_named_as_the_chart_names_it() {
+        assert_eq!(super::frontend_service("metabolism"), "metabolism-temporal-frontend");
+        assert_eq!(super::frontend_service("temporal-eu"), "temporal-eu-frontend");
+        let long = "a".repeat(60);
+        assert_eq!(super::frontend_service(&long), format!("{}-frontend", "a".repeat(54)));
     }
 }

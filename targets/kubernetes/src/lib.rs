@@ -280,6 +280,49 @@ impl Cluster {
             kinds.clear();
         }
     }
+
+    /// One HTTP request to a Service's port through the API server's
+    /// service proxy (`/api/v1/namespaces/NS/services/NAME:PORT/proxy/…`),
+    /// with this cluster's credentials, so no port of the service has to be
+    /// opened; the status and the body as the service (or, when it cannot
+    /// be reached, the API server) answered. Not retried here: the caller
+    /// knows which of its requests may be repeated.
+    pub async fn service_request(
+        &self,
+        namespace: &str,
+        service: &str,
+        port: u16,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(u16, Vec<u8>), DriverError> {
+        let uri = format!("/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy{path}");
+        let mut request = http::Request::builder().method(method).uri(&uri);
+        if body.is_some() {
+            request = request.header(http::header::CONTENT_TYPE, "application/json");
+        }
+        let request = request
+            .body(kube::client::Body::from(body.unwrap_or_default()))
+            .map_err(|e| DriverError::Config(format!("cannot make the request {method} {uri}: {e}")))?;
+        let send = tokio::time::timeout(self.settings.request_timeout, self.client.send(request));
+        let response = match send.await {
+            Ok(Ok(response)) => response,
+            Ok(Err(error)) => return Err(DriverError::Unreachable(format!("{method} {uri}: {error}"))),
+            Err(_) => {
+                return Err(DriverError::Unreachable(format!(
+                    "{method} {uri}: no answer in {}s",
+                    self.settings.request_timeout.as_secs_f64()
+                )));
+            }
+        };
+        let status = response.status().as_u16();
+        let bytes = response
+            .into_body()
+            .collect_bytes()
+            .await
+            .map_err(|error| DriverError::Unreachable(format!("{method} {uri}: {error}")))?;
+        Ok((status, bytes.to_vec()))
+    }
 }
 
 fn classify(error: kube::Error) -> (DriverError, Option<Duration>) {

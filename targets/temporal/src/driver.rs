@@ -27,9 +27,11 @@
 //! message.proto`; the answers were checked against `temporal server
 //! start-dev` (CLI 1.9, server 1.35).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use sovereign_kubernetes::Cluster;
 use sovereign_kubernetes::retry::Backoff;
 
 /// The memo key under which a schedule's workflows carry the content hash
@@ -65,9 +67,17 @@ pub enum Ensured {
 
 /// One Temporal server's HTTP API.
 pub struct TemporalServer {
-    client: reqwest::Client,
-    base: String,
+    transport: Transport,
     backoff: Backoff,
+}
+
+/// How requests reach the server: at its address, or, for a Temporal
+/// sovereign deployed, through its cluster's API server (the frontend
+/// Service's HTTP port, by the service proxy, with the cluster's
+/// credentials: no port has to be opened).
+enum Transport {
+    Direct { client: reqwest::Client, base: String },
+    ThroughCluster { cluster: Arc<Cluster>, namespace: String, service: String, port: u16, described: String },
 }
 
 impl TemporalServer {
@@ -80,7 +90,22 @@ impl TemporalServer {
             .connect_timeout(request_timeout.min(Duration::from_secs(10)))
             .build()
             .map_err(|e| TemporalError::Unreachable(format!("cannot make an HTTP client: {e}")))?;
-        Ok(TemporalServer { client, base: endpoint.trim_end_matches('/').to_owned(), backoff: Backoff::default() })
+        let base = endpoint.trim_end_matches('/').to_owned();
+        Ok(TemporalServer { transport: Transport::Direct { client, base }, backoff: Backoff::default() })
+    }
+
+    /// The server behind `service`'s `port` in `namespace` of `cluster`.
+    #[must_use]
+    pub fn through_cluster(cluster: Arc<Cluster>, namespace: &str, service: &str, port: u16) -> TemporalServer {
+        let described = format!("service {namespace}/{service}:{port} of context {}", cluster.context);
+        let transport = Transport::ThroughCluster {
+            cluster,
+            namespace: namespace.to_owned(),
+            service: service.to_owned(),
+            port,
+            described,
+        };
+        TemporalServer { transport, backoff: Backoff::default() }
     }
 
     /// At most `attempts` tries of each request (the first included).
@@ -90,9 +115,36 @@ impl TemporalServer {
         self
     }
 
+    /// Where the server is, for messages.
     #[must_use]
     pub fn endpoint(&self) -> &str {
-        &self.base
+        match &self.transport {
+            Transport::Direct { base, .. } => base,
+            Transport::ThroughCluster { described, .. } => described,
+        }
+    }
+
+    /// One request as sent, without retries: the status and the body.
+    async fn send(&self, method: &reqwest::Method, path: &str, body: Option<&Value>) -> Result<(u16, Vec<u8>), String> {
+        match &self.transport {
+            Transport::Direct { client, base } => {
+                let mut request = client.request(method.clone(), format!("{base}{path}"));
+                if let Some(body) = body {
+                    request = request.json(body);
+                }
+                let response = request.send().await.map_err(|e| e.to_string())?;
+                let status = response.status().as_u16();
+                let bytes = response.bytes().await.map_err(|e| e.to_string())?;
+                Ok((status, bytes.to_vec()))
+            }
+            Transport::ThroughCluster { cluster, namespace, service, port, .. } => {
+                let body = body.map(|body| body.to_string().into_bytes());
+                cluster
+                    .service_request(namespace, service, *port, method.as_str(), path, body)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        }
     }
 
     /// One request, retried on what may pass (connection failures,
@@ -103,25 +155,19 @@ impl TemporalServer {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(u16, Value), TemporalError> {
-        let url = format!("{}{path}", self.base);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut request = self.client.request(method.clone(), &url);
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            let failure = match request.send().await {
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    let text = response.text().await.unwrap_or_default();
+            let failure = match self.send(&method, path, body).await {
+                Ok((status, bytes)) => {
+                    let text = String::from_utf8_lossy(&bytes).into_owned();
                     let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
                     if status != 429 && status < 500 {
                         return Ok((status, value));
                     }
                     format!("{status}: {}", message(&value))
                 }
-                Err(error) => error.to_string(),
+                Err(error) => error,
             };
             if attempt >= self.backoff.attempts {
                 return Err(TemporalError::Unreachable(format!("{method} {path}: {failure}")));

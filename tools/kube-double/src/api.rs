@@ -11,6 +11,7 @@ use crate::kinds::{self, Kind};
 use crate::store::{Key, Part, Store, Write};
 
 /// An HTTP request, as the server read it.
+#[derive(Clone, Debug)]
 pub struct Request {
     pub method: String,
     /// The request target as sent (path and query, still encoded).

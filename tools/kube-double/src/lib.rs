@@ -23,9 +23,13 @@
 //!   connection resets before and after a write commits, slow and hung
 //!   requests; and a fixed latency added to every request. [`FaultProxy`]
 //!   injects the same faults in front of any plain-HTTP API server (a real
-//!   one through `kubectl proxy`).
+//!   one through `kubectl proxy`), and admission denials ([`Denial`]);
+//! - the service proxy (`/api/v1/namespaces/NS/services/NAME:PORT/proxy/…`)
+//!   to a server a test puts behind a Service's port
+//!   ([`ApiDouble::set_service_backend`]), since there are no pods; 503 "no
+//!   endpoints available" without one.
 //!
-//! What it does not do: TLS, authentication, authorization, admission
+//! What it does not do: TLS, authentication, authorization, real admission
 //! webhooks, watches (`watch=true` is refused with 405: clients poll),
 //! JSON patch, protobuf, aggregated discovery, defaulting beyond a few
 //! fields (Service cluster IPs, Namespace phase), CRD conversion, and
@@ -79,6 +83,7 @@ pub struct Options {
 pub struct ApiDouble {
     address: SocketAddr,
     shared: Arc<server::Shared>,
+    backends: server::Backends,
     store: Arc<Mutex<store::Store>>,
     trouble: Arc<Mutex<Trouble>>,
 }
@@ -112,9 +117,10 @@ impl ApiDouble {
         let store = Arc::new(Mutex::new(store));
         let shared = Arc::new(server::Shared::new(options.faults.clone(), options.latency));
         let trouble = Arc::new(Mutex::new(options.trouble.clone()));
+        let backends = server::Backends::default();
         {
             let shared = Arc::clone(&shared);
-            let answer = server::api_answer(Arc::clone(&store));
+            let answer = server::api_answer(Arc::clone(&store), Arc::clone(&backends));
             std::thread::spawn(move || server::serve(listener, shared, answer));
         }
         {
@@ -130,7 +136,7 @@ impl ApiDouble {
                 }
             });
         }
-        Ok(ApiDouble { address, shared, store, trouble })
+        Ok(ApiDouble { address, shared, backends, store, trouble })
     }
 
     pub fn url(&self) -> String {
@@ -164,6 +170,16 @@ impl ApiDouble {
     /// Every object, in key order.
     pub fn objects(&self) -> Vec<Value> {
         self.store.lock().map(|store| store.objects.values().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Puts `backend` behind a port of Service `namespace/NAME`: the
+    /// service proxy (`…/services/NAME:PORT/proxy/…`) forwards there, as
+    /// it would to the pods of a chart the helm controller installed.
+    /// `service` is `NAME:PORT` as the proxy path writes it.
+    pub fn set_service_backend(&self, namespace: &str, service: &str, backend: SocketAddr) {
+        if let Ok(mut backends) = self.backends.lock() {
+            backends.insert(format!("{namespace}/{service}"), backend);
+        }
     }
 
     pub fn set_faults(&self, faults: Faults) {

@@ -66,7 +66,7 @@ fn passed(name: &str) -> bool {
 
 /// The request sent upstream on a connection of its own, and its response
 /// re-framed with a Content-Length; `None` when the upstream failed.
-fn forward(upstream: SocketAddr, request: &Request) -> Option<Vec<u8>> {
+pub(crate) fn forward(upstream: SocketAddr, request: &Request) -> Option<Vec<u8>> {
     let mut stream = TcpStream::connect_timeout(&upstream, Duration::from_secs(5)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(120))).ok()?;
     let mut head = format!("{} {} HTTP/1.1\r\n", request.method, request.target);

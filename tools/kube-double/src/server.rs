@@ -137,9 +137,43 @@ pub fn serve(listener: TcpListener, shared: Arc<Shared>, answer: Arc<Answer>) {
     }
 }
 
-/// The double's answers: its API over its store.
-pub fn api_answer(store: Arc<Mutex<Store>>) -> Arc<Answer> {
-    Arc::new(move |request: &Request| Some(encode(&api::handle(&store, request))))
+/// Where the service proxy sends a Service's port: `NAMESPACE/NAME:PORT`
+/// (as the proxy path writes it) → a loopback address.
+pub type Backends = Arc<Mutex<std::collections::HashMap<String, std::net::SocketAddr>>>;
+
+/// The double's answers: its API over its store, and the service proxy.
+pub fn api_answer(store: Arc<Mutex<Store>>, backends: Backends) -> Arc<Answer> {
+    Arc::new(move |request: &Request| match service_proxy(request, &backends) {
+        Some(answer) => answer,
+        None => Some(encode(&api::handle(&store, request))),
+    })
+}
+
+/// `/api/v1/namespaces/NS/services/NAME:PORT/proxy/REST`: the API server
+/// forwards REST (and the query) to one of the Service's endpoints. The
+/// double has no pods and no network: a test says which server stands
+/// behind a Service's port ([`crate::ApiDouble::set_service_backend`]),
+/// and a Service with none answers 503 as one without ready endpoints does.
+/// Outside the store's lock, as a real proxy does not hold up the API.
+fn service_proxy(request: &Request, backends: &Backends) -> Option<Option<Vec<u8>>> {
+    let rest = request.target.strip_prefix("/api/v1/namespaces/")?;
+    let (namespace, rest) = rest.split_once("/services/")?;
+    let (service, rest) = rest.split_once("/proxy")?;
+    if namespace.contains('/') || service.contains('/') || !(rest.is_empty() || rest.starts_with(['/', '?'])) {
+        return None;
+    }
+    let key = format!("{namespace}/{service}");
+    let backend = backends.lock().ok().and_then(|backends| backends.get(&key).copied());
+    let Some(backend) = backend else {
+        let name = service.split(':').next().unwrap_or(service);
+        // The API server's words (k8s.io/apiserver proxy, ErrorHandler: "no endpoints available for service").
+        let message = format!("no endpoints available for service \"{name}\"");
+        return Some(Some(error(503, "ServiceUnavailable", &message, None)));
+    };
+    let mut forwarded = request.clone();
+    forwarded.target = if rest.is_empty() { "/".to_owned() } else { rest.to_owned() };
+    forwarded.headers.retain(|(name, _)| !name.eq_ignore_ascii_case("authorization"));
+    Some(crate::proxy::forward(backend, &forwarded))
 }
 
 fn connection(stream: TcpStream, shared: &Shared, answer: &Answer) {
