@@ -127,7 +127,9 @@ fn e2e_a_temporal_sovereign_deploys_is_reached_through_the_api_servers_service_p
     let Some(endpoint) = temporal::endpoint() else { return };
     let target = cluster(Options::default());
     let Cluster::Double(double, _) = &target else {
-        eprintln!("skipped against a real cluster: the Temporal this test deploys needs a helm controller and a kubelet");
+        eprintln!(
+            "skipped against a real cluster: the Temporal this test deploys needs a helm controller and a kubelet"
+        );
         return;
     };
     // What the helm controller and the kubelet would have made: the chart's frontend, serving.

@@ -14,6 +14,7 @@
 
 pub mod readiness;
 pub mod retry;
+pub mod service;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -287,6 +288,7 @@ impl Cluster {
     /// opened; the status and the body as the service (or, when it cannot
     /// be reached, the API server) answered. Not retried here: the caller
     /// knows which of its requests may be repeated.
+    #[allow(clippy::too_many_arguments)]
     pub async fn service_request(
         &self,
         namespace: &str,
@@ -295,9 +297,13 @@ impl Cluster {
         method: &str,
         path: &str,
         body: Option<Vec<u8>>,
+        headers: &[(String, String)],
     ) -> Result<(u16, Vec<u8>), DriverError> {
         let uri = format!("/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy{path}");
         let mut request = http::Request::builder().method(method).uri(&uri);
+        for (name, value) in headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
         if body.is_some() {
             request = request.header(http::header::CONTENT_TYPE, "application/json");
         }

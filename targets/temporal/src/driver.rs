@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sovereign_kubernetes::Cluster;
-use sovereign_kubernetes::retry::Backoff;
+use sovereign_kubernetes::service::ServiceHttp;
 
 /// The memo key under which a schedule's workflows carry the content hash
 /// of the body sovereign applied.
@@ -67,113 +67,42 @@ pub enum Ensured {
 
 /// One Temporal server's HTTP API.
 pub struct TemporalServer {
-    transport: Transport,
-    backoff: Backoff,
-}
-
-/// How requests reach the server: at its address, or, for a Temporal
-/// sovereign deployed, through its cluster's API server (the frontend
-/// Service's HTTP port, by the service proxy, with the cluster's
-/// credentials: no port has to be opened).
-enum Transport {
-    Direct { client: reqwest::Client, base: String },
-    ThroughCluster { cluster: Arc<Cluster>, namespace: String, service: String, port: u16, described: String },
+    http: ServiceHttp,
 }
 
 impl TemporalServer {
     /// `endpoint` is the HTTP API's base (`http://temporal:7243`); no
     /// request is made yet.
     pub fn new(endpoint: &str, request_timeout: Duration) -> Result<TemporalServer, TemporalError> {
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .timeout(request_timeout)
-            .connect_timeout(request_timeout.min(Duration::from_secs(10)))
-            .build()
-            .map_err(|e| TemporalError::Unreachable(format!("cannot make an HTTP client: {e}")))?;
-        let base = endpoint.trim_end_matches('/').to_owned();
-        Ok(TemporalServer { transport: Transport::Direct { client, base }, backoff: Backoff::default() })
+        Ok(TemporalServer { http: ServiceHttp::direct(endpoint, request_timeout).map_err(TemporalError::Unreachable)? })
     }
 
-    /// The server behind `service`'s `port` in `namespace` of `cluster`.
+    /// The server behind `service`'s `port` in `namespace` of `cluster`
+    /// (a Temporal sovereign deployed), through the API server.
     #[must_use]
     pub fn through_cluster(cluster: Arc<Cluster>, namespace: &str, service: &str, port: u16) -> TemporalServer {
-        let described = format!("service {namespace}/{service}:{port} of context {}", cluster.context);
-        let transport = Transport::ThroughCluster {
-            cluster,
-            namespace: namespace.to_owned(),
-            service: service.to_owned(),
-            port,
-            described,
-        };
-        TemporalServer { transport, backoff: Backoff::default() }
+        TemporalServer { http: ServiceHttp::through_cluster(cluster, namespace, service, port) }
     }
 
     /// At most `attempts` tries of each request (the first included).
     #[must_use]
-    pub fn with_attempts(mut self, attempts: u32) -> TemporalServer {
-        self.backoff.attempts = attempts.max(1);
-        self
+    pub fn with_attempts(self, attempts: u32) -> TemporalServer {
+        TemporalServer { http: self.http.with_attempts(attempts) }
     }
 
     /// Where the server is, for messages.
     #[must_use]
     pub fn endpoint(&self) -> &str {
-        match &self.transport {
-            Transport::Direct { base, .. } => base,
-            Transport::ThroughCluster { described, .. } => described,
-        }
+        self.http.endpoint()
     }
 
-    /// One request as sent, without retries: the status and the body.
-    async fn send(&self, method: &reqwest::Method, path: &str, body: Option<&Value>) -> Result<(u16, Vec<u8>), String> {
-        match &self.transport {
-            Transport::Direct { client, base } => {
-                let mut request = client.request(method.clone(), format!("{base}{path}"));
-                if let Some(body) = body {
-                    request = request.json(body);
-                }
-                let response = request.send().await.map_err(|e| e.to_string())?;
-                let status = response.status().as_u16();
-                let bytes = response.bytes().await.map_err(|e| e.to_string())?;
-                Ok((status, bytes.to_vec()))
-            }
-            Transport::ThroughCluster { cluster, namespace, service, port, .. } => {
-                let body = body.map(|body| body.to_string().into_bytes());
-                cluster
-                    .service_request(namespace, service, *port, method.as_str(), path, body)
-                    .await
-                    .map_err(|e| e.to_string())
-            }
-        }
-    }
-
-    /// One request, retried on what may pass (connection failures,
-    /// timeouts, 429 and 5xx); the status and the decoded answer.
     async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<&Value>,
     ) -> Result<(u16, Value), TemporalError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let failure = match self.send(&method, path, body).await {
-                Ok((status, bytes)) => {
-                    let text = String::from_utf8_lossy(&bytes).into_owned();
-                    let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-                    if status != 429 && status < 500 {
-                        return Ok((status, value));
-                    }
-                    format!("{status}: {}", message(&value))
-                }
-                Err(error) => error,
-            };
-            if attempt >= self.backoff.attempts {
-                return Err(TemporalError::Unreachable(format!("{method} {path}: {failure}")));
-            }
-            tokio::time::sleep(self.backoff.delay(attempt)).await;
-        }
+        self.http.call(method.as_str(), path, body).await.map_err(TemporalError::Unreachable)
     }
 
     async fn expect(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<Value, TemporalError> {
