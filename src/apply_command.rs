@@ -302,12 +302,15 @@ fn resume(store: &Store) -> Result<(), String> {
 }
 
 /// Whether apply can make the change of `id` today: Kubernetes objects,
-/// and Temporal's on a server the spec gives an `endpoint`.
+/// Temporal namespaces and schedules, Qdrant collections; not yet device
+/// bundles.
 fn has_driver(id: &ResourceId, basis: &saved::Basis) -> bool {
     match id.target {
         Target::K3s | Target::Helm => true,
         Target::Temporal => basis.endpoints.contains_key(&apply::driver::driver_key(id)),
-        _ => false,
+        // Collections on the Qdrant a vectorstore's chart runs, through its site's cluster.
+        Target::Qdrant => true,
+        Target::Npu => false,
     }
 }
 
@@ -414,12 +417,13 @@ fn execute(
     let interrupt = Arc::new(Interrupt::default());
     let outcomes = runtime.block_on(async {
         // The clusters of the Kubernetes steps, and of the servers reached through one.
-        let through = |step: &&Step| {
-            step.planned.id.target == Target::Temporal
-                && basis
-                    .endpoints
-                    .get(&apply::driver::driver_key(&step.planned.id))
-                    .is_some_and(|e| e.starts_with(crate::plan_command::KUBERNETES_SERVICE))
+        let through = |step: &&Step| match step.planned.id.target {
+            Target::Temporal => basis
+                .endpoints
+                .get(&apply::driver::driver_key(&step.planned.id))
+                .is_some_and(|e| e.starts_with(crate::plan_command::KUBERNETES_SERVICE)),
+            Target::Qdrant => true,
+            _ => false,
         };
         let sites = steps
             .iter()
@@ -431,6 +435,7 @@ fn execute(
         let clusters = connect(sites, &basis.contexts, &run.cluster, run.force_conflicts).await;
         let mut drivers = apply::kubernetes_drivers(&clusters);
         drivers.extend(temporal_drivers(&steps, &basis.endpoints, &clusters, &run.cluster));
+        drivers.extend(qdrant_drivers(&steps, &clusters));
         let watcher = Arc::clone(&interrupt);
         tokio::spawn(async move {
             while tokio::signal::ctrl_c().await.is_ok() {
@@ -664,6 +669,30 @@ fn temporal_drivers(
             (key, driver)
         })
         .collect()
+}
+
+/// A driver for each vectorstore's Qdrant the steps change (`NAMESPACE/RELEASE`).
+fn qdrant_drivers(steps: &[Step], clusters: &Clusters) -> apply::driver::Drivers {
+    let mut drivers = apply::driver::Drivers::new();
+    for step in steps.iter().filter(|step| step.planned.id.target == Target::Qdrant) {
+        let key = apply::driver::driver_key(&step.planned.id);
+        if drivers.contains_key(&key) {
+            continue;
+        }
+        let id = &step.planned.id;
+        let place = id.namespace.as_deref().and_then(|n| n.split_once('/'));
+        let driver = match (clusters.get(&id.site), place) {
+            (Some(Ok(cluster)), Some((namespace, release))) => {
+                Ok(Arc::new(apply::qdrant::QdrantDriver::new(Arc::clone(cluster), namespace, release))
+                    as Arc<dyn apply::driver::Driver>)
+            }
+            (Some(Err(why)), _) => Err(why.clone()),
+            (None, _) => Err(format!("site {} has no cluster to reach its Qdrant through", id.site)),
+            (_, None) => Err(format!("{id}: not a collection of a vectorstore's release")),
+        };
+        drivers.insert(key, driver);
+    }
+    drivers
 }
 
 /// A Temporal server behind `NAMESPACE/SERVICE:PORT` of a site's cluster.

@@ -32,7 +32,7 @@ pub trait Driver: Send + Sync {
 pub type Drivers = HashMap<String, Result<Arc<dyn Driver>, String>>;
 
 /// Which driver applies `id`: one per site's cluster (Kubernetes objects
-/// and the Helm values they carry), one per Temporal server.
+/// and the Helm values they carry), one per Temporal server, one per Qdrant.
 #[must_use]
 pub fn driver_key(id: &ResourceId) -> String {
     match id.target {
@@ -41,6 +41,8 @@ pub fn driver_key(id: &ResourceId) -> String {
             let server = id.namespace.as_deref().unwrap_or("").split('/').next().unwrap_or("");
             format!("temporal/{}/{server}", id.site)
         }
+        // One per vectorstore: `NAMESPACE/RELEASE`.
+        Target::Qdrant => format!("qdrant/{}/{}", id.site, id.namespace.as_deref().unwrap_or("")),
         other => format!("{}/{}", other.word(), id.site),
     }
 }

@@ -13,6 +13,7 @@
 pub mod driver;
 pub mod journal;
 pub mod kubernetes;
+pub mod qdrant;
 pub mod refresh;
 pub mod secrets;
 pub mod temporal;

@@ -43,7 +43,7 @@ pub async fn make(cluster: &Cluster, secret: &ApplySecret, identity: &Value) -> 
             })?
         }
     };
-    let encoded = base64(value.as_bytes());
+    let encoded = sovereign_desired::base64(value.as_bytes());
     object["data"] = json!({ &*secret.key: encoded });
     let written = match secret.value {
         SecretValue::Random => match cluster.create(&object).await {
@@ -69,33 +69,15 @@ pub async fn make(cluster: &Cluster, secret: &ApplySecret, identity: &Value) -> 
     written.map_err(|e| e.to_string().replace(&encoded, "(sensitive)").replace(&value, "(sensitive)"))
 }
 
-/// Standard base64 with padding (RFC 4648 §4), as Secret `data` holds.
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = (u32::from(chunk[0]) << 16)
-            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*chunk.get(2).unwrap_or(&0));
-        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> shift & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn base64_is_rfc_4648() {
-        assert_eq!(super::base64(b""), "");
-        assert_eq!(super::base64(b"f"), "Zg==");
-        assert_eq!(super::base64(b"fo"), "Zm8=");
-        assert_eq!(super::base64(b"foo"), "Zm9v");
-        assert_eq!(super::base64(b"foobar"), "Zm9vYmFy");
-    }
+/// The value of `key` in Secret `namespace/name`, decoded; `None` when
+/// the Secret or the key is missing. `Err` says why, without a value.
+pub async fn read_key(cluster: &Cluster, namespace: &str, name: &str, key: &str) -> Result<Option<String>, String> {
+    let probe = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace}});
+    let Some(live) = cluster.get(&probe).await.map_err(|e| e.to_string())? else { return Ok(None) };
+    let Some(encoded) = live.object.pointer("/data").and_then(|data| data.get(key)).and_then(Value::as_str) else {
+        return Ok(None);
+    };
+    let bytes = sovereign_desired::unbase64(encoded)
+        .ok_or_else(|| format!("Secret {namespace}/{name}: the key `{key}` is not base64"))?;
+    String::from_utf8(bytes).map(Some).map_err(|_| format!("Secret {namespace}/{name}: the key `{key}` is not text"))
 }

@@ -30,7 +30,7 @@ use sovereign_ir::values::SecretSource;
 use sovereign_model::{Id, Secret, Spec};
 
 pub use collector::{OTLP_GRPC_PORT, OTLP_HTTP_PORT};
-pub use qdrant::{API_KEY_KEY, QDRANT_HTTP_PORT, api_key_secret};
+pub use qdrant::{API_KEY_KEY, QDRANT_HTTP_PORT, api_key_secret, qdrant_service};
 pub use temporal::{POSTGRES_PORT, TEMPORAL_GRPC_PORT, TEMPORAL_HTTP_PORT, frontend_service, postgres_name};
 
 /// Where K3s' helm controller expects HelmChart objects
@@ -178,6 +178,18 @@ pub fn secret_ref(spec: &Spec, secret: Id<Secret>) -> SecretRef {
 pub const SECRET_KEY: &str = "value";
 
 pub use sovereign_desired::modules::dns_label as label;
+
+/// A chart's `fullname` helper, as the Temporal and Qdrant charts write it
+/// (temporalio/helm-charts and qdrant/qdrant-helm `templates/_helpers.tpl`,
+/// no `fullnameOverride` or `nameOverride` set here): the release name when
+/// it contains the chart's name, else `RELEASE-CHART`, cut to 63
+/// characters without a trailing `-`.
+#[must_use]
+pub fn chart_fullname(release: &str, chart: &str) -> String {
+    let full = if release.contains(chart) { release.to_owned() } else { format!("{release}-{chart}") };
+    let cut: String = full.chars().take(63).collect();
+    cut.trim_end_matches('-').to_owned()
+}
 
 /// The release of an `observe`'s collector: its HelmChart, and the
 /// `app.kubernetes.io/instance` its pods carry.

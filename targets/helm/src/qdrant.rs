@@ -31,6 +31,13 @@ pub const QDRANT_HTTP_PORT: u16 = 6333;
 /// The key of the API key in its Secret.
 pub const API_KEY_KEY: &str = "api-key";
 
+/// The Service of a release (qdrant/qdrant-helm `templates/service.yaml`
+/// at chart 1.19: `qdrant.fullname`; its `http` port is 6333).
+#[must_use]
+pub fn qdrant_service(release: &str) -> String {
+    crate::chart_fullname(release, "qdrant")
+}
+
 /// The Secret holding a vector store's API key: apply creates it with a
 /// random key before the chart installs (the chart reads it then).
 #[must_use]

@@ -39,16 +39,15 @@ const TEMPORAL_UID: u64 = 1000;
 /// The Service in front of a release's frontend (its gRPC and HTTP
 /// ports), named as the chart names it (temporalio/helm-charts
 /// `templates/_helpers.tpl` at chart 1.6: `temporal.componentname` is the
-/// fullname cut to 62 − len("frontend") characters, then `-frontend`; the
-/// fullname is the release name when it contains the chart's name
-/// `temporal`, else `RELEASE-temporal`, cut to 63; `server-service.yaml`
-/// names its HTTP port `http`, `server.frontend.service.httpPort`).
+/// fullname cut to 62 − len("frontend") characters, then `-frontend`;
+/// `server-service.yaml` names its HTTP port `http`,
+/// `server.frontend.service.httpPort`).
 #[must_use]
 pub fn frontend_service(release: &str) -> String {
-    let fullname = if release.contains("temporal") { release.to_owned() } else { format!("{release}-temporal") };
-    let cut = |text: &str, n: usize| text.chars().take(n).collect::<String>().trim_end_matches('-').to_owned();
     let component = "frontend";
-    format!("{}-{component}", cut(&cut(&fullname, 63), 62 - component.len()))
+    let fullname = crate::chart_fullname(release, "temporal");
+    let cut: String = fullname.chars().take(62 - component.len()).collect();
+    format!("{}-{component}", cut.trim_end_matches('-'))
 }
 
 /// The PostgreSQL (StatefulSet, Service and password Secret) of a Temporal release.

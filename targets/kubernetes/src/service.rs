@@ -136,3 +136,15 @@ impl ServiceHttp {
         }
     }
 }
+
+/// A path segment, percent-encoded beyond the unreserved characters: the
+/// names are DNS-like, but nothing unescaped reaches a URL.
+#[must_use]
+pub fn path_segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

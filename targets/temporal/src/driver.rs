@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sovereign_kubernetes::Cluster;
-use sovereign_kubernetes::service::ServiceHttp;
+use sovereign_kubernetes::service::{ServiceHttp, path_segment as segment};
 
 /// The memo key under which a schedule's workflows carry the content hash
 /// of the body sovereign applied.
@@ -277,14 +277,4 @@ fn message(answer: &Value) -> String {
         Some(message) => message.to_owned(),
         None => answer.to_string().chars().take(300).collect(),
     }
-}
-
-/// A path segment: names are DNS-like, but nothing unescaped reaches a URL.
-fn segment(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

@@ -1,0 +1,78 @@
+//! `sovereign apply` driving Qdrant: the lab's collection on the Qdrant
+//! double (tools/qdrant-double) behind the API double's service proxy, as
+//! the vectorstore's chart would run it, with the API key from the Secret.
+
+#[path = "support/apply_cluster.rs"]
+#[allow(dead_code)] // shared with tests/apply.rs, which uses all of it
+mod cluster;
+#[path = "support/lab.rs"]
+mod lab;
+
+use cluster::{CANARY, Cluster, apply, cluster, sovereign, text};
+use kube_double::Options;
+use lab::{edit, lab_with_canary_secret};
+use serde_json::{Value, json};
+
+/// A key that must appear in no output, state or journal.
+const API_KEY: &str = "qdrant-key-canary-51d2e0";
+
+fn qdrant_changes(spec: &std::path::Path) -> Vec<(String, String)> {
+    let output = sovereign(&["plan", spec.to_str().unwrap(), "--json"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let plan: Value = serde_json::from_slice(&output.stdout).unwrap();
+    plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["target"] == "qdrant" && c["action"] != "no-op")
+        .map(|c| (c["action"].as_str().unwrap().to_owned(), c["id"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+#[test]
+fn e2e_qdrant_collections_are_created_kept_and_replaced_only_with_prune_data() {
+    let target = cluster(Options::default());
+    let Cluster::Double(double, _) = &target else {
+        eprintln!("skipped against a real cluster: the Qdrant this test deploys needs a helm controller and a kubelet");
+        return;
+    };
+    let qdrant = qdrant_double::QdrantDouble::start(qdrant_double::Options {
+        api_key: Some(API_KEY.into()),
+        ..qdrant_double::Options::default()
+    })
+    .unwrap();
+    double.set_service_backend("lab-kinetic", "notes-qdrant:6333", qdrant.address());
+    // The key the chart would read: made before apply, which keeps a generated key it finds.
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "lab-kinetic"}});
+    assert_eq!(target.request("POST", "/api/v1/namespaces", "application/json", &namespace), 201);
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "notes-api-key", "namespace": "lab-kinetic"},
+                        "data": {"api-key": sovereign_desired::base64(API_KEY.as_bytes())}});
+    assert_eq!(target.request("POST", "/api/v1/namespaces/lab-kinetic/secrets", "application/json", &secret), 201);
+
+    let (_tmp, spec) = lab_with_canary_secret();
+    assert_eq!(qdrant_changes(&spec), vec![("create".to_owned(), "qdrant/bench/collection/lab-kinetic/notes/papers".to_owned())]);
+    let output = apply(&spec, &target, &["--target", "qdrant"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let papers = qdrant.collections().get("papers").cloned().expect("the collection is created");
+    assert_eq!((papers.size, papers.distance.as_str()), (1024, "Cosine"));
+    assert_eq!(qdrant_changes(&spec), Vec::<(String, String)>::new());
+
+    // Another dimension: a replace, which deletes the vectors, so it needs --prune-data.
+    qdrant.set_points("papers", 1200);
+    edit(&spec, "collection \"papers\" dims=1024", "collection \"papers\" dims=768");
+    assert_eq!(qdrant_changes(&spec), vec![("replace".to_owned(), "qdrant/bench/collection/lab-kinetic/notes/papers".to_owned())]);
+    let output = apply(&spec, &target, &["--target", "qdrant"]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(text(&output).contains("--prune-data"), "{}", text(&output));
+    assert_eq!(qdrant.collections()["papers"].points, 1200, "the vectors are kept");
+    let output = apply(&spec, &target, &["--target", "qdrant", "--prune-data"]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(qdrant.collections()["papers"].size, 768);
+    assert_eq!(qdrant_changes(&spec), Vec::<(String, String)>::new());
+
+    // The key is in no output, state or journal.
+    let state = std::fs::read_to_string(spec.join(".sovereign/state.json")).unwrap();
+    for seen in [state, text(&output)] {
+        assert!(!seen.contains(API_KEY) && !seen.contains(CANARY));
+    }
+}
