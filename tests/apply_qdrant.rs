@@ -50,7 +50,10 @@ fn e2e_qdrant_collections_are_created_kept_and_replaced_only_with_prune_data() {
     assert_eq!(target.request("POST", "/api/v1/namespaces/lab-kinetic/secrets", "application/json", &secret), 201);
 
     let (_tmp, spec) = lab_with_canary_secret();
-    assert_eq!(qdrant_changes(&spec), vec![("create".to_owned(), "qdrant/bench/collection/lab-kinetic/notes/papers".to_owned())]);
+    assert_eq!(
+        qdrant_changes(&spec),
+        vec![("create".to_owned(), "qdrant/bench/collection/lab-kinetic/notes/papers".to_owned())]
+    );
     let output = apply(&spec, &target, &["--target", "qdrant"]);
     assert!(output.status.success(), "{}", text(&output));
     let papers = qdrant.collections().get("papers").cloned().expect("the collection is created");
@@ -60,7 +63,10 @@ fn e2e_qdrant_collections_are_created_kept_and_replaced_only_with_prune_data() {
     // Another dimension: a replace, which deletes the vectors, so it needs --prune-data.
     qdrant.set_points("papers", 1200);
     edit(&spec, "collection \"papers\" dims=1024", "collection \"papers\" dims=768");
-    assert_eq!(qdrant_changes(&spec), vec![("replace".to_owned(), "qdrant/bench/collection/lab-kinetic/notes/papers".to_owned())]);
+    assert_eq!(
+        qdrant_changes(&spec),
+        vec![("replace".to_owned(), "qdrant/bench/collection/lab-kinetic/notes/papers".to_owned())]
+    );
     let output = apply(&spec, &target, &["--target", "qdrant"]);
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     assert!(text(&output).contains("--prune-data"), "{}", text(&output));
