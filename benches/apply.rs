@@ -86,6 +86,7 @@ fn steps(layers: usize, width: usize) -> Vec<Step> {
                 object: serde_json::from_str(&text).unwrap(),
                 after: depends,
                 makes: None,
+                blocked: None,
             });
         }
     }

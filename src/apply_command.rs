@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sovereign::apply::journal::{self, ApplyJournal};
 use sovereign::apply::refresh::{Refreshed, Wanted};
-use sovereign::apply::{self, Clusters, Event, Interrupt, Op, Outcome, Step};
+use sovereign::apply::{self, Event, Interrupt, Op, Outcome, Step};
 use sovereign::plan::saved::{self, Planned};
 use sovereign::plan::{self, Action};
 use sovereign::state::kubernetes::KubernetesState;
@@ -398,7 +398,7 @@ fn execute(
     if let Err(e) = store.save(&state) {
         return fail(&e.to_string());
     }
-    let steps = steps(&wanted, desired, secrets, deletes, &state);
+    let mut steps = steps(&wanted, desired, secrets, deletes, &state);
     let journal_path = store.journal_path();
     if let Some(parent) = journal_path.parent() {
         let _ = std::fs::create_dir_all(parent);
@@ -415,27 +415,11 @@ fn execute(
     let progress = crate::progress::Progress::new(json, steps.len());
     let report = |event: Event<'_>| progress.report(&event);
     let interrupt = Arc::new(Interrupt::default());
-    let outcomes = runtime.block_on(async {
-        // The clusters of the Kubernetes steps, and of the servers reached through one.
-        let through = |step: &&Step| match step.planned.id.target {
-            Target::Temporal => basis
-                .endpoints
-                .get(&apply::driver::driver_key(&step.planned.id))
-                .is_some_and(|e| e.starts_with(crate::plan_command::KUBERNETES_SERVICE)),
-            Target::Qdrant => true,
-            _ => false,
-        };
-        let sites = steps
-            .iter()
-            .filter(|step| {
-                step.op != Op::Carried
-                    && (matches!(step.planned.id.target, Target::K3s | Target::Helm) || through(step))
-            })
-            .map(|step| &step.planned.id.site);
-        let clusters = connect(sites, &basis.contexts, &run.cluster, run.force_conflicts).await;
-        let mut drivers = apply::kubernetes_drivers(&clusters);
-        drivers.extend(temporal_drivers(&steps, &basis.endpoints, &clusters, &run.cluster));
-        drivers.extend(qdrant_drivers(&steps, &clusters));
+    let (outcomes, overrides) = runtime.block_on(async {
+        let crate::reach::Reached { drivers, clusters } =
+            crate::reach::reach(&steps, basis, &run.cluster, run.force_conflicts).await;
+        let overrides = crate::gate_check::check(&mut steps, basis, &clusters, &state, run).await;
+        let steps = &steps;
         let watcher = Arc::clone(&interrupt);
         tokio::spawn(async move {
             while tokio::signal::ctrl_c().await.is_ok() {
@@ -454,7 +438,7 @@ fn execute(
             timeout_scale: run.timeout_scale,
             ..apply::Settings::default()
         };
-        apply::execute(&steps, &drivers, &journal, &settings, &report, &interrupt).await
+        (apply::execute(steps, &drivers, &journal, &settings, &report, &interrupt).await, overrides)
     });
     runtime.shutdown_timeout(Duration::from_secs(1));
     drop(journal);
@@ -472,6 +456,7 @@ fn execute(
             state.record(&step.planned, None, now);
         }
     }
+    crate::gate_check::record(&mut state, &overrides, &steps, &outcomes, now);
     state.serial += 1;
     if let Some(why) = lock.lost() {
         return fail(&format!(
@@ -518,7 +503,7 @@ fn steps(
         };
         let object: Value = serde_json::from_str(planned.body.get()).unwrap_or(Value::Null);
         index.insert(planned.id.clone(), steps.len());
-        steps.push(Step { op, planned, object, after: Vec::new(), makes: None });
+        steps.push(Step { op, planned, object, after: Vec::new(), makes: None, blocked: None });
     }
     let built = steps.len();
     add_secrets(&mut steps, secrets, &state.fabric);
@@ -555,7 +540,7 @@ fn steps(
         let op = if id.target == Target::Helm { Op::Carried } else { Op::Delete };
         let object: Value = serde_json::from_str(record.applied.get()).unwrap_or(Value::Null);
         index.insert(id.clone(), steps.len());
-        steps.push(Step { op, planned, object, after: Vec::new(), makes: None });
+        steps.push(Step { op, planned, object, after: Vec::new(), makes: None, blocked: None });
     }
     // A delete waits for every apply of its site (what replaces it may be
     // among them), and for the deletes of what depends on it.
@@ -603,7 +588,7 @@ fn add_secrets(steps: &mut Vec<Step>, secrets: &[ApplySecret], fabric: &str) {
             body,
         };
         let index = steps.len();
-        steps.push(Step { op: Op::Secret, planned, object, after, makes: Some(secret.clone()) });
+        steps.push(Step { op: Op::Secret, planned, object, after, makes: Some(secret.clone()), blocked: None });
         for step in steps.iter_mut().take(built) {
             let reads =
                 |pointer: &str| step.object.pointer(pointer).and_then(Value::as_str) == Some(&*secret.namespace);
@@ -612,105 +597,6 @@ fn add_secrets(steps: &mut Vec<Step>, secrets: &[ApplySecret], fabric: &str) {
                 step.after.push(index);
             }
         }
-    }
-}
-
-async fn connect<'a>(
-    sites: impl IntoIterator<Item = &'a Arc<str>>,
-    contexts: &BTreeMap<String, String>,
-    cluster: &ClusterArgs,
-    force_conflicts: bool,
-) -> Clusters {
-    let mut clusters = Clusters::new();
-    let settings = sovereign_kubernetes::Settings {
-        request_timeout: Duration::from_secs_f64(cluster.request_timeout.max(0.1)),
-        force_conflicts,
-        ..sovereign_kubernetes::Settings::default()
-    };
-    for site in sites {
-        if clusters.contains_key(site) {
-            continue;
-        }
-        let context = cluster.context.clone().or_else(|| contexts.get(&**site).cloned());
-        let connected =
-            sovereign_kubernetes::Cluster::connect(cluster.kubeconfig.as_deref(), context.as_deref(), settings.clone())
-                .await
-                .map(Arc::new)
-                .map_err(|e| format!("site {site}'s cluster: {e}"));
-        clusters.insert(Arc::clone(site), connected);
-    }
-    clusters
-}
-
-/// A driver for each Temporal server the steps change, at its endpoint.
-fn temporal_drivers(
-    steps: &[Step],
-    endpoints: &BTreeMap<String, String>,
-    clusters: &Clusters,
-    cluster: &ClusterArgs,
-) -> apply::driver::Drivers {
-    use sovereign_temporal::driver::TemporalServer;
-    let timeout = Duration::from_secs_f64(cluster.request_timeout.max(0.1));
-    let keys: std::collections::BTreeSet<(String, &Arc<str>)> = steps
-        .iter()
-        .filter(|step| step.planned.id.target == Target::Temporal)
-        .map(|step| (apply::driver::driver_key(&step.planned.id), &step.planned.id.site))
-        .collect();
-    keys.into_iter()
-        .map(|(key, site)| {
-            let server = match endpoints.get(&key).map(|e| (e, e.strip_prefix(crate::plan_command::KUBERNETES_SERVICE)))
-            {
-                Some((_, Some(service))) => through_cluster(service, clusters.get(site)),
-                Some((endpoint, None)) => TemporalServer::new(endpoint, timeout).map_err(|e| e.to_string()),
-                None => Err(format!("{key}: the spec gives this Temporal no endpoint")),
-            };
-            let driver = server
-                .map(|server| Arc::new(apply::temporal::TemporalDriver(server)) as Arc<dyn apply::driver::Driver>);
-            (key, driver)
-        })
-        .collect()
-}
-
-/// A driver for each vectorstore's Qdrant the steps change (`NAMESPACE/RELEASE`).
-fn qdrant_drivers(steps: &[Step], clusters: &Clusters) -> apply::driver::Drivers {
-    let mut drivers = apply::driver::Drivers::new();
-    for step in steps.iter().filter(|step| step.planned.id.target == Target::Qdrant) {
-        let key = apply::driver::driver_key(&step.planned.id);
-        if drivers.contains_key(&key) {
-            continue;
-        }
-        let id = &step.planned.id;
-        let place = id.namespace.as_deref().and_then(|n| n.split_once('/'));
-        let driver = match (clusters.get(&id.site), place) {
-            (Some(Ok(cluster)), Some((namespace, release))) => {
-                Ok(Arc::new(apply::qdrant::QdrantDriver::new(Arc::clone(cluster), namespace, release))
-                    as Arc<dyn apply::driver::Driver>)
-            }
-            (Some(Err(why)), _) => Err(why.clone()),
-            (None, _) => Err(format!("site {} has no cluster to reach its Qdrant through", id.site)),
-            (_, None) => Err(format!("{id}: not a collection of a vectorstore's release")),
-        };
-        drivers.insert(key, driver);
-    }
-    drivers
-}
-
-/// A Temporal server behind `NAMESPACE/SERVICE:PORT` of a site's cluster.
-fn through_cluster(
-    service: &str,
-    cluster: Option<&Result<Arc<sovereign_kubernetes::Cluster>, String>>,
-) -> Result<sovereign_temporal::driver::TemporalServer, String> {
-    let parsed = service.split_once('/').and_then(|(namespace, rest)| {
-        let (name, port) = rest.rsplit_once(':')?;
-        Some((namespace, name, port.parse::<u16>().ok()?))
-    });
-    let Some((namespace, name, port)) = parsed else { return Err(format!("a malformed service address {service:?}")) };
-    match cluster {
-        Some(Ok(cluster)) => {
-            Ok(sovereign_temporal::driver::TemporalServer::through_cluster(Arc::clone(cluster), namespace, name, port))
-        }
-        Some(Err(why)) => Err(why.clone()),
-        None => Err(format!("no cluster to reach service {service} through")),
     }
 }
 
@@ -738,7 +624,7 @@ pub(crate) fn refresh(
         .map(|id| Arc::clone(&id.site))
         .collect();
     let found = runtime.block_on(async {
-        let clusters = connect(&sites, contexts, cluster, false).await;
+        let clusters = crate::reach::connect(&sites, contexts, cluster, false).await;
         sovereign::apply::refresh::refresh(state, desired, &clusters).await
     });
     for (id, paths) in &found.drifted {

@@ -12,11 +12,13 @@ mod build_writer;
 mod bundle_command;
 mod check_command;
 mod fmt_command;
+mod gate_check;
 mod graph_command;
 mod host;
 mod lsp;
 mod plan_command;
 mod progress;
+mod reach;
 mod refusals;
 
 use std::io::Write as _;
@@ -272,6 +274,9 @@ struct RunArgs {
     /// Take over fields another field manager owns instead of failing.
     #[arg(long)]
     force_conflicts: bool,
+    /// Update the serves this eval gates even though its latest run missed a threshold (recorded in the state).
+    #[arg(long, value_name = "EVAL")]
+    ignore_gate: Vec<String>,
     /// Also delete (or replace) what holds data: PVCs, vector store collections, Temporal namespaces.
     #[arg(long)]
     prune_data: bool,

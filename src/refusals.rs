@@ -42,7 +42,7 @@ pub(crate) fn code(failure: &Failure) -> Option<sovereign_diagnostics::Code> {
     match failure.kind {
         FailureKind::Refused => Some(codes::OBJECT_REFUSED),
         FailureKind::Conflict => Some(codes::FIELD_CONFLICT),
-        FailureKind::Unreachable | FailureKind::NotReady | FailureKind::Other => None,
+        FailureKind::Unreachable | FailureKind::NotReady | FailureKind::Gated | FailureKind::Other => None,
     }
 }
 
@@ -127,6 +127,7 @@ mod tests {
             object: serde_json::from_str(text).unwrap(),
             after: Vec::new(),
             makes: None,
+            blocked: None,
         }
     }
 

@@ -8,7 +8,7 @@
 mod cluster;
 #[path = "support/lab.rs"]
 mod lab;
-#[path = "../targets/temporal/tests/support/server.rs"]
+#[path = "../targets/temporal-driver/tests/support/server.rs"]
 #[allow(dead_code)]
 mod temporal;
 
@@ -38,7 +38,7 @@ fn changes(spec: &Path) -> Vec<(String, String)> {
 
 fn get(endpoint: &str, path: &str) -> Option<Value> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let server = sovereign_temporal::driver::TemporalServer::new(endpoint, Duration::from_secs(10)).unwrap();
+    let server = sovereign_temporal_driver::TemporalServer::new(endpoint, Duration::from_secs(10)).unwrap();
     runtime.block_on(async {
         match path.split_once("/schedules/") {
             Some((namespace, id)) => server.schedule(namespace, id).await.unwrap(),

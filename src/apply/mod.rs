@@ -11,6 +11,7 @@
 //! executor does not know which target it drives.
 
 pub mod driver;
+pub mod gates;
 pub mod journal;
 pub mod kubernetes;
 pub mod qdrant;
@@ -60,6 +61,9 @@ pub struct Step {
     pub after: Vec<usize>,
     /// For [`Op::Secret`]: what to make.
     pub makes: Option<sovereign_desired::ApplySecret>,
+    /// Why it must not run (an evaluation gate that blocks it): it fails
+    /// with this, before anything is sent, and what depends on it is skipped.
+    pub blocked: Option<Failure>,
 }
 
 #[derive(Clone, Debug)]
@@ -121,6 +125,8 @@ pub enum FailureKind {
     Unreachable,
     /// Applied, and it will not become ready (or did not in its timeout).
     NotReady,
+    /// An evaluation gate blocked it ([`gates`]).
+    Gated,
     /// Anything else: the journal, a missing object sovereign patches.
     Other,
 }
@@ -323,6 +329,9 @@ fn skip_dependents(
 
 async fn run_step(run: &StepRun<'_>, driver: Option<&dyn Driver>) -> Outcome {
     let step = run.step;
+    if let Some(blocked) = &step.blocked {
+        return Outcome::Failed(blocked.clone());
+    }
     let Some(driver) = driver else { return Outcome::Carried };
     let id = &step.planned.id;
     let op = if step.op == Op::Delete { "delete" } else { "apply" };

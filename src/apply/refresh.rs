@@ -189,6 +189,7 @@ async fn orphans(
             live: Some(Live { uid, resource_version }),
             applied_at: crate::clock::rfc3339(crate::clock::now()),
             unready: false,
+            gate_override: None,
         };
         state.resources.insert(id.clone(), record);
         found.orphans.push(id);

@@ -1,11 +1,11 @@
 //! The Temporal driver of the executor: namespaces and eval schedules made
-//! to hold what the build says, through `sovereign_temporal::driver`.
+//! to hold what the build says, through `sovereign_temporal_driver`.
 
 use std::time::Duration;
 
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
-use sovereign_temporal::driver::{TemporalError, TemporalServer};
+use sovereign_temporal_driver::{TemporalError, TemporalServer};
 
 use super::driver::{Driver, StepRun};
 use super::{Failure, FailureKind, Op};

@@ -20,13 +20,25 @@ pub struct Impact {
     pub serves: Vec<ServeChange>,
     pub flows: Vec<FlowChange>,
     pub mig: Vec<MigChange>,
+    /// The evaluation gates apply judges before it updates these serves.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<GateOnServe>,
 }
 
 impl Impact {
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.serves.is_empty() && self.flows.is_empty() && self.mig.is_empty()
+        self.serves.is_empty() && self.flows.is_empty() && self.mig.is_empty() && self.gates.is_empty()
     }
+}
+
+/// An eval that gates an update of a serve: apply reads the eval's latest
+/// completed run first (`crate::apply::gates`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GateOnServe {
+    pub serve: String,
+    pub eval: String,
+    pub on_fail: String,
 }
 
 /// A serve whose placement or pods change.
@@ -199,8 +211,30 @@ impl Impact {
             after.sort();
             impact.serves.push(ServeChange { site, serve, before, after, rolled, capacity });
         }
+        impact.gates = gates(desired, recorded, changes);
         impact
     }
+}
+
+/// The gates on the serves whose objects the plan updates (not on
+/// creates: a serve's first deployment has no eval run to judge).
+fn gates(desired: &DesiredState, recorded: &BTreeMap<ResourceId, Record>, changes: &[Change]) -> Vec<GateOnServe> {
+    let updated: std::collections::BTreeSet<&str> = changes
+        .iter()
+        .filter(|c| matches!(c.action, Action::Update | Action::Replace) && recorded.contains_key(&c.id))
+        .filter(|c| matches!(c.id.target, Target::K3s | Target::Helm))
+        .filter_map(|c| c.declaration.as_deref()?.strip_prefix("serve \"")?.strip_suffix('"'))
+        .collect();
+    let mut gates: Vec<GateOnServe> = desired
+        .resources
+        .values()
+        .filter(|r| r.id.target == Target::Temporal && &*r.id.kind == "schedule")
+        .filter_map(|r| crate::apply::gates::Gate::of_schedule(&r.body()))
+        .filter(|gate| updated.contains(gate.serve.as_str()))
+        .map(|gate| GateOnServe { serve: gate.serve, eval: gate.eval, on_fail: gate.on_fail })
+        .collect();
+    gates.sort_by(|a, b| (&a.serve, &a.eval).cmp(&(&b.serve, &b.eval)));
+    gates
 }
 
 fn serve_label(body: &Value) -> Option<&str> {

@@ -190,4 +190,14 @@ fn impact(out: &mut String, plan: &Plan) {
             side(&mig.after)
         );
     }
+    for gate in &impact.gates {
+        let _ = writeln!(
+            out,
+            "  gate on serve {:?}: eval {:?} (on-fail {:?}): apply reads its latest completed run before the update{}",
+            gate.serve,
+            gate.eval,
+            gate.on_fail,
+            if gate.on_fail == "warn" { " and warns on a miss" } else { ", and a miss blocks it" }
+        );
+    }
 }

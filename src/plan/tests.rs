@@ -38,6 +38,7 @@ fn applied(desired: &DesiredState) -> StateDocument {
                 live: Some(Live { uid: Some(format!("uid-{}", id.name)), resource_version: Some("1".into()) }),
                 applied_at: "2026-12-02T00:00:00Z".into(),
                 unready: false,
+                gate_override: None,
             },
         );
     }

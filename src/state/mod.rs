@@ -63,6 +63,9 @@ pub struct Record {
     /// Applied, and not ready when the run ended (it failed, timed out,
     /// or the run was stopped): the next plan applies it again.
     pub unready: bool,
+    /// Applied past an evaluation gate that blocked it (`--ignore-gate`):
+    /// which eval, its verdict, and when.
+    pub gate_override: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,6 +102,7 @@ impl StateDocument {
                 live,
                 applied_at: crate::clock::rfc3339(at),
                 unready: false,
+                gate_override: None,
             },
         );
     }
@@ -289,6 +293,8 @@ struct StoredRecord<'a> {
     applied_at: Cow<'a, str>,
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     unready: bool,
+    #[serde(skip_serializing_if = "Option::is_none", default, borrow)]
+    gate_override: Option<Cow<'a, str>>,
 }
 
 /// An id's parts as the state and saved plans write them (the text alone
@@ -349,6 +355,7 @@ impl<'a> StoredRecord<'a> {
             live: record.live.clone(),
             applied_at: Cow::Borrowed(&record.applied_at),
             unready: record.unready,
+            gate_override: record.gate_override.as_deref().map(Cow::Borrowed),
         }
     }
 
@@ -388,6 +395,7 @@ impl<'a> StoredRecord<'a> {
             live: self.live,
             applied_at: self.applied_at.into_owned(),
             unready: self.unready,
+            gate_override: self.gate_override.map(Cow::into_owned),
         };
         Ok((id, record))
     }

@@ -21,6 +21,7 @@ fn record(body: &str) -> Record {
         live: Some(Live { uid: Some("u-1".into()), resource_version: Some("7".into()) }),
         applied_at: "2026-12-02T01:02:03Z".into(),
         unready: false,
+        gate_override: None,
     }
 }
 

@@ -21,9 +21,6 @@
 //!
 //! Architecture Invariant: pure and deterministic, like every emitter.
 
-#[cfg(feature = "driver")]
-pub mod driver;
-
 use std::sync::Arc;
 
 use serde_json::{Value, json};

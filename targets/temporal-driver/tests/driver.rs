@@ -4,13 +4,14 @@
 //! when neither is there. Each test works in namespaces of its own.
 
 #[path = "support/server.rs"]
+#[allow(dead_code)] // shared with the root package's tests, which use all of it
 mod server;
 
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use server::{endpoint, free_port};
-use sovereign_temporal::driver::{Ensured, TemporalError, TemporalServer, holds};
+use sovereign_temporal_driver::{Ensured, TemporalError, TemporalServer, holds};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()

