@@ -77,6 +77,7 @@ pub fn timeout(object: &Value) -> Duration {
     match kind_of(object).as_str() {
         "Namespace" | "apiextensions.k8s.io/CustomResourceDefinition" => Duration::from_secs(60),
         "Service" => Duration::from_secs(180),
+        "external-secrets.io/ExternalSecret" => Duration::from_secs(120),
         "apps/Deployment" | "apps/StatefulSet" | "apps/DaemonSet" => {
             // vLLM answers /health only once the weights are loaded: the
             // startup probe's budget, plus scheduling and image pulls.
@@ -212,6 +213,15 @@ pub fn judge(object: &Value, related: &[Value], stale_job: Option<&str>) -> Read
                     other => other,
                 },
             },
+            // External Secrets Operator: the `Ready` condition (external-secrets
+            // apis/externalsecrets/v1 `ExternalSecretReady`), `SecretSynced` once
+            // the target Secret is written; `SecretSyncedError` is retried by the
+            // operator on its refresh, so it is waited on with its message.
+            "external-secrets.io/ExternalSecret" => match condition(object, "Ready") {
+                Some(ready) if ready["status"] == "True" => Readiness::Ready,
+                Some(ready) => waiting(format!("not synced: {}: {}", text(ready, "/reason"), text(ready, "/message"))),
+                None => waiting("not synced yet".into()),
+            },
             "Service" if matches!(needs(object), Needs::Endpoints(_)) => {
                 let ready =
                     related.iter().any(|slice| {
@@ -286,6 +296,16 @@ mod tests {
         let pod = json!({"metadata": {"name": "p"}, "status": {"containerStatuses": [{"name": "vllm", "image": "x",
             "state": {"waiting": {"reason": "ImagePullBackOff", "message": "no"}}}]}});
         assert!(matches!(judge(&deployment, &[pod], None), Readiness::Failed(why) if why.contains("ImagePullBackOff")));
+    }
+
+    #[test]
+    fn an_external_secret_is_ready_when_synced() {
+        let mut secret = json!({"apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret", "status": {}});
+        assert!(matches!(judge(&secret, &[], None), Readiness::Waiting(_)));
+        secret["status"]["conditions"] = json!([{"type": "Ready", "status": "False", "reason": "SecretSyncedError", "message": "vault: permission denied"}]);
+        assert!(matches!(judge(&secret, &[], None), Readiness::Waiting(why) if why.contains("permission denied")));
+        secret["status"]["conditions"] = json!([{"type": "Ready", "status": "True", "reason": "SecretSynced"}]);
+        assert_eq!(judge(&secret, &[], None), Readiness::Ready);
     }
 
     #[test]

@@ -41,6 +41,7 @@ pub fn tick(store: &mut Store, trouble: &Trouble) -> bool {
                 | ("apps", "deployments" | "statefulsets" | "daemonsets")
                 | ("batch", "jobs")
                 | ("helm.cattle.io", "helmcharts")
+                | ("external-secrets.io", "externalsecrets")
                 | ("", "services")
         )
     };
@@ -56,6 +57,7 @@ pub fn tick(store: &mut Store, trouble: &Trouble) -> bool {
             ("batch", "jobs") => run_job(store, &key, &object, trouble),
             ("helm.cattle.io", "helmcharts") => install_chart(store, &key, &object, trouble),
             ("", "services") => publish_endpoints(store, &key, &object),
+            ("external-secrets.io", "externalsecrets") => sync_external_secret(store, &key, &object),
             _ => {}
         }
     }
@@ -249,6 +251,17 @@ fn install_chart(store: &mut Store, key: &Key, chart: &Value, trouble: &Trouble)
     let status =
         json!({"jobName": job_name, "conditions": [{"type": "JobCreated", "status": "True", "reason": "Job created"}]});
     write_status(store, key, chart, status);
+}
+
+/// What External Secrets Operator writes once it has synced the target
+/// Secret from its store: the `Ready` condition (the double has no secret
+/// store to read: the target Secret itself is not written).
+fn sync_external_secret(store: &mut Store, key: &Key, secret: &Value) {
+    let status = serde_json::json!({
+        "conditions": [{"type": "Ready", "status": "True", "reason": "SecretSynced", "message": "secret synced"}],
+        "refreshTime": "2026-01-01T00:00:00Z",
+    });
+    write_status(store, key, secret, status);
 }
 
 fn publish_endpoints(store: &mut Store, key: &Key, service: &Value) {
