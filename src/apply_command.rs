@@ -395,10 +395,16 @@ fn execute(
     }
     // The state exists before the first step, so that a journal always has one to land in.
     let mut state = state.unwrap_or_else(|| StateDocument::new(&plan.fabric));
+    let mut steps = steps(&wanted, desired, secrets, deletes, &state);
+    // A Secret whose source is missing fails the run before anything is applied.
+    let missing: Vec<String> =
+        steps.iter().filter_map(|step| step.makes.as_ref()).filter_map(apply::secrets::missing_source).collect();
+    if !missing.is_empty() {
+        return fail(&format!("nothing was applied: {}", missing.join("; ")));
+    }
     if let Err(e) = store.save(&state) {
         return fail(&e.to_string());
     }
-    let mut steps = steps(&wanted, desired, secrets, deletes, &state);
     let journal_path = store.journal_path();
     if let Some(parent) = journal_path.parent() {
         let _ = std::fs::create_dir_all(parent);

@@ -34,13 +34,21 @@ pub(crate) async fn check(
     state: &StateDocument,
     run: &RunArgs,
 ) -> Vec<Override> {
-    let gated = |step: &Step| -> Option<String> {
+    // A serve is updated when the state records any object of it (a first
+    // deployment has no run to judge); then every step of it is gated, so
+    // that a move (a new Deployment, the old one deleted) is judged too.
+    let serve_of = |step: &Step| -> Option<String> {
         let serve = step.planned.declaration.as_deref()?.strip_prefix("serve \"")?.strip_suffix('"')?;
-        let update = matches!(step.op, Op::Apply | Op::Replace)
-            && matches!(step.planned.id.target, Target::K3s | Target::Helm)
-            && state.resources.contains_key(&step.planned.id);
-        update.then(|| serve.to_owned())
+        matches!(step.planned.id.target, Target::K3s | Target::Helm).then(|| serve.to_owned())
     };
+    let recorded: std::collections::BTreeSet<String> = state
+        .resources
+        .values()
+        .filter_map(|record| {
+            record.declaration.as_deref()?.strip_prefix("serve \"")?.strip_suffix('"').map(str::to_owned)
+        })
+        .collect();
+    let gated = |step: &Step| serve_of(step).filter(|serve| recorded.contains(serve) && step.op != Op::Carried);
     let serves: std::collections::BTreeSet<String> = steps.iter().filter_map(&gated).collect();
     if serves.is_empty() {
         return Vec::new();
@@ -52,8 +60,11 @@ pub(crate) async fn check(
     for serve in &serves {
         for (gate, schedule) in by_serve.get(serve).into_iter().flatten() {
             let key = driver_key(schedule);
+            // A schedule this run creates has had no run yet.
+            let created = !state.resources.contains_key(schedule);
             let verdict = match crate::reach::temporal_server(&key, &schedule.site, &basis.endpoints, clusters, timeout)
             {
+                _ if created => Ok(Verdict::NoRun),
                 Ok(server) => server
                     .latest_completed_run(&gate.namespace, &gate.schedule_id)
                     .await
@@ -84,7 +95,12 @@ pub(crate) async fn check(
                         ("error", why)
                     }
                 }
-                Err(why) if gate.blocks() && !ignored => {
+                Err(why) if gate.blocks() && ignored => {
+                    let text = format!("the gate of eval \"{}\" cannot be read ({why})", gate.eval);
+                    overrides.push(Override { serve: serve.clone(), text: text.clone() });
+                    ("warning", format!("{text}; --ignore-gate {}: serve \"{serve}\" is updated anyway", gate.eval))
+                }
+                Err(why) if gate.blocks() => {
                     let why = format!(
                         "the gate of eval \"{}\" on serve \"{serve}\" cannot be read ({why}); `--ignore-gate {}` updates it anyway",
                         gate.eval, gate.eval
@@ -104,6 +120,13 @@ pub(crate) async fn check(
                 let _ = writeln!(std::io::stderr(), "gate: {level}: {text}");
             }
         }
+    }
+    let known: Vec<&str> = by_serve.values().flatten().map(|(gate, _)| gate.eval.as_str()).collect();
+    for eval in run.ignore_gate.iter().filter(|eval| !known.contains(&eval.as_str())) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "warning: --ignore-gate {eval}: no eval of that name gates a serve this run updates"
+        );
     }
     for step in steps.iter_mut() {
         if let Some(failure) = gated(step).and_then(|serve| blocked.get(&serve)) {

@@ -55,7 +55,12 @@ pub(crate) fn render_refusals(steps: &[Step], outcomes: &[Outcome], origins: Opt
         let Outcome::Failed(failure) = outcome else { continue };
         let Some(code) = code(failure) else { continue };
         let id = &step.planned.id;
-        let message = format!("the API server of site \"{}\" refused {id}: {}", id.site, failure.why);
+        let who = match id.target {
+            sovereign_desired::Target::Temporal => format!("the Temporal server of site \"{}\"", id.site),
+            sovereign_desired::Target::Qdrant => format!("the Qdrant of site \"{}\"", id.site),
+            _ => format!("the API server of site \"{}\"", id.site),
+        };
+        let message = format!("{who} refused {id}: {}", failure.why);
         let help = match failure.kind {
             FailureKind::Conflict => {
                 "apply with `--force-conflicts` to take these fields over, or stop setting them in the spec; `sovereign explain SOV6002`"

@@ -502,7 +502,7 @@ fn e2e_apply_makes_the_secrets_a_build_cannot_hold_and_never_shows_them() {
     }
     assert!(!spec.join(".sovereign/state.json.journal").exists());
 
-    // A missing source fails its step by name, and the rest goes on.
+    // A missing source fails the run by name before anything is applied.
     edit(&spec, "max-model-len 4096", "max-model-len 2048");
     let context2 = context.clone();
     let mut args = run_args("apply", spec.to_str().unwrap(), &cluster, &context2);
@@ -514,7 +514,15 @@ fn e2e_apply_makes_the_secrets_a_build_cannot_hold_and_never_shows_them() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
-    assert!(text(&output).contains("the environment has no SOVEREIGN_TEST_CANARY"), "{}", text(&output));
+    let said = text(&output);
+    assert!(
+        said.contains("nothing was applied") && said.contains("the environment has no SOVEREIGN_TEST_CANARY"),
+        "{said}"
+    );
+    assert!(
+        k3s_changes(&spec).contains(&("update".into(), "k3s/bench/apps/Deployment/lab-kinetic/chat-gpu-01".into())),
+        "the serve's update was not applied"
+    );
 }
 
 #[test]

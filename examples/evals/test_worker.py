@@ -21,6 +21,8 @@ def test_metrics():
     assert worker.score("exact-match", ["It is Paris.", "4"], rows) == 0.5
     assert 0 < worker.score("rouge-l", ["the capital is paris", "4"], rows) < 1
     assert worker.rouge_l("a b c", "a b c") == 1.0
+    assert worker.score("accuracy", ["14", "4"], [{"question": "q", "answer": "4"}] * 2) == 0.5
+    assert not worker.contains_words("anything", "")
 
 
 def test_a_metric_it_cannot_compute_fails_the_run_by_name():

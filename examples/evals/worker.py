@@ -17,8 +17,8 @@ or `PYICEBERG_CATALOG__LAKE__URI` and friends). A dataset without a ledger
 is read from `$SOVEREIGN_EVAL_DATASETS/<dataset>.jsonl`. Rows have a
 `question` and an `answer` column.
 
-Metrics: `accuracy` (the expected answer appears in the reply, after
-normalising case and spacing), `exact-match` (the normalised reply is the
+Metrics: `accuracy` (the expected answer's words appear in the reply,
+whole and in order, after normalising case and punctuation), `exact-match` (the normalised reply is the
 expected answer), `rouge-l` (the F-measure of the longest common word
 subsequence). Any other metric fails the run, naming it: this worker does
 not make up a value it cannot compute.
@@ -52,6 +52,13 @@ def normalise(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
+def contains_words(reply: str, expected: str) -> bool:
+    """Whether the expected answer's words appear in the reply, in order and
+    whole ("4" is not in "14"); an empty expected answer never matches."""
+    want, have = normalise(expected).split(), normalise(reply).split()
+    return bool(want) and any(have[i : i + len(want)] == want for i in range(len(have) - len(want) + 1))
+
+
 def rouge_l(reply: str, expected: str) -> float:
     a, b = normalise(reply).split(), normalise(expected).split()
     if not a or not b:
@@ -74,7 +81,7 @@ def score(metric: str, replies: list[str], rows: list[dict]) -> float:
     if not pairs:
         raise ApplicationError("the dataset has no rows", non_retryable=True)
     if metric == "accuracy":
-        return sum(normalise(e) in normalise(r) for r, e in pairs) / len(pairs)
+        return sum(contains_words(r, e) for r, e in pairs) / len(pairs)
     if metric == "exact-match":
         return sum(normalise(e) == normalise(r) for r, e in pairs) / len(pairs)
     if metric == "rouge-l":

@@ -149,6 +149,9 @@ impl From<&DriverError> for Failure {
     fn from(error: &DriverError) -> Failure {
         let (kind, fields) = match error {
             DriverError::Unreachable(_) => (FailureKind::Unreachable, Vec::new()),
+            // Still failing after the retries: the server, not the object.
+            DriverError::Rejected { code: 429 | 500..=599, .. } => (FailureKind::Unreachable, Vec::new()),
+            DriverError::Rejected { code: 409, .. } => (FailureKind::Other, Vec::new()),
             DriverError::Rejected { causes, .. } => (
                 FailureKind::Refused,
                 causes.iter().map(|(field, _)| field.clone()).filter(|f| !f.is_empty()).collect(),
@@ -356,3 +359,6 @@ async fn run_step(run: &StepRun<'_>, driver: Option<&dyn Driver>) -> Outcome {
         },
     }
 }
+
+#[cfg(test)]
+mod tests;

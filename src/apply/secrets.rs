@@ -21,6 +21,23 @@ pub fn identity(secret: &ApplySecret, fabric: &str) -> Value {
            "type": "Opaque"})
 }
 
+/// Why the value of `secret` cannot be had (an unset variable, a file
+/// that cannot be read), naming the secret and its source, never a value;
+/// `None` when it can (or is generated).
+#[must_use]
+pub fn missing_source(secret: &ApplySecret) -> Option<String> {
+    let whose = format!("Secret {}/{}", secret.namespace, secret.name);
+    match &secret.value {
+        SecretValue::Random => None,
+        SecretValue::Env(variable) => std::env::var_os(variable)
+            .is_none()
+            .then(|| format!("the environment has no {variable} (the source of {whose})")),
+        SecretValue::File(path) => {
+            std::fs::metadata(path).err().map(|e| format!("cannot read {path} (the source of {whose}): {}", e.kind()))
+        }
+    }
+}
+
 /// Makes the Secret ([`identity`] plus its value) on `cluster`; `Err`
 /// says why, without the value.
 pub async fn make(cluster: &Cluster, secret: &ApplySecret, identity: &Value) -> Result<(), String> {

