@@ -79,14 +79,7 @@ fn e2e_an_eval_gate_blocks_a_serve_update_after_a_failing_run() {
     }
     let target = cluster(Options::default());
     let (tmp, spec) = lab_with_canary_secret();
-    let namespace = format!("lab-{}", cluster::rand_suffix() % 1_000_000_000);
-    edit(
-        &spec,
-        "temporal \"metabolism\" site=\"bench\" {",
-        &format!("temporal \"metabolism\" site=\"bench\" endpoint=\"{endpoint}\" {{"),
-    );
-    edit(&spec, "namespace \"lab\" retention=\"3d\"", &format!("namespace \"{namespace}\" retention=\"3d\""));
-    edit(&spec, "namespace=\"lab\"", &format!("namespace=\"{namespace}\""));
+    let namespace = lab::own_temporal_namespace(&spec, Some(endpoint), cluster::rand_suffix());
     edit(&spec, "on-fail \"warn\"", "on-fail \"block\"");
     let output = apply(&spec, &target, &["--target", "temporal"]);
     assert!(output.status.success(), "{}", text(&output));

@@ -8,25 +8,16 @@ mod cluster;
 #[path = "support/lab.rs"]
 mod lab;
 
-use cluster::{CANARY, Cluster, apply, cluster, sovereign, text};
+use cluster::{CANARY, Cluster, apply, cluster, text};
 use kube_double::Options;
 use lab::{edit, lab_with_canary_secret};
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// A key that must appear in no output, state or journal.
 const API_KEY: &str = "qdrant-key-canary-51d2e0";
 
 fn qdrant_changes(spec: &std::path::Path) -> Vec<(String, String)> {
-    let output = sovereign(&["plan", spec.to_str().unwrap(), "--json"]);
-    assert!(output.status.success(), "{}", text(&output));
-    let plan: Value = serde_json::from_slice(&output.stdout).unwrap();
-    plan["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["target"] == "qdrant" && c["action"] != "no-op")
-        .map(|c| (c["action"].as_str().unwrap().to_owned(), c["id"].as_str().unwrap().to_owned()))
-        .collect()
+    cluster::changes_for(spec, &["qdrant"])
 }
 
 #[test]

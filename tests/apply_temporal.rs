@@ -22,18 +22,7 @@ use serde_json::Value;
 
 /// The plan's changes for Kubernetes and Temporal: (action, id), sorted.
 fn changes(spec: &Path) -> Vec<(String, String)> {
-    let output = sovereign(&["plan", spec.to_str().unwrap(), "--json"]);
-    assert!(output.status.success(), "{}", text(&output));
-    let plan: Value = serde_json::from_slice(&output.stdout).unwrap();
-    let mut changes: Vec<(String, String)> = plan["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| matches!(c["target"].as_str(), Some("k3s" | "helm" | "temporal")) && c["action"] != "no-op")
-        .map(|c| (c["action"].as_str().unwrap().to_owned(), c["id"].as_str().unwrap().to_owned()))
-        .collect();
-    changes.sort();
-    changes
+    cluster::changes_for(spec, &["k3s", "helm", "temporal"])
 }
 
 fn get(endpoint: &str, path: &str) -> Option<Value> {
@@ -53,14 +42,7 @@ fn e2e_temporal_namespaces_and_schedules_are_applied_updated_and_removed() {
     let target = cluster(Options::default());
     let (_tmp, spec) = lab_with_canary_secret();
     // A namespace of this run's own: the server may be shared.
-    let namespace = format!("lab-{}", cluster::rand_suffix() % 1_000_000_000);
-    edit(
-        &spec,
-        "temporal \"metabolism\" site=\"bench\" {",
-        &format!("temporal \"metabolism\" site=\"bench\" endpoint=\"{endpoint}\" {{"),
-    );
-    edit(&spec, "namespace \"lab\" retention=\"3d\"", &format!("namespace \"{namespace}\" retention=\"3d\""));
-    edit(&spec, "namespace=\"lab\"", &format!("namespace=\"{namespace}\""));
+    let namespace = lab::own_temporal_namespace(&spec, Some(endpoint), cluster::rand_suffix());
     let planned = changes(&spec);
     assert!(
         planned.contains(&("create".into(), format!("temporal/bench/namespace/metabolism/{namespace}"))),
@@ -136,9 +118,7 @@ fn e2e_a_temporal_sovereign_deploys_is_reached_through_the_api_servers_service_p
     let address = endpoint.trim_start_matches("http://").parse().unwrap();
     double.set_service_backend("lab-metabolism", "metabolism-temporal-frontend:7243", address);
     let (_tmp, spec) = lab_with_canary_secret();
-    let namespace = format!("lab-{}", cluster::rand_suffix() % 1_000_000_000);
-    edit(&spec, "namespace \"lab\" retention=\"3d\"", &format!("namespace \"{namespace}\" retention=\"3d\""));
-    edit(&spec, "namespace=\"lab\"", &format!("namespace=\"{namespace}\""));
+    let namespace = lab::own_temporal_namespace(&spec, None, cluster::rand_suffix());
     let output = apply(&spec, &target, &["--target", "temporal"]);
     assert!(output.status.success(), "{}", text(&output));
     assert!(get(endpoint, &namespace).is_some(), "the namespace is registered through the proxy");

@@ -209,6 +209,11 @@ pub(crate) fn apply(spec: &Path, cluster: &Cluster, extra: &[&str]) -> Output {
 
 /// The plan's changes for the Kubernetes part: (action, id).
 pub(crate) fn k3s_changes(spec: &Path) -> Vec<(String, String)> {
+    changes_for(spec, &["k3s", "helm"])
+}
+
+/// The plan's changes for `targets`: (action, id), sorted.
+pub(crate) fn changes_for(spec: &Path, targets: &[&str]) -> Vec<(String, String)> {
     let output = sovereign(&["plan", spec.to_str().unwrap(), "--json"]);
     assert!(output.status.success(), "{}", text(&output));
     let plan: Value = serde_json::from_slice(&output.stdout).unwrap();
@@ -216,7 +221,7 @@ pub(crate) fn k3s_changes(spec: &Path) -> Vec<(String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|change| matches!(change["target"].as_str(), Some("k3s" | "helm")) && change["action"] != "no-op")
+        .filter(|change| change["target"].as_str().is_some_and(|t| targets.contains(&t)) && change["action"] != "no-op")
         .map(|change| (change["action"].as_str().unwrap().to_owned(), change["id"].as_str().unwrap().to_owned()))
         .collect();
     changes.sort();

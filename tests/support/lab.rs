@@ -22,3 +22,21 @@ pub(crate) fn edit(spec: &Path, from: &str, to: &str) {
     assert!(text.contains(from), "{from}");
     std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
 }
+
+/// Gives the lab's Temporal namespace a name of this run's own (a server
+/// may be shared by runs), and, with `endpoint`, points its `temporal` at
+/// that server instead of deploying one; the namespace's name.
+#[allow(dead_code)] // not every test binary that includes this uses it
+pub(crate) fn own_temporal_namespace(spec: &Path, endpoint: Option<&str>, suffix: u128) -> String {
+    let namespace = format!("lab-{}", suffix % 1_000_000_000);
+    if let Some(endpoint) = endpoint {
+        edit(
+            spec,
+            "temporal \"metabolism\" site=\"bench\" {",
+            &format!("temporal \"metabolism\" site=\"bench\" endpoint=\"{endpoint}\" {{"),
+        );
+    }
+    edit(spec, "namespace \"lab\" retention=\"3d\"", &format!("namespace \"{namespace}\" retention=\"3d\""));
+    edit(spec, "namespace=\"lab\"", &format!("namespace=\"{namespace}\""));
+    namespace
+}
