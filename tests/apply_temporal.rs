@@ -125,3 +125,22 @@ fn e2e_a_temporal_sovereign_deploys_is_reached_through_the_api_servers_service_p
     assert!(get(endpoint, &format!("{namespace}/schedules/eval-chat-smoke")).is_some());
     assert_eq!(changes(&spec), Vec::<(String, String)>::new());
 }
+
+#[test]
+fn e2e_temporal_converges_through_a_fault_injecting_proxy() {
+    let Some(endpoint) = temporal::endpoint() else { return };
+    let upstream = endpoint.trim_start_matches("http://").parse().unwrap();
+    let faults =
+        kube_double::Faults { rate: 0.15, seed: 5, hang: Duration::from_secs(2), ..kube_double::Faults::default() };
+    let proxy = kube_double::FaultProxy::start(upstream, faults, Duration::ZERO).unwrap();
+    let target = cluster(Options::default());
+    let (_tmp, spec) = lab_with_canary_secret();
+    let namespace = lab::own_temporal_namespace(&spec, Some(&proxy.url()), cluster::rand_suffix());
+    let output = apply(&spec, &target, &["--target", "temporal", "--request-timeout", "1"]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(proxy.faults_injected() > 0, "faults were injected ({} requests)", proxy.requests());
+    // Read back directly: exactly what the spec says, once.
+    assert_eq!(get(endpoint, &namespace).unwrap()["config"]["workflowExecutionRetentionTtl"], "259200s");
+    assert!(get(endpoint, &format!("{namespace}/schedules/eval-chat-smoke")).is_some());
+    assert_eq!(changes(&spec), Vec::<(String, String)>::new());
+}

@@ -139,18 +139,24 @@ impl TemporalServer {
     /// namespace when its retention or description differ.
     pub async fn ensure_namespace(&self, desired: &Value) -> Result<Ensured, TemporalError> {
         let name = desired["namespace"].as_str().unwrap_or_default();
-        let live = match self.namespace(name).await? {
-            Some(live) => live,
-            None => match self.call(reqwest::Method::POST, "/api/v1/namespaces", Some(desired)).await? {
+        // A 409 says it exists: registered meanwhile (a lost answer, another
+        // run), or a conflict that committed nothing; what is there decides.
+        let mut found = None;
+        for _ in 0..3 {
+            if let Some(live) = self.namespace(name).await? {
+                found = Some(live);
+                break;
+            }
+            match self.call(reqwest::Method::POST, "/api/v1/namespaces", Some(desired)).await? {
                 (200, _) => return Ok(Ensured::Created),
-                // Registered meanwhile (a lost answer, another run): update what differs.
-                (409, _) => self.namespace(name).await?.ok_or_else(|| TemporalError::Refused {
-                    status: 409,
-                    message: format!("namespace {name} exists and cannot be described"),
-                })?,
+                (409, _) => {}
                 (status, value) => return Err(TemporalError::Refused { status, message: message(&value) }),
-            },
-        };
+            }
+        }
+        let live = found.ok_or_else(|| TemporalError::Refused {
+            status: 409,
+            message: format!("namespace {name} is said to exist, and cannot be described"),
+        })?;
         let retention = desired.get("workflowExecutionRetentionPeriod").cloned().unwrap_or(Value::Null);
         let description = desired.get("description").and_then(Value::as_str).unwrap_or("");
         let same_retention =
