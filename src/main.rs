@@ -59,6 +59,15 @@ enum BundleCommand {
         #[arg(long, value_name = "PUB")]
         key: PathBuf,
     },
+    /// Write a device bundle (an OCI image layout folder) to one tar file, for a site with no
+    /// network: `skopeo copy oci-archive:FILE:bundle …` reads it. Every blob is checked first.
+    Export {
+        /// The bundle's folder (`DIR/targets/npu/<site>/<fleet>/<edge>` of a build).
+        dir: PathBuf,
+        /// The tar to write (replaced atomically).
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -421,6 +430,7 @@ fn main() -> ExitCode {
         Command::Destroy(args) => apply_command::destroy(&args),
         Command::Unlock(args) => plan_command::unlock(&args),
         Command::Bundle { command: BundleCommand::Verify { dir, key } } => bundle_command::verify(&dir, &key),
+        Command::Bundle { command: BundleCommand::Export { dir, output } } => bundle_command::export(&dir, &output),
         Command::Fmt(args) => fmt_command::run(&args),
         Command::Lsp(args) => lsp::run(args.stdlib.as_deref()),
         Command::Explain { code } => explain(&code),

@@ -181,3 +181,49 @@ fn skopeo_reads_the_bundles() {
         assert_eq!(document["schemaVersion"], 2, "{reference}");
     }
 }
+
+/// `bundle export` writes the layout as one tar that `skopeo` reads as an
+/// OCI archive, the same bytes each time; a damaged blob is refused.
+#[test]
+fn an_exported_bundle_is_an_oci_archive_skopeo_reads() {
+    if Command::new("skopeo").arg("--version").output().is_err() {
+        support::skip_without("skopeo (apt-get install skopeo)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (private, _) = key_pair(tmp.path(), "fleet").unwrap();
+    let pem = std::fs::read_to_string(&private).unwrap();
+    let out = tmp.path().join("out");
+    let built = sovereign(
+        &["build", "examples/enterprise", "--partial", "-o", out.to_str().unwrap()],
+        &[("SOVEREIGN_BUNDLE_KEY", &pem)],
+    );
+    assert!(built.status.success());
+    let bundle = bundle_dir(&out);
+    let (first, second) = (tmp.path().join("a/bundle.tar"), tmp.path().join("b.tar"));
+    for tar in [&first, &second] {
+        let exported = sovereign(&["bundle", "export", bundle.to_str().unwrap(), "-o", tar.to_str().unwrap()], &[]);
+        assert!(exported.status.success(), "{}", String::from_utf8_lossy(&exported.stderr));
+    }
+    assert_eq!(std::fs::read(&first).unwrap(), std::fs::read(&second).unwrap(), "the same bytes each time");
+    for reference in ["bundle", "signature"] {
+        let output = Command::new("skopeo")
+            .args(["inspect", "--raw"])
+            .arg(format!("oci-archive:{}:{reference}", first.display()))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{reference}: {}", String::from_utf8_lossy(&output.stderr));
+        let document: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(document["schemaVersion"], 2, "{reference}");
+    }
+    // A flipped byte in a blob: refused, and nothing written.
+    let blob = std::fs::read_dir(bundle.join("blobs/sha256")).unwrap().next().unwrap().unwrap().path();
+    let mut bytes = std::fs::read(&blob).unwrap();
+    bytes[0] ^= 1;
+    std::fs::write(&blob, bytes).unwrap();
+    let third = tmp.path().join("c.tar");
+    let refused = sovereign(&["bundle", "export", bundle.to_str().unwrap(), "-o", third.to_str().unwrap()], &[]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("does not have its digest"));
+    assert!(!third.exists());
+}
