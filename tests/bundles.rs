@@ -152,13 +152,12 @@ fn without_a_key_the_bundle_is_unsigned_with_a_warning_and_does_not_verify() {
     assert!(String::from_utf8_lossy(&checked.stderr).contains("not signed"));
 }
 
-/// `skopeo` reads every bundle as an OCI image layout: the bundle index,
-/// each variant's manifest, and the signature.
-#[test]
-fn skopeo_reads_the_bundles() {
+/// The enterprise example's signed bundle, built in a folder of its own;
+/// `None` (the skip said) without skopeo to read it.
+fn signed_bundle_for_skopeo() -> Option<(tempfile::TempDir, PathBuf)> {
     if Command::new("skopeo").arg("--version").output().is_err() {
         support::skip_without("skopeo (apt-get install skopeo)");
-        return;
+        return None;
     }
     let tmp = tempfile::tempdir().unwrap();
     let (private, _) = key_pair(tmp.path(), "fleet").unwrap();
@@ -170,6 +169,14 @@ fn skopeo_reads_the_bundles() {
     );
     assert!(built.status.success());
     let bundle = bundle_dir(&out);
+    Some((tmp, bundle))
+}
+
+/// `skopeo` reads every bundle as an OCI image layout: the bundle index,
+/// each variant's manifest, and the signature.
+#[test]
+fn skopeo_reads_the_bundles() {
+    let Some((_tmp, bundle)) = signed_bundle_for_skopeo() else { return };
     for reference in ["bundle", "variant-soc-snapdragon-8-gen-3", "variant-portable", "signature"] {
         let output = Command::new("skopeo")
             .args(["inspect", "--raw"])
@@ -186,20 +193,7 @@ fn skopeo_reads_the_bundles() {
 /// OCI archive, the same bytes each time; a damaged blob is refused.
 #[test]
 fn an_exported_bundle_is_an_oci_archive_skopeo_reads() {
-    if Command::new("skopeo").arg("--version").output().is_err() {
-        support::skip_without("skopeo (apt-get install skopeo)");
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let (private, _) = key_pair(tmp.path(), "fleet").unwrap();
-    let pem = std::fs::read_to_string(&private).unwrap();
-    let out = tmp.path().join("out");
-    let built = sovereign(
-        &["build", "examples/enterprise", "--partial", "-o", out.to_str().unwrap()],
-        &[("SOVEREIGN_BUNDLE_KEY", &pem)],
-    );
-    assert!(built.status.success());
-    let bundle = bundle_dir(&out);
+    let Some((tmp, bundle)) = signed_bundle_for_skopeo() else { return };
     let (first, second) = (tmp.path().join("a/bundle.tar"), tmp.path().join("b.tar"));
     for tar in [&first, &second] {
         let exported = sovereign(&["bundle", "export", bundle.to_str().unwrap(), "-o", tar.to_str().unwrap()], &[]);
