@@ -37,18 +37,12 @@ pub(crate) async fn check(
     // A serve is updated when the state records any object of it (a first
     // deployment has no run to judge); then every step of it is gated, so
     // that a move (a new Deployment, the old one deleted) is judged too.
-    let serve_of = |step: &Step| -> Option<String> {
-        let serve = step.planned.declaration.as_deref()?.strip_prefix("serve \"")?.strip_suffix('"')?;
-        matches!(step.planned.id.target, Target::K3s | Target::Helm).then(|| serve.to_owned())
+    let deployed = gates::deployed_serves(&state.resources);
+    let gated = |step: &Step| -> Option<String> {
+        let serve = gates::serve_of(step.planned.declaration.as_deref())?;
+        let kubernetes = matches!(step.planned.id.target, Target::K3s | Target::Helm);
+        (kubernetes && deployed.contains(serve) && step.op != Op::Carried).then(|| serve.to_owned())
     };
-    let recorded: std::collections::BTreeSet<String> = state
-        .resources
-        .values()
-        .filter_map(|record| {
-            record.declaration.as_deref()?.strip_prefix("serve \"")?.strip_suffix('"').map(str::to_owned)
-        })
-        .collect();
-    let gated = |step: &Step| serve_of(step).filter(|serve| recorded.contains(serve) && step.op != Op::Carried);
     let serves: std::collections::BTreeSet<String> = steps.iter().filter_map(&gated).collect();
     if serves.is_empty() {
         return Vec::new();
@@ -88,11 +82,7 @@ pub(crate) async fn check(
                             "the gate of eval \"{}\" blocks the update of serve \"{serve}\": {text}; `--ignore-gate {}` lets it through",
                             gate.eval, gate.eval
                         );
-                        blocked.insert(
-                            serve.clone(),
-                            Failure { kind: FailureKind::Gated, why: why.clone(), fields: Vec::new() },
-                        );
-                        ("error", why)
+                        ("error", block(&mut blocked, serve, why))
                     }
                 }
                 Err(why) if gate.blocks() && ignored => {
@@ -105,11 +95,7 @@ pub(crate) async fn check(
                         "the gate of eval \"{}\" on serve \"{serve}\" cannot be read ({why}); `--ignore-gate {}` updates it anyway",
                         gate.eval, gate.eval
                     );
-                    blocked.insert(
-                        serve.clone(),
-                        Failure { kind: FailureKind::Gated, why: why.clone(), fields: Vec::new() },
-                    );
-                    ("error", why)
+                    ("error", block(&mut blocked, serve, why))
                 }
                 Err(why) => ("warning", format!("the gate of eval \"{}\" cannot be read: {why}", gate.eval)),
             };
@@ -134,6 +120,12 @@ pub(crate) async fn check(
         }
     }
     overrides
+}
+
+/// Blocks `serve`'s steps with `why`; the text, to print.
+fn block(blocked: &mut BTreeMap<String, Failure>, serve: &str, why: String) -> String {
+    blocked.insert(serve.to_owned(), Failure { kind: FailureKind::Gated, why: why.clone(), fields: Vec::new() });
+    why
 }
 
 /// The gates on each serve: from the eval schedules this run applies,

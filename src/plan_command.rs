@@ -98,7 +98,7 @@ pub(crate) fn make(
     cluster: &crate::ClusterArgs,
 ) -> Result<Made, ExitCode> {
     let config = render_config(color);
-    let compiled = load(spec_path, stdlib, config)?;
+    let mut compiled = load(spec_path, stdlib, config)?;
     let mut stderr = std::io::stderr();
     let (Some(spec), Some(analysis)) =
         (compiled.spec.as_ref(), compiled.analysis.as_ref().filter(|_| !compiled.has_errors()))
@@ -191,7 +191,7 @@ pub(crate) fn make(
         state = Some(refreshed).filter(|s| !s.resources.is_empty() || basis.state.is_some());
     }
     let plan = plan::plan(&fabric, &desired, state.as_ref(), Options { prune_data });
-    let origins = crate::refusals::Origins::new(&compiled.fabric, compiled.sources.clone(), config);
+    let origins = crate::refusals::Origins::new(&compiled.fabric, std::mem::take(&mut compiled.sources), config);
     std::mem::forget(compiled);
     Ok(Made { plan, basis, desired, store, state, origins })
 }

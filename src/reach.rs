@@ -110,7 +110,7 @@ fn temporal_drivers(
         .map(|(key, site)| {
             let server = temporal_server(&key, site, endpoints, clusters, timeout);
             let driver =
-                server.map(|server| Arc::new(apply::temporal::TemporalDriver(server)) as Arc<dyn driver::Driver>);
+                server.map(|server| Arc::new(apply::temporal::TemporalDriver::new(server)) as Arc<dyn driver::Driver>);
             (key, driver)
         })
         .collect()

@@ -11,8 +11,26 @@
 //! what the build scheduled. Judging is pure; reading the run is the
 //! Temporal driver's.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde_json::Value;
+use sovereign_desired::ResourceId;
 use sovereign_temporal_driver::EvalRun;
+
+use crate::state::Record;
+
+/// The serve a declaration names (`serve "chat"` → `chat`).
+#[must_use]
+pub fn serve_of(declaration: Option<&str>) -> Option<&str> {
+    declaration?.strip_prefix("serve \"")?.strip_suffix('"')
+}
+
+/// The serves the state records an object of: the deployed ones, whose
+/// changes gates judge (a first deployment has no eval run to judge).
+#[must_use]
+pub fn deployed_serves(recorded: &BTreeMap<ResourceId, Record>) -> BTreeSet<&str> {
+    recorded.values().filter_map(|record| serve_of(record.declaration.as_deref())).collect()
+}
 
 /// One eval's gate on one serve.
 #[derive(Clone, Debug, PartialEq)]

@@ -22,12 +22,20 @@ pub struct QdrantDriver {
     namespace: String,
     release: String,
     server: OnceCell<QdrantServer>,
+    /// Set once the Qdrant has answered: waited for once per run, not per step.
+    serving: OnceCell<()>,
 }
 
 impl QdrantDriver {
     #[must_use]
     pub fn new(cluster: Arc<Cluster>, namespace: &str, release: &str) -> QdrantDriver {
-        QdrantDriver { cluster, namespace: namespace.to_owned(), release: release.to_owned(), server: OnceCell::new() }
+        QdrantDriver {
+            cluster,
+            namespace: namespace.to_owned(),
+            release: release.to_owned(),
+            server: OnceCell::new(),
+            serving: OnceCell::new(),
+        }
     }
 
     async fn server(&self) -> Result<&QdrantServer, Failure> {
@@ -57,7 +65,7 @@ impl Driver for QdrantDriver {
     fn apply<'a>(&'a self, run: &'a StepRun<'a>) -> BoxFuture<'a, Result<Live, Failure>> {
         async move {
             let server = self.server().await?;
-            until_serving(server, run).await?;
+            self.serving.get_or_try_init(|| until_serving(server, run)).await?;
             let name = &*run.step.planned.id.name;
             let held = run.permits().await;
             let wanted = (

@@ -19,15 +19,33 @@ const NAMESPACE_READY: Duration = Duration::from_secs(120);
 const SERVING: Duration = Duration::from_secs(300);
 
 /// One Temporal server.
-pub struct TemporalDriver(pub TemporalServer);
+pub struct TemporalDriver {
+    server: TemporalServer,
+    /// Set once the server has answered: waited for once per run, not per step.
+    serving: tokio::sync::OnceCell<()>,
+}
+
+impl TemporalDriver {
+    #[must_use]
+    pub fn new(server: TemporalServer) -> TemporalDriver {
+        TemporalDriver { server, serving: tokio::sync::OnceCell::new() }
+    }
+
+    /// The server, once it answers (a just-deployed one may still be starting).
+    async fn serving(&self, run: &StepRun<'_>) -> Result<&TemporalServer, Failure> {
+        let timeout = SERVING.mul_f64(run.settings.timeout_scale.clamp(0.0, 1e6));
+        self.serving.get_or_try_init(|| self.server.until_serving(timeout)).await?;
+        Ok(&self.server)
+    }
+}
 
 impl Driver for TemporalDriver {
     fn apply<'a>(&'a self, run: &'a StepRun<'a>) -> BoxFuture<'a, Result<Live, Failure>> {
-        apply(&self.0, run).boxed()
+        async move { apply(self.serving(run).await?, run).await }.boxed()
     }
 
     fn delete<'a>(&'a self, run: &'a StepRun<'a>) -> BoxFuture<'a, Result<(), Failure>> {
-        delete(&self.0, run).boxed()
+        async move { delete(self.serving(run).await?, run).await }.boxed()
     }
 }
 
@@ -46,7 +64,6 @@ async fn apply(server: &TemporalServer, run: &StepRun<'_>) -> Result<Live, Failu
     if step.op == Op::Replace {
         return Err(Failure::other("a Temporal resource is never replaced, only updated (a bug in the plan)"));
     }
-    server.until_serving(SERVING.mul_f64(run.settings.timeout_scale.clamp(0.0, 1e6))).await?;
     let held = run.permits().await;
     match &*step.planned.id.kind {
         "namespace" => {
@@ -75,7 +92,6 @@ async fn apply(server: &TemporalServer, run: &StepRun<'_>) -> Result<Live, Failu
 
 async fn delete(server: &TemporalServer, run: &StepRun<'_>) -> Result<(), Failure> {
     let object = &run.step.object;
-    server.until_serving(SERVING.mul_f64(run.settings.timeout_scale.clamp(0.0, 1e6))).await?;
     let _held = run.permits().await;
     match &*run.step.planned.id.kind {
         "schedule" => {

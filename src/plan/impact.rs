@@ -220,11 +220,8 @@ impl Impact {
 /// serve is deployed (its first deployment has no eval run to judge).
 fn gates(desired: &DesiredState, recorded: &BTreeMap<ResourceId, Record>, changes: &[Change]) -> Vec<GateOnServe> {
     // As apply gates them: a serve the state records, any of whose objects change.
-    fn serve(declaration: Option<&str>) -> Option<&str> {
-        declaration?.strip_prefix("serve \"")?.strip_suffix('"')
-    }
-    let deployed: std::collections::BTreeSet<&str> =
-        recorded.values().filter_map(|r| serve(r.declaration.as_deref())).collect();
+    use crate::apply::gates::serve_of as serve;
+    let deployed = crate::apply::gates::deployed_serves(recorded);
     let updated: std::collections::BTreeSet<&str> = changes
         .iter()
         .filter(|c| c.action.changes() && matches!(c.id.target, Target::K3s | Target::Helm))

@@ -215,13 +215,20 @@ pub(crate) fn k3s_changes(spec: &Path) -> Vec<(String, String)> {
 /// The plan's changes for `targets`: (action, id), sorted.
 pub(crate) fn changes_for(spec: &Path, targets: &[&str]) -> Vec<(String, String)> {
     let output = sovereign(&["plan", spec.to_str().unwrap(), "--json"]);
-    assert!(output.status.success(), "{}", text(&output));
+    changes_in(&output, targets, false)
+}
+
+/// The changes of a `plan --json` run for `targets`: (action, id), sorted;
+/// with `noops`, its no-ops too.
+fn changes_in(output: &Output, targets: &[&str], noops: bool) -> Vec<(String, String)> {
+    assert!(output.status.success(), "{}", text(output));
     let plan: Value = serde_json::from_slice(&output.stdout).unwrap();
     let mut changes: Vec<(String, String)> = plan["changes"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|change| change["target"].as_str().is_some_and(|t| targets.contains(&t)) && change["action"] != "no-op")
+        .filter(|change| change["target"].as_str().is_some_and(|t| targets.contains(&t)))
+        .filter(|change| noops || change["action"] != "no-op")
         .map(|change| (change["action"].as_str().unwrap().to_owned(), change["id"].as_str().unwrap().to_owned()))
         .collect();
     changes.sort();
@@ -242,17 +249,7 @@ pub(crate) fn refreshed_changes(spec: &Path, cluster: &Cluster, context: &str) -
         "--context",
         context,
     ]);
-    assert!(output.status.success(), "{}", text(&output));
-    let plan: Value = serde_json::from_slice(&output.stdout).unwrap();
-    let mut changes: Vec<(String, String)> = plan["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|change| matches!(change["target"].as_str(), Some("k3s" | "helm")))
-        .map(|change| (change["action"].as_str().unwrap().to_owned(), change["id"].as_str().unwrap().to_owned()))
-        .collect();
-    changes.sort();
-    (changes, String::from_utf8_lossy(&output.stderr).into_owned())
+    (changes_in(&output, &["k3s", "helm"], true), String::from_utf8_lossy(&output.stderr).into_owned())
 }
 
 /// The loopback address of `kubectl proxy` for a real cluster (it holds

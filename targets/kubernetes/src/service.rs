@@ -130,10 +130,7 @@ impl ServiceHttp {
                     if status != 429 && status < 500 && !proxy_failed {
                         return Ok((status, value));
                     }
-                    let message = value
-                        .get("message")
-                        .and_then(Value::as_str)
-                        .map_or_else(|| value.to_string().chars().take(300).collect::<String>(), str::to_owned);
+                    let message = answer_message(&value);
                     format!("{status}: {message}")
                 }
                 Err(error) => error,
@@ -156,4 +153,12 @@ pub fn path_segment(text: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// What an HTTP API's error answer says: Temporal's (and Kubernetes')
+/// `message`, Qdrant's `status.error`, else the start of the answer.
+#[must_use]
+pub fn answer_message(answer: &Value) -> String {
+    let said = answer.get("message").or_else(|| answer.pointer("/status/error")).and_then(Value::as_str);
+    said.map_or_else(|| answer.to_string().chars().take(300).collect(), str::to_owned)
 }

@@ -168,9 +168,5 @@ fn with_key(http: ServiceHttp, api_key: Option<String>) -> ServiceHttp {
 
 /// Qdrant's errors are `{"status": {"error": "…"}}`.
 fn refused(status: u16, answer: &Value) -> QdrantError {
-    let message = answer
-        .pointer("/status/error")
-        .and_then(Value::as_str)
-        .map_or_else(|| answer.to_string().chars().take(300).collect(), str::to_owned);
-    QdrantError::Refused { status, message }
+    QdrantError::Refused { status, message: sovereign_kubernetes::service::answer_message(answer) }
 }

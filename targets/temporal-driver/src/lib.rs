@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sovereign_kubernetes::Cluster;
-use sovereign_kubernetes::service::{ServiceHttp, path_segment as segment};
+use sovereign_kubernetes::service::{ServiceHttp, answer_message as message, path_segment as segment};
 
 /// The memo key under which a schedule's workflows carry the content hash
 /// of the body sovereign applied.
@@ -397,13 +397,4 @@ fn namespace_missing(answer: &Value) -> bool {
     answer["details"].as_array().is_some_and(|details| {
         details.iter().any(|d| d["@type"].as_str().is_some_and(|t| t.ends_with("NamespaceNotFoundFailure")))
     })
-}
-
-/// The server's message, for errors (its answers carry no secret: the
-/// bodies sovereign sends hold names, cron strings and thresholds).
-fn message(answer: &Value) -> String {
-    match answer.get("message").and_then(Value::as_str) {
-        Some(message) => message.to_owned(),
-        None => answer.to_string().chars().take(300).collect(),
-    }
 }
