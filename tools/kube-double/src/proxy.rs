@@ -101,7 +101,11 @@ pub(crate) fn forward(upstream: SocketAddr, request: &Request) -> Option<Vec<u8>
         }
     }
     let mut body = Vec::new();
-    if chunked {
+    // A HEAD answer's Content-Length is the GET's: no body follows it.
+    let bodiless =
+        request.method == "HEAD" || status.split(' ').nth(1).is_some_and(|code| code == "204" || code == "304");
+    if bodiless {
+    } else if chunked {
         body = server::read_chunked(&mut reader)?;
     } else if let Some(length) = length {
         body.resize(length.min(256 << 20), 0);
