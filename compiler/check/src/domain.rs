@@ -11,7 +11,9 @@
 //! - Temporal and vector stores on device sites, a serve pinned to a site
 //!   without a cluster; `state backend="kubernetes"` without a site;
 //! - a retention below Temporal's minimum; a schedule that never fires;
-//! - names of what becomes a Kubernetes Service with a dot in them.
+//! - names of what becomes a Kubernetes Service with a dot in them;
+//! - a registry address, a bundle repository or a bundle tag the
+//!   distribution API cannot name.
 
 use sovereign_catalog::Catalog;
 use sovereign_diagnostics::{Diagnostic, Span, codes};
@@ -38,6 +40,7 @@ pub fn check(spec: &Spec, catalog: &Catalog, diagnostics: &mut Vec<Diagnostic>) 
     d.temporal();
     d.evals();
     d.service_names();
+    d.registries();
 }
 
 struct Domain<'a> {
@@ -320,6 +323,50 @@ impl<'a> Domain<'a> {
                     schedule.span,
                     format!("`{}` never fires: no month of it has that day", schedule.value.text()),
                     "pick a day that every chosen month has (February has at most 29 days)".into(),
+                );
+            }
+        }
+    }
+
+    /// A site's registry and the repositories and tags its bundles are
+    /// pushed to, as the distribution spec names them.
+    fn registries(&mut self) {
+        use sovereign_ir::registry::{Location, check_repository, is_tag};
+        let spec: &'a Spec = self.spec;
+        for site in spec.sites.values() {
+            let Some(uri) = &site.registry else { continue };
+            if let Err(why) = Location::parse(uri.value.as_str()) {
+                self.push(
+                    codes::VALUE_NOT_ALLOWED,
+                    uri.span,
+                    why,
+                    "write the registry as oci://HOST[:PORT]/PATH, the path in lowercase letters and digits".into(),
+                );
+            }
+        }
+        for edge in spec.edges.values() {
+            if let Some(version) = &edge.version
+                && !is_tag(&version.value)
+            {
+                self.push(
+                    codes::VALUE_NOT_ALLOWED,
+                    version.span,
+                    format!("`{}` cannot be a registry tag", version.value),
+                    "use letters, digits, `_`, `.` and `-`, starting with a letter, a digit or `_`, at most 128".into(),
+                );
+            }
+            let site = &spec.sites[edge.fleet.value.parent];
+            let Some(location) = site.registry.as_ref().and_then(|uri| Location::parse(uri.value.as_str()).ok()) else {
+                continue;
+            };
+            let fleet = spec.fleet(edge.fleet.value);
+            let repository = location.repository(&format!("{}/{}", fleet.name.text(), edge.name.text()));
+            if let Err(why) = check_repository(&repository) {
+                self.push(
+                    codes::VALUE_NOT_ALLOWED,
+                    edge.name.span,
+                    format!("this edge's bundles would be pushed to an invalid repository: {why}"),
+                    "rename the edge or its fleet so that `.`, `_` and `-` stand between letters or digits".into(),
                 );
             }
         }

@@ -10,6 +10,7 @@
 //! ever stored: a value in a secret position is the name of a declared
 //! `secret` or nothing.
 
+pub mod registry;
 pub mod values;
 
 use std::collections::BTreeMap;

@@ -503,6 +503,8 @@ pub struct Edge {
     pub name: Name,
     pub fleet: Spanned<FleetId>,
     pub model: Spanned<Id<Model>>,
+    /// The tag of this edge's bundle in the site's registry.
+    pub version: Option<Spanned<Arc<str>>>,
     /// The secret whose ed25519 key signs this edge's bundles.
     pub signing_key: Option<Spanned<Id<Secret>>>,
     pub reads: Vec<Spanned<Id<Dataset>>>,

@@ -158,7 +158,10 @@ pub fn emit_into(
             namespace: Some(bundle.fleet.as_str().into()),
             name: bundle.edge.clone(),
         };
-        let body = json!({ "digest": bundle.digest, "signed": bundle.signed });
+        let mut body = json!({ "digest": bundle.digest, "signed": bundle.signed });
+        if let Some(push) = push(spec, edge, &bundle) {
+            body["push"] = push;
+        }
         state.add(Resource::new(id, Some(format!("edge \"{}\"", edge.name.qualified).into()), &body));
         bundles.push(bundle);
     }
@@ -168,6 +171,25 @@ pub fn emit_into(
         ));
     }
     bundles
+}
+
+/// Where the bundle goes when its site has a `registry`: the repository
+/// `<registry path>/<fleet>/<edge>`, tagged with the edge's `version`, or
+/// `bundle-` and 12 hex digits of the digest (so that each content has its
+/// own tag and an older one stays pullable). `None` without a registry, or
+/// with one the checker refused.
+fn push(spec: &Spec, edge: &Edge, bundle: &Bundle) -> Option<Value> {
+    let site = &spec.sites[edge.fleet.value.parent];
+    let uri = site.registry.as_ref()?;
+    let location = sovereign_ir::registry::Location::parse(uri.value.as_str()).ok()?;
+    let fleet = bundle.fleet.rsplit('/').next().unwrap_or(&bundle.fleet);
+    let repository = location.repository(&format!("{fleet}/{}", bundle.edge));
+    sovereign_ir::registry::check_repository(&repository).ok()?;
+    let tag = match &edge.version {
+        Some(version) => version.value.to_string(),
+        None => format!("bundle-{}", bundle.digest.trim_start_matches("sha256:").get(..12).unwrap_or_default()),
+    };
+    Some(json!({ "registry": uri.value.as_str(), "repository": repository, "tag": tag }))
 }
 
 fn bundle(

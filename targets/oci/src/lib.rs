@@ -31,7 +31,6 @@
 
 pub mod auth;
 pub mod layout;
-pub mod location;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -43,7 +42,9 @@ use tokio::sync::{Mutex, OnceCell};
 
 pub use auth::Credentials;
 pub use layout::{Descriptor, Layout, digest_of, is_sha256};
-pub use location::{Location, Transport};
+/// Where a registry is: parsed once, by the checker and by this driver.
+pub use sovereign_ir::registry as location;
+pub use sovereign_ir::registry::{Location, Transport};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OciError {

@@ -326,6 +326,7 @@ impl<'f> Reader<'f> {
             name: Self::name(item),
             fleet: self.required_reference(item, item.prop("fleet"), "fleet", Decl::fleet)?,
             model: self.required_reference(item, item.prop("model"), "model", Decl::model)?,
+            version: self.prop(item, "version", text),
             signing_key: self.reference(item, item.prop("signing-key"), "signing-key", Decl::secret),
             reads,
             fallback,
