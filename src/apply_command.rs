@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use sovereign::apply::journal::{self, ApplyJournal};
+use sovereign::apply::oci::BundleLayouts;
 use sovereign::apply::refresh::{Refreshed, Wanted};
 use sovereign::apply::{self, Event, Interrupt, Op, Outcome, Step};
 use sovereign::plan::saved::{self, Planned};
@@ -52,7 +53,7 @@ pub(crate) fn apply(args: &ApplyArgs) -> ExitCode {
         },
         &run.cluster,
     );
-    let (Ok(Made { plan, basis, mut desired, store, state, origins }), Some(lock)) = (made, lock) else {
+    let (Ok(Made { plan, basis, mut desired, store, state, origins, bundles }), Some(lock)) = (made, lock) else {
         return ExitCode::from(1);
     };
     let secrets = std::mem::take(&mut desired.secrets);
@@ -61,7 +62,8 @@ pub(crate) fn apply(args: &ApplyArgs) -> ExitCode {
         plan.changes.iter().filter(|c| c.action == Action::Delete).map(|c| c.id.clone()).collect();
     let text = plan::render::human(&plan);
     let shown = Shown { plan: &text, origins: Some(&origins) };
-    execute(run, &store, state, &basis, &plan, desired, &secrets, &deletes, Some(shown), "apply", lock)
+    let work = Work { desired, secrets: &secrets, deletes: &deletes, bundles };
+    execute(run, &store, state, &basis, &plan, work, Some(shown), "apply", lock)
 }
 
 fn apply_saved(args: &ApplyArgs) -> ExitCode {
@@ -136,8 +138,9 @@ fn apply_saved(args: &ApplyArgs) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let changes = saved_changes(&saved);
-    let desired = saved.desired;
-    execute(run, &store, state, &saved.basis, &changes, desired, &saved.secrets, &saved.deletes, None, "apply", lock)
+    let work =
+        Work { desired: saved.desired, secrets: &saved.secrets, deletes: &saved.deletes, bundles: saved.bundles };
+    execute(run, &store, state, &saved.basis, &changes, work, None, "apply", lock)
 }
 
 /// The store a saved plan names: `--state FILE`, its state file, or the
@@ -227,7 +230,8 @@ pub(crate) fn destroy(args: &DestroyArgs) -> ExitCode {
     let text = plan::render::human(&plan);
     let plan_state = Some(state);
     let shown = Shown { plan: &text, origins: Some(&origins) };
-    execute(run, &store, plan_state, &basis, &plan, Vec::new(), &[], &deletes, Some(shown), "destroy", lock)
+    let work = Work { desired: Vec::new(), secrets: &[], deletes: &deletes, bundles: BundleLayouts::new() };
+    execute(run, &store, plan_state, &basis, &plan, work, Some(shown), "destroy", lock)
 }
 
 /// The state's lock, taken, and a journal an interrupted run left, replayed.
@@ -301,16 +305,28 @@ fn resume(store: &Store) -> Result<(), String> {
     Ok(())
 }
 
+/// What a run changes: the bodies to apply, the Secrets to make, what to
+/// delete, and the layouts of the device bundles to push.
+struct Work<'a> {
+    desired: Vec<Planned>,
+    secrets: &'a [ApplySecret],
+    deletes: &'a [ResourceId],
+    bundles: BundleLayouts,
+}
+
 /// Whether apply can make the change of `id` today: Kubernetes objects,
-/// Temporal namespaces and schedules, Qdrant collections; not yet device
-/// bundles.
-fn has_driver(id: &ResourceId, basis: &saved::Basis) -> bool {
+/// Temporal namespaces and schedules, Qdrant collections, and the device
+/// bundles of a site with a `registry` (`body` is what is applied or, for
+/// a delete, what was).
+fn has_driver(id: &ResourceId, basis: &saved::Basis, body: Option<&str>) -> bool {
     match id.target {
         Target::K3s | Target::Helm => true,
         Target::Temporal => basis.endpoints.contains_key(&apply::driver::driver_key(id)),
         // Collections on the Qdrant a vectorstore's chart runs, through its site's cluster.
         Target::Qdrant => true,
-        Target::Npu => false,
+        Target::Npu => body
+            .and_then(|body| serde_json::from_str::<Value>(body).ok())
+            .is_some_and(|body| body.get("push").is_some()),
     }
 }
 
@@ -321,13 +337,12 @@ fn execute(
     state: Option<StateDocument>,
     basis: &saved::Basis,
     plan: &plan::Plan,
-    desired: Vec<Planned>,
-    secrets: &[ApplySecret],
-    deletes: &[ResourceId],
+    work: Work<'_>,
     shown: Option<Shown<'_>>,
     operation: &str,
     lock: Held,
 ) -> ExitCode {
+    let Work { desired, secrets, deletes, bundles } = work;
     let mut stderr = std::io::stderr();
     let selected = |id: &ResourceId| {
         run.target.is_empty()
@@ -335,8 +350,12 @@ fn execute(
     };
     let wanted: HashMap<&ResourceId, Action> =
         plan.changes.iter().filter(|c| c.action.changes() && selected(&c.id)).map(|c| (&c.id, c.action)).collect();
+    let body = |id: &ResourceId| match desired.iter().find(|p| &p.id == id) {
+        Some(planned) => Some(planned.body.get()),
+        None => state.as_ref().and_then(|s| s.resources.get(id)).map(|r| r.applied.get()),
+    };
     let driverless: BTreeMap<&str, usize> =
-        wanted.keys().filter(|id| !has_driver(id, basis)).fold(BTreeMap::new(), |mut counts, id| {
+        wanted.keys().filter(|id| !has_driver(id, basis, body(id))).fold(BTreeMap::new(), |mut counts, id| {
             *counts.entry(id.target.word()).or_default() += 1;
             counts
         });
@@ -345,6 +364,9 @@ fn execute(
             .iter()
             .map(|(target, n)| match *target {
                 "temporal" => format!("{n} for a Temporal on a site without a cluster and with no `endpoint`"),
+                "npu" => {
+                    format!("{n} device bundles of a site with no `registry`; `sovereign bundle export` writes them")
+                }
                 _ => format!("{n} for {target}"),
             })
             .collect();
@@ -423,7 +445,7 @@ fn execute(
     let interrupt = Arc::new(Interrupt::default());
     let (outcomes, overrides) = runtime.block_on(async {
         let crate::reach::Reached { drivers, clusters } =
-            crate::reach::reach(&steps, basis, &run.cluster, run.force_conflicts).await;
+            crate::reach::reach(&steps, basis, &run.cluster, run.force_conflicts, Arc::new(bundles)).await;
         let overrides = crate::gate_check::check(&mut steps, basis, &clusters, &state, run).await;
         let steps = &steps;
         let watcher = Arc::clone(&interrupt);

@@ -36,16 +36,16 @@ pub(crate) fn run(args: &PlanArgs) -> ExitCode {
         Ok(made) => made,
         Err(code) => return code,
     };
-    let Made { plan, basis, desired, store, .. } = made;
+    let Made { plan, basis, desired, store, bundles, .. } = made;
     let mut stdout = std::io::stdout().lock();
     if let Some(out) = &args.out {
-        let text = saved::to_json(&plan, &basis, Some(&desired));
+        let text = saved::to_json(&plan, &basis, Some(&desired), Some(&bundles));
         if let Err(e) = sovereign::files::replace(out, text.as_bytes()) {
             let _ = writeln!(std::io::stderr(), "error: cannot save the plan to {}: {e}", out.display());
             return ExitCode::from(error);
         }
     }
-    let text = if args.json { saved::to_json(&plan, &basis, None) } else { plan::render::human(&plan) };
+    let text = if args.json { saved::to_json(&plan, &basis, None, None) } else { plan::render::human(&plan) };
     if stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).is_err() {
         return ExitCode::from(error);
     }
@@ -80,6 +80,8 @@ pub(crate) struct Made {
     pub(crate) state: Option<StateDocument>,
     /// The spec's sources, for apply's diagnostics.
     pub(crate) origins: crate::refusals::Origins,
+    /// The layouts of the device bundles the spec builds, by digest.
+    pub(crate) bundles: sovereign::apply::oci::BundleLayouts,
 }
 
 /// Checks and builds the spec, loads its state and plans. Errors are
@@ -135,7 +137,7 @@ pub(crate) fn make(
         return Err(ExitCode::from(1));
     }
     let keys = signing_keys(spec);
-    let (desired, _bundles) = emit(&compiled, spec, analysis, &keys, DesiredState::default());
+    let (desired, bundles) = emit(&compiled, spec, analysis, &keys, DesiredState::default());
     let problems = desired.problems();
     if !problems.is_empty() {
         let _ = writeln!(stderr, "error: the build is inconsistent (a bug in sovereign): {}", problems.join("; "));
@@ -193,7 +195,9 @@ pub(crate) fn make(
     let plan = plan::plan(&fabric, &desired, state.as_ref(), Options { prune_data });
     let origins = crate::refusals::Origins::new(&compiled.fabric, std::mem::take(&mut compiled.sources), config);
     std::mem::forget(compiled);
-    Ok(Made { plan, basis, desired, store, state, origins })
+    let bundles =
+        bundles.into_iter().map(|bundle| (bundle.digest, sovereign_oci::Layout { files: bundle.files })).collect();
+    Ok(Made { plan, basis, desired, store, state, origins, bundles })
 }
 
 /// Where the fabric's state is: `--state FILE`, else the spec's `state`

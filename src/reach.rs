@@ -1,8 +1,8 @@
 //! How a run reaches its targets: the sites' clusters (each through its
 //! kubeconfig context), and the servers that are not Kubernetes objects
 //! (a Temporal at its endpoint or through its site's API server, a
-//! vectorstore's Qdrant through its site's API server), as the executor's
-//! drivers.
+//! vectorstore's Qdrant through its site's API server, a site's registry
+//! at its address), as the executor's drivers.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,6 +28,7 @@ pub(crate) async fn reach(
     basis: &saved::Basis,
     cluster: &ClusterArgs,
     force_conflicts: bool,
+    bundles: Arc<sovereign::apply::oci::BundleLayouts>,
 ) -> Reached {
     let through = |step: &&Step| match step.planned.id.target {
         Target::Temporal => basis
@@ -47,6 +48,7 @@ pub(crate) async fn reach(
     let mut drivers = apply::kubernetes_drivers(&clusters);
     drivers.extend(temporal_drivers(steps, &basis.endpoints, &clusters, cluster));
     drivers.extend(qdrant_drivers(steps, &clusters));
+    drivers.extend(npu_drivers(steps, cluster, &bundles));
     Reached { drivers, clusters }
 }
 
@@ -138,6 +140,24 @@ fn qdrant_drivers(steps: &[Step], clusters: &Clusters) -> Drivers {
         drivers.insert(key, driver);
     }
     drivers
+}
+
+/// A driver for each site whose device bundles the steps push or delete;
+/// credentials from the files Docker and podman keep them in.
+fn npu_drivers(steps: &[Step], cluster: &ClusterArgs, bundles: &Arc<sovereign::apply::oci::BundleLayouts>) -> Drivers {
+    let timeout = Duration::from_secs_f64(cluster.request_timeout.max(0.1));
+    let files = sovereign_oci::auth::auth_files(&|name| std::env::var(name).ok());
+    steps
+        .iter()
+        .filter(|step| step.planned.id.target == Target::Npu)
+        .map(|step| driver::driver_key(&step.planned.id))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .map(|key| {
+            let driver = apply::oci::NpuDriver::new(Arc::clone(bundles), files.clone(), timeout);
+            (key, Ok(Arc::new(driver) as Arc<dyn driver::Driver>))
+        })
+        .collect()
 }
 
 /// A Temporal server behind `NAMESPACE/SERVICE:PORT` of a site's cluster.

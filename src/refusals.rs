@@ -58,6 +58,7 @@ pub(crate) fn render_refusals(steps: &[Step], outcomes: &[Outcome], origins: Opt
         let who = match id.target {
             sovereign_desired::Target::Temporal => format!("the Temporal server of site \"{}\"", id.site),
             sovereign_desired::Target::Qdrant => format!("the Qdrant of site \"{}\"", id.site),
+            sovereign_desired::Target::Npu => format!("the registry of site \"{}\"", id.site),
             _ => format!("the API server of site \"{}\"", id.site),
         };
         let message = format!("{who} refused {id}: {}", failure.why);
@@ -66,7 +67,7 @@ pub(crate) fn render_refusals(steps: &[Step], outcomes: &[Outcome], origins: Opt
                 "apply with `--force-conflicts` to take these fields over, or stop setting them in the spec; `sovereign explain SOV6002`"
             }
             _ => {
-                "what depends on it was skipped; fix what the API server names and apply again; `sovereign explain SOV6001`"
+                "what depends on it was skipped; fix what the target names and apply again; `sovereign explain SOV6001`"
             }
         };
         let declaration = step.planned.declaration.as_deref();

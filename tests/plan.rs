@@ -168,19 +168,27 @@ fn a_saved_plan_is_refused_once_stale_saying_what_changed() {
 
 #[test]
 fn apply_refuses_targets_without_a_driver_and_destroy_of_nothing_changes_nothing() {
-    // Device bundles have no registry driver yet (the air-gapped example has an edge fleet).
+    // Device bundles of a site without a registry cannot be pushed (the
+    // air-gapped example's edge fleet, its registry taken out).
     let (tmp, spec) = lab_with_canary_secret();
     let airgapped = tmp.path().join("airgapped");
     std::fs::create_dir(&airgapped).unwrap();
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/airgapped/fabric.kdl");
-    std::fs::copy(example, airgapped.join("fabric.kdl")).unwrap();
+    let example = std::fs::read_to_string(example).unwrap();
+    let example = example.replace("registry \"oci://harbor.plant.hochwald.internal/bundles\"", "");
+    std::fs::write(airgapped.join("fabric.kdl"), example).unwrap();
     let state = tmp.path().join("airgapped.json");
     let args =
         ["apply", airgapped.to_str().unwrap(), "--auto-approve", "--partial", "--state", state.to_str().unwrap()];
     let output = sovereign(&args);
     assert_eq!(output.status.code(), Some(1));
     let said = text(&output);
-    assert!(said.contains("not yet supported") && said.contains("for npu") && said.contains("--target k3s"), "{said}");
+    assert!(
+        said.contains("not yet supported")
+            && said.contains("device bundles of a site with no `registry`")
+            && said.contains("--target k3s"),
+        "{said}"
+    );
     assert!(!state.exists(), "a refused apply writes no state");
     let output = sovereign(&["destroy", spec.to_str().unwrap(), "--auto-approve"]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));

@@ -14,6 +14,7 @@ pub mod driver;
 pub mod gates;
 pub mod journal;
 pub mod kubernetes;
+pub mod oci;
 pub mod qdrant;
 pub mod refresh;
 pub mod secrets;

@@ -151,6 +151,16 @@ struct PlanJson<'a> {
     /// The Secrets apply makes (where their values come from, never a value).
     #[serde(skip_serializing_if = "Option::is_none")]
     secrets: Option<Vec<SecretJson>>,
+    /// The OCI layouts of the device bundles apply pushes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    bundles: Vec<BundleJson>,
+}
+
+/// A device bundle's layout in a saved plan: each file's bytes in base64.
+#[derive(Serialize, Deserialize)]
+struct BundleJson {
+    digest: String,
+    files: BTreeMap<String, String>,
 }
 
 /// An [`ApplySecret`] in a saved plan.
@@ -220,7 +230,12 @@ struct DesiredJson<'a> {
 /// The plan as `plan --json` prints it; with `desired`, as `plan -o`
 /// saves it (with the bodies apply sends).
 #[must_use]
-pub fn to_json(plan: &Plan, basis: &Basis, desired: Option<&DesiredState>) -> String {
+pub fn to_json(
+    plan: &Plan,
+    basis: &Basis,
+    desired: Option<&DesiredState>,
+    bundles: Option<&crate::apply::oci::BundleLayouts>,
+) -> String {
     let summary = plan.counts().into_iter().map(|(action, n)| (action.word(), n)).collect();
     let changes = plan
         .changes
@@ -240,6 +255,10 @@ pub fn to_json(plan: &Plan, basis: &Basis, desired: Option<&DesiredState>) -> St
         })
         .collect();
     let secrets: Option<Vec<SecretJson>> = desired.map(|desired| desired.secrets.iter().map(SecretJson::of).collect());
+    let bundles = match (desired, bundles) {
+        (Some(desired), Some(layouts)) => pushed_bundles(plan, desired, layouts),
+        _ => Vec::new(),
+    };
     let desired = desired.map(|desired| {
         plan.changes
             .iter()
@@ -269,8 +288,55 @@ pub fn to_json(plan: &Plan, basis: &Basis, desired: Option<&DesiredState>) -> St
         impact: &plan.impact,
         secrets,
         desired,
+        bundles,
     };
     serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+}
+
+/// The layouts of the bundles the plan pushes (created, updated, replaced).
+fn pushed_bundles(plan: &Plan, desired: &DesiredState, layouts: &crate::apply::oci::BundleLayouts) -> Vec<BundleJson> {
+    let digests: std::collections::BTreeSet<String> = plan
+        .changes
+        .iter()
+        .filter(|c| c.id.target == sovereign_desired::Target::Npu && c.action.changes() && c.action != Action::Delete)
+        .filter_map(|c| desired.resources.get(&c.id))
+        .filter_map(|r| serde_json::from_str::<serde_json::Value>(&r.json).ok())
+        .filter(|body| body.get("push").is_some())
+        .filter_map(|body| body.get("digest").and_then(serde_json::Value::as_str).map(str::to_owned))
+        .collect();
+    digests
+        .into_iter()
+        .filter_map(|digest| {
+            let layout = layouts.get(&digest)?;
+            let files =
+                layout.files.iter().map(|(path, bytes)| (path.clone(), sovereign_desired::base64(bytes))).collect();
+            Some(BundleJson { digest, files })
+        })
+        .collect()
+}
+
+/// A saved bundle, decoded and checked: every blob has its digest, and
+/// its index names the digest it is saved under.
+fn read_bundle(bundle: BundleJson) -> Result<(String, sovereign_oci::Layout), String> {
+    let mut layout = sovereign_oci::Layout::default();
+    for (path, text) in bundle.files {
+        let bytes = sovereign_desired::unbase64(&text)
+            .ok_or_else(|| format!("bundle {}: its file {path} is not base64", bundle.digest))?;
+        layout.files.insert(path, bytes);
+    }
+    for path in layout.files.keys() {
+        if let Some(hex) = path.strip_prefix("blobs/sha256/") {
+            layout.blob(&format!("sha256:{hex}")).map_err(|why| format!("bundle {}: {why}", bundle.digest))?;
+        }
+    }
+    let order = layout.push_order("bundle").map_err(|why| format!("bundle {}: {why}", bundle.digest))?;
+    if order.tagged.digest != bundle.digest {
+        return Err(format!(
+            "bundle {}: its layout holds {} instead (was the file edited?)",
+            bundle.digest, order.tagged.digest
+        ));
+    }
+    Ok((bundle.digest, layout))
 }
 
 /// A saved plan, read back: what `apply FILE` checks and applies.
@@ -288,6 +354,8 @@ pub struct SavedPlan {
     /// What the plan does to each resource it changes (create, update,
     /// replace, delete, keep), as it was planned.
     pub actions: BTreeMap<ResourceId, Action>,
+    /// The layouts of the device bundles it pushes, by digest.
+    pub bundles: crate::apply::oci::BundleLayouts,
 }
 
 /// A resource of a saved plan, as the build made it: its body byte for
@@ -333,6 +401,8 @@ struct StoredPlan<'a> {
     desired: Option<Vec<StoredPlanned<'a>>>,
     #[serde(default)]
     secrets: Vec<SecretJson>,
+    #[serde(default)]
+    bundles: Vec<BundleJson>,
 }
 
 #[derive(Deserialize)]
@@ -407,7 +477,9 @@ pub fn read(path: &Path) -> Result<SavedPlan, String> {
     }
     let secrets =
         stored.secrets.into_iter().map(SecretJson::into_secret).collect::<Result<_, _>>().map_err(|e| not(&e))?;
+    let bundles = stored.bundles.into_iter().map(read_bundle).collect::<Result<_, _>>().map_err(|e| not(&e))?;
     Ok(SavedPlan {
+        bundles,
         fabric: stored.fabric,
         basis: stored.basis,
         has_changes: stored.has_changes,

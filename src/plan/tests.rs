@@ -210,8 +210,8 @@ fn the_plan_is_the_same_bytes_every_time() {
     let state = applied(&before);
     let after = fabric(3, false, "1g.10gb", false);
     let basis = saved::Basis::new(Default::default(), Some(&state), false);
-    let a = saved::to_json(&plan("lab", &after, Some(&state), Options::default()), &basis, Some(&after));
-    let b = saved::to_json(&plan("lab", &after, Some(&state), Options::default()), &basis, Some(&after));
+    let a = saved::to_json(&plan("lab", &after, Some(&state), Options::default()), &basis, Some(&after), None);
+    let b = saved::to_json(&plan("lab", &after, Some(&state), Options::default()), &basis, Some(&after), None);
     assert_eq!(a, b);
     assert_eq!(
         render::human(&plan("lab", &after, Some(&state), Options::default())),

@@ -199,7 +199,7 @@ impl Registry {
                     Transport::TlsThenPlain => match self.client.get(format!("{https}/v2/")).send().await {
                         Ok(_) => Ok(https),
                         Err(e) if e.is_connect() || e.is_request() => Ok(http),
-                        Err(e) => Err(OciError::Unreachable(e.without_url().to_string())),
+                        Err(e) => Err(OciError::Unreachable(causes(e))),
                     },
                 }
             })
@@ -230,10 +230,10 @@ impl Registry {
             if let Some(body) = request.body {
                 builder = builder.body(body.to_vec());
             }
-            let response = builder.send().await.map_err(|e| e.without_url().to_string())?;
+            let response = builder.send().await.map_err(causes)?;
             let status = response.status().as_u16();
             let headers = response.headers().clone();
-            let body = response.bytes().await.map_err(|e| e.without_url().to_string())?.to_vec();
+            let body = response.bytes().await.map_err(causes)?.to_vec();
             let answer = Answer { status, headers, body };
             if status != 401 || challenged {
                 return Ok(answer);
@@ -264,7 +264,7 @@ impl Registry {
         if let Some(credentials) = &self.credentials {
             builder = builder.header("Authorization", credentials.basic());
         }
-        let response = builder.send().await.map_err(|e| format!("the token realm: {}", e.without_url()))?;
+        let response = builder.send().await.map_err(|e| format!("the token realm: {}", causes(e)))?;
         let status = response.status().as_u16();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         let token = body.get("token").or_else(|| body.get("access_token")).and_then(Value::as_str);
@@ -283,7 +283,7 @@ impl Registry {
                 Ok(answer) if answer.status == 401 => {
                     let why = match &self.credentials {
                         None => format!(
-                            "{} asks for credentials, and none are configured for it (`skopeo login`, `docker login`, or $REGISTRY_AUTH_FILE)",
+                            "{} asks for credentials, and no credentials file has an `auth` for it (`skopeo login`, `docker login`, or $REGISTRY_AUTH_FILE; credential helpers are not run yet)",
                             self.location.host
                         ),
                         Some(c) => format!("{} refused user {}: {}", self.location.host, c.username, answer.message()),
@@ -296,7 +296,9 @@ impl Registry {
             };
             if attempt >= self.backoff.attempts {
                 let path = request.url.split('?').next().unwrap_or("");
-                return Err(OciError::Unreachable(format!("{} {path}: {failure}", request.method)));
+                // A path under the registry, or an upload's absolute URL.
+                let host = if path.starts_with('/') { self.location.host.as_str() } else { "" };
+                return Err(OciError::Unreachable(format!("{} {host}{path}: {failure}", request.method)));
             }
             tokio::time::sleep(self.backoff.delay(attempt)).await;
         }
@@ -552,4 +554,21 @@ impl Registry {
         let bytes = serde_json::to_vec(&index).unwrap_or_default();
         self.put_manifest(repository, &tag, layout::INDEX, &bytes, scope).await.map(|_| ())
     }
+}
+
+/// A request's error with what caused it (`error sending request: dns
+/// error: failed to lookup address`): reqwest's own text says only the first.
+fn causes(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        source = cause.source();
+    }
+    text
 }

@@ -23,11 +23,15 @@ pub struct Faults {
     /// Writes refused as a validating admission webhook refuses them
     /// (403 Forbidden), every time: not a transient fault but a policy.
     pub denials: Vec<Denial>,
+    /// Whether writes may fail with 409 Conflict, as an API server answers
+    /// a write on a stale resourceVersion; off in front of a target that
+    /// has no transient conflict (a registry: its 409 is final).
+    pub conflicts: bool,
 }
 
 impl Default for Faults {
     fn default() -> Faults {
-        Faults { rate: 0.0, seed: 1, hang: Duration::from_secs(3), denials: Vec::new() }
+        Faults { rate: 0.0, seed: 1, hang: Duration::from_secs(3), denials: Vec::new(), conflicts: true }
     }
 }
 
@@ -94,7 +98,7 @@ impl Shared {
     }
 
     fn pick_fault(&self, request: &Request) -> Option<Fault> {
-        let rate = self.faults.lock().map(|faults| faults.rate).unwrap_or(0.0);
+        let (rate, conflicts) = self.faults.lock().map(|faults| (faults.rate, faults.conflicts)).unwrap_or((0.0, true));
         let object = request.path.matches('/').count() >= 4 || request.method != "GET";
         if rate <= 0.0 || !object {
             return None;
@@ -104,7 +108,17 @@ impl Shared {
             return None;
         }
         let write = request.method != "GET";
-        let faults: &[Fault] = if write {
+        let faults: &[Fault] = if write && !conflicts {
+            &[
+                Fault::Internal,
+                Fault::Unavailable,
+                Fault::TooMany,
+                Fault::Reset,
+                Fault::CommitThenReset,
+                Fault::Slow,
+                Fault::Hang,
+            ]
+        } else if write {
             &[
                 Fault::Internal,
                 Fault::Unavailable,
