@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use sovereign_diagnostics::Span;
 use sovereign_ir::ItemId;
+pub use sovereign_ir::registry;
 pub use sovereign_ir::values::{Condition, Cron, MigProfile, SecretSource, Uri};
 
 pub use arena::{Arena, Id};

@@ -181,10 +181,10 @@ pub fn emit_into(
 fn push(spec: &Spec, edge: &Edge, bundle: &Bundle) -> Option<Value> {
     let site = &spec.sites[edge.fleet.value.parent];
     let uri = site.registry.as_ref()?;
-    let location = sovereign_ir::registry::Location::parse(uri.value.as_str()).ok()?;
+    let location = sovereign_model::registry::Location::parse(uri.value.as_str()).ok()?;
     let fleet = bundle.fleet.rsplit('/').next().unwrap_or(&bundle.fleet);
     let repository = location.repository(&format!("{fleet}/{}", bundle.edge));
-    sovereign_ir::registry::check_repository(&repository).ok()?;
+    sovereign_model::registry::check_repository(&repository).ok()?;
     let tag = match &edge.version {
         Some(version) => version.value.to_string(),
         None => format!("bundle-{}", bundle.digest.trim_start_matches("sha256:").get(..12).unwrap_or_default()),
