@@ -73,3 +73,56 @@ fn e2e_qdrant_collections_are_created_kept_and_replaced_only_with_prune_data() {
         assert!(!seen.contains(API_KEY) && !seen.contains(CANARY));
     }
 }
+
+/// Faults on the Qdrant, and `kill -9` after each journal line of an
+/// apply, then a rerun: the collection ends up as a clean apply makes it,
+/// and the plan has nothing left.
+#[test]
+fn e2e_qdrant_converges_through_faults_and_after_a_kill_at_each_journal_step() {
+    let target = cluster(Options::default());
+    let Cluster::Double(double, _) = &target else {
+        eprintln!("skipped against a real cluster: the Qdrant this test deploys needs a helm controller and a kubelet");
+        return;
+    };
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "lab-kinetic"}});
+    assert_eq!(target.request("POST", "/api/v1/namespaces", "application/json", &namespace), 201);
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "notes-api-key", "namespace": "lab-kinetic"},
+                        "data": {"api-key": sovereign_desired::base64(API_KEY.as_bytes())}});
+    assert_eq!(target.request("POST", "/api/v1/namespaces/lab-kinetic/secrets", "application/json", &secret), 201);
+    let context = cluster::current_context(target.kubeconfig());
+    let mut injected = 0;
+    for step in 1..=3 {
+        let faults = kube_double::Faults {
+            rate: 0.2,
+            seed: 3 + step as u64,
+            hang: std::time::Duration::from_secs(1),
+            ..kube_double::Faults::default()
+        };
+        let qdrant =
+            qdrant_double::QdrantDouble::start(qdrant_double::Options { api_key: Some(API_KEY.into()), faults })
+                .unwrap();
+        double.set_service_backend("lab-kinetic", "notes-qdrant:6333", qdrant.address());
+        let (_tmp, spec) = lab_with_canary_secret();
+        let mut args = cluster::run_args("apply", spec.to_str().unwrap(), &target, &context);
+        args.extend(["--target", "qdrant", "--request-timeout", "1"]);
+        let mut child = cluster::spawn_quiet(&args);
+        let journal = spec.join(".sovereign/state.json.journal");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let lines = std::fs::read_to_string(&journal).map(|text| text.lines().count()).unwrap_or(0);
+            if lines >= step || child.try_wait().unwrap().is_some() || std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let _ = child.wait();
+        let output = apply(&spec, &target, &["--target", "qdrant", "--request-timeout", "1"]);
+        assert!(output.status.success(), "after a kill at journal line {step}: {}", text(&output));
+        let papers = qdrant.collections().get("papers").cloned().expect("the collection is created");
+        assert_eq!((papers.size, papers.distance.as_str()), (1024, "Cosine"), "after a kill at line {step}");
+        assert_eq!(qdrant_changes(&spec), Vec::<(String, String)>::new(), "after a kill at journal line {step}");
+        injected += qdrant.faults_injected();
+    }
+    assert!(injected > 0, "faults were injected");
+}

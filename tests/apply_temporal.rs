@@ -144,3 +144,44 @@ fn e2e_temporal_converges_through_a_fault_injecting_proxy() {
     assert!(get(endpoint, &format!("{namespace}/schedules/eval-chat-smoke")).is_some());
     assert_eq!(changes(&spec), Vec::<(String, String)>::new());
 }
+
+/// `kill -9` after each journal line of a Temporal apply, then a rerun:
+/// the namespace and the schedule end up as a clean apply makes them,
+/// each once, and the plan has nothing left.
+#[test]
+fn e2e_temporal_kill_at_journal_steps_then_rerun_converges() {
+    let Some(endpoint) = temporal::endpoint() else { return };
+    let target = cluster(Options::default());
+    let context = current_context(target.kubeconfig());
+    let mut points = 0;
+    for step in 1..=6 {
+        let (_tmp, spec) = lab_with_canary_secret();
+        let namespace = lab::own_temporal_namespace(&spec, Some(endpoint), cluster::rand_suffix());
+        let mut args = run_args("apply", spec.to_str().unwrap(), &target, &context);
+        args.extend(["--target", "temporal"]);
+        let mut child = cluster::spawn_quiet(&args);
+        let journal = spec.join(".sovereign/state.json.journal");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let killed = loop {
+            let lines = std::fs::read_to_string(&journal).map(|text| text.lines().count()).unwrap_or(0);
+            if lines >= step {
+                child.kill().unwrap();
+                break true;
+            }
+            if child.try_wait().unwrap().is_some() || std::time::Instant::now() > deadline {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        let _ = child.wait();
+        points += usize::from(killed);
+        let output = apply(&spec, &target, &["--target", "temporal"]);
+        assert!(output.status.success(), "after a kill at journal line {step}: {}", text(&output));
+        let live = get(endpoint, &namespace).expect("the namespace is registered");
+        assert_eq!(live["config"]["workflowExecutionRetentionTtl"], "259200s", "after a kill at line {step}");
+        let schedule = get(endpoint, &format!("{namespace}/schedules/eval-chat-smoke")).expect("the schedule exists");
+        assert_eq!(schedule["schedule"]["action"]["startWorkflow"]["workflowType"]["name"], "sovereign.Eval");
+        assert_eq!(changes(&spec), Vec::<(String, String)>::new(), "after a kill at journal line {step}");
+    }
+    assert!(points >= 3, "the kill landed mid-run at {points} of 6 journal lines");
+}
