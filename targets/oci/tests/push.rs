@@ -148,7 +148,10 @@ fn basic_auth_is_answered_and_a_wrong_password_is_named_not_shown() {
     let built = layout("weights");
     let rt = runtime();
     let none = rt.block_on(registry(&test.host(), None).push("b/x", &built.layout, "bundle", "v1")).unwrap_err();
-    assert!(matches!(&none, OciError::Unauthorized(why) if why.contains("none are configured")), "{none}");
+    assert!(
+        matches!(&none, OciError::Unauthorized(why) if why.contains("no credentials file has an `auth` for it")),
+        "{none}"
+    );
     let wrong = Credentials::new("fleet".into(), "not-it".into());
     let refused =
         rt.block_on(registry(&test.host(), Some(wrong)).push("b/x", &built.layout, "bundle", "v1")).unwrap_err();
