@@ -11,6 +11,7 @@ mod build_command;
 mod build_writer;
 mod bundle_command;
 mod check_command;
+mod discover;
 mod fmt_command;
 mod gate_check;
 mod graph_command;
@@ -20,12 +21,13 @@ mod plan_command;
 mod progress;
 mod reach;
 mod refusals;
+mod shell_command;
 
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
 
 /// mimalloc instead of glibc's allocator: a large spec makes hundreds of
 /// thousands of small allocations, and glibc's consolidation of freed
@@ -82,9 +84,10 @@ enum Command {
     Build(BuildArgs),
     /// Show what apply would change: the build diffed against the state (no cluster needed; docs/apply.md).
     Plan(PlanArgs),
-    /// Apply a spec or a saved plan to the fabric's clusters (not yet supported: checks a saved plan is current).
+    /// Apply a spec or a saved plan: Kubernetes objects, Temporal namespaces and schedules, Qdrant
+    /// collections, device bundles to registries (docs/apply.md).
     Apply(ApplyArgs),
-    /// Delete everything the fabric owns, in reverse order (not yet supported).
+    /// Delete everything the fabric's state records, in reverse dependency order.
     Destroy(DestroyArgs),
     /// Free the state's lock left by a run that is gone (`LOCK_ID` is in the error that names the holder).
     Unlock(UnlockArgs),
@@ -101,6 +104,19 @@ enum Command {
     Explain {
         /// The code or its name.
         code: String,
+    },
+    /// Print the `node` declaration of this machine: its GPUs (from `nvidia-smi`, mapped to the
+    /// catalog), CPUs and memory (docs/operations.md).
+    Discover(discover::DiscoverArgs),
+    /// Write a starting fabric that checks clean (never over an existing file).
+    Init(shell_command::InitArgs),
+    /// Print the shell completion script for bash, zsh, fish, elvish or PowerShell.
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page, or write one page per command to a folder.
+    Man {
+        /// Write `sovereign.1` and `sovereign-COMMAND.1` here instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -413,7 +429,14 @@ pub(crate) fn tune_allocator_for_build() {
 
 fn main() -> ExitCode {
     tune_allocator();
-    let cli = match Cli::try_parse() {
+    // The long version reads the catalogs: only when it is asked for.
+    let asks_version = std::env::args().skip(1).any(|arg| arg == "--version" || arg == "-V");
+    let mut command = Cli::command();
+    if asks_version {
+        let version = shell_command::long_version();
+        command = command.version(version.clone()).long_version(version);
+    }
+    let cli = match command.try_get_matches().and_then(|matches| Cli::from_arg_matches(&matches)) {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
@@ -434,6 +457,10 @@ fn main() -> ExitCode {
         Command::Fmt(args) => fmt_command::run(&args),
         Command::Lsp(args) => lsp::run(args.stdlib.as_deref()),
         Command::Explain { code } => explain(&code),
+        Command::Discover(args) => discover::run(&args),
+        Command::Init(args) => shell_command::init(&args),
+        Command::Completions { shell } => shell_command::completions(shell, Cli::command()),
+        Command::Man { dir } => shell_command::man(dir.as_deref(), Cli::command()),
     }
 }
 

@@ -28,6 +28,9 @@ pub struct Catalog {
     pub models: BTreeMap<String, Architecture>,
     /// Helm charts by name (`qdrant`), pinned.
     pub charts: BTreeMap<String, Chart>,
+    /// When each table's facts were last checked against their sources
+    /// (`gpus` → `2026-11-27`), for `sovereign --version`.
+    pub checked: BTreeMap<String, String>,
 }
 
 /// A Helm chart sovereign installs, at the version its values were checked against.

@@ -55,11 +55,22 @@ pub fn load(files: &[(FileId, &str)]) -> (Catalog, Vec<Diagnostic>) {
                     let chart = Chart { name: name.clone(), repo, version, app_version };
                     catalog.charts.insert(name.clone(), chart).is_some()
                 }
+                "checked" => {
+                    let Some(on) = entry.req_str("on") else { continue };
+                    if !is_date(&on) {
+                        entry.bad(
+                            node.span,
+                            format!("`on` is the date the facts were checked, as YYYY-MM-DD, not `{on}`"),
+                        );
+                        continue;
+                    }
+                    catalog.checked.insert(name.clone(), on).is_some()
+                }
                 other => {
                     entry.bad(
                         node.name.span,
                         format!(
-                            "unknown catalog entry `{other}`; expected jurisdiction, region, gpu, tpu, soc, model or chart"
+                            "unknown catalog entry `{other}`; expected jurisdiction, region, gpu, tpu, soc, model, chart or checked"
                         ),
                     );
                     false
@@ -245,9 +256,35 @@ impl Entry<'_, '_> {
     }
 }
 
+/// `YYYY-MM-DD`, with a month and a day that exist in some year.
+fn is_date(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('-').collect();
+    let number = |part: &str, digits: usize| {
+        (part.len() == digits && part.bytes().all(|b| b.is_ascii_digit())).then(|| part.parse::<u32>().unwrap_or(0))
+    };
+    matches!(
+        (
+            parts.as_slice(),
+            parts.first().and_then(|y| number(y, 4)),
+            parts.get(1).and_then(|m| number(m, 2)),
+            parts.get(2).and_then(|d| number(d, 2))
+        ),
+        ([_, _, _], Some(_), Some(1..=12), Some(1..=31))
+    )
+}
+
 #[cfg(test)]
 mod size_tests {
     use sovereign_diagnostics::FileId;
+
+    #[test]
+    fn checked_dates_are_read_and_bad_ones_refused() {
+        let text = "checked \"gpus\" on=\"2026-11-27\"\nchecked \"socs\" on=\"2026-13-01\"\nchecked \"tpus\" on=\"27.11.2026\"\n";
+        let (catalog, diagnostics) = crate::Catalog::load(&[(FileId(0), text)]);
+        assert_eq!(catalog.checked.into_iter().collect::<Vec<_>>(), vec![("gpus".into(), "2026-11-27".into())]);
+        assert_eq!(diagnostics.len(), 2, "{diagnostics:?}");
+        assert!(diagnostics.iter().all(|d| d.message.contains("YYYY-MM-DD")));
+    }
 
     #[test]
     fn zero_sizes_and_negative_counts_are_refused() {
