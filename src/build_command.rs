@@ -38,6 +38,7 @@ pub(crate) fn run(args: &BuildArgs) -> ExitCode {
         Ok(compiled) => compiled,
         Err(code) => return code,
     };
+    let _build = tracing::info_span!("build", sovereign.phase = "build").entered();
     let mut stderr = std::io::stderr();
     // The analysis runs only on a spec without errors; capacity and
     // sovereignty errors come from it.

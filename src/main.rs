@@ -22,6 +22,7 @@ mod progress;
 mod reach;
 mod refusals;
 mod shell_command;
+mod telemetry;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -41,6 +42,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How logs are written when `RUST_LOG` asks for them (docs/operations.md).
+    #[arg(long, global = true, value_enum, default_value_t = telemetry::LogFormat::Human)]
+    log_format: telemetry::LogFormat,
 }
 
 /// How `build --site` prints a site's objects.
@@ -436,14 +440,29 @@ fn main() -> ExitCode {
         let version = shell_command::long_version();
         command = command.version(version.clone()).long_version(version);
     }
-    let cli = match command.try_get_matches().and_then(|matches| Cli::from_arg_matches(&matches)) {
-        Ok(cli) => cli,
+    let parsed = command.try_get_matches().and_then(|matches| {
+        let name = matches.subcommand_name().unwrap_or_default().to_owned();
+        Cli::from_arg_matches(&matches).map(|cli| (cli, name))
+    });
+    let (cli, name) = match parsed {
+        Ok(parsed) => parsed,
         Err(error) => {
             let _ = error.print();
             return ExitCode::from(if error.use_stderr() { 2 } else { 0 });
         }
     };
-    match cli.command {
+    // Installed only when the environment asks for traces or logs.
+    let telemetry = telemetry::Telemetry::start(cli.log_format);
+    let code = {
+        let _root = tracing::info_span!("sovereign", sovereign.command = name.as_str()).entered();
+        run(cli.command)
+    };
+    drop(telemetry);
+    code
+}
+
+fn run(command: Command) -> ExitCode {
+    match command {
         Command::Check(args) => check_command::run(&args),
         Command::Analyze(args) => analyze_command::run(&args),
         Command::Graph(args) => graph_command::run(&args),

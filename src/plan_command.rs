@@ -192,7 +192,15 @@ pub(crate) fn make(
         crate::apply_command::refresh(&mut refreshed, &wanted, &basis.contexts, cluster);
         state = Some(refreshed).filter(|s| !s.resources.is_empty() || basis.state.is_some());
     }
-    let plan = plan::plan(&fabric, &desired, state.as_ref(), Options { prune_data });
+    let plan = {
+        let span = tracing::info_span!("plan", sovereign.phase = "plan", sovereign.changes = tracing::field::Empty);
+        let _plan = span.enter();
+        let plan = plan::plan(&fabric, &desired, state.as_ref(), Options { prune_data });
+        // As i64: the OpenTelemetry bridge sends u64s as text.
+        let changes = plan.changes.iter().filter(|c| c.action.changes()).count();
+        span.record("sovereign.changes", i64::try_from(changes).unwrap_or(i64::MAX));
+        plan
+    };
     let origins = crate::refusals::Origins::new(&compiled.fabric, std::mem::take(&mut compiled.sources), config);
     std::mem::forget(compiled);
     let bundles =

@@ -31,6 +31,7 @@ use serde_json::Value;
 use sovereign_desired::ResourceId;
 use sovereign_kubernetes::{Cluster, DriverError};
 use tokio::sync::Semaphore;
+use tracing::Instrument as _;
 
 use crate::plan::saved::Planned;
 use crate::state::Live;
@@ -50,6 +51,19 @@ pub enum Op {
     Carried,
     /// A Secret apply makes ([`secrets`]): its value never in the step.
     Secret,
+}
+
+impl Op {
+    #[must_use]
+    pub fn word(self) -> &'static str {
+        match self {
+            Op::Apply => "apply",
+            Op::Replace => "replace",
+            Op::Delete => "delete",
+            Op::Carried => "carried",
+            Op::Secret => "secret",
+        }
+    }
 }
 
 pub struct Step {
@@ -257,12 +271,17 @@ pub async fn execute(
                 };
                 let limit = per_target.get(key);
                 report(Event::Started { id: &step.planned.id, op: step.op });
-                running.push(async move {
-                    let started = Instant::now();
-                    let run = StepRun { step, settings, journal, global, limit, report };
-                    let outcome = run_step(&run, driver.as_deref()).await;
-                    (index, outcome, started.elapsed())
-                });
+                let span = step_span(step);
+                running.push(
+                    async move {
+                        let started = Instant::now();
+                        let run = StepRun { step, settings, journal, global, limit, report };
+                        let outcome = run_step(&run, driver.as_deref()).await;
+                        record_outcome(&outcome, started.elapsed());
+                        (index, outcome, started.elapsed())
+                    }
+                    .instrument(span),
+                );
             }
         }
         if running.is_empty() {
@@ -292,6 +311,50 @@ pub async fn execute(
         }
     }
     outcomes.into_iter().map(|outcome| outcome.unwrap_or(Outcome::NotStarted)).collect()
+}
+
+/// The span of one step: what it changes, where it comes from; its
+/// outcome and duration are recorded when it ends. Ids and declarations
+/// only: a body (which may hold what a Secret holds) is never an attribute.
+fn step_span(step: &Step) -> tracing::Span {
+    let id = &step.planned.id;
+    tracing::info_span!(
+        "apply.resource",
+        sovereign.phase = "apply",
+        sovereign.resource.id = %id,
+        sovereign.resource.target = id.target.word(),
+        sovereign.resource.site = &*id.site,
+        sovereign.resource.kind = &*id.kind,
+        sovereign.action = step.op.word(),
+        sovereign.declaration = step.planned.declaration.as_deref().unwrap_or(""),
+        sovereign.outcome = tracing::field::Empty,
+        sovereign.duration_ms = tracing::field::Empty,
+    )
+}
+
+/// Records a step's end on its span; a failure is also an event with its
+/// diagnostic code.
+fn record_outcome(outcome: &Outcome, elapsed: Duration) {
+    let span = tracing::Span::current();
+    // As i64: the OpenTelemetry bridge sends u64s as text.
+    span.record("sovereign.duration_ms", i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX));
+    let word = match outcome {
+        Outcome::Applied(_) => "applied",
+        Outcome::Deleted => "deleted",
+        Outcome::Carried => "carried",
+        Outcome::Skipped(_) => "skipped",
+        Outcome::NotStarted => "not-started",
+        Outcome::Failed(_) => "failed",
+    };
+    span.record("sovereign.outcome", word);
+    if let Outcome::Failed(failure) = outcome {
+        let code = match failure.kind {
+            FailureKind::Refused => "SOV6001",
+            FailureKind::Conflict => "SOV6002",
+            _ => "",
+        };
+        tracing::error!(sovereign.error.code = code, sovereign.error.kind = ?failure.kind, "{}", failure.why);
+    }
 }
 
 async fn wait_for_abort(interrupt: &Interrupt) {

@@ -112,6 +112,7 @@ pub fn compile(stdlib: &Stdlib, root: &Path, bytes: Vec<u8>, host: &dyn Host) ->
     let Checked { sources, fabric, spec, mut diagnostics } = sovereign_check::check(root, bytes, host, stdlib);
     let analysis = match &spec {
         Some(spec) if !diagnostics.iter().any(Diagnostic::is_error) => {
+            let _analyze = tracing::info_span!("analyze", sovereign.phase = "analyze").entered();
             let analysis = analyze(&fabric, spec, &stdlib.schema);
             diagnostics.extend(analysis.diagnostics.iter().cloned());
             sovereign_diagnostics::sort(&mut diagnostics);

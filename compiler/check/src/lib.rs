@@ -96,8 +96,16 @@ fn embedded_schema(sources: &mut SourceMap) -> (Schema, Vec<Diagnostic>) {
 #[must_use]
 pub fn check(root: &Path, bytes: Vec<u8>, host: &dyn Host, stdlib: &Stdlib) -> Checked {
     let schema = &stdlib.schema;
+    let _check = tracing::info_span!("check", sovereign.phase = "check").entered();
     let mut loader = load::Loader::new(host, schema, stdlib.sources.clone());
-    let root_file = loader.load_root(root, bytes);
+    let root_file = {
+        let parse = tracing::info_span!("parse", sovereign.phase = "parse", sovereign.files = tracing::field::Empty);
+        let _parse = parse.enter();
+        let root_file = loader.load_root(root, bytes);
+        // As i64: the OpenTelemetry bridge sends u64s as text.
+        parse.record("sovereign.files", i64::try_from(loader.sources.spec_files().count()).unwrap_or(i64::MAX));
+        root_file
+    };
     let mut diagnostics = std::mem::take(&mut loader.diagnostics);
     let mut fabric = std::mem::take(&mut loader.fabric);
     let secret_names = std::mem::take(&mut loader.secret_names);
