@@ -5,6 +5,9 @@
 //! registry that stopped mid-push and after `kill -9` mid-push; with basic
 //! auth from a credentials file whose password is a canary.
 
+#[path = "support/apply_cluster.rs"]
+#[allow(dead_code)] // shared with tests/apply.rs, which uses all of it
+mod cluster;
 #[path = "../targets/oci/tests/support/registry.rs"]
 mod registry;
 
@@ -12,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use cluster::text;
 use registry::TestRegistry;
 
 /// A password that must appear in no output, state, plan or journal.
@@ -87,15 +91,7 @@ edge "assist" fleet="floor/handhelds" model="assistant" signing-key="bundle-key"
     /// The plan's changes: (action, id).
     fn changes(&self) -> Vec<(String, String)> {
         let spec = self.spec();
-        let output = self.run(&["plan", spec.to_str().unwrap(), "--json"]);
-        assert!(output.status.success(), "{}", text(&output));
-        let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-        plan["changes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| (c["action"].as_str().unwrap().to_owned(), c["id"].as_str().unwrap().to_owned()))
-            .collect()
+        cluster::changes_in(&self.run(&["plan", spec.to_str().unwrap(), "--json"]), &["npu"], false)
     }
 
     fn state(&self) -> String {
@@ -109,10 +105,6 @@ edge "assist" fleet="floor/handhelds" model="assistant" signing-key="bundle-key"
         let at = text.find("\"digest\":\"sha256:").expect("the state records the bundle's digest");
         text[at + 10..at + 10 + 71].to_owned()
     }
-}
-
-fn text(output: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
 }
 
 const BUNDLE: &str = "npu/floor/bundle/floor/handhelds/assist";

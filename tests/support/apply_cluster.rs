@@ -220,7 +220,7 @@ pub(crate) fn changes_for(spec: &Path, targets: &[&str]) -> Vec<(String, String)
 
 /// The changes of a `plan --json` run for `targets`: (action, id), sorted;
 /// with `noops`, its no-ops too.
-fn changes_in(output: &Output, targets: &[&str], noops: bool) -> Vec<(String, String)> {
+pub(crate) fn changes_in(output: &Output, targets: &[&str], noops: bool) -> Vec<(String, String)> {
     assert!(output.status.success(), "{}", text(output));
     let plan: Value = serde_json::from_slice(&output.stdout).unwrap();
     let mut changes: Vec<(String, String)> = plan["changes"]

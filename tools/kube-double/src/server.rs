@@ -108,29 +108,23 @@ impl Shared {
             return None;
         }
         let write = request.method != "GET";
-        let faults: &[Fault] = if write && !conflicts {
-            &[
-                Fault::Internal,
-                Fault::Unavailable,
-                Fault::TooMany,
-                Fault::Reset,
-                Fault::CommitThenReset,
-                Fault::Slow,
-                Fault::Hang,
-            ]
-        } else if write {
-            &[
-                Fault::Internal,
-                Fault::Unavailable,
-                Fault::TooMany,
-                Fault::Reset,
-                Fault::CommitThenReset,
-                Fault::Slow,
-                Fault::Hang,
-                Fault::Conflict,
-            ]
-        } else {
-            &[Fault::Internal, Fault::Unavailable, Fault::TooMany, Fault::Reset, Fault::Slow, Fault::Hang]
+        // Writes may also commit and lose their answer, or conflict (the last one).
+        const WRITES: [Fault; 8] = [
+            Fault::Internal,
+            Fault::Unavailable,
+            Fault::TooMany,
+            Fault::Reset,
+            Fault::CommitThenReset,
+            Fault::Slow,
+            Fault::Hang,
+            Fault::Conflict,
+        ];
+        const READS: [Fault; 6] =
+            [Fault::Internal, Fault::Unavailable, Fault::TooMany, Fault::Reset, Fault::Slow, Fault::Hang];
+        let faults: &[Fault] = match (write, conflicts) {
+            (true, true) => &WRITES,
+            (true, false) => &WRITES[..WRITES.len() - 1],
+            (false, _) => &READS,
         };
         Some(faults[(self.next_random() % faults.len() as u64) as usize])
     }
