@@ -30,8 +30,13 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --dry-run) DRY_RUN=1 ;;
         --airgap) [ $# -ge 2 ] || fail "--airgap needs a folder"; AIRGAP="$2"; shift ;;
-        --version) [ $# -ge 2 ] || fail "--version needs a K3s release such as v1.33.5+k3s1"; VERSION="$2"; shift ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        --version)
+            [ $# -ge 2 ] || fail "--version needs a K3s release such as v1.33.5+k3s1"
+            [[ "$2" =~ ^v[0-9]+\.[0-9]+\.[0-9]+\+k3s[0-9]+$ ]] || fail "--version $2 is not a K3s release such as v1.33.5+k3s1"
+            VERSION="$2"
+            shift
+            ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
         *) fail "unknown argument $1 (try --help)" ;;
     esac
     shift
@@ -46,28 +51,35 @@ if [ -n "$AIRGAP" ]; then
 fi
 
 # The configuration K3s reads at every start.
+before=$CHANGED
 write_file /etc/rancher/k3s/config.yaml 0600 "# Written by sovereign's bootstrap/install-k3s.sh.
 disable:
   - traefik
 write-kubeconfig-mode: \"0600\""
 
+config_changed=$((CHANGED - before))
+
 # K3s itself: installed unless the wanted release already runs.
 installed=""
 if [ -x "$ROOT/usr/local/bin/k3s" ]; then
-    installed="$("$ROOT/usr/local/bin/k3s" --version 2>/dev/null | awk 'NR == 1 { print $3 }')"
+    installed="$("$ROOT/usr/local/bin/k3s" --version 2>/dev/null | awk 'NR == 1 { print $3 }')" || installed=""
 fi
 if [ -n "$installed" ] && { [ -z "$VERSION" ] || [ "$installed" = "$VERSION" ]; } \
     && systemctl is-active --quiet k3s; then
     say "k3s $installed is installed and running"
+    # A changed configuration takes effect at the next start.
+    if [ "$config_changed" != 0 ]; then
+        run systemctl restart k3s
+    fi
 elif [ -n "$AIRGAP" ]; then
     copy_file "$AIRGAP/k3s-airgap-images-amd64.tar.zst" /var/lib/rancher/k3s/agent/images/k3s-airgap-images-amd64.tar.zst 0644
     copy_file "$AIRGAP/k3s" /usr/local/bin/k3s 0755
     run env INSTALL_K3S_SKIP_DOWNLOAD=true sh "$AIRGAP/install.sh"
 else
     if [ -n "$VERSION" ]; then
-        run sh -c "curl -sfL https://get.k3s.io | INSTALL_K3S_VERSION='$VERSION' sh -"
+        run_downloaded https://get.k3s.io "INSTALL_K3S_VERSION=$VERSION"
     else
-        run sh -c "curl -sfL https://get.k3s.io | INSTALL_K3S_CHANNEL=stable sh -"
+        run_downloaded https://get.k3s.io INSTALL_K3S_CHANNEL=stable
     fi
 fi
 
@@ -77,11 +89,17 @@ if [ -f "$ROOT/etc/rancher/k3s/k3s.yaml" ]; then
         run chmod 600 "$ROOT/etc/rancher/k3s/k3s.yaml"
     fi
     if [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then
-        home="$(getent passwd "$SUDO_USER" | cut -d: -f6)"
+        home="$(getent passwd "$SUDO_USER" | cut -d: -f6)" || home=""
         [ -n "$home" ] || fail "cannot find the home of $SUDO_USER"
-        copy_file "$ROOT/etc/rancher/k3s/k3s.yaml" "$home/.kube/config" 0600
-        if [ "$DRY_RUN" = 0 ] && [ "$(stat -c %U "$ROOT$home/.kube/config")" != "$SUDO_USER" ]; then
-            run chown -R "$SUDO_USER" "$ROOT$home/.kube"
+        # A kubeconfig the user already has (other clusters) is never replaced.
+        target="$home/.kube/config"
+        if [ -f "$ROOT$target" ] && ! cmp -s "$ROOT/etc/rancher/k3s/k3s.yaml" "$ROOT$target"; then
+            target="$home/.kube/k3s.yaml"
+            say "$home/.kube/config exists: the K3s kubeconfig goes to $target (KUBECONFIG=$target)"
+        fi
+        copy_file "$ROOT/etc/rancher/k3s/k3s.yaml" "$target" 0600
+        if [ "$DRY_RUN" = 0 ] && [ "$(stat -c %U "$ROOT$target")" != "$SUDO_USER" ]; then
+            run chown "$SUDO_USER" "$ROOT$home/.kube" "$ROOT$target"
         fi
     fi
 elif [ "$DRY_RUN" = 0 ]; then
@@ -94,7 +112,8 @@ if command -v helm >/dev/null 2>&1 || [ -x "$ROOT/usr/local/bin/helm" ]; then
 elif [ -n "$AIRGAP" ]; then
     copy_file "$AIRGAP/helm" /usr/local/bin/helm 0755
 else
-    run sh -c "curl -fsSL https://raw.githubusercontent.com/helm/helm/main/scripts/get-helm-3 | bash"
+    # Helm's installer, from the release tag it is pinned to (helm/helm scripts/get-helm-3).
+    run_downloaded https://raw.githubusercontent.com/helm/helm/v3.19.0/scripts/get-helm-3 DESIRED_VERSION=v3.19.0
 fi
 
 finish

@@ -61,7 +61,11 @@ copy_file() {
         return 0
     fi
     mkdir -p "$(dirname "$path")"
-    install -m "$mode" "$from" "$path"
+    # Atomic: a copy cut short never leaves a truncated binary in place.
+    local tmp
+    tmp="$(mktemp "$path.XXXXXX")"
+    install -m "$mode" "$from" "$tmp"
+    mv -f "$tmp" "$path"
     say "copied: $from -> $2"
     CHANGED=1
 }
@@ -84,6 +88,27 @@ require_supported_os() {
         *" debian "*|*" ubuntu "*|*" rhel "*|*" fedora "*|*" centos "*|*" rocky "*|*" almalinux "*|*" suse "*|*" sles "*|*" opensuse "*) ;;
         *) fail "unsupported OS ($id): the scripts know Debian, Ubuntu, RHEL and its rebuilds, Fedora and SUSE" ;;
     esac
+}
+
+# Downloads URL to a temporary file (failing on any HTTP error, unlike a
+# `curl | sh` pipe inside `sh -c`) and runs it by its own `#!` line, with
+# the NAME=VALUE arguments in its environment.
+run_downloaded() {
+    local url="$1"
+    shift
+    if [ "$DRY_RUN" = 1 ]; then
+        say "would download $url and run it with $*"
+        CHANGED=1
+        return 0
+    fi
+    local downloaded
+    downloaded="$(mktemp)"
+    curl -fsSL -o "$downloaded" "$url" || fail "cannot download $url"
+    [ -s "$downloaded" ] || fail "$url is empty"
+    chmod 700 "$downloaded"
+    env "$@" "$downloaded" || fail "$url failed"
+    rm -f "$downloaded"
+    CHANGED=1
 }
 
 finish() {

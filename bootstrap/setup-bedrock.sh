@@ -50,7 +50,7 @@ while [ $# -gt 0 ]; do
         --airgap) [ $# -ge 2 ] || fail "--airgap needs a folder"; AIRGAP="$2"; shift ;;
         --no-operator) OPERATOR=0 ;;
         --no-gpu) GPU=0 ;;
-        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) fail "unknown argument $1 (try --help)" ;;
     esac
     shift
@@ -60,13 +60,19 @@ require_supported_os
 require_root
 [ -d "$ROOT/var/lib/rancher/k3s/server" ] || fail "no K3s server here (/var/lib/rancher/k3s/server): run bootstrap/install-k3s.sh first"
 
-# The chart source of a HelmChart: the repository, or with --airgap the
-# chart file K3s serves from its static folder (docs.k3s.io add-ons/helm).
+# With --airgap, a chart's file goes into the static folder K3s serves
+# (docs.k3s.io add-ons/helm); run in this shell, before the manifest.
+stage_chart() {
+    local file="$1-${2#v}.tgz"
+    [ -n "$AIRGAP" ] || return 0
+    [ -f "$AIRGAP/charts/$file" ] || fail "--airgap $AIRGAP has no charts/$file"
+    copy_file "$AIRGAP/charts/$file" "/var/lib/rancher/k3s/server/static/charts/$file" 0644
+}
+
+# The chart source of a HelmChart: the repository, or the staged file. Prints only.
 chart_source() {
     local name="$1" repo="$2" version="$3" file="$1-${3#v}.tgz"
     if [ -n "$AIRGAP" ]; then
-        [ -f "$AIRGAP/charts/$file" ] || fail "--airgap $AIRGAP has no charts/$file"
-        copy_file "$AIRGAP/charts/$file" "/var/lib/rancher/k3s/server/static/charts/$file" 0644
         printf '  chart: https://%%{KUBERNETES_API}%%/static/charts/%s' "$file"
     else
         printf '  chart: %s\n  repo: %s\n  version: %s' "$name" "$repo" "$version"
@@ -91,6 +97,7 @@ if [ "$GPU" = 1 ]; then
     fi
     say "the NVIDIA driver, container toolkit and RuntimeClass are in place"
     if [ "$OPERATOR" = 1 ]; then
+        stage_chart gpu-operator "$GPU_OPERATOR_VERSION"
         write_file "$MANIFESTS/sovereign-gpu-operator.yaml" 0600 "# Written by sovereign's bootstrap/setup-bedrock.sh.
 apiVersion: helm.cattle.io/v1
 kind: HelmChart
@@ -114,6 +121,7 @@ $(chart_source gpu-operator "$GPU_OPERATOR_REPO" "$GPU_OPERATOR_VERSION")
         name: $MIG_CONFIG_MAP
         default: all-disabled"
     else
+        stage_chart nvidia-device-plugin "$DEVICE_PLUGIN_VERSION"
         write_file "$MANIFESTS/sovereign-nvidia-device-plugin.yaml" 0600 "# Written by sovereign's bootstrap/setup-bedrock.sh.
 apiVersion: helm.cattle.io/v1
 kind: HelmChart
@@ -132,6 +140,7 @@ $(chart_source nvidia-device-plugin "$DEVICE_PLUGIN_REPO" "$DEVICE_PLUGIN_VERSIO
     fi
 fi
 
+stage_chart external-secrets "$EXTERNAL_SECRETS_VERSION"
 write_file "$MANIFESTS/sovereign-external-secrets.yaml" 0600 "# Written by sovereign's bootstrap/setup-bedrock.sh.
 apiVersion: helm.cattle.io/v1
 kind: HelmChart

@@ -376,6 +376,23 @@ fn execute(
             list.join(", ")
         ));
     }
+    // A bundle to push whose layout the run does not hold (a saved plan
+    // without it) fails the run before anything is changed, not midway.
+    let layoutless: Vec<String> = desired
+        .iter()
+        .filter(|p| p.id.target == Target::Npu && wanted.get(&p.id).is_some_and(|a| *a != Action::Delete))
+        .filter_map(|p| {
+            let body: Value = serde_json::from_str(p.body.get()).ok()?;
+            let digest = body.get("digest")?.as_str()?;
+            (body.get("push").is_some() && !bundles.contains_key(digest)).then(|| p.id.to_string())
+        })
+        .collect();
+    if !layoutless.is_empty() {
+        return fail(&format!(
+            "nothing was applied: the layouts of {} are not in this run; make the plan again with this sovereign",
+            layoutless.join(", ")
+        ));
+    }
     if !run.prune_data && operation == "apply" {
         let replaced: Vec<String> = plan
             .changes

@@ -7,7 +7,7 @@
 //! and `<fb_memory_usage><total>` (`81559 MiB`); `nvidia-smi mig -lgip`
 //! prints one row per GPU-instance profile (`| 0 MIG 1g.10gb 19 7/7 9.75
 //! No 16 … |`), also while MIG is disabled. Checked against the captures
-//! in `tests/fixtures/hardware/` (driver 580.159.04).
+//! in `compiler/catalog/tests/fixtures/` (driver 580.159.04).
 //!
 //! Parsing and rendering are pure; `run` reads the files, runs the tools
 //! and reads `/proc`.

@@ -35,7 +35,7 @@ pub(crate) fn man(dir: Option<&Path>, command: clap::Command) -> ExitCode {
             return fail(&format!("cannot render the man page of {name}: {e}"));
         }
         let path = dir.join(format!("{name}.1"));
-        if let Err(e) = sovereign::files::replace(&path, &out) {
+        if let Err(e) = sovereign::files::replace_readable(&path, &out) {
             return fail(&format!("cannot write {}: {e}", path.display()));
         }
     }
@@ -96,8 +96,11 @@ pub(crate) fn init(args: &InitArgs) -> ExitCode {
     if path.exists() {
         return fail(&format!("{} exists: init never overwrites a file", path.display()));
     }
-    let folder =
-        std::fs::canonicalize(&args.dir).ok().and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()));
+    // The folder's name, also for one not made yet.
+    let folder = std::fs::canonicalize(&args.dir)
+        .ok()
+        .or_else(|| std::path::absolute(&args.dir).ok())
+        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()));
     let wanted = args.name.clone().or(folder).unwrap_or_else(|| "fabric".into());
     let Some(name) = sovereign_ir::values::suggest_name(&wanted) else {
         return fail(&format!("`{wanted}` cannot be a fabric name: pass --name"));
@@ -124,16 +127,8 @@ pub(crate) fn init(args: &InitArgs) -> ExitCode {
         format!("node \"server-1\"{gpu}\n")
     };
     let text = fabric(&name, args.tier, &args.region, &region.jurisdiction, &node);
-    if let Err(e) = std::fs::create_dir_all(&args.dir) {
-        return fail(&format!("cannot make {}: {e}", args.dir.display()));
-    }
-    // `create_new`: a file that appeared since the check above is not overwritten either.
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .and_then(|mut file| file.write_all(text.as_bytes()).and_then(|()| file.sync_all()));
-    if let Err(e) = written {
+    // Whole or not at all, and a file that appeared since the check above is not overwritten either.
+    if let Err(e) = sovereign::files::create_new(&path, text.as_bytes()) {
         return fail(&format!("cannot write {}: {e}", path.display()));
     }
     let _ = writeln!(std::io::stderr(), "wrote {}; next: sovereign check {}", path.display(), args.dir.display());

@@ -114,8 +114,14 @@ impl Telemetry {
                 .with_span_events(closed)
                 .with_filter(filter())
         });
-        let otel =
-            provider.as_ref().map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("sovereign")));
+        // sovereign's own spans only: a dependency's (kube's HTTP client logs response bodies) never leave the process.
+        let own = tracing_subscriber::filter::Targets::new()
+            .with_target("sovereign", tracing::Level::INFO)
+            .with_target("sovereign_check", tracing::Level::INFO)
+            .with_target("sovereign_analyze", tracing::Level::INFO);
+        let otel = provider
+            .as_ref()
+            .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("sovereign")).with_filter(own));
         let _ = tracing_subscriber::registry().with(human).with(json).with(otel).try_init();
         Telemetry { provider }
     }

@@ -65,6 +65,10 @@ fn sovereign(args: &[&str], key: &str) -> Output {
         .args(args)
         .args(["--color", "never"])
         .env("SOVEREIGN_BUNDLE_KEY", key)
+        // Only the test's registry, which needs no credentials: none of the machine's files.
+        .env("REGISTRY_AUTH_FILE", "/nonexistent/auth.json")
+        .env("DOCKER_CONFIG", "/nonexistent")
+        .env("XDG_RUNTIME_DIR", "/nonexistent")
         .stdin(Stdio::null())
         .output()
         .unwrap()

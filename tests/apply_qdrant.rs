@@ -91,6 +91,7 @@ fn e2e_qdrant_converges_through_faults_and_after_a_kill_at_each_journal_step() {
     assert_eq!(target.request("POST", "/api/v1/namespaces/lab-kinetic/secrets", "application/json", &secret), 201);
     let context = cluster::current_context(target.kubeconfig());
     let mut injected = 0;
+    let mut killed = 0;
     for step in 1..=3 {
         let faults = kube_double::Faults {
             rate: 0.2,
@@ -110,8 +111,12 @@ fn e2e_qdrant_converges_through_faults_and_after_a_kill_at_each_journal_step() {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
             let lines = std::fs::read_to_string(&journal).map(|text| text.lines().count()).unwrap_or(0);
-            if lines >= step || child.try_wait().unwrap().is_some() || std::time::Instant::now() > deadline {
-                let _ = child.kill();
+            if lines >= step {
+                child.kill().unwrap();
+                killed += 1;
+                break;
+            }
+            if child.try_wait().unwrap().is_some() || std::time::Instant::now() > deadline {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(1));
@@ -125,4 +130,5 @@ fn e2e_qdrant_converges_through_faults_and_after_a_kill_at_each_journal_step() {
         injected += qdrant.faults_injected();
     }
     assert!(injected > 0, "faults were injected");
+    assert!(killed >= 2, "the kill landed mid-run at {killed} of 3 journal lines");
 }

@@ -22,16 +22,18 @@ impl Machine {
         machine.stub("uname", "echo Linux");
         machine.stub("systemctl", "[ -e \"$SOVEREIGN_BOOTSTRAP_ROOT/run/k3s-active\" ]");
         // What get.k3s.io's script does, as far as the scripts can see it.
-        let install = "mkdir -p \"$SOVEREIGN_BOOTSTRAP_ROOT/usr/local/bin\" \"$SOVEREIGN_BOOTSTRAP_ROOT/etc/rancher/k3s\" \"$SOVEREIGN_BOOTSTRAP_ROOT/run\"
+        let install = "#!/bin/sh
+mkdir -p \"$SOVEREIGN_BOOTSTRAP_ROOT/usr/local/bin\" \"$SOVEREIGN_BOOTSTRAP_ROOT/etc/rancher/k3s\" \"$SOVEREIGN_BOOTSTRAP_ROOT/run\"
 printf '#!/bin/sh\\necho \"k3s version v1.33.5+k3s1 (00000000)\"\\n' > \"$SOVEREIGN_BOOTSTRAP_ROOT/usr/local/bin/k3s\"
 chmod 755 \"$SOVEREIGN_BOOTSTRAP_ROOT/usr/local/bin/k3s\"
 echo 'apiVersion: v1' > \"$SOVEREIGN_BOOTSTRAP_ROOT/etc/rancher/k3s/k3s.yaml\"
 chmod 644 \"$SOVEREIGN_BOOTSTRAP_ROOT/etc/rancher/k3s/k3s.yaml\"
 touch \"$SOVEREIGN_BOOTSTRAP_ROOT/run/k3s-active\"
-echo \"installed with $*\" >> \"$SOVEREIGN_BOOTSTRAP_ROOT/installs\"";
+echo \"installed with ${INSTALL_K3S_VERSION:-channel $INSTALL_K3S_CHANNEL}\" >> \"$SOVEREIGN_BOOTSTRAP_ROOT/installs\"";
         machine.file("get.k3s.io.sh", install);
+        // `curl -fsSL -o FILE URL`: the script, saved where it is asked to be.
         let curl = format!(
-            "echo \"$@\" >> \"$SOVEREIGN_BOOTSTRAP_ROOT/downloads\"; cat {}",
+            "echo \"$@\" >> \"$SOVEREIGN_BOOTSTRAP_ROOT/downloads\"; cp {} \"$3\"",
             machine.path("get.k3s.io.sh").display()
         );
         machine.stub("curl", &curl);
@@ -130,7 +132,7 @@ fn install_k3s_dry_runs_installs_and_then_has_nothing_to_do() {
     let text = said(&dry);
     assert!(
         text.contains("would write: /etc/rancher/k3s/config.yaml")
-            && text.contains("would run: sh -c curl -sfL https://get.k3s.io"),
+            && text.contains("would download https://get.k3s.io and run it with INSTALL_K3S_CHANNEL=stable"),
         "{text}"
     );
     assert!(text.contains("dry run: nothing was changed"), "{text}");
@@ -141,7 +143,7 @@ fn install_k3s_dry_runs_installs_and_then_has_nothing_to_do() {
     let config = std::fs::read_to_string(machine.root().join("etc/rancher/k3s/config.yaml")).unwrap();
     assert!(config.contains("disable:\n  - traefik") && config.contains("write-kubeconfig-mode: \"0600\""), "{config}");
     let installs = std::fs::read_to_string(machine.root().join("installs")).unwrap();
-    assert_eq!(installs.lines().count(), 1);
+    assert_eq!(installs, "installed with v1.33.5+k3s1\n");
     let mode = std::fs::metadata(machine.root().join("etc/rancher/k3s/k3s.yaml")).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "the kubeconfig is root's only");
 
@@ -168,6 +170,13 @@ fn install_k3s_refuses_what_it_cannot_do() {
     assert!(said(&output).contains("has no k3s"), "{}", said(&output));
     let output = machine.run("install-k3s.sh", &["--bogus"], &[]);
     assert!(said(&output).contains("unknown argument --bogus"));
+    let output = machine.run("install-k3s.sh", &["--version", "1.33'; rm -rf /"], &[]);
+    assert!(said(&output).contains("is not a K3s release"), "{}", said(&output));
+    // A download that fails is an error, not an empty script run as a success.
+    machine.stub("curl", "exit 22");
+    let output = machine.run("install-k3s.sh", &[], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(said(&output).contains("cannot download https://get.k3s.io"), "{}", said(&output));
 }
 
 #[test]
@@ -243,6 +252,16 @@ fn setup_bedrock_writes_pinned_helmcharts_once_and_checks_the_gpu_stack() {
     assert!(plugin.contains("migStrategy: mixed") && plugin.contains("runtimeClassName: nvidia"), "{plugin}");
     assert!(machine.root().join("var/lib/rancher/k3s/server/static/charts/external-secrets-2.9.0.tgz").exists());
     assert!(machine.root().join("var/lib/rancher/k3s/agent/images/plugin.tar").exists());
+    let staged = machine.snapshot();
+    let again = machine.run("setup-bedrock.sh", &["--no-operator", "--airgap", airgap.to_str().unwrap()], &[]);
+    assert!(said(&again).contains("nothing to do"), "{}", said(&again));
+    assert_eq!(machine.snapshot(), staged);
+    validate_against_the_crd(&manifests);
+    // A chart missing from the folder is an error.
+    std::fs::remove_file(machine.path("airgap/charts/external-secrets-2.9.0.tgz")).unwrap();
+    let output = machine.run("setup-bedrock.sh", &["--no-gpu", "--airgap", airgap.to_str().unwrap()], &[]);
+    assert_eq!(output.status.code(), Some(1), "{}", said(&output));
+    assert!(said(&output).contains("has no charts/external-secrets-2.9.0.tgz"), "{}", said(&output));
 }
 
 /// Every HelmChart the bedrock writes is one the upstream CRD accepts.
@@ -253,7 +272,10 @@ fn the_bedrock_helmcharts_validate_against_the_upstream_crd() {
     machine.with_gpus();
     assert!(machine.run("setup-bedrock.sh", &[], &[]).status.success());
     assert!(machine.run("setup-bedrock.sh", &["--no-operator"], &[]).status.success());
-    let manifests = machine.root().join("var/lib/rancher/k3s/server/manifests");
+    validate_against_the_crd(&machine.root().join("var/lib/rancher/k3s/server/manifests"));
+}
+
+fn validate_against_the_crd(manifests: &Path) {
     let crd = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/upstream/crds/helm.cattle.io_helmcharts.yaml");
     let check = r#"
 import sys, yaml, jsonschema
@@ -267,7 +289,7 @@ for path in sys.argv[2:]:
 print("ok")
 "#;
     let mut args = vec!["-c".to_owned(), check.to_owned(), crd.display().to_string()];
-    for entry in std::fs::read_dir(&manifests).unwrap() {
+    for entry in std::fs::read_dir(manifests).unwrap() {
         args.push(entry.unwrap().path().display().to_string());
     }
     let output = Command::new("python3").args(&args).output().unwrap();

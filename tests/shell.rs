@@ -25,6 +25,9 @@ fn completions_and_man_pages_come_from_the_cli() {
     let apply = std::fs::read_to_string(tmp.path().join("sovereign-apply.1")).unwrap();
     assert!(apply.contains("auto\\-approve"), "{apply}");
     assert!(tmp.path().join("sovereign.1").exists() && tmp.path().join("sovereign-init.1").exists());
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(tmp.path().join("sovereign.1")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o644, "man pages are readable by every user");
 }
 
 #[test]
@@ -61,6 +64,8 @@ fn init_writes_a_fabric_that_checks_clean_and_never_overwrites() {
         let text = std::fs::read_to_string(folder.join("fabric.kdl")).unwrap();
         assert!(checked.status.success(), "{dir}: {}\n{text}", String::from_utf8_lossy(&checked.stderr));
     }
+    let plain = std::fs::read_to_string(tmp.path().join("plain/fabric.kdl")).unwrap();
+    assert!(plain.contains("fabric \"plain\""), "a new folder names the fabric: {plain}");
     let folder = tmp.path().join("gpus");
     let before = std::fs::read(folder.join("fabric.kdl")).unwrap();
     let output = sovereign(&["init", folder.to_str().unwrap()]);

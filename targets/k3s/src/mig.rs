@@ -71,6 +71,10 @@ pub(crate) fn emit(fabric: &Fabric, analysis: &Analysis, context: &Context, stat
             label.patch = true;
             state.add(label);
         }
+        // The MIG manager's default layout (`migManager.config.default`, `all-disabled` in
+        // NVIDIA/gpu-operator values.yaml v25.3.4, whose comment shows this entry) must be in
+        // the ConfigMap it reads, for the nodes no layout names.
+        configs.insert("all-disabled".into(), json!([{ "devices": "all", "mig-enabled": false }]));
         let config = json!({ "version": "v1", "mig-configs": configs });
         let mut text = String::new();
         // The config as YAML, the format mig-parted documents; a map of

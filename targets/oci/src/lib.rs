@@ -209,22 +209,22 @@ impl Registry {
 
     /// Sends once, answering one authentication challenge.
     async fn send(&self, request: &Request<'_>) -> Result<Answer, String> {
-        let url = if request.url.starts_with('/') {
-            format!("{}{}", self.base().await.map_err(|e| e.to_string())?, request.url)
-        } else {
-            request.url.to_owned()
-        };
+        let base = self.base().await.map_err(|e| e.to_string())?;
+        let url = if request.url.starts_with('/') { format!("{base}{}", request.url) } else { request.url.to_owned() };
+        // Credentials go to the registry's own origin only: not to an upload
+        // `Location` on another host, or downgraded to plain HTTP.
+        let own = url.strip_prefix(base).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
         let mut challenged = false;
         loop {
             let mut builder = self.client.request(request.method.clone(), &url);
             for (name, value) in request.headers {
                 builder = builder.header(*name, *value);
             }
-            if let Some(token) = self.tokens.lock().await.get(request.scope) {
+            let token = if own { self.tokens.lock().await.get(request.scope).cloned() } else { None };
+            let basic = own && self.basic.load(std::sync::atomic::Ordering::Relaxed);
+            if let Some(token) = token {
                 builder = builder.bearer_auth(token);
-            } else if let (Some(credentials), true) =
-                (&self.credentials, self.basic.load(std::sync::atomic::Ordering::Relaxed))
-            {
+            } else if let (Some(credentials), true) = (&self.credentials, basic) {
                 builder = builder.header("Authorization", credentials.basic());
             }
             if let Some(body) = request.body {
@@ -245,8 +245,13 @@ impl Registry {
                 }
                 Some(auth::Challenge::Bearer { realm, service, scope }) => {
                     let scope = scope.unwrap_or_else(|| request.scope.to_owned());
-                    let token = self.token(&realm, service.as_deref(), &scope).await?;
-                    self.tokens.lock().await.insert(request.scope.to_owned(), token);
+                    match self.token(&realm, service.as_deref(), &scope).await? {
+                        Some(token) => {
+                            self.tokens.lock().await.insert(request.scope.to_owned(), token);
+                        }
+                        // The realm refused: the registry's 401 stands, and is not retried.
+                        None => return Ok(answer),
+                    }
                 }
                 _ => return Ok(answer),
             }
@@ -254,8 +259,14 @@ impl Registry {
     }
 
     /// A bearer token from the registry's token realm.
-    async fn token(&self, realm: &str, service: Option<&str>, scope: &str) -> Result<String, String> {
+    /// A bearer token from `realm`; `None` when the realm refuses (401,
+    /// 403), `Err` when it could not be asked (which may pass).
+    async fn token(&self, realm: &str, service: Option<&str>, scope: &str) -> Result<Option<String>, String> {
         use sovereign_kubernetes::service::path_segment as encode;
+        // Credentials are not sent in clear text, unless the registry itself is plain HTTP or on loopback.
+        if self.credentials.is_some() && realm.starts_with("http://") && self.location.transport == Transport::Tls {
+            return Ok(None);
+        }
         let mut url = format!("{realm}{}scope={}", if realm.contains('?') { '&' } else { '?' }, encode(scope));
         if let Some(service) = service {
             url.push_str(&format!("&service={}", encode(service)));
@@ -269,7 +280,8 @@ impl Registry {
         let body: Value = response.json().await.unwrap_or(Value::Null);
         let token = body.get("token").or_else(|| body.get("access_token")).and_then(Value::as_str);
         match token {
-            Some(token) if status == 200 => Ok(token.to_owned()),
+            Some(token) if status == 200 => Ok(Some(token.to_owned())),
+            _ if matches!(status, 401 | 403) => Ok(None),
             _ => Err(format!("the token realm answered {status} without a token")),
         }
     }
