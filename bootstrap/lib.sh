@@ -24,50 +24,42 @@ run() {
     CHANGED=1
 }
 
-# Writes CONTENT to PATH (under ROOT) with MODE, atomically, unless the
-# file already holds exactly that: then it says so and changes nothing.
-write_file() {
-    local path="$ROOT$1" mode="$2" content="$3"
-    if [ -f "$path" ] && [ "$(cat "$path")" = "$content" ]; then
-        say "unchanged: $1"
-        return 0
-    fi
-    if [ "$DRY_RUN" = 1 ]; then
-        say "would write: $1 (mode $mode)"
-        CHANGED=1
-        return 0
-    fi
-    mkdir -p "$(dirname "$path")"
-    local tmp
-    tmp="$(mktemp "$path.XXXXXX")"
-    printf '%s\n' "$content" > "$tmp"
-    chmod "$mode" "$tmp"
-    mv -f "$tmp" "$path"
-    say "wrote: $1"
-    CHANGED=1
-}
-
-# Copies FILE to PATH (under ROOT) with MODE unless PATH has its bytes.
-copy_file() {
-    local from="$1" path="$ROOT$2" mode="$3"
-    [ -f "$from" ] || fail "$from is missing"
+# Puts FILE's bytes at PATH (under ROOT) with MODE, atomically (a
+# temporary file, then a rename), unless PATH already has exactly them:
+# then it says so and changes nothing. VERB, DONE and WHAT word the messages.
+place() {
+    local from="$1" path="$ROOT$2" mode="$3" verb="$4" done="$5" what="$6"
     if [ -f "$path" ] && cmp -s "$from" "$path"; then
         say "unchanged: $2"
         return 0
     fi
     if [ "$DRY_RUN" = 1 ]; then
-        say "would copy: $from -> $2"
+        say "would $verb: $what"
         CHANGED=1
         return 0
     fi
     mkdir -p "$(dirname "$path")"
-    # Atomic: a copy cut short never leaves a truncated binary in place.
     local tmp
     tmp="$(mktemp "$path.XXXXXX")"
     install -m "$mode" "$from" "$tmp"
     mv -f "$tmp" "$path"
-    say "copied: $from -> $2"
+    say "$done: $what"
     CHANGED=1
+}
+
+# Writes CONTENT (and a newline) to PATH with MODE.
+write_file() {
+    local content
+    content="$(mktemp)"
+    printf '%s\n' "$3" > "$content"
+    place "$content" "$1" "$2" write wrote "$1 (mode $2)"
+    rm -f "$content"
+}
+
+# Copies FILE to PATH with MODE.
+copy_file() {
+    [ -f "$1" ] || fail "$1 is missing"
+    place "$1" "$2" "$3" copy copied "$1 -> $2"
 }
 
 require_root() {
