@@ -350,9 +350,15 @@ fn execute(
     };
     let wanted: HashMap<&ResourceId, Action> =
         plan.changes.iter().filter(|c| c.action.changes() && selected(&c.id)).map(|c| (&c.id, c.action)).collect();
-    let body = |id: &ResourceId| match desired.iter().find(|p| &p.id == id) {
-        Some(planned) => Some(planned.body.get()),
-        None => state.as_ref().and_then(|s| s.resources.get(id)).map(|r| r.applied.get()),
+    // Only a bundle's body says whether it has a driver: no search for the rest.
+    let body = |id: &ResourceId| {
+        if id.target != Target::Npu {
+            return None;
+        }
+        match desired.iter().find(|p| &p.id == id) {
+            Some(planned) => Some(planned.body.get()),
+            None => state.as_ref().and_then(|s| s.resources.get(id)).map(|r| r.applied.get()),
+        }
     };
     let driverless: BTreeMap<&str, usize> =
         wanted.keys().filter(|id| !has_driver(id, basis, body(id))).fold(BTreeMap::new(), |mut counts, id| {

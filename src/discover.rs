@@ -12,6 +12,9 @@
 //! Parsing and rendering are pure; `run` reads the files, runs the tools
 //! and reads `/proc`.
 
+mod cluster;
+mod hardware;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -282,19 +285,24 @@ pub(crate) struct DiscoverArgs {
     /// System memory in GiB (default: this machine's, rounded down).
     #[arg(long, value_name = "GIB")]
     memory_gib: Option<u64>,
-    /// Read a whole cluster's nodes from its API server (not yet supported).
+    /// Describe a whole cluster instead, as a `site`, from its Node objects and their GPU labels.
     #[arg(long, value_name = "FILE")]
     kubeconfig: Option<std::path::PathBuf>,
+    /// With --kubeconfig: the context (default: the kubeconfig's current one).
+    #[arg(long, requires = "kubeconfig")]
+    context: Option<String>,
+    /// With --kubeconfig: the site's name (default: the context's, made a valid name).
+    #[arg(long, requires = "kubeconfig")]
+    site: Option<String>,
+    /// With --kubeconfig: the site's region, from the region catalog.
+    #[arg(long, requires = "kubeconfig", default_value = "eu-central")]
+    region: String,
 }
 
 pub(crate) fn run(args: &DiscoverArgs) -> ExitCode {
     let mut stderr = std::io::stderr();
-    if args.kubeconfig.is_some() {
-        let _ = writeln!(
-            stderr,
-            "error: not yet supported: `discover --kubeconfig` (a cluster's nodes from their GPU feature discovery labels); run `sovereign discover` on each node"
-        );
-        return ExitCode::from(2);
+    if let Some(kubeconfig) = &args.kubeconfig {
+        return run_cluster(args, kubeconfig);
     }
     let machine = match machine(args) {
         Ok(machine) => machine,
@@ -310,6 +318,116 @@ pub(crate) fn run(args: &DiscoverArgs) -> ExitCode {
         let _ = writeln!(stderr, "warning: {problem}");
     }
     if found.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+/// `discover --kubeconfig`: a `site` block with a `node` per Node object.
+fn run_cluster(args: &DiscoverArgs, kubeconfig: &std::path::Path) -> ExitCode {
+    let mut stderr = std::io::stderr();
+    let context = match args.context.clone().or_else(|| current_context(kubeconfig)) {
+        Some(context) => context,
+        None => {
+            let _ = writeln!(stderr, "error: {} names no current context: pass --context", kubeconfig.display());
+            return ExitCode::from(2);
+        }
+    };
+    let (stdlib, _) = sovereign_check::Stdlib::embedded();
+    let catalog = &stdlib.schema.catalog;
+    if !catalog.regions.contains_key(&args.region) {
+        let _ = writeln!(stderr, "error: `{}` is not a region of the catalog (see docs/language.md)", args.region);
+        return ExitCode::from(2);
+    }
+    let nodes = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string()).and_then(
+        |runtime| {
+            runtime.block_on(async {
+                let cluster = sovereign_kubernetes::Cluster::connect(
+                    Some(kubeconfig),
+                    Some(&context),
+                    sovereign_kubernetes::Settings::default(),
+                )
+                .await
+                .map_err(|e| format!("the cluster of context {context}: {e}"))?;
+                cluster.list("v1", "Node", None, "").await.map_err(|e| format!("cannot list its nodes: {e}"))
+            })
+        },
+    );
+    let nodes = match nodes {
+        Ok(nodes) => nodes,
+        Err(message) => {
+            let _ = writeln!(stderr, "error: {message}");
+            return ExitCode::from(1);
+        }
+    };
+    let site = args.site.clone().unwrap_or_else(|| context.clone());
+    let Some(site) = sovereign_ir::values::suggest_name(&site) else {
+        let _ = writeln!(stderr, "error: `{site}` cannot be a site name: pass --site");
+        return ExitCode::from(2);
+    };
+    let mut out = format!(
+        "// Written by `sovereign discover --kubeconfig`: the nodes of context {context}.\nsite \"{site}\" tier=\"server\" region=\"{}\" {{\n    cluster kind=\"k3s\" context=\"{context}\"\n",
+        args.region
+    );
+    let mut problems = Vec::new();
+    for machine in cluster::machines(&nodes, catalog) {
+        let found = render(&machine, catalog);
+        out.extend(found.kdl.lines().filter(|l| !l.starts_with("// Written")).map(|l| format!("    {l}\n")));
+        problems.extend(found.problems.into_iter().map(|p| format!("node {}: {p}", machine.name)));
+    }
+    out.push_str("}\n");
+    let _ = std::io::stdout().write_all(out.as_bytes());
+    for problem in &problems {
+        let _ = writeln!(stderr, "warning: {problem}");
+    }
+    if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+/// `plan --refresh`: the differences between each site's declared nodes
+/// and its cluster's Node objects, as warnings; a cluster that cannot be
+/// read is said too (the plan goes on).
+pub(crate) fn hardware_drift(
+    spec: &sovereign_model::Spec,
+    catalog: &Catalog,
+    args: &crate::ClusterArgs,
+) -> Vec<String> {
+    let sites: Vec<&sovereign_model::Site> =
+        spec.sites.values().filter(|site| site.cluster.is_some() && !site.nodes.is_empty()).collect();
+    if sites.is_empty() {
+        return Vec::new();
+    }
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+        return vec!["hardware not compared: cannot start the runtime".into()];
+    };
+    let settings = sovereign_kubernetes::Settings {
+        request_timeout: std::time::Duration::from_secs_f64(args.request_timeout.max(0.1)),
+        ..sovereign_kubernetes::Settings::default()
+    };
+    runtime.block_on(async {
+        let mut found = Vec::new();
+        for site in sites {
+            let context = args.context.clone().or_else(|| site.cluster.as_ref().map(|c| c.context.value.to_string()));
+            let listed = match sovereign_kubernetes::Cluster::connect(
+                args.kubeconfig.as_deref(),
+                context.as_deref(),
+                settings.clone(),
+            )
+            .await
+            {
+                Ok(cluster) => cluster.list("v1", "Node", None, "").await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match listed {
+                Ok(nodes) => found.extend(hardware::differences(site, &cluster::machines(&nodes, catalog), catalog)),
+                Err(why) => found.push(format!("site \"{}\": hardware not compared: {why}", site.name.qualified)),
+            }
+        }
+        found
+    })
+}
+
+/// A kubeconfig's `current-context`.
+fn current_context(kubeconfig: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(kubeconfig).ok()?;
+    let config: serde_json::Value = serde_saphyr::from_str(&text).ok()?;
+    config.get("current-context")?.as_str().filter(|c| !c.is_empty()).map(str::to_owned)
 }
 
 /// This machine's `node` declaration, for `init --discover`; what it

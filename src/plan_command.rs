@@ -191,6 +191,10 @@ pub(crate) fn make(
         let wanted = sovereign::apply::refresh::wanted(&desired);
         crate::apply_command::refresh(&mut refreshed, &wanted, &basis.contexts, cluster);
         state = Some(refreshed).filter(|s| !s.resources.is_empty() || basis.state.is_some());
+        // What the clusters report of their machines, against what the spec declares.
+        for difference in crate::discover::hardware_drift(spec, &compiled.catalog, cluster) {
+            let _ = writeln!(stderr, "warning: hardware: {difference}");
+        }
     }
     let plan = {
         let span = tracing::info_span!("plan", sovereign.phase = "plan", sovereign.changes = tracing::field::Empty);
