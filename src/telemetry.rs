@@ -118,7 +118,9 @@ impl Telemetry {
         let own = tracing_subscriber::filter::Targets::new()
             .with_target("sovereign", tracing::Level::INFO)
             .with_target("sovereign_check", tracing::Level::INFO)
-            .with_target("sovereign_analyze", tracing::Level::INFO);
+            .with_target("sovereign_analyze", tracing::Level::INFO)
+            .with_target("sovereign_kubernetes", tracing::Level::INFO)
+            .with_target("sovereign_oci", tracing::Level::INFO);
         let otel = provider
             .as_ref()
             .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("sovereign")).with_filter(own));

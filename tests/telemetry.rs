@@ -221,3 +221,63 @@ fn logs_are_lines_on_stderr_only_when_rust_log_asks_and_json_on_request() {
     assert!(lines.iter().any(|l| l["span"]["name"] == "analyze"), "{lines:?}");
     assert_eq!(json.stdout, quiet.stdout, "the command's own output is unchanged");
 }
+
+/// Through a fault-injecting proxy with an admission webhook's denial:
+/// retries are events of their resource's span (the attempt that comes
+/// next), and the refused HelmChart's span is failed, with an error event
+/// carrying SOV6001.
+#[test]
+fn retries_and_refusals_are_events_of_their_resources_span() {
+    let Some(receiver) = Receiver::start() else { return };
+    let target = cluster::cluster(kube_double::Options::default());
+    let denial = kube_double::Denial {
+        path: "/helmcharts/notes".into(),
+        webhook: "policy.example.com".into(),
+        message: "helm charts must come from the internal repository".into(),
+    };
+    let faults = kube_double::Faults {
+        rate: 0.1,
+        seed: 9,
+        hang: Duration::from_secs(1),
+        denials: vec![denial],
+        ..kube_double::Faults::default()
+    };
+    let Some(through) = cluster::Proxied::start(&target, faults) else { return };
+    let (_tmp, spec) = lab::lab_with_canary_secret();
+    let endpoint = receiver.endpoint();
+    let args = [
+        "apply",
+        spec.to_str().unwrap(),
+        "--kubeconfig",
+        through.kubeconfig.to_str().unwrap(),
+        "--context",
+        "through",
+        "--auto-approve",
+        "--target",
+        "k3s",
+        "--timeout-scale",
+        "0.2",
+        "--request-timeout",
+        "1",
+    ];
+    let output = sovereign(&args, &[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())]);
+    assert_eq!(output.status.code(), Some(1), "{}", cluster::text(&output));
+    let spans = arrived(&receiver, "sovereign");
+    let resources = named(&spans, "apply.resource");
+    let refused = resources
+        .iter()
+        .find(|s| {
+            s["attributes"]["sovereign.resource.kind"] == "helm.cattle.io/HelmChart"
+                && s["attributes"]["sovereign.outcome"] == "failed"
+        })
+        .expect("the refused HelmChart's span");
+    assert!(
+        refused["events"].as_array().unwrap().iter().any(|e| e["attributes"]["sovereign.error.code"] == "SOV6001"),
+        "{refused:#}"
+    );
+    let retried = resources
+        .iter()
+        .flat_map(|s| s["events"].as_array().unwrap())
+        .any(|e| e["attributes"]["sovereign.attempt"].as_i64().is_some_and(|n| n >= 2));
+    assert!(retried, "a retry is an event with its attempt ({} faults injected)", through.proxy.faults_injected());
+}

@@ -29,6 +29,13 @@ impl Backoff {
         let ceiling = self.first.saturating_mul(1 << attempt.saturating_sub(1).min(16)).min(self.max);
         Duration::from_nanos(jitter(ceiling.as_nanos() as u64))
     }
+
+    /// The wait after the `attempt`th transient failure, `why`, said as an
+    /// event of the current span (an apply step's): which attempt comes next.
+    pub fn before_retry(&self, attempt: u32, why: &dyn std::fmt::Display) -> Duration {
+        tracing::info!(sovereign.attempt = i64::from(attempt) + 1, "retrying after a transient failure: {why}");
+        self.delay(attempt)
+    }
 }
 
 /// Whether a failure may pass if the request is made again.
@@ -79,10 +86,11 @@ where
                 }
                 // kube-rs does not hand over the Retry-After header; a 429
                 // waits at least the one second servers usually ask for.
-                too_many.then_some(Duration::from_secs(1))
+                let jittered = backoff.before_retry(attempt, &error);
+                (too_many.then_some(Duration::from_secs(1)), jittered)
             }
         };
-        let jittered = backoff.delay(attempt);
+        let (retry_after, jittered) = retry_after;
         tokio::time::sleep(retry_after.map_or(jittered, |after| after.max(jittered))).await;
     }
 }

@@ -138,7 +138,7 @@ impl ServiceHttp {
             if attempt >= self.backoff.attempts {
                 return Err(format!("{method} {path}: {failure}"));
             }
-            tokio::time::sleep(self.backoff.delay(attempt)).await;
+            tokio::time::sleep(self.backoff.before_retry(attempt, &failure)).await;
         }
     }
 }

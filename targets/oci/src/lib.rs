@@ -312,7 +312,7 @@ impl Registry {
                 let host = if path.starts_with('/') { self.location.host.as_str() } else { "" };
                 return Err(OciError::Unreachable(format!("{} {host}{path}: {failure}", request.method)));
             }
-            tokio::time::sleep(self.backoff.delay(attempt)).await;
+            tokio::time::sleep(self.backoff.before_retry(attempt, &failure)).await;
         }
     }
 
