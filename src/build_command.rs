@@ -146,6 +146,19 @@ pub(crate) fn run(args: &BuildArgs) -> ExitCode {
                     }
                 });
             }
+            // A large build's progress, on a terminal only (nothing on a pipe).
+            let bar = (batches.len() > 1 && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
+                let bar = indicatif::ProgressBar::with_draw_target(
+                    Some(batches.iter().map(|b| b.len() as u64).sum()),
+                    indicatif::ProgressDrawTarget::stderr(),
+                );
+                if let Ok(style) =
+                    indicatif::ProgressStyle::with_template("[{elapsed_precise}] {pos}/{len} sites built")
+                {
+                    bar.set_style(style);
+                }
+                bar
+            });
             // In the batches' order, whichever builder finished first.
             for at in 0..batches.len() {
                 loop {
@@ -153,12 +166,18 @@ pub(crate) fn run(args: &BuildArgs) -> ExitCode {
                         Ok(Message::Output(output)) => writer.write(output)?,
                         Ok(Message::Done(said)) => {
                             notes.take(said);
+                            if let Some(bar) = &bar {
+                                bar.inc(batches[at].len() as u64);
+                            }
                             break;
                         }
                         Ok(Message::Failed(message)) => return Err(message),
                         Err(_) => return Err("a builder stopped (a bug in sovereign)".to_owned()),
                     }
                 }
+            }
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
             }
             Ok::<(), String>(())
         })?;

@@ -54,6 +54,8 @@ fn init_writes_a_fabric_that_checks_clean_and_never_overwrites() {
         ("gpus", vec!["--gpu", "h100-80gb", "--gpus", "2", "--region", "eu-central"]),
         ("cloud", vec!["--tier", "cloud"]),
         ("device", vec!["--tier", "device", "--name", "shop-floor"]),
+        // This machine, as `discover` finds it (no GPU here: CPUs and memory).
+        ("here", vec!["--discover"]),
     ] {
         let folder = tmp.path().join(dir);
         let mut args = vec!["init", folder.to_str().unwrap()];
