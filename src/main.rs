@@ -95,7 +95,8 @@ enum Command {
     Destroy(DestroyArgs),
     /// Free the state's lock left by a run that is gone (`LOCK_ID` is in the error that names the holder).
     Unlock(UnlockArgs),
-    /// Device bundles: `bundle verify DIR --key PUB` checks every digest and the signature.
+    /// Device bundles: `bundle verify DIR --key PUB` checks every digest and the signature;
+    /// `bundle export DIR -o FILE` writes one tar for an air-gapped site.
     Bundle {
         #[command(subcommand)]
         command: BundleCommand,
@@ -109,8 +110,8 @@ enum Command {
         /// The code or its name.
         code: String,
     },
-    /// Print the `node` declaration of this machine: its GPUs (from `nvidia-smi`, mapped to the
-    /// catalog), CPUs and memory (docs/operations.md).
+    /// Print the `node` declaration of this machine (its GPUs from `nvidia-smi`, mapped to the
+    /// catalog, CPUs and memory), or with --kubeconfig a cluster's `site` (docs/operations.md).
     Discover(discover::DiscoverArgs),
     /// Write a starting fabric that checks clean (never over an existing file).
     Init(shell_command::InitArgs),
