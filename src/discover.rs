@@ -22,6 +22,9 @@ use std::process::ExitCode;
 
 use sovereign_catalog::Catalog;
 
+/// The first line of a machine's declaration (a cluster's site has its own).
+const MACHINE_HEADER: &str = "// Written by `sovereign discover`.";
+
 /// One GPU as `nvidia-smi -q -x` describes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct SeenGpu {
@@ -153,7 +156,6 @@ pub(crate) fn render(machine: &Machine, catalog: &Catalog) -> Discovered {
             models.keys().copied().collect::<Vec<_>>().join(", ")
         ));
     }
-    let _ = writeln!(kdl, "// Written by `sovereign discover`.");
     if let Some((product, gpus)) = models.iter().next() {
         let mig = gpus.iter().all(|g| g.mig_enabled);
         let memory = gpus[0].memory_mib;
@@ -311,9 +313,9 @@ pub(crate) fn run(args: &DiscoverArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let (stdlib, _) = sovereign_check::Stdlib::embedded();
+    let stdlib = crate::check_command::embedded_stdlib();
     let found = render(&machine, &stdlib.schema.catalog);
-    let _ = std::io::stdout().write_all(found.kdl.as_bytes());
+    let _ = std::io::stdout().write_all(format!("{MACHINE_HEADER}\n{}", found.kdl).as_bytes());
     for problem in &found.problems {
         let _ = writeln!(stderr, "warning: {problem}");
     }
@@ -330,7 +332,7 @@ fn run_cluster(args: &DiscoverArgs, kubeconfig: &std::path::Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (stdlib, _) = sovereign_check::Stdlib::embedded();
+    let stdlib = crate::check_command::embedded_stdlib();
     let catalog = &stdlib.schema.catalog;
     if !catalog.regions.contains_key(&args.region) {
         let _ = writeln!(stderr, "error: `{}` is not a region of the catalog (see docs/language.md)", args.region);
@@ -369,7 +371,7 @@ fn run_cluster(args: &DiscoverArgs, kubeconfig: &std::path::Path) -> ExitCode {
     let mut problems = Vec::new();
     for machine in cluster::machines(&nodes, catalog) {
         let found = render(&machine, catalog);
-        out.extend(found.kdl.lines().filter(|l| !l.starts_with("// Written")).map(|l| format!("    {l}\n")));
+        out.extend(found.kdl.lines().map(|l| format!("    {l}\n")));
         problems.extend(found.problems.into_iter().map(|p| format!("node {}: {p}", machine.name)));
     }
     out.push_str("}\n");
@@ -433,11 +435,11 @@ fn current_context(kubeconfig: &std::path::Path) -> Option<String> {
 /// This machine's `node` declaration, for `init --discover`; what it
 /// could not map is said on stderr.
 pub(crate) fn this_machine() -> Result<String, String> {
-    let found = render(&machine(&DiscoverArgs::default())?, &sovereign_check::Stdlib::embedded().0.schema.catalog);
+    let found = render(&machine(&DiscoverArgs::default())?, &crate::check_command::embedded_stdlib().schema.catalog);
     for problem in &found.problems {
         let _ = writeln!(std::io::stderr(), "warning: {problem}");
     }
-    Ok(found.kdl)
+    Ok(format!("{MACHINE_HEADER}\n{}", found.kdl))
 }
 
 /// The machine from the files given, else from `nvidia-smi` and `/proc`.

@@ -45,7 +45,7 @@ pub(crate) fn man(dir: Option<&Path>, command: clap::Command) -> ExitCode {
 
 /// The version, the commit and the catalogs' dates.
 pub(crate) fn long_version() -> String {
-    let (stdlib, _) = sovereign_check::Stdlib::embedded();
+    let stdlib = crate::check_command::embedded_stdlib();
     let checked: Vec<String> =
         stdlib.schema.catalog.checked.iter().map(|(table, on)| format!("  {table}: {on}")).collect();
     format!(
@@ -105,7 +105,7 @@ pub(crate) fn init(args: &InitArgs) -> ExitCode {
     let Some(name) = sovereign_ir::values::suggest_name(&wanted) else {
         return fail(&format!("`{wanted}` cannot be a fabric name: pass --name"));
     };
-    let (stdlib, _) = sovereign_check::Stdlib::embedded();
+    let stdlib = crate::check_command::embedded_stdlib();
     let catalog = &stdlib.schema.catalog;
     let Some(region) = catalog.regions.get(&args.region) else {
         let known: Vec<&str> = catalog.regions.keys().map(String::as_str).collect();

@@ -245,21 +245,7 @@ fn retries_and_refusals_are_events_of_their_resources_span() {
     let Some(through) = cluster::Proxied::start(&target, faults) else { return };
     let (_tmp, spec) = lab::lab_with_canary_secret();
     let endpoint = receiver.endpoint();
-    let args = [
-        "apply",
-        spec.to_str().unwrap(),
-        "--kubeconfig",
-        through.kubeconfig.to_str().unwrap(),
-        "--context",
-        "through",
-        "--auto-approve",
-        "--target",
-        "k3s",
-        "--timeout-scale",
-        "0.2",
-        "--request-timeout",
-        "1",
-    ];
+    let args = through.args(&spec, &["--request-timeout", "1"]);
     let output = sovereign(&args, &[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())]);
     assert_eq!(output.status.code(), Some(1), "{}", cluster::text(&output));
     let spans = arrived(&receiver, "sovereign");

@@ -151,6 +151,11 @@ impl Failure {
         Failure { kind: FailureKind::Other, why: why.into(), fields: Vec::new() }
     }
 
+    /// The target refused the object as written.
+    pub fn refused(why: impl Into<String>) -> Failure {
+        Failure { kind: FailureKind::Refused, why: why.into(), fields: Vec::new() }
+    }
+
     pub fn not_ready(why: String) -> Failure {
         Failure { kind: FailureKind::NotReady, why, fields: Vec::new() }
     }

@@ -39,11 +39,7 @@ impl<'a> Push<'a> {
             (Some(registry), Some(repository), Some(tag), Some(digest)) => {
                 Ok(Push { registry, repository, tag, digest })
             }
-            _ => Err(Failure {
-                kind: FailureKind::Refused,
-                why: "this bundle's site has no `registry`: there is nowhere to push it".into(),
-                fields: Vec::new(),
-            }),
+            _ => Err(Failure::refused("this bundle's site has no `registry`: there is nowhere to push it")),
         }
     }
 }
@@ -69,9 +65,9 @@ impl NpuDriver {
         if let Some(registry) = registries.get(address) {
             return Ok(Arc::clone(registry));
         }
-        let refused = |why: String| Failure { kind: FailureKind::Refused, why, fields: Vec::new() };
-        let location = Location::parse(address).map_err(refused)?;
-        let credentials = sovereign_oci::auth::credentials_for(&location.host, &self.auth_files).map_err(refused)?;
+        let location = Location::parse(address).map_err(Failure::refused)?;
+        let credentials =
+            sovereign_oci::auth::credentials_for(&location.host, &self.auth_files).map_err(Failure::refused)?;
         let registry = Arc::new(Registry::new(location, credentials, self.timeout)?);
         registries.insert(address.to_owned(), Arc::clone(&registry));
         Ok(registry)

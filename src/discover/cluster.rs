@@ -57,24 +57,10 @@ fn machine(node: &Value, catalog: &Catalog) -> Option<Machine> {
     Some(Machine { name, cpus, memory_gib, gpus, profiles: Vec::new() })
 }
 
-/// A Kubernetes quantity of bytes (`1056270588Ki`, `512Gi`, `1e9`), as bytes.
+/// A Kubernetes quantity of bytes (`1056270588Ki`, `512Gi`, `1e9`), as
+/// bytes: the spec's own size units, or a bare number.
 fn quantity_bytes(text: &str) -> Option<u64> {
-    let units: [(&str, u64); 8] = [
-        ("Ki", 1 << 10),
-        ("Mi", 1 << 20),
-        ("Gi", 1 << 30),
-        ("Ti", 1 << 40),
-        ("k", 1_000),
-        ("M", 1_000_000),
-        ("G", 1_000_000_000),
-        ("T", 1_000_000_000_000),
-    ];
-    for (suffix, factor) in units {
-        if let Some(number) = text.strip_suffix(suffix) {
-            return number.parse::<u64>().ok()?.checked_mul(factor);
-        }
-    }
-    text.parse::<u64>().ok()
+    sovereign_ir::values::parse_bytes(text).ok().or_else(|| text.parse().ok())
 }
 
 #[cfg(test)]

@@ -302,6 +302,11 @@ impl Proxied {
 
     /// `sovereign apply SPEC` through the proxy, with the tests' flags and `extra`.
     pub(crate) fn apply(&self, spec: &Path, extra: &[&str]) -> Output {
+        sovereign(&self.args(spec, extra))
+    }
+
+    /// The arguments of that apply (for a test that runs it its own way).
+    pub(crate) fn args<'a>(&'a self, spec: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
         let mut args = vec![
             "apply",
             spec.to_str().unwrap(),
@@ -316,7 +321,7 @@ impl Proxied {
             "0.2",
         ];
         args.extend_from_slice(extra);
-        sovereign(&args)
+        args
     }
 }
 

@@ -360,7 +360,7 @@ impl<'a> Domain<'a> {
                 continue;
             };
             let fleet = spec.fleet(edge.fleet.value);
-            let repository = location.repository(&format!("{}/{}", fleet.name.text(), edge.name.text()));
+            let repository = location.bundle_repository(fleet.name.text(), edge.name.text());
             if let Err(why) = check_repository(&repository) {
                 self.push(
                     codes::VALUE_NOT_ALLOWED,

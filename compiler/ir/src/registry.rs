@@ -52,6 +52,13 @@ impl Location {
         Ok(Location { host: host.to_ascii_lowercase(), path: path.to_owned(), transport })
     }
 
+    /// The repository an edge's device bundles go to: `<path>/<fleet>/<edge>`
+    /// (the checker validates it, the NPU emitter writes it).
+    #[must_use]
+    pub fn bundle_repository(&self, fleet: &str, edge: &str) -> String {
+        self.repository(&format!("{fleet}/{edge}"))
+    }
+
     /// The repository `name` under this location's path.
     #[must_use]
     pub fn repository(&self, name: &str) -> String {

@@ -182,9 +182,7 @@ fn push(spec: &Spec, edge: &Edge, bundle: &Bundle) -> Option<Value> {
     let site = &spec.sites[edge.fleet.value.parent];
     let uri = site.registry.as_ref()?;
     let location = sovereign_model::registry::Location::parse(uri.value.as_str()).ok()?;
-    // As the checker names it (compiler/check domain.rs): fleet and edge as written.
-    let fleet = spec.fleet(edge.fleet.value).name.text();
-    let repository = location.repository(&format!("{fleet}/{}", edge.name.text()));
+    let repository = location.bundle_repository(spec.fleet(edge.fleet.value).name.text(), edge.name.text());
     sovereign_model::registry::check_repository(&repository).ok()?;
     let tag = match &edge.version {
         Some(version) => version.value.to_string(),
