@@ -34,7 +34,7 @@ const PENDING: usize = 32;
 pub(crate) fn run(args: &BuildArgs) -> ExitCode {
     crate::tune_allocator_for_build();
     let config = render_config(args.color);
-    let compiled = match load(&args.spec, args.stdlib.as_deref(), config) {
+    let mut compiled = match load(&args.spec, args.stdlib.as_deref(), config) {
         Ok(compiled) => compiled,
         Err(code) => return code,
     };
@@ -42,11 +42,15 @@ pub(crate) fn run(args: &BuildArgs) -> ExitCode {
     let mut stderr = std::io::stderr();
     // The analysis runs only on a spec without errors; capacity and
     // sovereignty errors come from it.
-    let (Some(spec), Some(analysis)) =
-        (compiled.spec.as_ref(), compiled.analysis.as_ref().filter(|_| !compiled.has_errors()))
-    else {
+    if compiled.spec.is_none() || compiled.analysis.is_none() || compiled.has_errors() {
         let _ = write!(stderr, "{}", render(&compiled.diagnostics, &compiled.sources, Format::Human, config));
         let _ = writeln!(stderr, "error: the spec has errors; nothing was built");
+        return ExitCode::from(1);
+    }
+    // The emitters read the typed model and the analysis only: the untyped
+    // IR goes before the batches are built, so that they reuse its memory.
+    drop(std::mem::take(&mut compiled.fabric));
+    let (Some(spec), Some(analysis)) = (compiled.spec.as_ref(), compiled.analysis.as_ref()) else {
         return ExitCode::from(1);
     };
     let keys = signing_keys(spec);

@@ -21,7 +21,7 @@ pub fn emit(
     keys: &SigningKeys,
     state: DesiredState,
 ) -> (DesiredState, Vec<sovereign_npu::Bundle>) {
-    let mut state = sovereign_k3s::emit_for(spec, &compiled.fabric, analysis, &compiled.catalog, state);
+    let mut state = sovereign_k3s::emit_for(spec, analysis, &compiled.catalog, state);
     sovereign_temporal::emit_into(spec, analysis, &mut state);
     let bundles = sovereign_npu::emit_into(spec, analysis, keys, &mut state);
     (state, bundles)

@@ -27,7 +27,6 @@ mod serves;
 use sovereign_analyze::Analysis;
 use sovereign_catalog::Catalog;
 use sovereign_desired::DesiredState;
-use sovereign_ir::Fabric;
 use sovereign_model::Spec;
 
 pub use ebpf::OBI_IMAGE;
@@ -41,19 +40,13 @@ pub use serves::{VLLM_IMAGE, VLLM_TPU_IMAGE};
 /// The Kubernetes objects of every site's cluster, with the Helm
 /// target's values and collections that its HelmCharts install.
 #[must_use]
-pub fn emit(spec: &Spec, fabric: &Fabric, analysis: &Analysis, catalog: &Catalog) -> DesiredState {
-    emit_for(spec, fabric, analysis, catalog, DesiredState::default())
+pub fn emit(spec: &Spec, analysis: &Analysis, catalog: &Catalog) -> DesiredState {
+    emit_for(spec, analysis, catalog, DesiredState::default())
 }
 
 /// The same for the sites `state` wants (`DesiredState::only`), added to it.
 #[must_use]
-pub fn emit_for(
-    spec: &Spec,
-    fabric: &Fabric,
-    analysis: &Analysis,
-    catalog: &Catalog,
-    mut state: DesiredState,
-) -> DesiredState {
+pub fn emit_for(spec: &Spec, analysis: &Analysis, catalog: &Catalog, mut state: DesiredState) -> DesiredState {
     let context = labels::Context::new(spec, analysis, &state);
     let only = state.only.take();
     let mut helm = sovereign_helm::emit_for(
@@ -64,7 +57,7 @@ pub fn emit_for(
     );
     state.only = only;
     namespaces::emit(spec, analysis, &context, &mut state);
-    mig::emit(fabric, analysis, &context, &mut state);
+    mig::emit(spec, analysis, &context, &mut state);
     serves::emit(spec, analysis, catalog, &context, &mut state);
     releases::emit(&helm.releases, &helm.state, &context, &mut state);
     secrets::emit(spec, analysis, &context, &mut state);

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 use sovereign_analyze::Analysis;
 use sovereign_desired::DesiredState;
-use sovereign_ir::{Fabric, ItemId};
+use sovereign_ir::ItemId;
+use sovereign_model::Spec;
 
 use crate::labels::{Context, Declaration, label_value};
 use crate::objects::Metadata;
@@ -25,7 +26,7 @@ use crate::objects::Metadata;
 pub const CONFIG_MAP: &str = "sovereign-mig-parted-config";
 pub const GPU_OPERATOR_NAMESPACE: &str = "gpu-operator";
 
-pub(crate) fn emit(fabric: &Fabric, analysis: &Analysis, context: &Context, state: &mut DesiredState) {
+pub(crate) fn emit(spec: &Spec, analysis: &Analysis, context: &Context, state: &mut DesiredState) {
     // Per site, per node: each GPU index and its instances' profiles.
     let mut layouts: BTreeMap<usize, BTreeMap<(ItemId, Arc<str>), GpuLayouts>> = BTreeMap::new();
     for gpu in analysis.inventory.gpus.iter().filter(|g| g.mig_capable) {
@@ -49,6 +50,9 @@ pub(crate) fn emit(fabric: &Fabric, analysis: &Analysis, context: &Context, stat
         if nodes.is_empty() {
             continue;
         }
+        // The spec's names of the site's nodes, for the patches' declarations.
+        let declared: BTreeMap<ItemId, &Arc<str>> =
+            spec.sites[site.id].nodes.iter().map(|n| (n.item, &n.name.qualified)).collect();
         let mut configs = Map::new();
         for ((node_item, node), gpus) in &nodes {
             let layout = layout_name(node);
@@ -61,7 +65,7 @@ pub(crate) fn emit(fabric: &Fabric, analysis: &Analysis, context: &Context, stat
             configs.insert(layout.clone(), Value::Array(entries));
             let declaration = Declaration {
                 kind: "node",
-                name: fabric.item(*node_item).name.as_ref().map_or_else(|| node.clone(), |n| n.qualified.clone()),
+                name: declared.get(node_item).map_or_else(|| node.clone(), |name| Arc::clone(name)),
             };
             // A label on the Node the cluster already has: a patch, never a Node definition.
             let mut metadata = Metadata { name: node.to_string(), ..Metadata::default() };

@@ -29,7 +29,7 @@ fn build_by_sites(dir: &Path, by_sites: bool) -> DesiredState {
     assert!(!compiled.has_errors(), "{} must check clean", dir.display());
     let (spec, analysis) = (compiled.spec.as_ref().unwrap(), compiled.analysis.as_ref().unwrap());
     let emit = |only: DesiredState| {
-        let mut state = sovereign_k3s::emit_for(spec, &compiled.fabric, analysis, &compiled.catalog, only);
+        let mut state = sovereign_k3s::emit_for(spec, analysis, &compiled.catalog, only);
         sovereign_temporal::emit_into(spec, analysis, &mut state);
         state
     };
@@ -245,7 +245,7 @@ fn every_placed_replica_has_a_pod_asking_for_its_devices() {
         let bytes = sovereign_check::Host::read(&host, Path::new("fabric.kdl")).unwrap();
         let compiled = sovereign_analyze::compile(&stdlib, Path::new("fabric.kdl"), bytes, &host);
         let analysis = compiled.analysis.as_ref().unwrap();
-        let state = sovereign_k3s::emit(compiled.spec.as_ref().unwrap(), &compiled.fabric, analysis, &compiled.catalog);
+        let state = sovereign_k3s::emit(compiled.spec.as_ref().unwrap(), analysis, &compiled.catalog);
         for plan in &analysis.serves {
             if state.unbuilt.iter().any(|u| u.starts_with(&format!("serve \"{}\"", plan.name))) {
                 continue;
@@ -330,7 +330,7 @@ fn every_network_policy_rule_is_a_proved_flow() {
         let bytes = sovereign_check::Host::read(&host, Path::new("fabric.kdl")).unwrap();
         let compiled = sovereign_analyze::compile(&stdlib, Path::new("fabric.kdl"), bytes, &host);
         let (spec, analysis) = (compiled.spec.as_ref().unwrap(), compiled.analysis.as_ref().unwrap());
-        let state = sovereign_k3s::emit(spec, &compiled.fabric, analysis, &compiled.catalog);
+        let state = sovereign_k3s::emit(spec, analysis, &compiled.catalog);
         let policies: Vec<serde_json::Value> = state
             .resources
             .values()

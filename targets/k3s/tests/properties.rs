@@ -79,9 +79,9 @@ proptest! {
         if compiled.has_errors() {
             return Ok(());
         }
-        let state = sovereign_k3s::emit(spec, &compiled.fabric, analysis, &compiled.catalog);
+        let state = sovereign_k3s::emit(spec, analysis, &compiled.catalog);
         prop_assert!(state.problems().is_empty(), "{:?}\n{text}", state.problems());
-        let again = sovereign_k3s::emit(spec, &compiled.fabric, analysis, &compiled.catalog);
+        let again = sovereign_k3s::emit(spec, analysis, &compiled.catalog);
         let hashes = |s: &sovereign_desired::DesiredState| s.resources.iter().map(|(id, r)| (id.clone(), r.hash.clone())).collect::<Vec<_>>();
         prop_assert_eq!(hashes(&state), hashes(&again));
         // (serve, node) → what its Deployment asks for, and its replicas.
@@ -131,7 +131,7 @@ fn a_second_ebpf_observe_gets_no_second_agent_and_is_said() {
     let compiled = sovereign_analyze::compile(&stdlib, Path::new("fabric.kdl"), text.clone().into_bytes(), &host);
     assert!(!compiled.has_errors(), "{text}");
     let (spec, analysis) = (compiled.spec.as_ref().unwrap(), compiled.analysis.as_ref().unwrap());
-    let state = sovereign_k3s::emit(spec, &compiled.fabric, analysis, &compiled.catalog);
+    let state = sovereign_k3s::emit(spec, analysis, &compiled.catalog);
     assert!(state.problems().is_empty(), "{:?}", state.problems());
     let agents = state.resources.values().filter(|r| &*r.id.kind == "apps/DaemonSet").count();
     assert_eq!(agents, 1);
