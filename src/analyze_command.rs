@@ -23,7 +23,7 @@ pub(crate) const ANALYZE_JSON_VERSION: u32 = 1;
 
 pub(crate) fn run(args: &AnalyzeArgs) -> ExitCode {
     let config = render_config(args.color);
-    let loaded = match load(&args.spec, args.stdlib.as_deref(), config) {
+    let loaded = match load(&args.spec, args.stdlib.as_deref(), config, sovereign_analyze::Keep::Ir) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };

@@ -21,20 +21,28 @@ pub(crate) use sovereign::emit::{SigningKeys, emit};
 
 /// Sites built and written together: a large fabric is built a batch at a
 /// time, so that its whole desired state is never in memory at once. At
-/// least this many sites per batch, and no more than about 32 batches
-/// (each batch walks every declaration to find its sites' work).
-const BATCH_SITES: usize = 64;
+/// least this many sites per batch: a small fabric's memory is mostly the
+/// process and its compiled model, and a batch of a few sites keeps the
+/// build under what its check holds.
+const BATCH_SITES: usize = 8;
+/// Each batch still walks some fabric-wide lists (the flows, the placed
+/// serves) to find its sites' work: the batches of a build walk at most
+/// about this many sites in all, or `MAX_BATCHES` batches if that is more.
+const WALKED_SITES: usize = 200_000;
 const MAX_BATCHES: usize = 32;
 /// Threads building batches at once.
 const MAX_BUILDERS: usize = 4;
 /// Pieces of output a builder may render ahead of the writer (a piece is
 /// at most a chunk of a stream, a few hundred kilobytes).
-const PENDING: usize = 32;
+const PENDING: usize = 8;
 
 pub(crate) fn run(args: &BuildArgs) -> ExitCode {
     crate::tune_allocator_for_build();
     let config = render_config(args.color);
-    let mut compiled = match load(&args.spec, args.stdlib.as_deref(), config) {
+    // The emitters read the typed model and the analysis only: the untyped
+    // IR goes before the analysis, so that the peak is never the IR, the
+    // model and the analysis together.
+    let mut compiled = match load(&args.spec, args.stdlib.as_deref(), config, sovereign_analyze::Keep::ModelOnly) {
         Ok(compiled) => compiled,
         Err(code) => return code,
     };
@@ -47,9 +55,9 @@ pub(crate) fn run(args: &BuildArgs) -> ExitCode {
         let _ = writeln!(stderr, "error: the spec has errors; nothing was built");
         return ExitCode::from(1);
     }
-    // The emitters read the typed model and the analysis only: the untyped
-    // IR goes before the batches are built, so that they reuse its memory.
-    drop(std::mem::take(&mut compiled.fabric));
+    // Nor the sources and diagnostics: nothing is rendered from here on.
+    drop(std::mem::take(&mut compiled.sources));
+    drop(std::mem::take(&mut compiled.diagnostics));
     let (Some(spec), Some(analysis)) = (compiled.spec.as_ref(), compiled.analysis.as_ref()) else {
         return ExitCode::from(1);
     };
@@ -69,7 +77,10 @@ pub(crate) fn run(args: &BuildArgs) -> ExitCode {
     // `SOVEREIGN_BUILD_BATCH_SITES` trades memory for speed (docs/build.md);
     // the output is the same for any batch size.
     let per_batch = match std::env::var("SOVEREIGN_BUILD_BATCH_SITES") {
-        Err(_) => BATCH_SITES.max(sites.len().div_ceil(MAX_BATCHES)),
+        Err(_) => {
+            let batches = MAX_BATCHES.max(WALKED_SITES / sites.len().max(1));
+            BATCH_SITES.max(sites.len().div_ceil(batches))
+        }
         Ok(n) => match n.parse::<usize>() {
             Ok(n) if n > 0 => n,
             _ => {
@@ -185,11 +196,7 @@ pub(crate) fn run(args: &BuildArgs) -> ExitCode {
             }
             Ok::<(), String>(())
         })?;
-        // Each batch says its notes in its emitters' order: sorted, they
-        // are the same however the sites were batched.
-        for list in [&mut notes.at_apply, &mut notes.assumptions, &mut notes.unbuilt] {
-            list.sort();
-        }
+        notes.settle();
         if !report(&notes.assumptions, &notes.unbuilt, args.partial) {
             return Err(Refused.to_string());
         }
@@ -225,14 +232,13 @@ enum Message {
     Failed(String),
 }
 
-/// What every batch says besides its resources, each line once.
+/// What every batch says besides its resources; each line once after
+/// [`Notes::settle`].
 #[derive(Default)]
 struct Notes {
     at_apply: Vec<String>,
     assumptions: Vec<String>,
     unbuilt: Vec<String>,
-    /// Per list: a line said by every batch is kept once.
-    seen: [std::collections::HashSet<String>; 3],
     resources: usize,
 }
 
@@ -246,18 +252,18 @@ struct Said {
 impl Notes {
     fn take(&mut self, said: Said) {
         self.resources += said.resources;
-        for ((from, into), seen) in said
-            .lists
-            .into_iter()
-            .zip([&mut self.at_apply, &mut self.assumptions, &mut self.unbuilt])
-            .zip(&mut self.seen)
-        {
-            for line in from {
-                // A fabric-wide note is said by every batch: once is enough.
-                if seen.insert(line.clone()) {
-                    into.push(line);
-                }
-            }
+        for (from, into) in said.lists.into_iter().zip([&mut self.at_apply, &mut self.assumptions, &mut self.unbuilt]) {
+            into.extend(from);
+        }
+    }
+
+    /// Sorted, each line once: each batch says its notes in its emitters'
+    /// order, and a fabric-wide note is said by every batch; sorted and
+    /// deduplicated, they are the same however the sites were batched.
+    fn settle(&mut self) {
+        for list in [&mut self.at_apply, &mut self.assumptions, &mut self.unbuilt] {
+            list.sort();
+            list.dedup();
         }
     }
 }

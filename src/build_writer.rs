@@ -105,21 +105,39 @@ fn bundle_folder(site: &str, fleet: &str, edge: &str) -> String {
     format!("targets/npu/{}/{}/{}", rfc1123(site), rfc1123(fleet), rfc1123(edge))
 }
 
-/// One entry of `index.json`'s `files`.
-#[derive(Serialize)]
+/// One entry of `index.json`'s `files`, kept until the end of the build
+/// (one per file written: compact, the digest as bytes).
 struct FileDigest {
-    path: String,
-    sha256: String,
+    path: Box<str>,
+    sha256: [u8; 32],
 }
 
-/// The folders made so far in a build: each is made once, not once per
-/// file in it (a `mkdir` per file was a twentieth of a large build).
+impl Serialize for FileDigest {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut entry = serializer.serialize_struct("FileDigest", 2)?;
+        entry.serialize_field("path", &*self.path)?;
+        entry.serialize_field("sha256", &sovereign_desired::hex(&self.sha256))?;
+        entry.end()
+    }
+}
+
+/// The folders made lately in a build: each is made once, not once per
+/// file in it (a `mkdir` per file was a twentieth of a large build). The
+/// files come site by site, so the recent ones are enough: forgetting the
+/// rest keeps a large build's memory flat (making a folder again is one
+/// harmless `mkdir`).
 #[derive(Default)]
 struct Folders(std::collections::HashSet<PathBuf>);
 
 impl Folders {
+    const RECENT: usize = 256;
+
     fn make(&mut self, dir: &Path) -> Result<(), String> {
         if !self.0.contains(dir) {
+            if self.0.len() >= Self::RECENT {
+                self.0.clear();
+            }
             std::fs::create_dir_all(dir).map_err(|e| io_error("create", dir, &e))?;
             self.0.insert(dir.to_owned());
         }
@@ -152,7 +170,7 @@ pub(crate) enum Output {
     Open(String),
     Bytes(Vec<u8>),
     /// The file is whole; its sha256.
-    Close(String),
+    Close([u8; 32]),
     /// The batch's lines of `index.json`'s `artifacts`, `,\n` between them.
     Index(Vec<u8>),
 }
@@ -162,7 +180,7 @@ pub(crate) type Sink<'s> = dyn FnMut(Output) -> Result<(), String> + 's;
 
 /// Sends a whole file.
 fn send_file(sink: &mut Sink<'_>, path: String, bytes: Vec<u8>) -> Result<(), String> {
-    let sha256 = sovereign_desired::hex(&Sha256::digest(&bytes));
+    let sha256 = Sha256::digest(&bytes).into();
     sink(Output::Open(path))?;
     sink(Output::Bytes(bytes))?;
     sink(Output::Close(sha256))
@@ -203,7 +221,7 @@ fn send_yaml_stream(sink: &mut Sink<'_>, path: String, bodies: &[&str], workers:
             sink(Output::Bytes(piece))?;
         }
     }
-    sink(Output::Close(sovereign_desired::hex(&hash.finalize())))
+    sink(Output::Close(hash.finalize().into()))
 }
 
 /// What every build folder holds the same of: the name of each site's
@@ -349,7 +367,7 @@ impl<'r> BuildWriter<'r> {
                 let Some((path, _)) = self.open.take() else {
                     return Err("no file to close (a bug in sovereign)".into());
                 };
-                self.files.push(FileDigest { path, sha256 });
+                self.files.push(FileDigest { path: path.into_boxed_str(), sha256 });
             }
             Output::Index(lines) if lines.is_empty() => {}
             Output::Index(lines) => {

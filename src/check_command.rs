@@ -14,7 +14,13 @@ use crate::{CheckArgs, ColorChoice, OutputFormat};
 /// Reads the spec at `spec` (a file, or a folder holding `fabric.kdl`),
 /// checks it and analyzes it. `Err` is the exit code of a usage or IO
 /// error, already reported on stderr.
-pub(crate) fn load(spec: &Path, stdlib: Option<&Path>, config: RenderConfig) -> Result<Compilation, ExitCode> {
+/// Reads and compiles the spec, keeping what `keep` says of the IR.
+pub(crate) fn load(
+    spec: &Path,
+    stdlib: Option<&Path>,
+    config: RenderConfig,
+    keep: sovereign_analyze::Keep,
+) -> Result<Compilation, ExitCode> {
     let mut stderr = std::io::stderr();
     let root = resolve_root(spec);
     // The root is refused like an import when it is not a regular file: a
@@ -64,7 +70,7 @@ pub(crate) fn load(spec: &Path, stdlib: Option<&Path>, config: RenderConfig) -> 
         },
         None => embedded_stdlib(),
     };
-    Ok(sovereign_analyze::compile(stdlib, &root, bytes, &DiskHost))
+    Ok(sovereign_analyze::compile_keeping(stdlib, &root, bytes, &DiskHost, keep))
 }
 
 /// The embedded stdlib, read once per process (the tests keep it valid).
@@ -76,7 +82,7 @@ pub(crate) fn embedded_stdlib() -> &'static Stdlib {
 pub(crate) fn run(args: &CheckArgs) -> ExitCode {
     let mut stderr = std::io::stderr();
     let config = render_config(args.color);
-    let loaded = match load(&args.spec, args.stdlib.as_deref(), config) {
+    let loaded = match load(&args.spec, args.stdlib.as_deref(), config, sovereign_analyze::Keep::Ir) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };

@@ -17,7 +17,7 @@ use crate::{GraphArgs, GraphFormat};
 
 pub(crate) fn run(args: &GraphArgs) -> ExitCode {
     let config = render_config(args.color);
-    let loaded = match load(&args.spec, args.stdlib.as_deref(), config) {
+    let loaded = match load(&args.spec, args.stdlib.as_deref(), config, sovereign_analyze::Keep::Ir) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };

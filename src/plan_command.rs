@@ -100,7 +100,7 @@ pub(crate) fn make(
     cluster: &crate::ClusterArgs,
 ) -> Result<Made, ExitCode> {
     let config = render_config(color);
-    let mut compiled = load(spec_path, stdlib, config)?;
+    let mut compiled = load(spec_path, stdlib, config, sovereign_analyze::Keep::Ir)?;
     let mut stderr = std::io::stderr();
     let (Some(spec), Some(analysis)) =
         (compiled.spec.as_ref(), compiled.analysis.as_ref().filter(|_| !compiled.has_errors()))
@@ -259,7 +259,12 @@ pub(crate) fn unlock(args: &UnlockArgs) -> ExitCode {
     let store = match &args.state {
         Some(path) => Store::Local(LocalState::new(path.clone())),
         None => {
-            let compiled = match load(&args.spec, args.stdlib.as_deref(), render_config(args.color)) {
+            let compiled = match load(
+                &args.spec,
+                args.stdlib.as_deref(),
+                render_config(args.color),
+                sovereign_analyze::Keep::Ir,
+            ) {
                 Ok(compiled) => compiled,
                 Err(code) => return code,
             };

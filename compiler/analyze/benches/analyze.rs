@@ -23,7 +23,7 @@ fn analysis(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::from_parameter(declarations), &checked, |b, checked| {
             b.iter(|| {
                 let spec = checked.spec.as_ref().expect("generated fabrics check clean");
-                let analysis = sovereign_analyze::analyze(&checked.fabric, spec, schema);
+                let analysis = sovereign_analyze::analyze(spec, schema);
                 assert!(analysis.diagnostics.is_empty());
                 analysis.graph.waves.len()
             });

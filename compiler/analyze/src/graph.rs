@@ -15,8 +15,8 @@ use hashbrown::{HashMap, HashSet};
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use sovereign_diagnostics::{Diagnostic, Span, codes};
-use sovereign_ir::{Fabric, ItemId};
-use sovereign_model::Spec;
+use sovereign_ir::ItemId;
+use sovereign_model::{Decl, Spec};
 
 use crate::capacity::PlacedServe;
 use crate::placement::{Devices, Inventory};
@@ -176,14 +176,16 @@ impl ResourceGraph {
     }
 }
 
-struct Builder<'a> {
-    fabric: &'a Fabric,
+struct Builder {
     graph: ResourceGraph,
     /// The first resource of each declaration, indexed by item (dense: no map
     /// lookups on the hot path); `u32::MAX` when it has none.
     first: Vec<u32>,
     /// The further resources of declarations with several (an `observe`: one collector per site).
     more: HashMap<ItemId, Vec<usize>>,
+    /// The resources of a declaration's parts, by the declaration (a site's
+    /// MIG layouts, a temporal's namespaces), in the order they were added.
+    parts: HashMap<ItemId, Vec<usize>>,
     /// The cluster of each site, by site index.
     clusters: Vec<Option<usize>>,
     /// The MIG layout of each node item.
@@ -191,7 +193,7 @@ struct Builder<'a> {
     edge_set: HashSet<(usize, usize)>,
 }
 
-impl Builder<'_> {
+impl Builder {
     fn add(
         &mut self,
         kind: ResourceKind,
@@ -226,21 +228,29 @@ impl Builder<'_> {
         Some(self.first[item.0 as usize]).filter(|&r| r != u32::MAX).map(|r| r as usize)
     }
 
-    /// The resources a declaration stands for (a site: its cluster; a temporal: the cluster and namespaces).
+    /// The resources a declaration stands for (a site: its cluster and MIG
+    /// layouts; a temporal: the cluster and namespaces).
     fn resources_of(&self, item: ItemId) -> Vec<usize> {
-        let all = |id: ItemId| self.primary(id).into_iter().chain(self.more.get(&id).into_iter().flatten().copied());
-        let mut out: Vec<usize> = all(item).collect();
-        for &child in &self.fabric.item(item).children {
-            out.extend(all(child));
-        }
+        let mut out: Vec<usize> = self.own(item).collect();
+        out.extend(self.parts.get(&item).into_iter().flatten().copied());
         out
+    }
+
+    /// The resources of one item, not of its parts.
+    fn own(&self, item: ItemId) -> impl Iterator<Item = usize> + '_ {
+        self.primary(item).into_iter().chain(self.more.get(&item).into_iter().flatten().copied())
+    }
+
+    /// Records `resource` as a part of the declaration `owner`.
+    fn part_of(&mut self, owner: ItemId, resource: usize) {
+        self.parts.entry(owner).or_default().push(resource);
     }
 }
 
-/// Builds the graph, reports its cycles and computes its waves.
+/// Builds the graph, reports its cycles and computes its waves. It reads
+/// the typed model only (the untyped IR may be gone by now).
 pub fn build(
     spec: &Spec,
-    fabric: &Fabric,
     sites: &Sites,
     serves: &[PlacedServe],
     inventory: &Inventory,
@@ -249,10 +259,10 @@ pub fn build(
 ) -> ResourceGraph {
     use EdgeReason::*;
     let mut b = Builder {
-        fabric,
         graph: ResourceGraph::default(),
-        first: vec![u32::MAX; fabric.items.len()],
+        first: vec![u32::MAX; spec.items()],
         more: HashMap::new(),
+        parts: HashMap::new(),
         clusters: vec![None; sites.sites.len()],
         layouts: HashMap::new(),
         edge_set: HashSet::new(),
@@ -269,8 +279,14 @@ pub fn build(
         let site_name = sites[gpu.site].name.clone();
         let layout = b.add(ResourceKind::MigLayout, site_name, Some(gpu.node.clone()), Some(gpu.site), gpu.node_item);
         b.layouts.insert(gpu.node_item, layout);
+        b.part_of(sites[gpu.site].item, layout);
+        let name_span = match spec.decl(gpu.node_item) {
+            Some(Decl::Node(node)) => spec.node(node).name.span,
+            Some(Decl::Pool(pool)) => spec.pool(pool).name.span,
+            _ => sites[gpu.site].span,
+        };
         if let Some(cluster) = b.cluster(gpu.site) {
-            b.edge(layout, cluster, ConfiguredOn, fabric.item(gpu.node_item).name_span());
+            b.edge(layout, cluster, ConfiguredOn, name_span);
         }
     }
     for temporal in spec.temporals.values() {
@@ -283,6 +299,7 @@ pub fn build(
         for ns in &temporal.namespaces {
             let namespace =
                 b.add(ResourceKind::TemporalNamespace, ns.name.qualified.clone(), None, Some(site), ns.item);
+            b.part_of(temporal.item, namespace);
             b.edge(namespace, resource, RegisteredIn, ns.name.span);
         }
     }
@@ -351,26 +368,39 @@ pub fn build(
         }
     }
     // Explicit depends-on, of any kind: every resource of the declaration
-    // needs every resource of the target.
-    for depends_on in fabric.of_kind_named("depends-on") {
-        let item = fabric.item(depends_on);
-        let Some(owner) = item.parent else { continue };
-        let owner = fabric.root_of(owner);
-        let froms: Vec<usize> =
-            b.primary(owner).into_iter().chain(b.more.get(&owner).into_iter().flatten().copied()).collect();
-        for val in &item.args {
-            let Some(target) = val.target() else { continue };
-            let tos = b.resources_of(target);
-            for &from in &froms {
-                for &to in &tos {
-                    b.edge(from, to, DependsOn, val.span);
-                }
+    // needs every resource of the target. In the order they are written
+    // (by span), as the edges always were.
+    let mut explicit = depends_on(spec);
+    explicit.sort_by_key(|(_, target)| (target.span.file, target.span.start, target.span.end));
+    for (owner, target) in explicit {
+        let froms: Vec<usize> = b.own(owner).collect();
+        let tos = b.resources_of(target.value);
+        for &from in &froms {
+            for &to in &tos {
+                b.edge(from, to, DependsOn, target.span);
             }
         }
     }
     let mut graph = b.graph;
     graph.waves = waves(&graph, diagnostics);
     graph
+}
+
+/// Every declaration's `depends-on` targets, with the declaration's item.
+fn depends_on(spec: &Spec) -> Vec<(ItemId, sovereign_model::Spanned<ItemId>)> {
+    let mut out = Vec::new();
+    let mut add = |item: ItemId, targets: &[sovereign_model::Spanned<ItemId>]| {
+        out.extend(targets.iter().map(|target| (item, target.clone())));
+    };
+    spec.sites.values().for_each(|d| add(d.item, &d.depends_on));
+    spec.ledgers.values().for_each(|d| add(d.item, &d.depends_on));
+    spec.temporals.values().for_each(|d| add(d.item, &d.depends_on));
+    spec.observes.values().for_each(|d| add(d.item, &d.depends_on));
+    spec.serves.values().for_each(|d| add(d.item, &d.depends_on));
+    spec.vectorstores.values().for_each(|d| add(d.item, &d.depends_on));
+    spec.evals.values().for_each(|d| add(d.item, &d.depends_on));
+    spec.edges.values().for_each(|d| add(d.item, &d.depends_on));
+    out
 }
 
 /// Layers by longest path, or nothing (and `SOV4006`) when there is a cycle.

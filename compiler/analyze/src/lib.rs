@@ -47,15 +47,16 @@ pub struct Analysis {
     pub diagnostics: Vec<Diagnostic>,
 }
 
-/// Analyzes a fabric that checked without errors: its IR and its model.
+/// Analyzes a fabric that checked without errors. It reads the typed model
+/// only, so a command that needs no IR can release it first (`build`).
 #[must_use]
-pub fn analyze(fabric: &Fabric, spec: &Spec, schema: &Schema) -> Analysis {
+pub fn analyze(spec: &Spec, schema: &Schema) -> Analysis {
     let catalog = &schema.catalog;
     let mut diagnostics = Vec::new();
     let sites = view::Sites::read(spec, catalog);
     let (serves, inventory) = capacity::place_serves(spec, catalog, &sites, &mut diagnostics);
     let stores = capacity::vectorstore_sites(spec, &sites, &serves);
-    let workload_sites = workloads::WorkloadSites::new(spec, fabric.items.len(), &serves, &stores);
+    let workload_sites = workloads::WorkloadSites::new(spec, spec.items(), &serves, &stores);
     let devices = devices::check(spec, catalog, &sites, &mut diagnostics);
     // Flows and the graph only read what came before: on two cores they run
     // side by side. Their diagnostics are merged and sorted, so the output
@@ -63,7 +64,7 @@ pub fn analyze(fabric: &Fabric, spec: &Spec, schema: &Schema) -> Analysis {
     let (flows, mut flow_diagnostics, graph, mut graph_diagnostics) = std::thread::scope(|scope| {
         let graph = scope.spawn(|| {
             let mut diagnostics = Vec::new();
-            let graph = graph::build(spec, fabric, &sites, &serves, &inventory, &workload_sites, &mut diagnostics);
+            let graph = graph::build(spec, &sites, &serves, &inventory, &workload_sites, &mut diagnostics);
             (graph, diagnostics)
         });
         let mut flow_diagnostics = Vec::new();
@@ -86,6 +87,7 @@ pub fn analyze(fabric: &Fabric, spec: &Spec, schema: &Schema) -> Analysis {
 pub struct Compilation {
     /// The stdlib's files, then the spec's.
     pub sources: SourceMap,
+    /// The untyped IR; empty when compiled with [`Keep::ModelOnly`].
     pub fabric: Fabric,
     /// The typed model, when the spec resolved without errors.
     pub spec: Option<Spec>,
@@ -109,11 +111,31 @@ impl Compilation {
 /// finds no errors, analyzes it.
 #[must_use]
 pub fn compile(stdlib: &Stdlib, root: &Path, bytes: Vec<u8>, host: &dyn Host) -> Compilation {
-    let Checked { sources, fabric, spec, mut diagnostics } = sovereign_check::check(root, bytes, host, stdlib);
+    compile_keeping(stdlib, root, bytes, host, Keep::Ir)
+}
+
+/// What a compilation keeps of the untyped IR.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// All of it (the editor, `check`, `plan`'s spans of origin).
+    Ir,
+    /// None once the typed model is read: the analysis runs without it, so
+    /// the peak memory is the model and the analysis, not the IR beside
+    /// them (`build`, whose emitters read the model only).
+    ModelOnly,
+}
+
+/// [`compile`], keeping the IR or releasing it before the analysis.
+#[must_use]
+pub fn compile_keeping(stdlib: &Stdlib, root: &Path, bytes: Vec<u8>, host: &dyn Host, keep: Keep) -> Compilation {
+    let Checked { sources, mut fabric, spec, mut diagnostics } = sovereign_check::check(root, bytes, host, stdlib);
+    if keep == Keep::ModelOnly {
+        drop(std::mem::take(&mut fabric));
+    }
     let analysis = match &spec {
         Some(spec) if !diagnostics.iter().any(Diagnostic::is_error) => {
             let _analyze = tracing::info_span!("analyze", sovereign.phase = "analyze").entered();
-            let analysis = analyze(&fabric, spec, &stdlib.schema);
+            let analysis = analyze(spec, &stdlib.schema);
             diagnostics.extend(analysis.diagnostics.iter().cloned());
             sovereign_diagnostics::sort(&mut diagnostics);
             Some(analysis)

@@ -79,12 +79,14 @@ pub struct Sites {
     pub sites: Vec<Site>,
     /// The fabric's residency (jurisdiction), if declared.
     pub residency: Option<String>,
+    /// Site ids by name.
+    by_name: hashbrown::HashMap<Arc<str>, SiteId>,
 }
 
 impl Sites {
     #[must_use]
     pub fn read(spec: &Spec, catalog: &Catalog) -> Sites {
-        let sites = spec
+        let sites: Vec<Site> = spec
             .sites
             .iter()
             .map(|(id, site)| Site {
@@ -132,7 +134,21 @@ impl Sites {
                 span: site.name.span,
             })
             .collect();
-        Sites { sites, residency: spec.residency().map(str::to_owned) }
+        let by_name = sites.iter().map(|s| (s.name.clone(), s.id)).collect();
+        Sites { sites, residency: spec.residency().map(str::to_owned), by_name }
+    }
+
+    /// Which sites a build of the sites named in `only` builds, by site
+    /// index; every site without `only`. A lookup per named site, so that
+    /// a batch of a few sites of a large fabric asks a few, not every one.
+    #[must_use]
+    pub fn wanted(&self, only: Option<&hashbrown::HashSet<Arc<str>>>) -> Vec<bool> {
+        let Some(only) = only else { return vec![true; self.sites.len()] };
+        let mut wanted = vec![false; self.sites.len()];
+        for id in only.iter().filter_map(|name| self.by_name.get(name)) {
+            wanted[id.index()] = true;
+        }
+        wanted
     }
 
     /// A fleet, as the analysis reads it.

@@ -19,6 +19,9 @@ pub struct WorkloadSites {
     first: Vec<u32>,
     /// Every site of the workloads on several (serves placed on several sites).
     several: HashMap<ItemId, Vec<SiteId>>,
+    /// The workloads of each site, by site index, in item order: what an
+    /// emitter building a few sites of a large fabric walks instead of all.
+    on_site: Vec<Vec<ItemId>>,
 }
 
 impl WorkloadSites {
@@ -30,7 +33,7 @@ impl WorkloadSites {
         serves: &[PlacedServe],
         stores: &BTreeMap<Id<VectorStore>, SiteId>,
     ) -> WorkloadSites {
-        let mut w = WorkloadSites { first: vec![u32::MAX; items], several: HashMap::new() };
+        let mut w = WorkloadSites { first: vec![u32::MAX; items], several: HashMap::new(), on_site: Vec::new() };
         for plan in serves {
             let mut placed: Vec<SiteId> = plan.placements.iter().map(|p| p.site).collect();
             placed.sort_unstable();
@@ -54,7 +57,22 @@ impl WorkloadSites {
         for (&store, &site) in stores {
             w.set(spec.vectorstores[store].item, site);
         }
+        w.on_site = vec![Vec::new(); spec.sites.len()];
+        for item in (0..w.first.len()).map(|i| ItemId(u32::try_from(i).unwrap_or(u32::MAX))) {
+            for site in w.sites(item).collect::<Vec<_>>() {
+                if let Some(on) = w.on_site.get_mut(site.index()) {
+                    on.push(item);
+                }
+            }
+        }
         w
+    }
+
+    /// The workloads on a site (serves, vector stores, edges, Temporal
+    /// clusters, evals), in item order.
+    #[must_use]
+    pub fn on(&self, site: SiteId) -> &[ItemId] {
+        self.on_site.get(site.index()).map_or(&[], Vec::as_slice)
     }
 
     fn set(&mut self, item: ItemId, site: SiteId) {

@@ -114,7 +114,7 @@ fn run(text: &str) -> (Analysis, Schema) {
     let errors: Vec<String> = checked.diagnostics.iter().filter(|d| d.is_error()).map(|d| d.message.clone()).collect();
     assert!(errors.is_empty(), "the generated spec must check clean: {errors:?}\n{text}");
     let spec = checked.spec.as_ref().expect("a spec that checks clean has a model");
-    (analyze(&checked.fabric, spec, &stdlib.schema), stdlib.schema)
+    (analyze(spec, &stdlib.schema), stdlib.schema)
 }
 
 /// Memory slices an instance of `profile` occupies from `start`, re-derived from the catalog table.

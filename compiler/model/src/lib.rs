@@ -190,6 +190,13 @@ impl Spec {
         self.decls.get(item)
     }
 
+    /// How many IR items the model was read from (item ids are below it):
+    /// what a pass sizes its dense tables by once the IR is gone.
+    #[must_use]
+    pub fn items(&self) -> usize {
+        self.decls.0.len()
+    }
+
     #[must_use]
     pub fn node(&self, id: NodeId) -> &Node {
         &self.sites[id.parent].nodes[id.index as usize]

@@ -236,7 +236,9 @@ pub struct DesiredState {
     /// built a batch of sites at a time, so that its whole desired state
     /// is never in memory at once). Emitters ask [`DesiredState::wants`]
     /// before building anything for a site; `add` drops the rest.
-    pub only: Option<std::collections::HashSet<Arc<str>>>,
+    // hashbrown's hasher, not SipHash: every emitter asks of every site,
+    // once per batch.
+    pub only: Option<hashbrown::HashSet<Arc<str>>>,
     pub resources: BTreeMap<ResourceId, Resource>,
     /// Ids an emitter produced twice (the first is kept): an emitter bug,
     /// reported by [`DesiredState::problems`].

@@ -146,7 +146,7 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, fabric: &str, chart: &Chart
             },
         });
         for site in analysis.sites.sites.iter().filter(|s| s.has_cluster) {
-            if !emitted.state.wants(&site.name) {
+            if !emitted.wants(site.id.index()) {
                 continue;
             }
             emitted.releases.push(Release {

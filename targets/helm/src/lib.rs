@@ -96,6 +96,15 @@ pub struct Emitted {
     /// The values (target `helm`) and the vector stores' collections
     /// (target `qdrant`), with what could not be built and what apply must create.
     pub state: DesiredState,
+    /// The sites `state` wants, by site index.
+    wanted: Vec<bool>,
+}
+
+impl Emitted {
+    /// Whether this build wants the site with this index.
+    fn wants(&self, site: usize) -> bool {
+        self.wanted.get(site).copied().unwrap_or(false)
+    }
 }
 
 /// The releases of every declaration that installs a chart.
@@ -109,7 +118,8 @@ pub fn emit(spec: &Spec, analysis: &Analysis, catalog: &Catalog) -> Emitted {
 #[must_use]
 pub fn emit_for(spec: &Spec, analysis: &Analysis, catalog: &Catalog, state: DesiredState) -> Emitted {
     let fabric = spec.fabric.name.as_ref().map_or_else(|| Arc::from("fabric"), |n| n.qualified.clone());
-    let mut emitted = Emitted { releases: Vec::new(), state };
+    let wanted = analysis.sites.wanted(state.only.as_ref());
+    let mut emitted = Emitted { releases: Vec::new(), state, wanted };
     let chart = |name: &str, emitted: &mut Emitted| -> Option<Chart> {
         let chart = catalog.charts.get(name).cloned();
         if chart.is_none() {

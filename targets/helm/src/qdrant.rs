@@ -48,15 +48,17 @@ pub fn api_key_secret(release: &str) -> String {
 pub(crate) fn emit(spec: &Spec, analysis: &Analysis, fabric: &str, chart: &Chart, emitted: &mut Emitted) {
     let namespace = namespace_name(fabric, Module::Kinetic);
     for store in spec.vectorstores.values() {
-        let name = label(&store.name.qualified);
+        let mut name = None;
         for site in analysis.workload_sites.sites(store.item) {
             let site = &analysis.sites.sites[site.index()];
-            if !site.has_cluster || !emitted.state.wants(&site.name) {
+            if !site.has_cluster || !emitted.wants(site.id.index()) {
                 continue;
             }
+            // Only for a store this batch builds (a large fabric is built in batches).
+            let name: &String = name.get_or_insert_with(|| label(&store.name.qualified));
             let mut values = json!({
                 "replicaCount": store.replicas.value,
-                "apiKey": { "valueFrom": { "secretKeyRef": { "name": api_key_secret(&name), "key": API_KEY_KEY } } },
+                "apiKey": { "valueFrom": { "secretKeyRef": { "name": api_key_secret(name), "key": API_KEY_KEY } } },
                 "updateVolumeFsOwnership": false,
                 "podSecurityContext": {
                     "fsGroup": 3000,
@@ -92,13 +94,13 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, fabric: &str, chart: &Chart
             };
             emitted.state.at_apply.push(format!(
                 "Secret {namespace}/{}: a random Qdrant API key for vectorstore \"{}\", created before its chart installs",
-                api_key_secret(&name),
+                api_key_secret(name),
                 store.name.qualified
             ));
             emitted.state.add_secret(ApplySecret {
                 site: site.name.clone(),
                 namespace: namespace.as_str().into(),
-                name: api_key_secret(&name).into(),
+                name: api_key_secret(name).into(),
                 key: API_KEY_KEY.into(),
                 value: SecretValue::Random,
             });

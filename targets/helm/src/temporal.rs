@@ -64,7 +64,7 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, fabric: &str, chart: &Chart
             continue;
         }
         let site = &analysis.sites.sites[temporal.site.value.index()];
-        if !emitted.state.wants(&site.name) {
+        if !emitted.wants(site.id.index()) {
             continue;
         }
         let written = &temporal.name.qualified;

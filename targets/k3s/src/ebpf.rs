@@ -58,7 +58,7 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, context: &Context, state: &
     let declaration = Declaration { kind: "observe", name: observe.name.qualified.clone() };
     let role = sovereign_helm::label(&format!("sovereign-{}-ebpf", context.fabric));
     for site in analysis.sites.sites.iter().filter(|s| s.has_cluster) {
-        if !state.wants(&site.name) {
+        if !context.wants(site.id.index()) {
             continue;
         }
         let site_name = &site.name;

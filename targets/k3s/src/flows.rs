@@ -247,8 +247,8 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, context: &Context, state: &
             }
         }
         for store in spec.vectorstores.values() {
-            let release = sovereign_helm::label(&store.name.qualified);
             for site in analysis.workload_sites.sites(store.item).filter(|s| context.wants(s.index())) {
+                let release = sovereign_helm::label(&store.name.qualified);
                 clients.insert((
                     site.index(),
                     chart_pods(Module::Kinetic, "qdrant", release.clone(), format!("qdrant-{release}")),

@@ -39,7 +39,7 @@ pub(crate) struct Context {
 impl Context {
     pub(crate) fn new(spec: &Spec, analysis: &Analysis, state: &DesiredState) -> Context {
         let fabric = spec.fabric.name.as_ref().map_or_else(|| Arc::from("fabric"), |n| n.qualified.clone());
-        let wanted = analysis.sites.sites.iter().map(|site| state.wants(&site.name)).collect();
+        let wanted = analysis.sites.wanted(state.only.as_ref());
         Context { fabric, words: RefCell::default(), wanted }
     }
 

@@ -49,7 +49,7 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, context: &Context, state: &
         let declaration = Declaration { kind: "ledger", name: name.clone() };
         for &site in &sites {
             let site = &analysis.sites.sites[site];
-            if !site.has_cluster || !state.wants(&site.name) {
+            if !site.has_cluster || !context.wants(site.id.index()) {
                 continue;
             }
             let object = label_value(&format!("sovereign-ledger-{name}").replace(['/', '.', '_'], "-")).to_lowercase();

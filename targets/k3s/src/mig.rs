@@ -29,11 +29,10 @@ pub const GPU_OPERATOR_NAMESPACE: &str = "gpu-operator";
 pub(crate) fn emit(spec: &Spec, analysis: &Analysis, context: &Context, state: &mut DesiredState) {
     // Per site, per node: each GPU index and its instances' profiles.
     let mut layouts: BTreeMap<usize, BTreeMap<(ItemId, Arc<str>), GpuLayouts>> = BTreeMap::new();
-    for gpu in analysis.inventory.gpus.iter().filter(|g| g.mig_capable) {
-        // Only this build's sites (a large fabric is built in batches).
-        if !context.wants(gpu.site.index()) {
-            continue;
-        }
+    // Only this build's sites (a large fabric is built in batches), and
+    // only their GPUs: a batch never walks the whole inventory.
+    let wanted = analysis.sites.sites.iter().filter(|s| context.wants(s.id.index()));
+    for (_, gpu) in wanted.flat_map(|s| analysis.inventory.site_gpus(s.id)).filter(|(_, g)| g.mig_capable) {
         let node = layouts.entry(gpu.site.index()).or_default().entry((gpu.node_item, gpu.node.clone())).or_default();
         let profiles = node.entry(gpu.index).or_default();
         for instance in &gpu.instances {
@@ -42,7 +41,7 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, context: &Context, state: &
     }
     for (site_index, nodes) in layouts {
         let site = &analysis.sites.sites[site_index];
-        if !state.wants(&site.name) {
+        if !context.wants(site.id.index()) {
             continue;
         }
         // Only nodes where placement partitioned something get a layout.

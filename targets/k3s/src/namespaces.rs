@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde_json::json;
 use sovereign_analyze::Analysis;
 use sovereign_desired::{DesiredState, ResourceId, Target};
-use sovereign_model::Spec;
+use sovereign_model::{Decl, Spec};
 
 use crate::labels::Context;
 pub use sovereign_desired::modules::{Module, namespace_name};
@@ -23,31 +23,20 @@ const PSA: [(&str, &str); 3] = [
 ];
 
 pub(crate) fn emit(spec: &Spec, analysis: &Analysis, context: &Context, state: &mut DesiredState) {
-    // The modules with work on each site, in one pass over the workloads
-    // (asking each site about every workload was quadratic in the fabric).
-    let mut modules: Vec<BTreeSet<Module>> = vec![BTreeSet::new(); analysis.sites.sites.len()];
-    let mut mark = |item, module| {
-        for site in analysis.workload_sites.sites(item) {
-            modules[site.index()].insert(module);
-        }
-    };
-    for serve in spec.serves.values() {
-        mark(serve.item, Module::Kinetic);
-    }
-    for store in spec.vectorstores.values() {
-        mark(store.item, Module::Kinetic);
-    }
-    for eval in spec.evals.values() {
-        mark(eval.item, Module::Alchemist);
-    }
-    for temporal in spec.temporals.values() {
-        modules[temporal.site.value.index()].insert(Module::Metabolism);
-    }
-    for site in analysis.sites.sites.iter().filter(|s| s.has_cluster) {
-        if !state.wants(&site.name) {
-            continue;
-        }
-        let mut here = modules[site.id.index()].clone();
+    for site in analysis.sites.sites.iter().filter(|s| s.has_cluster && context.wants(s.id.index())) {
+        // The modules with work on the site, from its workloads only (asking
+        // each site about every workload was quadratic in the fabric).
+        let mut here: BTreeSet<Module> = analysis
+            .workload_sites
+            .on(site.id)
+            .iter()
+            .filter_map(|&item| match spec.decl(item)? {
+                Decl::Serve(_) | Decl::VectorStore(_) => Some(Module::Kinetic),
+                Decl::Eval(_) => Some(Module::Alchemist),
+                Decl::Temporal(_) => Some(Module::Metabolism),
+                _ => None,
+            })
+            .collect();
         // A collector runs on every cluster.
         if !spec.observes.is_empty() {
             here.insert(Module::Autopilot);

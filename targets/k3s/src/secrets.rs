@@ -56,7 +56,7 @@ pub(crate) fn emit(spec: &Spec, analysis: &Analysis, context: &Context, state: &
                     remote["property"] = json!(property);
                 }
                 for site in analysis.sites.sites.iter().filter(|s| s.has_cluster) {
-                    if !state.wants(&site.name) {
+                    if !context.wants(site.id.index()) {
                         continue;
                     }
                     let metadata = context.metadata(&reference.name, Some(&namespace), Some(&declaration));

@@ -90,14 +90,14 @@ fn emit_serve(
     context: &Context,
     state: &mut DesiredState,
 ) {
-    let serve = &spec.serves[plan.serve];
-    let model = &spec.models[serve.model.value];
-    let name = serve.name.qualified.clone();
-    let unbuilt = |state: &mut DesiredState, why: String| state.unbuilt.push(format!("serve \"{name}\": {why}"));
     // Nothing placed, or nothing on this build's sites.
     if !plan.placements.iter().any(|p| context.wants(p.site.index())) {
         return;
     }
+    let serve = &spec.serves[plan.serve];
+    let model = &spec.models[serve.model.value];
+    let name = serve.name.qualified.clone();
+    let unbuilt = |state: &mut DesiredState, why: String| state.unbuilt.push(format!("serve \"{name}\": {why}"));
     let Some(source) = &model.source else {
         unbuilt(
             state,
@@ -122,7 +122,7 @@ fn emit_serve(
     let mut sites: Vec<usize> = Vec::new();
     for ((site_index, node), placements) in &groups {
         let site = &analysis.sites.sites[*site_index];
-        if !state.wants(&site.name) {
+        if !context.wants(site.id.index()) {
             continue;
         }
         if !sites.contains(site_index) {
@@ -281,7 +281,7 @@ fn emit_serve(
     let metadata = context.metadata(&service_name, Some(&namespace), Some(&declaration));
     for site_index in sites {
         let site = &analysis.sites.sites[site_index];
-        if !state.wants(&site.name) {
+        if !context.wants(site.id.index()) {
             continue;
         }
         let spec = ServiceSpec {

@@ -45,11 +45,12 @@ pub fn emit(spec: &Spec, analysis: &Analysis) -> DesiredState {
 /// The requests of the sites `state` wants, added to it.
 pub fn emit_into(spec: &Spec, analysis: &Analysis, state: &mut DesiredState) {
     let fabric = spec.fabric.name.as_ref().map_or_else(|| Arc::from("fabric"), |n| n.qualified.clone());
+    let wanted = analysis.sites.wanted(state.only.as_ref());
     for temporal in spec.temporals.values() {
-        let site = analysis.sites.sites[temporal.site.value.index()].name.clone();
-        if !state.wants(&site) {
+        if !wanted[temporal.site.value.index()] {
             continue;
         }
+        let site = analysis.sites.sites[temporal.site.value.index()].name.clone();
         let server = sovereign_helm::label(&temporal.name.qualified);
         if temporal.endpoint.is_none() && !sovereign_helm::installs_temporal(analysis, temporal) {
             // The Helm target says why no server is installed; nothing to register on.
@@ -80,6 +81,10 @@ pub fn emit_into(spec: &Spec, analysis: &Analysis, state: &mut DesiredState) {
     for eval in spec.evals.values() {
         let written = &eval.name.qualified;
         let temporal = &spec.temporals[eval.runs_on.temporal.value];
+        // An eval is said (built or not) by the build of its Temporal's site.
+        if !wanted[temporal.site.value.index()] {
+            continue;
+        }
         let Some(namespace) = eval.runs_on.namespace.as_ref().map(|n| &temporal.namespaces[n.value.index as usize])
         else {
             state.unbuilt.push(format!("eval \"{written}\": `runs-on` names no namespace, so no schedule is built"));
@@ -90,9 +95,6 @@ pub fn emit_into(spec: &Spec, analysis: &Analysis, state: &mut DesiredState) {
             continue;
         };
         let namespace = namespace.name.text();
-        if !state.wants(&analysis.sites.sites[temporal.site.value.index()].name) {
-            continue;
-        }
         if temporal.endpoint.is_none() && !sovereign_helm::installs_temporal(analysis, temporal) {
             state
                 .unbuilt
