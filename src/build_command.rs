@@ -239,6 +239,9 @@ struct Notes {
     at_apply: Vec<String>,
     assumptions: Vec<String>,
     unbuilt: Vec<String>,
+    /// Per list, its length when last deduplicated: a fabric-wide line is
+    /// said by every batch, so a list is settled whenever it doubles.
+    settled: [usize; 3],
     resources: usize,
 }
 
@@ -252,8 +255,14 @@ struct Said {
 impl Notes {
     fn take(&mut self, said: Said) {
         self.resources += said.resources;
-        for (from, into) in said.lists.into_iter().zip([&mut self.at_apply, &mut self.assumptions, &mut self.unbuilt]) {
+        let lists = [&mut self.at_apply, &mut self.assumptions, &mut self.unbuilt];
+        for ((from, into), settled) in said.lists.into_iter().zip(lists).zip(&mut self.settled) {
             into.extend(from);
+            if into.len() >= 2 * (*settled).max(512) {
+                into.sort();
+                into.dedup();
+                *settled = into.len();
+            }
         }
     }
 

@@ -265,3 +265,31 @@ fn no_secret_value_reaches_the_output() {
         }
     }
 }
+
+/// A batch (and `--site`) speaks only for its own sites: an eval that
+/// cannot be scheduled is said by the build of its Temporal's site, and a
+/// build of another site neither says it nor fails for it.
+#[test]
+fn an_unbuilt_eval_is_said_by_its_sites_build_only() {
+    let lab = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/lab/fabric.kdl")).unwrap();
+    let unscheduled = lab.replace("    schedule \"0 7 * * 1-5\" // weekdays at 07:00, before people arrive\n", "");
+    assert_ne!(unscheduled, lab, "the lab's eval has a schedule to remove");
+    let spec = format!(
+        "{unscheduled}\nsite \"other\" tier=\"server\" region=\"eu-central\" {{\n    cluster kind=\"k3s\" context=\"other\"\n}}\n"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("fabric.kdl");
+    std::fs::write(&path, spec).unwrap();
+    let path = path.to_str().unwrap();
+    let said = "eval \"chat-smoke\": no `schedule`";
+    let own = sovereign(&["build", path, "--partial", "--site", "bench"], &[]);
+    assert!(own.status.success(), "{}", String::from_utf8_lossy(&own.stderr));
+    assert!(String::from_utf8_lossy(&own.stderr).contains(said), "{}", String::from_utf8_lossy(&own.stderr));
+    let other = sovereign(&["build", path, "--site", "other"], &[]);
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert!(!stderr.contains("chat-smoke"), "{stderr}");
+    let whole = sovereign(&["build", path, "--partial", "-o", tmp.path().join("out").to_str().unwrap()], &[]);
+    let stderr = String::from_utf8_lossy(&whole.stderr);
+    assert!(whole.status.success(), "{stderr}");
+    assert_eq!(stderr.matches(said).count(), 1, "said once, by its site's batch: {stderr}");
+}
