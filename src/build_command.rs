@@ -259,9 +259,7 @@ impl Notes {
         for ((from, into), settled) in said.lists.into_iter().zip(lists).zip(&mut self.settled) {
             into.extend(from);
             if into.len() >= 2 * (*settled).max(512) {
-                into.sort();
-                into.dedup();
-                *settled = into.len();
+                *settled = settle(into);
             }
         }
     }
@@ -271,10 +269,16 @@ impl Notes {
     /// deduplicated, they are the same however the sites were batched.
     fn settle(&mut self) {
         for list in [&mut self.at_apply, &mut self.assumptions, &mut self.unbuilt] {
-            list.sort();
-            list.dedup();
+            settle(list);
         }
     }
+}
+
+/// Sorts a list of notes and keeps each line once; its new length.
+fn settle(list: &mut Vec<String>) -> usize {
+    list.sort();
+    list.dedup();
+    list.len()
 }
 
 /// A build refused for what it could not build (without `--partial`).

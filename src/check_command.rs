@@ -12,9 +12,8 @@ use crate::host::DiskHost;
 use crate::{CheckArgs, ColorChoice, OutputFormat};
 
 /// Reads the spec at `spec` (a file, or a folder holding `fabric.kdl`),
-/// checks it and analyzes it. `Err` is the exit code of a usage or IO
-/// error, already reported on stderr.
-/// Reads and compiles the spec, keeping what `keep` says of the IR.
+/// checks it and analyzes it, keeping what `keep` says of the IR. `Err` is
+/// the exit code of a usage or IO error, already reported on stderr.
 pub(crate) fn load(
     spec: &Path,
     stdlib: Option<&Path>,

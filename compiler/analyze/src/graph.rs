@@ -370,7 +370,7 @@ pub fn build(
     // Explicit depends-on, of any kind: every resource of the declaration
     // needs every resource of the target. In the order they are written
     // (by span), as the edges always were.
-    let mut explicit = depends_on(spec);
+    let mut explicit = spec.depends_on();
     explicit.sort_by_key(|(_, target)| (target.span.file, target.span.start, target.span.end));
     for (owner, target) in explicit {
         let froms: Vec<usize> = b.own(owner).collect();
@@ -384,23 +384,6 @@ pub fn build(
     let mut graph = b.graph;
     graph.waves = waves(&graph, diagnostics);
     graph
-}
-
-/// Every declaration's `depends-on` targets, with the declaration's item.
-fn depends_on(spec: &Spec) -> Vec<(ItemId, sovereign_model::Spanned<ItemId>)> {
-    let mut out = Vec::new();
-    let mut add = |item: ItemId, targets: &[sovereign_model::Spanned<ItemId>]| {
-        out.extend(targets.iter().map(|target| (item, target.clone())));
-    };
-    spec.sites.values().for_each(|d| add(d.item, &d.depends_on));
-    spec.ledgers.values().for_each(|d| add(d.item, &d.depends_on));
-    spec.temporals.values().for_each(|d| add(d.item, &d.depends_on));
-    spec.observes.values().for_each(|d| add(d.item, &d.depends_on));
-    spec.serves.values().for_each(|d| add(d.item, &d.depends_on));
-    spec.vectorstores.values().for_each(|d| add(d.item, &d.depends_on));
-    spec.evals.values().for_each(|d| add(d.item, &d.depends_on));
-    spec.edges.values().for_each(|d| add(d.item, &d.depends_on));
-    out
 }
 
 /// Layers by longest path, or nothing (and `SOV4006`) when there is a cycle.

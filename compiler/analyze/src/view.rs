@@ -142,13 +142,13 @@ impl Sites {
     /// index; every site without `only`. A lookup per named site, so that
     /// a batch of a few sites of a large fabric asks a few, not every one.
     #[must_use]
-    pub fn wanted(&self, only: Option<&hashbrown::HashSet<Arc<str>>>) -> Vec<bool> {
-        let Some(only) = only else { return vec![true; self.sites.len()] };
+    pub fn wanted(&self, only: Option<&hashbrown::HashSet<Arc<str>>>) -> SiteMask {
+        let Some(only) = only else { return SiteMask(vec![true; self.sites.len()]) };
         let mut wanted = vec![false; self.sites.len()];
         for id in only.iter().filter_map(|name| self.by_name.get(name)) {
             wanted[id.index()] = true;
         }
-        wanted
+        SiteMask(wanted)
     }
 
     /// A fleet, as the analysis reads it.
@@ -166,6 +166,18 @@ impl Sites {
     /// Every site id, in spec order.
     pub fn ids(&self) -> impl ExactSizeIterator<Item = SiteId> + use<> {
         (0..self.sites.len()).map(SiteId::from_index)
+    }
+}
+
+/// The sites one build builds (a batch of a large fabric), by site index.
+#[derive(Clone, Debug, Default)]
+pub struct SiteMask(Vec<bool>);
+
+impl SiteMask {
+    /// Whether the build builds the site with this index.
+    #[must_use]
+    pub fn has(&self, site: usize) -> bool {
+        self.0.get(site).copied().unwrap_or(false)
     }
 }
 

@@ -57,14 +57,15 @@ impl WorkloadSites {
         for (&store, &site) in stores {
             w.set(spec.vectorstores[store].item, site);
         }
-        w.on_site = vec![Vec::new(); spec.sites.len()];
+        let mut on_site = vec![Vec::new(); spec.sites.len()];
         for item in (0..w.first.len()).map(|i| ItemId(u32::try_from(i).unwrap_or(u32::MAX))) {
-            for site in w.sites(item).collect::<Vec<_>>() {
-                if let Some(on) = w.on_site.get_mut(site.index()) {
+            for site in w.sites(item) {
+                if let Some(on) = on_site.get_mut(site.index()) {
                     on.push(item);
                 }
             }
         }
+        w.on_site = on_site;
         w
     }
 

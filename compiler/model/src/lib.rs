@@ -190,6 +190,26 @@ impl Spec {
         self.decls.get(item)
     }
 
+    /// Every declaration's `depends-on` targets, with the declaration's
+    /// item: the kinds whose schema allows `depends-on` are the ones with a
+    /// `depends_on` field, all of them listed here.
+    #[must_use]
+    pub fn depends_on(&self) -> Vec<(ItemId, Spanned<ItemId>)> {
+        let mut out = Vec::new();
+        let mut add = |item: ItemId, targets: &[Spanned<ItemId>]| {
+            out.extend(targets.iter().map(|target| (item, target.clone())));
+        };
+        self.sites.values().for_each(|d| add(d.item, &d.depends_on));
+        self.ledgers.values().for_each(|d| add(d.item, &d.depends_on));
+        self.temporals.values().for_each(|d| add(d.item, &d.depends_on));
+        self.observes.values().for_each(|d| add(d.item, &d.depends_on));
+        self.serves.values().for_each(|d| add(d.item, &d.depends_on));
+        self.vectorstores.values().for_each(|d| add(d.item, &d.depends_on));
+        self.evals.values().for_each(|d| add(d.item, &d.depends_on));
+        self.edges.values().for_each(|d| add(d.item, &d.depends_on));
+        out
+    }
+
     /// How many IR items the model was read from (item ids are below it):
     /// what a pass sizes its dense tables by once the IR is gone.
     #[must_use]

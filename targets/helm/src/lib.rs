@@ -97,13 +97,13 @@ pub struct Emitted {
     /// (target `qdrant`), with what could not be built and what apply must create.
     pub state: DesiredState,
     /// The sites `state` wants, by site index.
-    wanted: Vec<bool>,
+    wanted: sovereign_analyze::view::SiteMask,
 }
 
 impl Emitted {
     /// Whether this build wants the site with this index.
     fn wants(&self, site: usize) -> bool {
-        self.wanted.get(site).copied().unwrap_or(false)
+        self.wanted.has(site)
     }
 }
 

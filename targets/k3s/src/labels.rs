@@ -33,7 +33,7 @@ pub(crate) struct Context {
     /// Per site index of the analysis: whether this build wants it
     /// (`DesiredState::wants`, asked once per site rather than once per
     /// declaration and batch: a batch skips other sites' work cheaply).
-    wanted: Vec<bool>,
+    wanted: sovereign_analyze::view::SiteMask,
 }
 
 impl Context {
@@ -45,7 +45,7 @@ impl Context {
 
     /// Whether this build wants the site with this index.
     pub(crate) fn wants(&self, site: usize) -> bool {
-        self.wanted.get(site).copied().unwrap_or(false)
+        self.wanted.has(site)
     }
 
     /// `group/Kind`, or the namespace `first` when `kind` is empty; the

@@ -47,7 +47,7 @@ pub fn emit_into(spec: &Spec, analysis: &Analysis, state: &mut DesiredState) {
     let fabric = spec.fabric.name.as_ref().map_or_else(|| Arc::from("fabric"), |n| n.qualified.clone());
     let wanted = analysis.sites.wanted(state.only.as_ref());
     for temporal in spec.temporals.values() {
-        if !wanted[temporal.site.value.index()] {
+        if !wanted.has(temporal.site.value.index()) {
             continue;
         }
         let site = analysis.sites.sites[temporal.site.value.index()].name.clone();
@@ -82,7 +82,7 @@ pub fn emit_into(spec: &Spec, analysis: &Analysis, state: &mut DesiredState) {
         let written = &eval.name.qualified;
         let temporal = &spec.temporals[eval.runs_on.temporal.value];
         // An eval is said (built or not) by the build of its Temporal's site.
-        if !wanted[temporal.site.value.index()] {
+        if !wanted.has(temporal.site.value.index()) {
             continue;
         }
         let Some(namespace) = eval.runs_on.namespace.as_ref().map(|n| &temporal.namespaces[n.value.index as usize])
