@@ -95,7 +95,10 @@ impl ApplyJournal {
             .and_then(|()| file.sync_data())
             .map_err(|e| format!("cannot write the apply journal {}: {e}", path.display()))?;
         let (sender, receiver) = mpsc::channel();
-        let writer = std::thread::spawn(move || commit_loop(file, &receiver));
+        let writer = std::thread::Builder::new()
+            .name("apply-journal".into())
+            .spawn(move || commit_loop(file, &receiver))
+            .map_err(|error| error.to_string())?;
         Ok(ApplyJournal { sender: Some(sender), writer: Some(writer), path: path.to_owned() })
     }
 

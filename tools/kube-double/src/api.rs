@@ -148,17 +148,20 @@ fn resource_word(kind: &Kind) -> String {
 }
 
 pub fn handle(store: &Mutex<Store>, request: &Request) -> Response {
+    // Decoded before the store is locked, as a real server decodes before
+    // it goes to storage: requests do not queue behind each other's parsing.
+    let mut body = Body::of(request);
     let mut store = match store.lock() {
         Ok(store) => store,
         Err(poisoned) => poisoned.into_inner(),
     };
-    match route(&mut store, request) {
+    match route(&mut store, request, &mut body) {
         Ok(response) => response,
         Err(error) => Response { status: error.code, body: error.status(), retry_after: None },
     }
 }
 
-fn route(store: &mut Store, request: &Request) -> Result<Response, ApiError> {
+fn route(store: &mut Store, request: &Request, body: &mut Body) -> Result<Response, ApiError> {
     let segments: Vec<&str> = request.path.trim_matches('/').split('/').filter(|part| !part.is_empty()).collect();
     let get = request.method == "GET";
     match segments.as_slice() {
@@ -170,8 +173,8 @@ fn route(store: &mut Store, request: &Request) -> Result<Response, ApiError> {
         ["apis"] if get => Ok(Response::ok(kinds::group_list(&store.kinds))),
         ["api", version] if get => discovery(store, "", version),
         ["apis", group, version] if get => discovery(store, group, version),
-        ["api", version, rest @ ..] => resource(store, request, "", version, rest),
-        ["apis", group, version, rest @ ..] => resource(store, request, group, version, rest),
+        ["api", version, rest @ ..] => resource(store, request, body, "", version, rest),
+        ["apis", group, version, rest @ ..] => resource(store, request, body, group, version, rest),
         _ => Err(ApiError::new(
             404,
             "NotFound",
@@ -191,6 +194,7 @@ fn discovery(store: &Store, group: &str, version: &str) -> Result<Response, ApiE
 fn resource(
     store: &mut Store,
     request: &Request,
+    body: &mut Body,
     group: &str,
     version: &str,
     rest: &[&str],
@@ -253,7 +257,7 @@ fn resource(
             store.objects.get(&key(name)).cloned().map(Response::ok).ok_or_else(|| ApiError::not_found(&kind, name))
         }
         ("POST", None) => {
-            let mut object = body(request)?;
+            let mut object = body.take()?;
             check_identity(&kind, &object, namespace, None)?;
             if object.pointer("/metadata/name").is_none()
                 && let Some(prefix) = object.pointer("/metadata/generateName").and_then(Value::as_str)
@@ -268,14 +272,14 @@ fn resource(
             Ok(Response { status: 201, body: created, retry_after: None })
         }
         ("PUT", Some(name)) => {
-            let mut object = body(request)?;
+            let mut object = body.take()?;
             check_identity(&kind, &object, namespace, Some(name))?;
             let expected = object.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(str::to_owned);
             set_namespace(&mut object, namespace);
             store.update(&kind, key(name), object, &write, expected.as_deref()).map(Response::ok)
         }
         ("PATCH", Some(name)) => {
-            let patch = body(request)?;
+            let patch = body.take()?;
             let content_type = request.content_type.split(';').next().unwrap_or("").trim();
             match content_type {
                 "application/apply-patch+yaml" => {
@@ -310,7 +314,7 @@ fn resource(
             }
         }
         ("DELETE", Some(name)) => {
-            let options: Value = if request.body.is_empty() { json!({}) } else { body(request)? };
+            let options: Value = if request.body.is_empty() { json!({}) } else { body.take()? };
             let precondition = options.pointer("/preconditions/resourceVersion").and_then(Value::as_str);
             let dry_run = write.dry_run
                 || options
@@ -336,7 +340,22 @@ fn resource(
     }
 }
 
-fn body(request: &Request) -> Result<Value, ApiError> {
+/// A request's body, decoded once; what routing finds wrong comes first.
+struct Body(Option<Result<Value, ApiError>>);
+
+impl Body {
+    fn of(request: &Request) -> Body {
+        let writes = matches!(request.method.as_str(), "POST" | "PUT" | "PATCH");
+        let decoded = writes || (request.method == "DELETE" && !request.body.is_empty());
+        Body(decoded.then(|| decode(request)))
+    }
+
+    fn take(&mut self) -> Result<Value, ApiError> {
+        self.0.take().unwrap_or_else(|| Err(ApiError::bad_request("the request has no body".into())))
+    }
+}
+
+fn decode(request: &Request) -> Result<Value, ApiError> {
     let parsed = serde_json::from_slice::<Value>(&request.body).or_else(|_| {
         let text = std::str::from_utf8(&request.body).map_err(|error| error.to_string())?;
         serde_saphyr::from_str::<Value>(text).map_err(|error| error.to_string())

@@ -126,7 +126,7 @@ impl ApiDouble {
         {
             let (shared, store) = (Arc::clone(&shared), Arc::clone(&store));
             let trouble = Arc::clone(&trouble);
-            std::thread::spawn(move || {
+            let _ = std::thread::Builder::new().name("double-stand-in".into()).spawn(move || {
                 while !shared.stop.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(25));
                     let trouble = trouble.lock().map(|trouble| trouble.clone()).unwrap_or_default();

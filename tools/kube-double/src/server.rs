@@ -141,7 +141,10 @@ pub fn serve(listener: TcpListener, shared: Arc<Shared>, answer: Arc<Answer>) {
         }
         let Ok(stream) = stream else { continue };
         let (shared, answer) = (Arc::clone(&shared), Arc::clone(&answer));
-        std::thread::spawn(move || connection(stream, &shared, &*answer));
+        // Named, so that a profile tells the double's work from its client's.
+        let _ = std::thread::Builder::new()
+            .name("double-connection".into())
+            .spawn(move || connection(stream, &shared, &*answer));
     }
 }
 

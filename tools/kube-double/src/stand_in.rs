@@ -311,12 +311,12 @@ fn publish_endpoints(store: &mut Store, key: &Key, service: &Value) {
 }
 
 fn finalize_namespaces(store: &mut Store) {
+    let first: Key = (String::new(), "namespaces".into(), String::new(), String::new());
     let terminating: Vec<Key> = store
         .objects
-        .iter()
-        .filter(|(key, object)| {
-            key.0.is_empty() && key.1 == "namespaces" && object.pointer("/metadata/deletionTimestamp").is_some()
-        })
+        .range(first..)
+        .take_while(|(key, _)| key.0.is_empty() && key.1 == "namespaces")
+        .filter(|(_, object)| object.pointer("/metadata/deletionTimestamp").is_some())
         .map(|(key, _)| key.clone())
         .collect();
     for namespace in terminating {
@@ -329,6 +329,9 @@ fn finalize_namespaces(store: &mut Store) {
 }
 
 fn collect_garbage(store: &mut Store) {
+    if !std::mem::take(&mut store.garbage_due) {
+        return;
+    }
     let uids: std::collections::HashSet<String> = store
         .objects
         .values()

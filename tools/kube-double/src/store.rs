@@ -25,6 +25,10 @@ pub struct Store {
     pub started: std::time::Instant,
     /// The revision at which the stand-in last found nothing to do.
     pub settled_at: Option<u64>,
+    /// Whether the garbage collector has work: an object was removed, or
+    /// one with owners was written, since it last looked. Without this it
+    /// would walk every object on every tick.
+    pub garbage_due: bool,
 }
 
 /// Which part of an object a write is for.
@@ -50,6 +54,7 @@ impl Store {
             uids: 0,
             started: std::time::Instant::now(),
             settled_at: None,
+            garbage_due: false,
         }
     }
 
@@ -74,8 +79,21 @@ impl Store {
         format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest / 60 % 60, rest % 60)
     }
 
-    /// Creates an object (POST, or an apply to a missing object).
-    pub fn create(&mut self, kind: &Kind, key: Key, mut object: Value, write: &Write<'_>) -> Result<Value, ApiError> {
+    /// Creates an object (POST).
+    pub fn create(&mut self, kind: &Kind, key: Key, object: Value, write: &Write<'_>) -> Result<Value, ApiError> {
+        self.create_as(kind, key, object, write, None)
+    }
+
+    /// Creates an object: by a POST (the writer owns what it sent, as an
+    /// update), or by an apply (`applied`: the fields the apply owns).
+    fn create_as(
+        &mut self,
+        kind: &Kind,
+        key: Key,
+        mut object: Value,
+        write: &Write<'_>,
+        applied: Option<FieldSet>,
+    ) -> Result<Value, ApiError> {
         if self.objects.contains_key(&key) {
             return Err(ApiError::already_exists(kind, &key.3));
         }
@@ -90,25 +108,45 @@ impl Store {
             object.as_object_mut().map(|map| map.remove("status"));
         }
         // Defaulted fields belong to nobody, as on the real server.
-        let set = fields::set_of(&object, self.schemas.node(kind), !kind.status);
+        let (operation, set) = match applied {
+            Some(applied) => ("Apply", applied),
+            None => ("Update", fields::set_of(&object, self.schemas.node(kind), !kind.status)),
+        };
         default(kind, &mut object, self.uids);
         self.validate(kind, &object)?;
+        let now = self.now();
+        let mut managed = Managed::default();
+        managed.set(write.manager, operation, &api_version(&object), &now, set, write.part);
         if write.dry_run {
+            // A dry-run apply answers with the fields it would own; a dry-run POST with none yet.
+            if operation == "Apply" {
+                managed.store(&mut object);
+            }
             return Ok(object);
         }
         self.uids += 1;
         self.revision += 1;
-        let now = self.now();
         let metadata = metadata_mut(&mut object);
         metadata.insert("uid".into(), Value::String(uid(self.uids)));
         metadata.insert("resourceVersion".into(), Value::String(self.revision.to_string()));
         metadata.insert("generation".into(), json!(1));
-        metadata.insert("creationTimestamp".into(), Value::String(now.clone()));
-        let mut managed = Managed::default();
-        managed.set(write.manager, "Update", &api_version(&object), &now, set, write.part);
+        metadata.insert("creationTimestamp".into(), Value::String(now));
         managed.store(&mut object);
-        self.objects.insert(key, object.clone());
+        self.insert(key, object.clone());
         Ok(object)
+    }
+
+    fn insert(&mut self, key: Key, object: Value) {
+        let owned =
+            object.pointer("/metadata/ownerReferences").and_then(Value::as_array).is_some_and(|o| !o.is_empty());
+        self.garbage_due |= owned;
+        self.objects.insert(key, object);
+    }
+
+    fn remove(&mut self, key: &Key) -> Option<Value> {
+        let removed = self.objects.remove(key);
+        self.garbage_due |= removed.is_some();
+        removed
     }
 
     /// Server-side apply of `config` by `manager` (created if missing).
@@ -138,17 +176,7 @@ impl Store {
             if write.part == Part::Status {
                 return Err(ApiError::not_found(kind, &key.3));
             }
-            let mut created = self.create(kind, key.clone(), config, write)?;
-            // The creating write was an apply: record it as one.
-            let mut managed = Managed::read(&created);
-            let now = self.now();
-            managed.entries.retain(|entry| entry.manager != write.manager);
-            managed.set(write.manager, "Apply", &api_version(&created), &now, applied, Part::Main);
-            managed.store(&mut created);
-            if !write.dry_run {
-                self.objects.insert(key, created.clone());
-            }
-            return Ok(created);
+            return self.create_as(kind, key, config, write, Some(applied));
         };
         let mut managed = Managed::read(&live);
         let conflicts = managed.conflicts(write.manager, &applied, &live, &config, schema);
@@ -257,7 +285,7 @@ impl Store {
         }
         self.revision += 1;
         metadata_mut(&mut object).insert("resourceVersion".into(), Value::String(self.revision.to_string()));
-        self.objects.insert(key, object.clone());
+        self.insert(key, object.clone());
         Ok(object)
     }
 
@@ -294,11 +322,11 @@ impl Store {
             }
             self.revision += 1;
             metadata_mut(&mut marked).insert("resourceVersion".into(), Value::String(self.revision.to_string()));
-            self.objects.insert(key.clone(), marked.clone());
+            self.insert(key.clone(), marked.clone());
             return Ok(marked);
         }
         self.revision += 1;
-        self.objects.remove(key);
+        self.remove(key);
         if kind.group == "apiextensions.k8s.io" && kind.kind == "CustomResourceDefinition" {
             self.forget_crd(&live);
         }
@@ -307,7 +335,7 @@ impl Store {
 
     /// Removes a marked object for good (its finalizers ran).
     pub fn finalize(&mut self, key: &Key) {
-        if self.objects.remove(key).is_some() {
+        if self.remove(key).is_some() {
             self.revision += 1;
         }
     }

@@ -1,5 +1,6 @@
-//! The stand-in plays the failures it is told to: a workload whose image
-//! cannot be pulled gets a pod in ImagePullBackOff and stays unavailable.
+//! The stand-in plays the failures it is told to (a workload whose image
+//! cannot be pulled gets a pod in ImagePullBackOff and stays unavailable)
+//! and collects garbage as the controller manager does.
 
 use std::io::{Read as _, Write as _};
 use std::time::Duration;
@@ -47,4 +48,35 @@ fn an_unpullable_image_shows_as_a_failing_pod() {
     let (_, live) =
         request(&double, "GET", "/apis/apps/v1/namespaces/x/deployments/d", "application/json", &Value::Null);
     assert_eq!(live.pointer("/status/availableReplicas"), Some(&json!(0)), "{live}");
+}
+
+/// As the garbage collector: an object whose owners are all gone is
+/// deleted, whether its owner went after it was written or never existed.
+#[test]
+fn objects_whose_owners_are_gone_are_collected() {
+    let double = ApiDouble::start(Options { namespaces: vec!["x".into()], ..Options::default() }).unwrap();
+    let apply = |name: &str, owner: Option<&str>| {
+        let mut object = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "x"}});
+        if let Some(uid) = owner {
+            object["metadata"]["ownerReferences"] =
+                json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid}]);
+        }
+        let path = format!("/api/v1/namespaces/x/configmaps/{name}?fieldManager=t");
+        let (status, body) = request(&double, "PATCH", &path, "application/apply-patch+yaml", &object);
+        assert_eq!(status, 201, "{body}");
+        body
+    };
+    let get =
+        |name: &str| request(&double, "GET", &format!("/api/v1/namespaces/x/configmaps/{name}"), "", &Value::Null).0;
+    let owner = apply("owner", None);
+    let uid = owner.pointer("/metadata/uid").and_then(Value::as_str).unwrap().to_owned();
+    apply("owned", Some(&uid));
+    apply("dangling", Some("no-such-uid"));
+    apply("unowned", None);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!((get("owned"), get("dangling"), get("unowned")), (200, 404, 200), "only the dangling one is collected");
+    let (status, _) = request(&double, "DELETE", "/api/v1/namespaces/x/configmaps/owner", "", &Value::Null);
+    assert_eq!(status, 200);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!((get("owned"), get("unowned")), (404, 200), "the owned one goes with its owner");
 }
