@@ -112,6 +112,8 @@ fn double() -> (ApiDouble, tempfile::TempDir) {
         },
         namespaces: vec!["bench".into()],
         latency: latency(),
+        // As many as requests in flight: the run pays no thread creation.
+        threads: 128,
         ..Options::default()
     };
     let double = ApiDouble::start(options).unwrap();

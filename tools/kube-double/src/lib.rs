@@ -78,6 +78,9 @@ pub struct Options {
     pub latency: Duration,
     /// 0 picks a free port.
     pub port: u16,
+    /// Connection threads started before it serves; more start when none
+    /// is idle. A benchmark opening many connections at once sets it.
+    pub threads: usize,
 }
 
 pub struct ApiDouble {
@@ -121,7 +124,8 @@ impl ApiDouble {
         {
             let shared = Arc::clone(&shared);
             let answer = server::api_answer(Arc::clone(&store), Arc::clone(&backends));
-            std::thread::spawn(move || server::serve(listener, shared, answer));
+            let threads = options.threads;
+            std::thread::spawn(move || server::serve_with(listener, shared, answer, threads));
         }
         {
             let (shared, store) = (Arc::clone(&shared), Arc::clone(&store));

@@ -135,16 +135,52 @@ impl Shared {
 pub type Answer = dyn Fn(&Request) -> Option<Vec<u8>> + Send + Sync;
 
 pub fn serve(listener: TcpListener, shared: Arc<Shared>, answer: Arc<Answer>) {
+    serve_with(listener, shared, answer, 0);
+}
+
+/// Serves each connection on a thread of its own, taken from a pool
+/// that starts with `spares` idle threads and grows when none is idle. A
+/// thread whose connection closed waits for the next one: a burst of new
+/// connections (a client opening one per request in flight, as kube-rs
+/// does over HTTP/1.1) then costs no thread creation, which a real API
+/// server, handing connections to goroutines, does not pay either.
+pub fn serve_with(listener: TcpListener, shared: Arc<Shared>, answer: Arc<Answer>, spares: usize) {
+    let (sender, receiver) = std::sync::mpsc::channel::<TcpStream>();
+    let receiver = Arc::new(Mutex::new(receiver));
+    let idle = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let spawn = || {
+        let (shared, answer) = (Arc::clone(&shared), Arc::clone(&answer));
+        let (receiver, counted) = (Arc::clone(&receiver), Arc::clone(&idle));
+        // Named, so that a profile tells the double's work from its client's.
+        let spawned = std::thread::Builder::new().name("double-connection".into()).spawn(move || {
+            loop {
+                let next = receiver.lock().ok().and_then(|receiver| receiver.recv().ok());
+                let Some(stream) = next else { return };
+                connection(stream, &shared, &*answer);
+                counted.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        if spawned.is_ok() {
+            idle.fetch_add(1, Ordering::SeqCst);
+        }
+    };
+    for _ in 0..spares {
+        spawn();
+    }
     for stream in listener.incoming() {
         if shared.stop.load(Ordering::Relaxed) {
             break;
         }
         let Ok(stream) = stream else { continue };
-        let (shared, answer) = (Arc::clone(&shared), Arc::clone(&answer));
-        // Named, so that a profile tells the double's work from its client's.
-        let _ = std::thread::Builder::new()
-            .name("double-connection".into())
-            .spawn(move || connection(stream, &shared, &*answer));
+        // Counted out here, not when a thread takes it: the next stream
+        // must not be promised to a thread that is already spoken for.
+        if idle.load(Ordering::SeqCst) <= 0 {
+            spawn();
+        }
+        idle.fetch_sub(1, Ordering::SeqCst);
+        if sender.send(stream).is_err() {
+            break;
+        }
     }
 }
 
