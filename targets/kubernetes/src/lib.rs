@@ -178,6 +178,18 @@ impl Cluster {
         })
     }
 
+    /// The URL path of `object`'s collection, as [`Cluster::api`] addresses it.
+    async fn path(&self, object: &Value) -> Result<String, DriverError> {
+        let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str).unwrap_or("");
+        let (resource, namespaced) = self.resource(text("/apiVersion"), text("/kind")).await?;
+        let namespace = match (namespaced, object.pointer("/metadata/namespace").and_then(Value::as_str)) {
+            (true, Some(namespace)) => Some(namespace),
+            (true, None) => Some(self.client.default_namespace()),
+            (false, _) => None,
+        };
+        Ok(<DynamicObject as kube::Resource>::url_path(&resource, namespace))
+    }
+
     fn name(object: &Value) -> &str {
         object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("")
     }
@@ -185,15 +197,29 @@ impl Cluster {
     /// Server-side applies `object`; `dry_run` asks the server to check it
     /// without storing it.
     pub async fn apply(&self, object: &Value, dry_run: bool) -> Result<Live, DriverError> {
-        let api = self.api(object).await?;
+        let path = self.path(object).await?;
         let mut params = PatchParams::apply(FIELD_MANAGER);
         params.force = self.settings.force_conflicts;
         params.dry_run = dry_run;
         params.field_validation = Some(ValidationDirective::Strict);
-        let name = Self::name(object);
-        let patch = Patch::Apply(object);
-        let applied = retry::run(&self.settings.backoff, || api.patch(name, &params, &patch)).await?;
-        Ok(Live::of(serde_json::to_value(applied).unwrap_or(Value::Null)))
+        let name = Self::name(object).to_owned();
+        let (object, backoff, client) = (object.clone(), self.settings.backoff.clone(), self.client.clone());
+        // On a task of its own: encoding the body and decoding the answer
+        // are most of a request's CPU, and the executor polls every step
+        // from one thread, so they would otherwise take turns on one core.
+        // Decoded straight into a `Value`, which is what the caller reads
+        // (through `Api<DynamicObject>` it would be decoded twice).
+        let request = tokio::spawn(async move {
+            let patch = Patch::Apply(&object);
+            let request = kube::core::Request::new(path);
+            let applied: Value = retry::run(&backoff, || async {
+                let request = request.patch(&name, &params, &patch).map_err(kube::Error::BuildRequest)?;
+                client.request::<Value>(request).await
+            })
+            .await?;
+            Ok(Live::of(applied))
+        });
+        request.await.unwrap_or_else(|error| Err(DriverError::Unreachable(format!("the request stopped: {error}"))))
     }
 
     /// The live object named like `object`, if it exists.
