@@ -5,11 +5,15 @@
 //! Appends from concurrent steps are group-committed: one writer thread
 //! writes what has queued up and fsyncs once, then wakes every step that
 //! waited on those records. A step's intent is durable before its request
-//! is sent. Its outcome is queued, not waited for: the file is written in
-//! queue order, so the intent of any step that starts after it (its
-//! dependents) is durable only once the outcome is, and the journal's
-//! close writes and fsyncs whatever is left. That keeps one fsync, not
-//! two, on each layer of the critical path.
+//! is sent. Its outcome is queued, not waited for, and written without an
+//! fsync of its own: the file is written in queue order, so the next
+//! intent's fsync makes it durable too (the intent of any step that starts
+//! after it, its dependents, is durable only once the outcome is), and the
+//! journal's close fsyncs whatever is left. That keeps one fsync, not two,
+//! on each layer of the critical path, and none for a batch of outcomes
+//! alone. An outcome lost with the machine (written, not yet synced) is a
+//! step whose intent the replay finds without an outcome: it is applied
+//! again, which a server-side apply makes harmless.
 //!
 //! Records are JSON lines. A torn last line (the kill came mid-write) is
 //! ignored on replay; it was never acknowledged.
@@ -102,19 +106,23 @@ impl ApplyJournal {
         Ok(ApplyJournal { sender: Some(sender), writer: Some(writer), path: path.to_owned() })
     }
 
-    /// Queues a record; returns the receiver that says when it is durable.
-    fn queue(&self, line: String) -> Result<tokio::sync::oneshot::Receiver<Result<(), String>>, String> {
-        let (done, durable) = tokio::sync::oneshot::channel();
+    /// Queues a record; `done`, if given, is told when it is durable.
+    fn queue(
+        &self,
+        line: String,
+        done: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
+    ) -> Result<(), String> {
         self.sender
             .as_ref()
             .ok_or("the journal is closed")?
             .send((line, done))
-            .map_err(|_| "the journal's writer stopped".to_owned())?;
-        Ok(durable)
+            .map_err(|_| "the journal's writer stopped".to_owned())
     }
 
     async fn durable(&self, line: String) -> Result<(), String> {
-        self.queue(line)?.await.map_err(|_| "the journal's writer stopped".to_owned())?
+        let (done, durable) = tokio::sync::oneshot::channel();
+        self.queue(line, Some(done))?;
+        durable.await.map_err(|_| "the journal's writer stopped".to_owned())?
     }
 
     pub async fn intent(&self, operation: &str, id: &ResourceId) -> Result<(), String> {
@@ -147,15 +155,15 @@ impl ApplyJournal {
             resource_version: &live.resource_version,
         };
         let line = serde_json::to_string(&record).map_err(|e| e.to_string())?;
-        self.queue(line).map(drop)
+        self.queue(line, None)
     }
 
     pub fn ready(&self, id: &ResourceId) -> Result<(), String> {
-        self.queue(json!({"event": "ready", "id": IdParts::new(id)}).to_string()).map(drop)
+        self.queue(json!({"event": "ready", "id": IdParts::new(id)}).to_string(), None)
     }
 
     pub fn deleted(&self, id: &ResourceId) -> Result<(), String> {
-        self.queue(json!({"event": "deleted", "id": IdParts::new(id)}).to_string()).map(drop)
+        self.queue(json!({"event": "deleted", "id": IdParts::new(id)}).to_string(), None)
     }
 }
 
@@ -168,21 +176,38 @@ impl Drop for ApplyJournal {
     }
 }
 
-type Pending = (String, tokio::sync::oneshot::Sender<Result<(), String>>);
+/// A record, and who waits for it to be durable (no one, for an outcome).
+type Pending = (String, Option<tokio::sync::oneshot::Sender<Result<(), String>>>);
 
 fn commit_loop(mut file: File, receiver: &mpsc::Receiver<Pending>) {
+    // Written since the last fsync; and the first failure, which every
+    // later waiter is told (a journal that lost a record is not durable).
+    let mut unsynced = false;
+    let mut failed: Option<String> = None;
+    let mut text = String::new();
     while let Ok(first) = receiver.recv() {
         let mut batch = vec![first];
         batch.extend(receiver.try_iter());
-        let mut text = String::new();
+        text.clear();
         for (line, _) in &batch {
             text.push_str(line);
             text.push('\n');
         }
-        let result = file.write_all(text.as_bytes()).and_then(|()| file.sync_data()).map_err(|e| e.to_string());
-        for (_, done) in batch {
+        let waited = batch.iter().any(|(_, done)| done.is_some());
+        if failed.is_none() {
+            let written = file.write_all(text.as_bytes()).and_then(|()| if waited { file.sync_data() } else { Ok(()) });
+            match written {
+                Ok(()) => unsynced = !waited,
+                Err(error) => failed = Some(error.to_string()),
+            }
+        }
+        let result = failed.clone().map_or(Ok(()), Err);
+        for done in batch.into_iter().filter_map(|(_, done)| done) {
             let _ = done.send(result.clone());
         }
+    }
+    if unsynced && failed.is_none() {
+        let _ = file.sync_data();
     }
 }
 
