@@ -562,14 +562,19 @@ impl Managed {
             .into_iter()
             .filter(|entry| !entry.set.is_empty())
             .map(|entry| {
-                let mut value = json!({
-                    "manager": entry.manager, "operation": entry.operation, "apiVersion": entry.api_version,
-                    "time": entry.time, "fieldsType": "FieldsV1", "fieldsV1": fields::to_fields_v1(&entry.set),
-                });
+                // Moved into a map, not through `json!`, which would copy
+                // each value through a serializer.
+                let mut value = Map::new();
+                value.insert("manager".into(), Value::String(entry.manager));
+                value.insert("operation".into(), Value::String(entry.operation));
+                value.insert("apiVersion".into(), Value::String(entry.api_version));
+                value.insert("time".into(), Value::String(entry.time));
+                value.insert("fieldsType".into(), Value::String("FieldsV1".into()));
+                value.insert("fieldsV1".into(), fields::to_fields_v1(&entry.set));
                 if entry.part == Part::Status {
-                    value["subresource"] = json!("status");
+                    value.insert("subresource".into(), Value::String("status".into()));
                 }
-                value
+                Value::Object(value)
             })
             .collect();
         metadata_mut(object).insert("managedFields".into(), Value::Array(entries));
