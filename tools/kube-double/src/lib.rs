@@ -29,7 +29,8 @@
 //!   ([`ApiDouble::set_service_backend`]), since there are no pods; 503 "no
 //!   endpoints available" without one.
 //!
-//! What it does not do: TLS, authentication, authorization, real admission
+//! What it does not do: TLS, HTTP/2 (kube-rs speaks HTTP/1.1 to a real
+//! server too: kube-rs/kube#1923), authentication, authorization, real admission
 //! webhooks, watches (`watch=true` is refused with 405: clients poll),
 //! JSON patch, protobuf, aggregated discovery, defaulting beyond a few
 //! fields (Service cluster IPs, Namespace phase), CRD conversion, and
