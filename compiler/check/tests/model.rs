@@ -70,3 +70,63 @@ fn workloads_reference_by_typed_id() {
     assert_eq!(secret.from.value, SecretSource::Env("LOGFIRE_TOKEN".into()));
     assert_eq!(spec.decl(chat.item), Some(Decl::Serve(sovereign_model::Id::from_index(0))));
 }
+
+/// `Spec::depends_on` lists by hand the kinds that hold `depends-on`: held
+/// here to the schema, so that a kind which gains `depends-on` there and
+/// not in the list (its edges silently dropped from the graph) fails.
+#[test]
+fn every_kind_whose_schema_allows_depends_on_has_its_edges_in_the_model() {
+    let (stdlib, _) = Stdlib::embedded();
+    fn nested(def: &sovereign_check::schema::NodeDef, out: &mut Vec<String>) {
+        for child in &def.children {
+            if child.node.child("depends-on").is_some() {
+                out.push(child.node.path.to_string());
+            }
+            nested(&child.node, out);
+        }
+    }
+    let mut inner = Vec::new();
+    stdlib.schema.kinds.iter().for_each(|kind| nested(kind, &mut inner));
+    assert!(
+        inner.is_empty(),
+        "`depends-on` below a declaration ({inner:?}): `Spec::depends_on` reads top-level kinds only"
+    );
+    let kinds: Vec<&str> =
+        stdlib.schema.kinds.iter().filter(|kind| kind.child("depends-on").is_some()).map(|kind| &*kind.name).collect();
+    assert!(kinds.len() >= 8, "{kinds:?}");
+    let base = include_str!("every-kind.kdl");
+    for kind in kinds {
+        // The kind's declaration in every-kind.kdl, made to depend on the secret.
+        let mut lines: Vec<String> = base.lines().map(str::to_owned).collect();
+        let at = lines
+            .iter()
+            .position(|line| line.starts_with(&format!("{kind} \"")))
+            .unwrap_or_else(|| panic!("every-kind.kdl declares no {kind}"));
+        if lines[at].ends_with('{') {
+            lines.insert(at + 1, "    depends-on \"secret:logfire-token\"".into());
+        } else {
+            lines[at].push_str(" {\n    depends-on \"secret:logfire-token\"\n}");
+        }
+        let text = lines.join("\n");
+        let mut host = MemoryHost::default();
+        host.add("fabric.kdl", &text);
+        let checked = sovereign_check::check(Path::new("fabric.kdl"), text.clone().into(), &host, &stdlib);
+        let spec = checked.spec.unwrap_or_else(|| panic!("{kind} with depends-on does not check clean:\n{text}"));
+        let secret = spec.secrets.values().next().unwrap().item;
+        let edges = spec.depends_on();
+        let word = |decl: Option<Decl>| match decl {
+            Some(Decl::Site(_)) => "site",
+            Some(Decl::Ledger(_)) => "ledger",
+            Some(Decl::Temporal(_)) => "temporal",
+            Some(Decl::Observe(_)) => "observe",
+            Some(Decl::Serve(_)) => "serve",
+            Some(Decl::VectorStore(_)) => "vectorstore",
+            Some(Decl::Eval(_)) => "eval",
+            Some(Decl::Edge(_)) => "edge",
+            _ => "another kind",
+        };
+        let found: Vec<&str> =
+            edges.iter().filter(|(_, to)| to.value == secret).map(|(from, _)| word(spec.decl(*from))).collect();
+        assert_eq!(found, [kind], "the depends-on of {kind} is not among Spec::depends_on's edges");
+    }
+}
