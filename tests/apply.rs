@@ -190,19 +190,7 @@ fn e2e_kill_at_journal_steps_then_rerun_converges() {
         let args = run_args("apply", spec.to_str().unwrap(), &cluster, &context);
         let mut child = spawn_quiet(&args);
         let journal = spec.join(".sovereign/state.json.journal");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let killed = loop {
-            let lines = std::fs::read_to_string(&journal).map(|text| text.lines().count()).unwrap_or(0);
-            if lines >= step {
-                child.kill().unwrap();
-                break true;
-            }
-            if child.try_wait().unwrap().is_some() || Instant::now() > deadline {
-                break false;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        };
-        let _ = child.wait();
+        let killed = cluster::kill_at_journal_line(&mut child, &journal, step, Duration::from_secs(30));
         points += usize::from(killed);
         let left = std::fs::read_to_string(&journal).unwrap_or_default();
         assert!(

@@ -108,20 +108,8 @@ fn e2e_qdrant_converges_through_faults_and_after_a_kill_at_each_journal_step() {
         args.extend(["--target", "qdrant", "--request-timeout", "1"]);
         let mut child = cluster::spawn_quiet(&args);
         let journal = spec.join(".sovereign/state.json.journal");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        loop {
-            let lines = std::fs::read_to_string(&journal).map(|text| text.lines().count()).unwrap_or(0);
-            if lines >= step {
-                child.kill().unwrap();
-                killed += 1;
-                break;
-            }
-            if child.try_wait().unwrap().is_some() || std::time::Instant::now() > deadline {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        let _ = child.wait();
+        let at_line = cluster::kill_at_journal_line(&mut child, &journal, step, std::time::Duration::from_secs(60));
+        killed += usize::from(at_line);
         let output = apply(&spec, &target, &["--target", "qdrant", "--request-timeout", "1"]);
         assert!(output.status.success(), "after a kill at journal line {step}: {}", text(&output));
         let papers = qdrant.collections().get("papers").cloned().expect("the collection is created");

@@ -161,19 +161,7 @@ fn e2e_temporal_kill_at_journal_steps_then_rerun_converges() {
         args.extend(["--target", "temporal"]);
         let mut child = cluster::spawn_quiet(&args);
         let journal = spec.join(".sovereign/state.json.journal");
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        let killed = loop {
-            let lines = std::fs::read_to_string(&journal).map(|text| text.lines().count()).unwrap_or(0);
-            if lines >= step {
-                child.kill().unwrap();
-                break true;
-            }
-            if child.try_wait().unwrap().is_some() || std::time::Instant::now() > deadline {
-                break false;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        };
-        let _ = child.wait();
+        let killed = cluster::kill_at_journal_line(&mut child, &journal, step, Duration::from_secs(60));
         points += usize::from(killed);
         let output = apply(&spec, &target, &["--target", "temporal"]);
         assert!(output.status.success(), "after a kill at journal line {step}: {}", text(&output));

@@ -180,6 +180,31 @@ pub(crate) fn spawn_quiet(args: &[&str]) -> std::process::Child {
     command.spawn().unwrap()
 }
 
+/// Kills `child` (a `spawn_quiet` run) once its journal holds `lines`
+/// lines; false when the run ended, or `within` passed, first. Then waits
+/// for it, so the caller's rerun never races it.
+pub(crate) fn kill_at_journal_line(
+    child: &mut std::process::Child,
+    journal: &Path,
+    lines: usize,
+    within: std::time::Duration,
+) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    let killed = loop {
+        let written = std::fs::read_to_string(journal).map(|text| text.lines().count()).unwrap_or(0);
+        if written >= lines {
+            child.kill().unwrap();
+            break true;
+        }
+        if child.try_wait().unwrap().is_some() || std::time::Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    };
+    let _ = child.wait();
+    killed
+}
+
 pub(crate) fn text(output: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
 }
