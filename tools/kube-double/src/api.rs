@@ -290,8 +290,9 @@ fn resource(
                     let mut patch = patch;
                     set_namespace(&mut patch, namespace);
                     let force = request.param("force") == Some("true");
-                    let exists = store.objects.contains_key(&key(name));
-                    let object = store.apply(&kind, key(name), patch, &write, force)?;
+                    let key = key(name);
+                    let exists = store.objects.contains_key(&key);
+                    let object = store.apply(&kind, key, patch, &write, force)?;
                     Ok(Response { status: if exists { 200 } else { 201 }, body: object, retry_after: None })
                 }
                 "application/merge-patch+json" | "application/strategic-merge-patch+json" => {

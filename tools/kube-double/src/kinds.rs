@@ -121,7 +121,7 @@ pub fn core_versions() -> Value {
 }
 
 /// `GET /apis`: every group but the core one, each with its versions.
-pub fn group_list(kinds: &[Kind]) -> Value {
+pub fn group_list(kinds: &[std::sync::Arc<Kind>]) -> Value {
     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
     for kind in kinds.iter().filter(|kind| !kind.group.is_empty()) {
         match groups.iter_mut().find(|(group, _)| *group == kind.group) {
@@ -145,7 +145,7 @@ pub fn group_list(kinds: &[Kind]) -> Value {
 
 /// `GET /api/v1` or `GET /apis/GROUP/VERSION`, or `None` for a version the
 /// double does not serve.
-pub fn resource_list(kinds: &[Kind], group: &str, version: &str) -> Option<Value> {
+pub fn resource_list(kinds: &[std::sync::Arc<Kind>], group: &str, version: &str) -> Option<Value> {
     let mut resources = Vec::new();
     for kind in kinds.iter().filter(|kind| kind.group == group && kind.version == version) {
         resources.push(json!({

@@ -4,6 +4,7 @@
 //! way the API server does.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
@@ -16,7 +17,9 @@ use crate::schema::{Node, Schemas};
 pub type Key = (String, String, String, String);
 
 pub struct Store {
-    pub kinds: Vec<Kind>,
+    /// Shared, so that a request takes its kind without copying it (a
+    /// custom resource's kind holds its whole schema).
+    pub kinds: Vec<Arc<Kind>>,
     pub objects: BTreeMap<Key, Value>,
     pub schemas: Schemas,
     revision: u64,
@@ -47,7 +50,7 @@ pub struct Write<'a> {
 impl Store {
     pub fn new(schemas: Schemas) -> Store {
         Store {
-            kinds: kinds::built_in(),
+            kinds: kinds::built_in().into_iter().map(Arc::new).collect(),
             objects: BTreeMap::new(),
             schemas,
             revision: 1,
@@ -62,11 +65,11 @@ impl Store {
         self.revision
     }
 
-    pub fn kind(&self, group: &str, version: &str, plural: &str) -> Option<Kind> {
+    pub fn kind(&self, group: &str, version: &str, plural: &str) -> Option<Arc<Kind>> {
         self.kinds.iter().find(|kind| kind.group == group && kind.version == version && kind.plural == plural).cloned()
     }
 
-    pub fn kind_of(&self, api_version: &str, kind: &str) -> Option<Kind> {
+    pub fn kind_of(&self, api_version: &str, kind: &str) -> Option<Arc<Kind>> {
         let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
         self.kinds.iter().find(|known| known.group == group && known.version == version && known.kind == kind).cloned()
     }
@@ -348,7 +351,7 @@ impl Store {
             self.kinds.retain(|known| {
                 !(known.group == kind.group && known.version == kind.version && known.plural == kind.plural)
             });
-            self.kinds.push(kind);
+            self.kinds.push(Arc::new(kind));
         }
         Ok(())
     }
