@@ -50,12 +50,19 @@ pub fn dependencies(fabric: &Fabric) -> Vec<Dependency> {
 
 /// Reports every dependency cycle.
 pub fn check_cycles(fabric: &Fabric, deps: &[Dependency], diagnostics: &mut Vec<Diagnostic>) {
+    let cyclic = may_be_cyclic(fabric.items.len(), deps);
+    if !cyclic.contains(&true) {
+        return;
+    }
+    // The graph of what is left: every cycle is in it whole, and each edge
+    // keeps its index into `deps` as its weight, so the components and the
+    // cycles shown are those of the whole graph.
     let mut graph: DiGraph<ItemId, usize> = DiGraph::new();
     let mut index: Vec<Option<NodeIndex>> = vec![None; fabric.items.len()];
     let mut node = |graph: &mut DiGraph<ItemId, usize>, id: ItemId| {
         *index[id.0 as usize].get_or_insert_with(|| graph.add_node(id))
     };
-    for (i, dep) in deps.iter().enumerate() {
+    for (i, dep) in deps.iter().enumerate().filter(|(i, _)| cyclic[*i]) {
         let a = node(&mut graph, dep.from);
         let b = node(&mut graph, dep.to);
         graph.add_edge(a, b, i);
@@ -104,6 +111,74 @@ pub fn check_cycles(fabric: &Fabric, deps: &[Dependency], diagnostics: &mut Vec<
         d = d.with_help("nothing in a cycle can be created first: remove one of these references or `depends-on`");
         diagnostics.push(d);
     }
+}
+
+/// Which dependencies may lie on a cycle: those left once what depends on
+/// nothing left, and then what nothing left depends on, is peeled away, one
+/// declaration at a time. An edge on a cycle is never peeled (both its ends
+/// keep an edge in and an edge out of the cycle), so every cycle is left
+/// whole; a fabric without one is left with nothing, and the check builds
+/// no graph for it (which was the front end's peak of memory).
+fn may_be_cyclic(items: usize, deps: &[Dependency]) -> Vec<bool> {
+    // The edges grouped by one end, as offsets into one array (u32: the
+    // item and edge counts of a spec are far below it).
+    let grouped = |end: &dyn Fn(&Dependency) -> usize| -> (Vec<u32>, Vec<u32>) {
+        let mut start = vec![0u32; items + 1];
+        for dep in deps {
+            start[end(dep) + 1] += 1;
+        }
+        for i in 0..items {
+            start[i + 1] += start[i];
+        }
+        let mut next = start.clone();
+        let mut edges = vec![0u32; deps.len()];
+        for (i, dep) in deps.iter().enumerate() {
+            let at = &mut next[end(dep)];
+            edges[*at as usize] = i as u32;
+            *at += 1;
+        }
+        (start, edges)
+    };
+    let (into_start, into) = grouped(&|dep| dep.to.0 as usize);
+    let (from_start, from) = grouped(&|dep| dep.from.0 as usize);
+    let edges_of = |start: &[u32], node: usize| start[node] as usize..start[node + 1] as usize;
+    let mut left = vec![true; deps.len()];
+    let (mut outgoing, mut incoming) = (vec![0u32; items], vec![0u32; items]);
+    for dep in deps {
+        outgoing[dep.from.0 as usize] += 1;
+        incoming[dep.to.0 as usize] += 1;
+    }
+    // What depends on nothing left goes, with the edges into it.
+    let mut peel: Vec<usize> = (0..items).filter(|&n| outgoing[n] == 0 && incoming[n] > 0).collect();
+    while let Some(node) = peel.pop() {
+        for &edge in &into[edges_of(&into_start, node)] {
+            let edge = edge as usize;
+            if std::mem::replace(&mut left[edge], false) {
+                let before = deps[edge].from.0 as usize;
+                incoming[node] -= 1;
+                outgoing[before] -= 1;
+                if outgoing[before] == 0 {
+                    peel.push(before);
+                }
+            }
+        }
+    }
+    // Then what nothing left depends on, with the edges out of it.
+    let mut peel: Vec<usize> = (0..items).filter(|&n| incoming[n] == 0 && outgoing[n] > 0).collect();
+    while let Some(node) = peel.pop() {
+        for &edge in &from[edges_of(&from_start, node)] {
+            let edge = edge as usize;
+            if std::mem::replace(&mut left[edge], false) {
+                let after = deps[edge].to.0 as usize;
+                outgoing[node] -= 1;
+                incoming[after] -= 1;
+                if incoming[after] == 0 {
+                    peel.push(after);
+                }
+            }
+        }
+    }
+    left
 }
 
 /// A shortest cycle through `start` inside its strongly connected
