@@ -492,7 +492,12 @@ fn execute(
         (apply::execute(steps, &drivers, &journal, &settings, &report, &interrupt).await, overrides)
     });
     runtime.shutdown_timeout(Duration::from_secs(1));
-    drop(journal);
+    if let Err(why) = journal.close() {
+        return fail(&format!(
+            "the apply journal {} could not be written in full ({why}): what it holds is kept, and the next apply records it and applies the rest again",
+            journal_path.display()
+        ));
+    }
     // The journal is what was done (also by steps an abort cut short): the
     // state is made from it, and from the steps that send nothing.
     let now = sovereign::clock::now();

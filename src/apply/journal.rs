@@ -34,7 +34,7 @@ use crate::state::{IdParts, Live};
 /// An open journal; dropping it stops the writer after what was queued.
 pub struct ApplyJournal {
     sender: Option<mpsc::Sender<Pending>>,
-    writer: Option<std::thread::JoinHandle<()>>,
+    writer: Option<std::thread::JoinHandle<Result<(), String>>>,
     pub path: PathBuf,
 }
 
@@ -167,19 +167,34 @@ impl ApplyJournal {
     }
 }
 
+impl ApplyJournal {
+    /// Writes and fsyncs what is queued, stops the writer, and says whether
+    /// every record reached the disk: an outcome no step waited for is
+    /// reported here if its write failed, and so is the last fsync.
+    pub fn close(mut self) -> Result<(), String> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<(), String> {
+        self.sender.take();
+        match self.writer.take().map(std::thread::JoinHandle::join) {
+            None => Ok(()),
+            Some(Ok(written)) => written,
+            Some(Err(_)) => Err("the journal's writer stopped".to_owned()),
+        }
+    }
+}
+
 impl Drop for ApplyJournal {
     fn drop(&mut self) {
-        self.sender.take();
-        if let Some(writer) = self.writer.take() {
-            let _ = writer.join();
-        }
+        let _ = self.stop();
     }
 }
 
 /// A record, and who waits for it to be durable (no one, for an outcome).
 type Pending = (String, Option<tokio::sync::oneshot::Sender<Result<(), String>>>);
 
-fn commit_loop(mut file: File, receiver: &mpsc::Receiver<Pending>) {
+fn commit_loop(mut file: File, receiver: &mpsc::Receiver<Pending>) -> Result<(), String> {
     // Written since the last fsync; and the first failure, which every
     // later waiter is told (a journal that lost a record is not durable).
     let mut unsynced = false;
@@ -206,9 +221,13 @@ fn commit_loop(mut file: File, receiver: &mpsc::Receiver<Pending>) {
             let _ = done.send(result.clone());
         }
     }
-    if unsynced && failed.is_none() {
-        let _ = file.sync_data();
+    if let Some(failed) = failed {
+        return Err(failed);
     }
+    if unsynced {
+        file.sync_data().map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]

@@ -28,6 +28,7 @@ use kube::api::{
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::discovery::{ApiResource, Scope};
 use serde_json::Value;
+use tracing::Instrument as _;
 
 pub use readiness::Readiness;
 pub use retry::Backoff;
@@ -90,6 +91,15 @@ impl Live {
             generation: object.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0),
             object,
         }
+    }
+}
+
+/// A spawned request that ends when the future awaiting it is dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -208,18 +218,31 @@ impl Cluster {
         // are most of a request's CPU, and the executor polls every step
         // from one thread, so they would otherwise take turns on one core.
         // Decoded straight into a `Value`, which is what the caller reads
-        // (through `Api<DynamicObject>` it would be decoded twice).
-        let request = tokio::spawn(async move {
-            let patch = Patch::Apply(&object);
-            let request = kube::core::Request::new(path);
-            let applied: Value = retry::run(&backoff, || async {
-                let request = request.patch(&name, &params, &patch).map_err(kube::Error::BuildRequest)?;
-                client.request::<Value>(request).await
-            })
-            .await?;
-            Ok(Live::of(applied))
-        });
-        request.await.unwrap_or_else(|error| Err(DriverError::Unreachable(format!("the request stopped: {error}"))))
+        // (through `Api<DynamicObject>` it would be decoded twice). The task
+        // runs in the caller's span (its retries are the step's events) and
+        // ends with the caller's future (an aborted apply sends no more).
+        let request = tokio::spawn(
+            async move {
+                let patch = Patch::Apply(&object);
+                let request = kube::core::Request::new(path);
+                let applied: Value = retry::run(&backoff, || async {
+                    let mut request = request.patch(&name, &params, &patch).map_err(kube::Error::BuildRequest)?;
+                    // What kube's own `Api::patch` names its HTTP span.
+                    request.extensions_mut().insert("patch");
+                    client.request::<Value>(request).await
+                })
+                .await?;
+                Ok(Live::of(applied))
+            }
+            .in_current_span(),
+        );
+        let mut request = AbortOnDrop(request);
+        match (&mut request.0).await {
+            Ok(applied) => applied,
+            // A bug in the request, not the network: it unwinds as it would have in place.
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(error) => Err(DriverError::Unreachable(format!("the request stopped: {error}"))),
+        }
     }
 
     /// The live object named like `object`, if it exists.

@@ -163,9 +163,12 @@ pub fn serve_with(listener: TcpListener, shared: Arc<Shared>, answer: Arc<Answer
         if spawned.is_ok() {
             idle.fetch_add(1, Ordering::SeqCst);
         }
+        spawned.is_ok()
     };
     for _ in 0..spares {
-        spawn();
+        if !spawn() {
+            break;
+        }
     }
     for stream in listener.incoming() {
         if shared.stop.load(Ordering::Relaxed) {
@@ -174,8 +177,11 @@ pub fn serve_with(listener: TcpListener, shared: Arc<Shared>, answer: Arc<Answer
         let Ok(stream) = stream else { continue };
         // Counted out here, not when a thread takes it: the next stream
         // must not be promised to a thread that is already spoken for.
-        if idle.load(Ordering::SeqCst) <= 0 {
-            spawn();
+        if idle.load(Ordering::SeqCst) <= 0 && !spawn() {
+            // No thread for it: closed, so that the client retries, rather
+            // than queued behind connections that may never end.
+            drop(stream);
+            continue;
         }
         idle.fetch_sub(1, Ordering::SeqCst);
         if sender.send(stream).is_err() {
