@@ -141,44 +141,50 @@ fn may_be_cyclic(items: usize, deps: &[Dependency]) -> Vec<bool> {
     };
     let (into_start, into) = grouped(&|dep| dep.to.0 as usize);
     let (from_start, from) = grouped(&|dep| dep.from.0 as usize);
-    let edges_of = |start: &[u32], node: usize| start[node] as usize..start[node + 1] as usize;
     let mut left = vec![true; deps.len()];
     let (mut outgoing, mut incoming) = (vec![0u32; items], vec![0u32; items]);
     for dep in deps {
         outgoing[dep.from.0 as usize] += 1;
         incoming[dep.to.0 as usize] += 1;
     }
-    // What depends on nothing left goes, with the edges into it.
-    let mut peel: Vec<usize> = (0..items).filter(|&n| outgoing[n] == 0 && incoming[n] > 0).collect();
-    while let Some(node) = peel.pop() {
-        for &edge in &into[edges_of(&into_start, node)] {
-            let edge = edge as usize;
-            if std::mem::replace(&mut left[edge], false) {
-                let before = deps[edge].from.0 as usize;
-                incoming[node] -= 1;
-                outgoing[before] -= 1;
-                if outgoing[before] == 0 {
-                    peel.push(before);
-                }
-            }
-        }
-    }
-    // Then what nothing left depends on, with the edges out of it.
-    let mut peel: Vec<usize> = (0..items).filter(|&n| incoming[n] == 0 && outgoing[n] > 0).collect();
-    while let Some(node) = peel.pop() {
-        for &edge in &from[edges_of(&from_start, node)] {
-            let edge = edge as usize;
-            if std::mem::replace(&mut left[edge], false) {
-                let after = deps[edge].to.0 as usize;
-                outgoing[node] -= 1;
-                incoming[after] -= 1;
-                if incoming[after] == 0 {
-                    peel.push(after);
-                }
-            }
-        }
-    }
+    // What depends on nothing left goes, with the edges into it; then what
+    // nothing left depends on, with the edges out of it.
+    let into = Peel { grouped: &into_start, edges: &into, far: |dep: &Dependency| dep.from.0 as usize };
+    into.run(deps, &mut left, &mut outgoing, &mut incoming);
+    let from = Peel { grouped: &from_start, edges: &from, far: |dep: &Dependency| dep.to.0 as usize };
+    from.run(deps, &mut left, &mut incoming, &mut outgoing);
     left
+}
+
+/// One direction of [`may_be_cyclic`]'s peeling: the edges at each
+/// declaration (as offsets into `edges`), and the end of an edge that is
+/// not that declaration.
+struct Peel<'a, F> {
+    grouped: &'a [u32],
+    edges: &'a [u32],
+    far: F,
+}
+
+impl<F: Fn(&Dependency) -> usize> Peel<'_, F> {
+    /// Removes every declaration whose `empty` count is 0 and the edges at
+    /// it (`near` counts them at the declaration), until none is left to
+    /// remove.
+    fn run(&self, deps: &[Dependency], left: &mut [bool], empty: &mut [u32], near: &mut [u32]) {
+        let mut peel: Vec<usize> = (0..empty.len()).filter(|&n| empty[n] == 0 && near[n] > 0).collect();
+        while let Some(node) = peel.pop() {
+            for &edge in &self.edges[self.grouped[node] as usize..self.grouped[node + 1] as usize] {
+                let edge = edge as usize;
+                if std::mem::replace(&mut left[edge], false) {
+                    let far = (self.far)(&deps[edge]);
+                    near[node] -= 1;
+                    empty[far] -= 1;
+                    if empty[far] == 0 {
+                        peel.push(far);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// A shortest cycle through `start` inside its strongly connected
