@@ -178,18 +178,10 @@ impl Cluster {
         Ok(found)
     }
 
-    async fn api(&self, object: &Value) -> Result<Api<DynamicObject>, DriverError> {
-        let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str).unwrap_or("");
-        let (resource, namespaced) = self.resource(text("/apiVersion"), text("/kind")).await?;
-        Ok(match (namespaced, object.pointer("/metadata/namespace").and_then(Value::as_str)) {
-            (true, Some(namespace)) => Api::namespaced_with(self.client.clone(), namespace, &resource),
-            (true, None) => Api::default_namespaced_with(self.client.clone(), &resource),
-            (false, _) => Api::all_with(self.client.clone(), &resource),
-        })
-    }
-
-    /// The URL path of `object`'s collection, as [`Cluster::api`] addresses it.
-    async fn path(&self, object: &Value) -> Result<String, DriverError> {
+    /// Where `object` lives: its kind's API resource, and its namespace
+    /// (the context's default for a namespaced object that names none;
+    /// none for a cluster-scoped kind).
+    async fn located<'a>(&'a self, object: &'a Value) -> Result<(ApiResource, Option<&'a str>), DriverError> {
         let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str).unwrap_or("");
         let (resource, namespaced) = self.resource(text("/apiVersion"), text("/kind")).await?;
         let namespace = match (namespaced, object.pointer("/metadata/namespace").and_then(Value::as_str)) {
@@ -197,6 +189,20 @@ impl Cluster {
             (true, None) => Some(self.client.default_namespace()),
             (false, _) => None,
         };
+        Ok((resource, namespace))
+    }
+
+    async fn api(&self, object: &Value) -> Result<Api<DynamicObject>, DriverError> {
+        let (resource, namespace) = self.located(object).await?;
+        Ok(match namespace {
+            Some(namespace) => Api::namespaced_with(self.client.clone(), namespace, &resource),
+            None => Api::all_with(self.client.clone(), &resource),
+        })
+    }
+
+    /// The URL path of `object`'s collection, as [`Cluster::api`] addresses it.
+    async fn path(&self, object: &Value) -> Result<String, DriverError> {
+        let (resource, namespace) = self.located(object).await?;
         Ok(<DynamicObject as kube::Resource>::url_path(&resource, namespace))
     }
 
