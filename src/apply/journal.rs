@@ -165,9 +165,7 @@ impl ApplyJournal {
     pub fn deleted(&self, id: &ResourceId) -> Result<(), String> {
         self.queue(json!({"event": "deleted", "id": IdParts::new(id)}).to_string(), None)
     }
-}
 
-impl ApplyJournal {
     /// Writes and fsyncs what is queued, stops the writer, and says whether
     /// every record reached the disk: an outcome no step waited for is
     /// reported here if its write failed, and so is the last fsync.

@@ -147,7 +147,7 @@ pub fn serve(listener: TcpListener, shared: Arc<Shared>, answer: Arc<Answer>) {
 pub fn serve_with(listener: TcpListener, shared: Arc<Shared>, answer: Arc<Answer>, spares: usize) {
     let (sender, receiver) = std::sync::mpsc::channel::<TcpStream>();
     let receiver = Arc::new(Mutex::new(receiver));
-    let idle = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let idle = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let spawn = || {
         let (shared, answer) = (Arc::clone(&shared), Arc::clone(&answer));
         let (receiver, counted) = (Arc::clone(&receiver), Arc::clone(&idle));
@@ -177,7 +177,9 @@ pub fn serve_with(listener: TcpListener, shared: Arc<Shared>, answer: Arc<Answer
         let Ok(stream) = stream else { continue };
         // Counted out here, not when a thread takes it: the next stream
         // must not be promised to a thread that is already spoken for.
-        if idle.load(Ordering::SeqCst) <= 0 && !spawn() {
+        // Only this loop counts out, and only what it counted in or
+        // spawned, so the count never goes below zero.
+        if idle.load(Ordering::SeqCst) == 0 && !spawn() {
             // No thread for it: closed, so that the client retries, rather
             // than queued behind connections that may never end.
             drop(stream);
